@@ -1,0 +1,200 @@
+//! The generated org: conversations and their recordings, derived from a seed.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::SimConfig;
+
+/// One recording of a simulated conversation.
+#[derive(Debug, Clone)]
+pub struct SimRecording {
+    /// Position in the dataset, 0-based; faults address recordings by it.
+    pub index: usize,
+    /// Recording id (UUID form).
+    pub id: String,
+    /// Owning conversation id.
+    pub conversation_id: String,
+    /// `audio`, `screen`, `chat` or `email` (the `media` field of `Recording`).
+    pub media: String,
+    /// Start time, RFC 3339.
+    pub start: DateTime<Utc>,
+    /// End time, RFC 3339.
+    pub end: DateTime<Utc>,
+    /// Body size in bytes in the native format.
+    pub size: u64,
+    /// Seed of the body generator.
+    pub body_seed: u64,
+    /// `fileState`: `AVAILABLE`, or `ARCHIVED` for the archived fault.
+    pub file_state: String,
+}
+
+impl SimRecording {
+    /// Content type of the native (batch download) format.
+    pub fn native_content_type(&self) -> &'static str {
+        match self.media.as_str() {
+            "screen" => "video/webm",
+            "chat" | "messaging" => "application/json",
+            "email" => "message/rfc822",
+            _ => "audio/ogg",
+        }
+    }
+}
+
+/// One simulated conversation.
+#[derive(Debug, Clone)]
+pub struct SimConversation {
+    /// Conversation id (UUID form).
+    pub id: String,
+    /// `conversationStart`.
+    pub start: DateTime<Utc>,
+    /// `conversationEnd`.
+    pub end: DateTime<Utc>,
+    /// `originatingDirection`: `inbound` or `outbound`.
+    pub direction: String,
+    /// Analytics session `mediaType`: `voice`, `chat`, `email`, `screenshare`...
+    pub session_media: String,
+    /// Queue id of the agent segment.
+    pub queue_id: String,
+    /// Division ids.
+    pub division_id: String,
+    /// Indices into [`Dataset::recordings`].
+    pub recordings: Vec<usize>,
+}
+
+/// All conversations and recordings of the simulated org, sorted by start time.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Conversations in start order.
+    pub conversations: Vec<SimConversation>,
+    /// Recordings; `index` equals the position here.
+    pub recordings: Vec<SimRecording>,
+}
+
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uuid(&mut self) -> String {
+        let a = self.next_u64();
+        let b = self.next_u64();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            ((b >> 48) & 0x3fff) | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+impl Dataset {
+    /// Generates `config.recordings` recordings spread over `config.start .. config.end()`.
+    /// Most conversations are voice calls with one recording; some have two (consult), and a
+    /// few are screen, chat or email interactions.
+    pub fn generate(config: &SimConfig) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let span_ms = config.span.as_millis().max(1) as u64;
+        let queues: Vec<String> = (0..4).map(|_| rng.uuid()).collect();
+        let divisions: Vec<String> = (0..2).map(|_| rng.uuid()).collect();
+        let mut starts: Vec<u64> = Vec::new();
+        let mut conversations = Vec::new();
+        let mut recordings = Vec::new();
+        let (min, max) = config.size_range;
+        while recordings.len() < config.recordings {
+            let start = config.start + Duration::milliseconds(rng.below(span_ms) as i64);
+            let dur = Duration::seconds(30 + rng.below(1800) as i64);
+            let kind = rng.below(100);
+            let (session_media, media) = match kind {
+                0..=84 => ("voice", "audio"),
+                85..=89 => ("screenshare", "screen"),
+                90..=94 => ("chat", "chat"),
+                _ => ("email", "email"),
+            };
+            let n_rec = if media == "audio" && rng.below(10) == 0 { 2 } else { 1 };
+            let cid = rng.uuid();
+            let mut idxs = Vec::new();
+            for _ in 0..n_rec {
+                if recordings.len() >= config.recordings {
+                    break;
+                }
+                let size = min + rng.below(max.saturating_sub(min) + 1);
+                idxs.push(recordings.len());
+                recordings.push(SimRecording {
+                    index: recordings.len(),
+                    id: rng.uuid(),
+                    conversation_id: cid.clone(),
+                    media: media.into(),
+                    start,
+                    end: start + dur,
+                    size,
+                    body_seed: rng.next_u64(),
+                    file_state: "AVAILABLE".into(),
+                });
+            }
+            starts.push(start.timestamp_millis() as u64);
+            conversations.push(SimConversation {
+                id: cid,
+                start,
+                end: start + dur,
+                direction: if rng.below(3) == 0 { "outbound" } else { "inbound" }.into(),
+                session_media: session_media.into(),
+                queue_id: queues[rng.below(queues.len() as u64) as usize].clone(),
+                division_id: divisions[rng.below(divisions.len() as u64) as usize].clone(),
+                recordings: idxs,
+            });
+        }
+        conversations.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
+        Self { conversations, recordings }
+    }
+
+    /// Finds a conversation by id.
+    pub fn conversation(&self, id: &str) -> Option<&SimConversation> {
+        self.conversations.iter().find(|c| c.id == id)
+    }
+
+    /// Finds a recording by id.
+    pub fn recording(&self, id: &str) -> Option<&SimRecording> {
+        self.recordings.iter().find(|r| r.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_complete() {
+        let cfg = SimConfig { recordings: 120, ..SimConfig::default() };
+        let a = Dataset::generate(&cfg);
+        let b = Dataset::generate(&cfg);
+        assert_eq!(a.recordings.len(), 120);
+        assert_eq!(
+            a.recordings.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            b.recordings.iter().map(|r| &r.id).collect::<Vec<_>>()
+        );
+        let in_convs: usize = a.conversations.iter().map(|c| c.recordings.len()).sum();
+        assert_eq!(in_convs, 120);
+        assert!(a.conversations.windows(2).all(|w| w[0].start <= w[1].start));
+        for r in &a.recordings {
+            assert!(r.start >= cfg.start && r.start < cfg.end());
+            assert!(r.size >= cfg.size_range.0 && r.size <= cfg.size_range.1);
+        }
+        let ids: std::collections::HashSet<_> = a.recordings.iter().map(|r| &r.id).collect();
+        assert_eq!(ids.len(), 120, "ids are unique");
+    }
+}

@@ -1,0 +1,836 @@
+//! The simulator's hyper server and request handlers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::config::SimConfig;
+use crate::content::{ContentGen, content_md5};
+use crate::dataset::{Dataset, Rng, SimRecording};
+use crate::faults::Fault;
+use crate::ratelimit::RateLimiter;
+use crate::signing;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Counters of what the simulator served, for tests and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct SimStats {
+    /// Requests to `/oauth/token`.
+    pub token_requests: u64,
+    /// Requests to `/api/v2/...`.
+    pub api_requests: u64,
+    /// Requests for media bodies.
+    pub media_requests: u64,
+    /// API 429 answers caused by the per-token budget (not injected faults).
+    pub budget_429s: u64,
+    /// API 429 answers injected as faults.
+    pub injected_429s: u64,
+    /// API requests by route (`POST details/query`, ...).
+    pub by_route: BTreeMap<String, u64>,
+    /// Media bytes sent.
+    pub media_bytes: u64,
+}
+
+struct TokenInfo {
+    expires: Instant,
+    uses: u32,
+}
+
+struct Job {
+    items: Vec<usize>,
+    polls: u32,
+}
+
+struct Inner {
+    tokens: HashMap<String, TokenInfo>,
+    limiter: RateLimiter,
+    jobs: HashMap<String, Job>,
+    transcode: HashMap<(usize, String), u32>,
+    media_attempts: HashMap<usize, u32>,
+    md5_cache: HashMap<usize, [u8; 16]>,
+    rng: Rng,
+    counter: u64,
+    stats: SimStats,
+}
+
+struct State {
+    cfg: SimConfig,
+    data: Dataset,
+    by_id: HashMap<String, usize>,
+    key: [u8; 16],
+    base_url: String,
+    inner: Mutex<Inner>,
+}
+
+impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Entry point: [`Simulator::start`].
+#[derive(Debug)]
+pub struct Simulator;
+
+/// A running simulator; dropping it stops the server.
+pub struct SimHandle {
+    state: Arc<State>,
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SimHandle {
+    /// Base URL of the API, e.g. `http://127.0.0.1:4321`. The login URL is the same host.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// The socket address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The generated org.
+    pub fn dataset(&self) -> &Dataset {
+        &self.state.data
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.state.cfg
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimStats {
+        self.state.lock().stats.clone()
+    }
+
+    /// MD5 of the correct body of a recording.
+    pub fn expected_md5(&self, index: usize) -> [u8; 16] {
+        md5_of(&self.state, index)
+    }
+
+    /// Revokes every issued token, so the next API call with one gets 401.
+    pub fn revoke_all_tokens(&self) {
+        self.state.lock().tokens.clear();
+    }
+
+}
+
+impl Simulator {
+    /// Binds `config.listen`, generates the dataset and serves until the handle is dropped.
+    pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let data = Dataset::generate(&config);
+        let mut data = data;
+        for f in &config.faults {
+            if f.fault == Fault::Archived
+                && let Some(r) = data.recordings.get_mut(f.recording)
+            {
+                r.file_state = "ARCHIVED".into();
+            }
+        }
+        let by_id = data.recordings.iter().map(|r| (r.id.clone(), r.index)).collect();
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&config.seed.to_le_bytes());
+        key[8..].copy_from_slice(&(addr.port() as u64).to_le_bytes());
+        let state = Arc::new(State {
+            base_url: format!("http://{addr}"),
+            inner: Mutex::new(Inner {
+                tokens: HashMap::new(),
+                limiter: RateLimiter::default(),
+                jobs: HashMap::new(),
+                transcode: HashMap::new(),
+                media_attempts: HashMap::new(),
+                md5_cache: HashMap::new(),
+                rng: Rng::new(config.seed.wrapping_add(99)),
+                counter: 0,
+                stats: SimStats::default(),
+            }),
+            cfg: config,
+            data,
+            by_id,
+            key,
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(st, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(SimHandle { state, addr, task })
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        &json!({
+            "message": message,
+            "code": code,
+            "status": status.as_u16(),
+            "contextId": "00000000-0000-4000-8000-000000000000",
+            "details": [],
+            "errors": [],
+        }),
+    )
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn md5_of(st: &State, index: usize) -> [u8; 16] {
+    if let Some(m) = st.lock().md5_cache.get(&index) {
+        return *m;
+    }
+    let r = &st.data.recordings[index];
+    let m = content_md5(r.body_seed, r.size);
+    st.lock().md5_cache.insert(index, m);
+    m
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    match http_body_util::Limited::new(req.into_body(), 512_000).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(api_error(StatusCode::PAYLOAD_TOO_LARGE, "request.too.large", "request body over 512000 bytes")),
+    }
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/oauth/token" {
+        return token(&st, req).await;
+    }
+    if path.starts_with("/media/") {
+        return media(&st, req).await;
+    }
+    if path.starts_with("/api/v2/") {
+        return api(st, req).await;
+    }
+    api_error(StatusCode::NOT_FOUND, "not.found", "no such route")
+}
+
+async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
+    st.lock().stats.token_requests += 1;
+    if req.method() != Method::POST {
+        return api_error(StatusCode::METHOD_NOT_ALLOWED, "method.not.allowed", "POST only");
+    }
+    let creds = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let grant = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "grant_type")
+        .map(|(_, v)| v.into_owned());
+    let auth_err = |status, error: &str, desc: &str| {
+        json_response(status, &json!({"error": error, "description": desc, "error_description": desc}))
+    };
+    if grant.as_deref() != Some("client_credentials") {
+        return auth_err(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be client_credentials");
+    }
+    let expected = format!("{}:{}", st.cfg.client_id, st.cfg.client_secret);
+    if creds.as_deref() != Some(expected.as_str()) {
+        return auth_err(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+    }
+    let mut inner = st.lock();
+    inner.counter += 1;
+    let tok = format!("simtok-{:016x}-{}", inner.rng.next_u64(), inner.counter);
+    inner.tokens.insert(
+        tok.clone(),
+        TokenInfo { expires: Instant::now() + st.cfg.token_ttl, uses: 0 },
+    );
+    json_response(
+        StatusCode::OK,
+        &json!({"access_token": tok, "token_type": "bearer", "expires_in": st.cfg.token_ttl.as_secs()}),
+    )
+}
+
+fn route_name(method: &Method, path: &str) -> String {
+    let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
+    let shape: Vec<&str> = segs
+        .iter()
+        .map(|s| if s.len() >= 32 || s.starts_with("job-") { "{id}" } else { s })
+        .collect();
+    format!("{method} /api/v2/{}", shape.join("/"))
+}
+
+async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::to_string);
+    let route = route_name(req.method(), req.uri().path());
+    let now = Instant::now();
+    let (budget, fault) = {
+        let mut inner = st.lock();
+        inner.stats.api_requests += 1;
+        *inner.stats.by_route.entry(route.clone()).or_default() += 1;
+        let Some(tok) = token else {
+            return api_error(StatusCode::UNAUTHORIZED, "authentication.required", "No authentication bearer token specified in authorization header.");
+        };
+        let valid = match inner.tokens.get_mut(&tok) {
+            Some(t) if t.expires > now => {
+                t.uses += 1;
+                st.cfg.revoke_tokens_after.is_none_or(|n| t.uses <= n)
+            }
+            _ => false,
+        };
+        if !valid {
+            return api_error(StatusCode::UNAUTHORIZED, "bad.credentials", "Invalid login credentials.");
+        }
+        let budget = inner.limiter.hit(&tok, st.cfg.rate_limit_per_minute, now);
+        let r = &st.cfg.rates;
+        let fault = if budget.exceeded {
+            inner.stats.budget_429s += 1;
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        } else if r.api_429 > 0.0 && inner.rng.unit() < r.api_429 {
+            inner.stats.injected_429s += 1;
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        } else if r.api_5xx > 0.0 && inner.rng.unit() < r.api_5xx {
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        } else {
+            None
+        };
+        (budget, fault)
+    };
+    let mut resp = match fault {
+        Some(StatusCode::TOO_MANY_REQUESTS) => {
+            let secs = if budget.exceeded { budget.reset.as_secs().max(1) } else { 1 };
+            let mut r = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too.many.requests.retry.after",
+                &format!("Rate limit exceeded the maximum. Retry the request in [{secs}] seconds"),
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
+        Some(s) => api_error(s, "service.unavailable", "The service is currently unavailable."),
+        None => api_route(&st, req).await,
+    };
+    let h = resp.headers_mut();
+    h.insert("inin-ratelimit-allowed", HeaderValue::from(budget.allowed));
+    h.insert("inin-ratelimit-count", HeaderValue::from(budget.count));
+    h.insert("inin-ratelimit-reset", HeaderValue::from(budget.reset.as_secs().max(1)));
+    h.insert("inin-correlation-id", HeaderValue::from_static("00000000-0000-4000-8000-000000000000"));
+    resp
+}
+
+async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query: HashMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
+    match (&method, segs.as_slice()) {
+        (&Method::POST, ["analytics", "conversations", "details", "query"]) => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            details_query(st, &body)
+        }
+        (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
+        (&Method::GET, ["conversations", cid, "recordings", rid]) => recording_get(st, cid, rid, &query),
+        (&Method::POST, ["recording", "batchrequests"]) => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            batch_submit(st, &body)
+        }
+        (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),
+        (&Method::GET, ["recordings", "recordings"]) => compat_list(st, &query),
+        (&Method::GET, ["recordings", "recordings", id]) => compat_one(st, id),
+        _ => api_error(StatusCode::NOT_FOUND, "not.found", "The requested resource was not found."),
+    }
+}
+
+fn parse_interval(s: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (a, b) = s.split_once('/')?;
+    let a = DateTime::parse_from_rfc3339(a).ok()?.with_timezone(&Utc);
+    let b = DateTime::parse_from_rfc3339(b).ok()?.with_timezone(&Utc);
+    (a < b).then_some((a, b))
+}
+
+fn conversation_matches(conv: &crate::dataset::SimConversation, filters: Option<&Value>) -> bool {
+    let Some(Value::Array(filters)) = filters else { return true };
+    filters.iter().all(|f| {
+        let preds = f.get("predicates").and_then(Value::as_array).cloned().unwrap_or_default();
+        let any = f.get("type").and_then(Value::as_str) == Some("or");
+        let check = |p: &Value| {
+            let dim = p.get("dimension").and_then(Value::as_str).unwrap_or("");
+            let val = p.get("value").and_then(Value::as_str).unwrap_or("");
+            match dim {
+                "mediaType" => conv.session_media == val,
+                "queueId" => conv.queue_id == val,
+                "divisionId" => conv.division_id == val,
+                "direction" | "originatingDirection" => conv.direction == val,
+                "recording" => val == "true",
+                "conversationId" => conv.id == val,
+                _ => true,
+            }
+        };
+        if preds.is_empty() { true } else if any { preds.iter().any(check) } else { preds.iter().all(check) }
+    })
+}
+
+fn details_query(st: &State, body: &[u8]) -> Response<Body> {
+    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
+    let Ok(q) = serde_json::from_slice::<Value>(body) else { return bad("body is not valid JSON") };
+    let Some((start, end)) = q.get("interval").and_then(Value::as_str).and_then(parse_interval) else {
+        return bad("interval is required as ISO-8601 start/end");
+    };
+    if end - start > chrono::Duration::days(7) {
+        return bad("Max interval is 7 days");
+    }
+    let paging = q.get("paging");
+    let page_size = paging.and_then(|p| p.get("pageSize")).and_then(Value::as_u64).unwrap_or(25) as u32;
+    let page_number = paging.and_then(|p| p.get("pageNumber")).and_then(Value::as_u64).unwrap_or(1) as u32;
+    if page_size == 0 || page_size > st.cfg.max_page_size {
+        return bad(&format!("pageSize must be between 1 and {}", st.cfg.max_page_size));
+    }
+    if page_number == 0 {
+        return bad("pageNumber must be at least 1");
+    }
+    if (page_number as u64) * (page_size as u64) > st.cfg.max_query_results as u64 {
+        return bad(&format!("query results exceed the maximum of {}", st.cfg.max_query_results));
+    }
+    let desc = q.get("order").and_then(Value::as_str) == Some("desc");
+    let mut matched: Vec<_> = st
+        .data
+        .conversations
+        .iter()
+        .filter(|c| c.start >= start && c.start < end)
+        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
+        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
+        .collect();
+    if desc {
+        matched.reverse();
+    }
+    let total = matched.len();
+    let from = ((page_number - 1) * page_size) as usize;
+    let page: Vec<Value> = matched
+        .iter()
+        .skip(from)
+        .take(page_size as usize)
+        .map(|c| {
+            json!({
+                "conversationId": c.id,
+                "conversationStart": rfc3339(c.start),
+                "conversationEnd": rfc3339(c.end),
+                "originatingDirection": c.direction,
+                "divisionIds": [c.division_id],
+                "participants": [
+                    {"participantId": format!("{}-c", &c.id[..8]), "purpose": "customer", "sessions": [
+                        {"sessionId": format!("{}-s1", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction, "recording": true}
+                    ]},
+                    {"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
+                        {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
+                         "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
+                    ]}
+                ]
+            })
+        })
+        .collect();
+    let mut out = json!({"totalHits": total});
+    if !page.is_empty() {
+        out["conversations"] = Value::Array(page);
+    }
+    json_response(StatusCode::OK, &out)
+}
+
+fn metadata_json(r: &SimRecording) -> Value {
+    json!({
+        "id": r.id,
+        "conversationId": r.conversation_id,
+        "startTime": rfc3339(r.start),
+        "endTime": rfc3339(r.end),
+        "media": r.media,
+        "mediaSubtype": if r.media == "screen" { "Screen" } else { "Trunk" },
+        "fileState": r.file_state,
+        "region": "us-east-1",
+        "selfUri": format!("/api/v2/conversations/{}/recordingmetadata/{}", r.conversation_id, r.id),
+    })
+}
+
+fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
+    let Some(conv) = st.data.conversation(cid) else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "conversation not found");
+    };
+    let list: Vec<Value> = conv.recordings.iter().map(|&i| metadata_json(&st.data.recordings[i])).collect();
+    json_response(StatusCode::OK, &Value::Array(list))
+}
+
+fn format_content_type(format: &str, r: &SimRecording) -> Option<&'static str> {
+    Some(match format {
+        "WAV" | "WAV_ULAW" => "audio/wav",
+        "WEBM" => if r.media == "screen" { "video/webm" } else { "audio/webm" },
+        "OGG_VORBIS" | "OGG_OPUS" => "audio/ogg",
+        "MP3" => "audio/mpeg",
+        "NONE" | "NATIVE" => r.native_content_type(),
+        _ => return None,
+    })
+}
+
+fn media_url(st: &State, r: &SimRecording, format: &str) -> String {
+    let path = format!("/media/{}/{}", r.conversation_id, r.id);
+    let expires = Utc::now().timestamp() + st.cfg.url_ttl.as_secs() as i64;
+    let sig = signing::sign(&st.key, &format!("{path}?{format}"), expires);
+    format!("{}{path}?format={format}&X-Expires={expires}&X-Signature={sig}", st.base_url)
+}
+
+fn recording_get(st: &State, cid: &str, rid: &str, query: &HashMap<String, String>) -> Response<Body> {
+    let Some(&idx) = st.by_id.get(rid) else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found");
+    };
+    let r = &st.data.recordings[idx];
+    if r.conversation_id != cid {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found in conversation");
+    }
+    let format = query.get("formatId").map(String::as_str).unwrap_or("WEBM").to_string();
+    let Some(ct) = format_content_type(&format, r) else {
+        return api_error(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
+    };
+    let mut body = metadata_json(r);
+    if r.file_state != "AVAILABLE" {
+        return json_response(StatusCode::OK, &body);
+    }
+    let polls = {
+        let mut inner = st.lock();
+        let n = inner.transcode.entry((idx, format.clone())).or_insert(0);
+        *n += 1;
+        *n
+    };
+    if polls <= st.cfg.transcode_polls {
+        body["estimatedTranscodeTimeMs"] = json!(1000);
+        return json_response(StatusCode::ACCEPTED, &body);
+    }
+    body["mediaUris"] = json!({"0": {"mediaUri": media_url(st, r, &format)}});
+    body["outputSizeInBytes"] = json!(r.size);
+    body["outputDurationMs"] = json!((r.end - r.start).num_milliseconds());
+    body["contentType"] = json!(ct);
+    json_response(StatusCode::OK, &body)
+}
+
+fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
+    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
+    let Ok(q) = serde_json::from_slice::<Value>(body) else { return bad("body is not valid JSON") };
+    let Some(list) = q.get("batchDownloadRequestList").and_then(Value::as_array) else {
+        return bad("batchDownloadRequestList is required");
+    };
+    if list.is_empty() || list.len() > 100 {
+        return bad("batchDownloadRequestList must hold 1 to 100 items");
+    }
+    let mut items = Vec::new();
+    for it in list {
+        let Some(cid) = it.get("conversationId").and_then(Value::as_str) else {
+            return bad("conversationId is required");
+        };
+        match it.get("recordingId").and_then(Value::as_str) {
+            Some(rid) => {
+                if let Some(&i) = st.by_id.get(rid)
+                    && st.data.recordings[i].conversation_id == cid
+                {
+                    items.push(i);
+                }
+            }
+            None => {
+                if let Some(c) = st.data.conversation(cid) {
+                    items.extend(c.recordings.iter().copied());
+                }
+            }
+        }
+    }
+    let mut inner = st.lock();
+    inner.counter += 1;
+    let id = format!("job-{:08x}-{}", inner.rng.next_u64() as u32, inner.counter);
+    inner.jobs.insert(id.clone(), Job { items, polls: 0 });
+    json_response(StatusCode::OK, &json!({"id": id, "selfUri": format!("/api/v2/recording/batchrequests/{id}")}))
+}
+
+fn batch_status(st: &State, id: &str) -> Response<Body> {
+    let (items, done) = {
+        let mut inner = st.lock();
+        let Some(job) = inner.jobs.get_mut(id) else {
+            return api_error(StatusCode::NOT_FOUND, "not.found", "batch request not found");
+        };
+        job.polls += 1;
+        (job.items.clone(), job.polls > st.cfg.batch_polls_in_progress)
+    };
+    if !done {
+        return json_response(
+            StatusCode::OK,
+            &json!({"id": id, "jobId": id, "expectedResultCount": items.len(), "resultCount": 0, "errorCount": 0,
+                    "status": "InProgress", "results": [], "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+        );
+    }
+    let mut errors = 0;
+    let results: Vec<Value> = items
+        .iter()
+        .map(|&i| {
+            let r = &st.data.recordings[i];
+            if r.file_state == "AVAILABLE" {
+                json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                       "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()})
+            } else {
+                errors += 1;
+                json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                       "errorMsg": format!("Recording is {}; restore it before downloading", r.file_state.to_lowercase())})
+            }
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "jobId": id, "expectedResultCount": items.len(), "resultCount": results.len(),
+                "errorCount": errors, "status": "Completed", "results": results,
+                "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+    )
+}
+
+fn compat_entity(st: &State, r: &SimRecording) -> Value {
+    json!({
+        "id": r.id,
+        "status": "completed",
+        "uri": media_url(st, r, "NATIVE"),
+        "md5": hex::encode(md5_of(st, r.index)),
+        "interactionId": r.conversation_id,
+        "startTime": rfc3339(r.start),
+        "endTime": rfc3339(r.end),
+        "mediaType": r.media,
+        "contentType": r.native_content_type(),
+        "size": r.size,
+    })
+}
+
+fn compat_list(st: &State, q: &HashMap<String, String>) -> Response<Body> {
+    let page_size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(25);
+    let page_number: usize = q.get("pageNumber").and_then(|s| s.parse().ok()).unwrap_or(1);
+    if page_size == 0 || page_size > 100 || page_number == 0 {
+        return api_error(StatusCode::BAD_REQUEST, "bad.request", "pageSize must be 1..=100 and pageNumber >= 1");
+    }
+    if q.get("status").is_some_and(|s| s != "completed") {
+        return json_response(StatusCode::OK, &json!({"entities": [], "pageSize": page_size, "pageNumber": page_number, "total": 0}));
+    }
+    let available: Vec<&SimRecording> = st.data.recordings.iter().filter(|r| r.file_state == "AVAILABLE").collect();
+    let entities: Vec<Value> = available
+        .iter()
+        .skip((page_number - 1) * page_size)
+        .take(page_size)
+        .map(|r| compat_entity(st, r))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"entities": entities, "pageSize": page_size, "pageNumber": page_number,
+                "total": available.len(), "pageCount": available.len().div_ceil(page_size)}),
+    )
+}
+
+fn compat_one(st: &State, id: &str) -> Response<Body> {
+    match st.by_id.get(id) {
+        Some(&i) => json_response(StatusCode::OK, &compat_entity(st, &st.data.recordings[i])),
+        None => api_error(StatusCode::NOT_FOUND, "not.found", "recording not found"),
+    }
+}
+
+fn media_error(status: StatusCode, code: &str, msg: &str) -> Response<Body> {
+    let mut r = Response::new(full(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"
+    )));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    r
+}
+
+enum BodyMode {
+    Normal,
+    Reset,
+    Truncated,
+    Corrupt,
+    Slow(Duration),
+}
+
+async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let q: HashMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let format = q.get("format").cloned().unwrap_or_default();
+    let expires: i64 = q.get("X-Expires").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let sig = q.get("X-Signature").cloned().unwrap_or_default();
+    if !signing::verify(&st.key, &format!("{path}?{format}"), expires, &sig) {
+        st.lock().stats.media_requests += 1;
+        return media_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature does not match.");
+    }
+    if Utc::now().timestamp() > expires {
+        st.lock().stats.media_requests += 1;
+        return media_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    let rid = path.rsplit('/').next().unwrap_or_default();
+    let Some(&idx) = st.by_id.get(rid) else {
+        return media_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.");
+    };
+    let r = st.data.recordings[idx].clone();
+    let Some(ct) = format_content_type(&format, &r) else {
+        return media_error(StatusCode::BAD_REQUEST, "InvalidArgument", "unknown format");
+    };
+    let mode = {
+        let mut inner = st.lock();
+        inner.stats.media_requests += 1;
+        let attempt = {
+            let n = inner.media_attempts.entry(idx).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let spec = st
+            .cfg
+            .faults
+            .iter()
+            .find(|f| f.recording == idx && f.times.is_none_or(|t| attempt <= t));
+        let rates = st.cfg.rates;
+        match spec.map(|s| s.fault) {
+            Some(Fault::ExpiredUrl) => {
+                return media_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+            }
+            Some(Fault::ServerError) => {
+                return media_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.");
+            }
+            Some(Fault::RateLimited) => {
+                let mut resp = api_error(StatusCode::TOO_MANY_REQUESTS, "too.many.requests.retry.after",
+                    "Rate limit exceeded the maximum. Retry the request in [1] seconds");
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
+            Some(Fault::Reset) => BodyMode::Reset,
+            Some(Fault::Truncated) => BodyMode::Truncated,
+            Some(Fault::Corrupt) => BodyMode::Corrupt,
+            Some(Fault::Slow(d)) => BodyMode::Slow(d),
+            Some(Fault::Archived) | None => {
+                if rates.media_5xx > 0.0 && inner.rng.unit() < rates.media_5xx {
+                    return media_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.");
+                } else if rates.media_reset > 0.0 && inner.rng.unit() < rates.media_reset {
+                    BodyMode::Reset
+                } else if rates.media_corrupt > 0.0 && inner.rng.unit() < rates.media_corrupt {
+                    BodyMode::Corrupt
+                } else {
+                    BodyMode::Normal
+                }
+            }
+        }
+    };
+    let etag = st.cfg.media_etag.then(|| hex::encode(md5_of(st, idx)));
+    if req.method() == Method::HEAD {
+        let mut resp = Response::new(full(Bytes::new()));
+        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(r.size));
+        return resp;
+    }
+    let size = r.size;
+    let half = size / 2;
+    let cgen = ContentGen::new(r.body_seed, size);
+    let stream = futures::stream::unfold((cgen, 0u64, mode), move |(mut cgen, pos, mode)| async move {
+        if let BodyMode::Slow(d) = mode {
+            tokio::time::sleep(d).await;
+        }
+        let limit = match mode {
+            BodyMode::Reset | BodyMode::Truncated => half,
+            _ => u64::MAX,
+        };
+        if pos >= limit && pos < size {
+            return match mode {
+                BodyMode::Reset => Some((
+                    Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection reset")),
+                    (cgen, size, BodyMode::Normal),
+                )),
+                _ => None,
+            };
+        }
+        let mut chunk = cgen.next_chunk()?;
+        let end = pos + chunk.len() as u64;
+        if end > limit {
+            chunk.truncate((limit - pos) as usize);
+        }
+        if matches!(mode, BodyMode::Corrupt) && pos <= half && half < end {
+            let mut v = chunk.to_vec();
+            let at = (half - pos) as usize;
+            if at < v.len() {
+                v[at] ^= 0xFF;
+            }
+            chunk = Bytes::from(v);
+        }
+        let next = pos + chunk.len() as u64;
+        Some((Ok(Frame::data(chunk)), (cgen, next, mode)))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Some(e) = etag
+        && let Ok(v) = HeaderValue::from_str(&format!("\"{e}\""))
+    {
+        h.insert(header::ETAG, v);
+    }
+    st.lock().stats.media_bytes += size;
+    resp
+}
