@@ -34,8 +34,8 @@ pub struct SimConfig {
     pub max_page_size: u32,
     /// Records one details query may page through (the real API stops at 10,000).
     pub max_query_results: u32,
-    /// Polls of a batch request answered `InProgress` before `Completed`.
-    pub batch_polls_in_progress: u32,
+    /// How long a batch request stays `InProgress` before it is `Completed`.
+    pub batch_ready_after: Duration,
     /// 202 answers before a per-recording GET returns `mediaUris`.
     pub transcode_polls: u32,
     /// Lifetime of signed media URLs.
@@ -57,16 +57,19 @@ impl Default for SimConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             recordings: 50,
             seed: 1,
-            start: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid date"),
+            start: Utc
+                .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+                .single()
+                .expect("valid date"),
             span: Duration::from_secs(2 * 24 * 3600),
             size_range: (16 * 1024, 256 * 1024),
             client_id: "sim-client".into(),
             client_secret: "sim-secret".into(),
             token_ttl: Duration::from_secs(24 * 3600),
             rate_limit_per_minute: 300,
-            max_page_size: 100,
+            max_page_size: 200,
             max_query_results: 10_000,
-            batch_polls_in_progress: 1,
+            batch_ready_after: Duration::from_millis(200),
             transcode_polls: 1,
             url_ttl: Duration::from_secs(3600),
             media_etag: true,

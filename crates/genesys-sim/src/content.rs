@@ -76,9 +76,15 @@ mod tests {
 
     #[test]
     fn deterministic_and_sized() {
-        let a: Vec<u8> = ContentGen::new(7, 200_000).flat_map(|b| b.to_vec()).collect();
-        let b: Vec<u8> = ContentGen::new(7, 200_000).flat_map(|b| b.to_vec()).collect();
-        let c: Vec<u8> = ContentGen::new(8, 200_000).flat_map(|b| b.to_vec()).collect();
+        let a: Vec<u8> = ContentGen::new(7, 200_000)
+            .flat_map(|b| b.to_vec())
+            .collect();
+        let b: Vec<u8> = ContentGen::new(7, 200_000)
+            .flat_map(|b| b.to_vec())
+            .collect();
+        let c: Vec<u8> = ContentGen::new(8, 200_000)
+            .flat_map(|b| b.to_vec())
+            .collect();
         assert_eq!(a.len(), 200_000);
         assert_eq!(a, b);
         assert_ne!(a, c);
@@ -88,6 +94,9 @@ mod tests {
     #[test]
     fn empty_body() {
         assert_eq!(ContentGen::new(1, 0).count(), 0);
-        assert_eq!(hex::encode(content_md5(1, 0)), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            hex::encode(content_md5(1, 0)),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
     }
 }

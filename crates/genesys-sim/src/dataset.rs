@@ -125,7 +125,11 @@ impl Dataset {
                 90..=94 => ("chat", "chat"),
                 _ => ("email", "email"),
             };
-            let n_rec = if media == "audio" && rng.below(10) == 0 { 2 } else { 1 };
+            let n_rec = if media == "audio" && rng.below(10) == 0 {
+                2
+            } else {
+                1
+            };
             let cid = rng.uuid();
             let mut idxs = Vec::new();
             for _ in 0..n_rec {
@@ -151,7 +155,12 @@ impl Dataset {
                 id: cid,
                 start,
                 end: start + dur,
-                direction: if rng.below(3) == 0 { "outbound" } else { "inbound" }.into(),
+                direction: if rng.below(3) == 0 {
+                    "outbound"
+                } else {
+                    "inbound"
+                }
+                .into(),
                 session_media: session_media.into(),
                 queue_id: queues[rng.below(queues.len() as u64) as usize].clone(),
                 division_id: divisions[rng.below(divisions.len() as u64) as usize].clone(),
@@ -159,7 +168,10 @@ impl Dataset {
             });
         }
         conversations.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
-        Self { conversations, recordings }
+        Self {
+            conversations,
+            recordings,
+        }
     }
 
     /// Finds a conversation by id.
@@ -179,7 +191,10 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic_and_complete() {
-        let cfg = SimConfig { recordings: 120, ..SimConfig::default() };
+        let cfg = SimConfig {
+            recordings: 120,
+            ..SimConfig::default()
+        };
         let a = Dataset::generate(&cfg);
         let b = Dataset::generate(&cfg);
         assert_eq!(a.recordings.len(), 120);

@@ -37,7 +37,9 @@ pub struct FaultSpec {
 
 /// Error parsing a [`FaultSpec`] or [`Fault`].
 #[derive(Debug, thiserror::Error)]
-#[error("invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, archived)")]
+#[error(
+    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, archived)"
+)]
 pub struct FaultParseError {
     input: String,
     reason: &'static str,
@@ -56,7 +58,10 @@ impl FromStr for Fault {
             "slow" => Fault::Slow(Duration::from_millis(20)),
             "archived" => Fault::Archived,
             _ => {
-                return Err(FaultParseError { input: s.into(), reason: "unknown fault kind" });
+                return Err(FaultParseError {
+                    input: s.into(),
+                    reason: "unknown fault kind",
+                });
             }
         })
     }
@@ -66,18 +71,33 @@ impl FromStr for FaultSpec {
     type Err = FaultParseError;
     /// Parses `INDEX=KIND` or `INDEX=KINDxTIMES`, e.g. `3=corrupt`, `7=5xx x2`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| FaultParseError { input: s.into(), reason };
+        let err = |reason| FaultParseError {
+            input: s.into(),
+            reason,
+        };
         let (idx, rest) = s.split_once('=').ok_or_else(|| err("missing '='"))?;
-        let recording = idx.trim().parse().map_err(|_| err("index is not a number"))?;
+        let recording = idx
+            .trim()
+            .parse()
+            .map_err(|_| err("index is not a number"))?;
         let rest = rest.replace(' ', "");
         let (kind, times) = match rest.rsplit_once('x') {
-            Some((k, t)) if !k.is_empty() && t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() => {
-                (k.to_string(), Some(t.parse().map_err(|_| err("bad repeat count"))?))
+            Some((k, t))
+                if !k.is_empty() && t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() =>
+            {
+                (
+                    k.to_string(),
+                    Some(t.parse().map_err(|_| err("bad repeat count"))?),
+                )
             }
             _ => (rest, None),
         };
         let fault: Fault = kind.parse().map_err(|_| err("unknown fault kind"))?;
-        Ok(FaultSpec { recording, fault, times })
+        Ok(FaultSpec {
+            recording,
+            fault,
+            times,
+        })
     }
 }
 
@@ -104,15 +124,27 @@ mod tests {
     fn parse_specs() {
         assert_eq!(
             "3=corrupt".parse::<FaultSpec>().unwrap(),
-            FaultSpec { recording: 3, fault: Fault::Corrupt, times: None }
+            FaultSpec {
+                recording: 3,
+                fault: Fault::Corrupt,
+                times: None
+            }
         );
         assert_eq!(
             "7=5xxx2".parse::<FaultSpec>().unwrap(),
-            FaultSpec { recording: 7, fault: Fault::ServerError, times: Some(2) }
+            FaultSpec {
+                recording: 7,
+                fault: Fault::ServerError,
+                times: Some(2)
+            }
         );
         assert_eq!(
             "1=expired x1".parse::<FaultSpec>().unwrap(),
-            FaultSpec { recording: 1, fault: Fault::ExpiredUrl, times: Some(1) }
+            FaultSpec {
+                recording: 1,
+                fault: Fault::ExpiredUrl,
+                times: Some(1)
+            }
         );
         let e = "x=corrupt".parse::<FaultSpec>().unwrap_err().to_string();
         assert!(e.contains("index is not a number"), "{e}");

@@ -51,7 +51,7 @@ struct TokenInfo {
 
 struct Job {
     items: Vec<usize>,
-    polls: u32,
+    created: Instant,
 }
 
 struct Inner {
@@ -94,7 +94,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +141,6 @@ impl SimHandle {
     pub fn revoke_all_tokens(&self) {
         self.state.lock().tokens.clear();
     }
-
 }
 
 impl Simulator {
@@ -156,7 +157,11 @@ impl Simulator {
                 r.file_state = "ARCHIVED".into();
             }
         }
-        let by_id = data.recordings.iter().map(|r| (r.id.clone(), r.index)).collect();
+        let by_id = data
+            .recordings
+            .iter()
+            .map(|r| (r.id.clone(), r.index))
+            .collect();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&config.seed.to_le_bytes());
         key[8..].copy_from_slice(&(addr.port() as u64).to_le_bytes());
@@ -181,7 +186,9 @@ impl Simulator {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -205,8 +212,10 @@ fn full(b: impl Into<Bytes>) -> Body {
 fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let mut r = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -239,9 +248,16 @@ fn md5_of(st: &State, index: usize) -> [u8; 16] {
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    match http_body_util::Limited::new(req.into_body(), 512_000).collect().await {
+    match http_body_util::Limited::new(req.into_body(), 512_000)
+        .collect()
+        .await
+    {
         Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(api_error(StatusCode::PAYLOAD_TOO_LARGE, "request.too.large", "request body over 512000 bytes")),
+        Err(_) => Err(api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too.large",
+            "request body over 512000 bytes",
+        )),
     }
 }
 
@@ -262,7 +278,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
 async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
     st.lock().stats.token_requests += 1;
     if req.method() != Method::POST {
-        return api_error(StatusCode::METHOD_NOT_ALLOWED, "method.not.allowed", "POST only");
+        return api_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method.not.allowed",
+            "POST only",
+        );
     }
     let creds = req
         .headers()
@@ -279,21 +299,35 @@ async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
         .find(|(k, _)| k == "grant_type")
         .map(|(_, v)| v.into_owned());
     let auth_err = |status, error: &str, desc: &str| {
-        json_response(status, &json!({"error": error, "description": desc, "error_description": desc}))
+        json_response(
+            status,
+            &json!({"error": error, "description": desc, "error_description": desc}),
+        )
     };
     if grant.as_deref() != Some("client_credentials") {
-        return auth_err(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be client_credentials");
+        return auth_err(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
     }
     let expected = format!("{}:{}", st.cfg.client_id, st.cfg.client_secret);
     if creds.as_deref() != Some(expected.as_str()) {
-        return auth_err(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        return auth_err(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     }
     let mut inner = st.lock();
     inner.counter += 1;
     let tok = format!("simtok-{:016x}-{}", inner.rng.next_u64(), inner.counter);
     inner.tokens.insert(
         tok.clone(),
-        TokenInfo { expires: Instant::now() + st.cfg.token_ttl, uses: 0 },
+        TokenInfo {
+            expires: Instant::now() + st.cfg.token_ttl,
+            uses: 0,
+        },
     );
     json_response(
         StatusCode::OK,
@@ -305,7 +339,13 @@ fn route_name(method: &Method, path: &str) -> String {
     let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
     let shape: Vec<&str> = segs
         .iter()
-        .map(|s| if s.len() >= 32 || s.starts_with("job-") { "{id}" } else { s })
+        .map(|s| {
+            if s.len() >= 32 || s.starts_with("job-") {
+                "{id}"
+            } else {
+                s
+            }
+        })
         .collect();
     format!("{method} /api/v2/{}", shape.join("/"))
 }
@@ -315,7 +355,10 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::to_string);
     let route = route_name(req.method(), req.uri().path());
     let now = Instant::now();
@@ -324,7 +367,11 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         inner.stats.api_requests += 1;
         *inner.stats.by_route.entry(route.clone()).or_default() += 1;
         let Some(tok) = token else {
-            return api_error(StatusCode::UNAUTHORIZED, "authentication.required", "No authentication bearer token specified in authorization header.");
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication.required",
+                "No authentication bearer token specified in authorization header.",
+            );
         };
         let valid = match inner.tokens.get_mut(&tok) {
             Some(t) if t.expires > now => {
@@ -334,7 +381,11 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             _ => false,
         };
         if !valid {
-            return api_error(StatusCode::UNAUTHORIZED, "bad.credentials", "Invalid login credentials.");
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "bad.credentials",
+                "Invalid login credentials.",
+            );
         }
         let budget = inner.limiter.hit(&tok, st.cfg.rate_limit_per_minute, now);
         let r = &st.cfg.rates;
@@ -353,23 +404,38 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     };
     let mut resp = match fault {
         Some(StatusCode::TOO_MANY_REQUESTS) => {
-            let secs = if budget.exceeded { budget.reset.as_secs().max(1) } else { 1 };
+            let secs = if budget.exceeded {
+                budget.reset.as_secs().max(1)
+            } else {
+                1
+            };
             let mut r = api_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too.many.requests.retry.after",
                 &format!("Rate limit exceeded the maximum. Retry the request in [{secs}] seconds"),
             );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             r
         }
-        Some(s) => api_error(s, "service.unavailable", "The service is currently unavailable."),
+        Some(s) => api_error(
+            s,
+            "service.unavailable",
+            "The service is currently unavailable.",
+        ),
         None => api_route(&st, req).await,
     };
     let h = resp.headers_mut();
     h.insert("inin-ratelimit-allowed", HeaderValue::from(budget.allowed));
     h.insert("inin-ratelimit-count", HeaderValue::from(budget.count));
-    h.insert("inin-ratelimit-reset", HeaderValue::from(budget.reset.as_secs().max(1)));
-    h.insert("inin-correlation-id", HeaderValue::from_static("00000000-0000-4000-8000-000000000000"));
+    h.insert(
+        "inin-ratelimit-reset",
+        HeaderValue::from(budget.reset.as_secs().max(1)),
+    );
+    h.insert(
+        "inin-correlation-id",
+        HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
+    );
     resp
 }
 
@@ -379,7 +445,11 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let query: HashMap<String, String> = req
         .uri()
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
     match (&method, segs.as_slice()) {
@@ -391,7 +461,9 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             details_query(st, &body)
         }
         (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
-        (&Method::GET, ["conversations", cid, "recordings", rid]) => recording_get(st, cid, rid, &query),
+        (&Method::GET, ["conversations", cid, "recordings", rid]) => {
+            recording_get(st, cid, rid, &query)
+        }
         (&Method::POST, ["recording", "batchrequests"]) => {
             let body = match read_body(req).await {
                 Ok(b) => b,
@@ -402,7 +474,11 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),
         (&Method::GET, ["recordings", "recordings"]) => compat_list(st, &query),
         (&Method::GET, ["recordings", "recordings", id]) => compat_one(st, id),
-        _ => api_error(StatusCode::NOT_FOUND, "not.found", "The requested resource was not found."),
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "The requested resource was not found.",
+        ),
     }
 }
 
@@ -414,9 +490,15 @@ fn parse_interval(s: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 fn conversation_matches(conv: &crate::dataset::SimConversation, filters: Option<&Value>) -> bool {
-    let Some(Value::Array(filters)) = filters else { return true };
+    let Some(Value::Array(filters)) = filters else {
+        return true;
+    };
     filters.iter().all(|f| {
-        let preds = f.get("predicates").and_then(Value::as_array).cloned().unwrap_or_default();
+        let preds = f
+            .get("predicates")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let any = f.get("type").and_then(Value::as_str) == Some("or");
         let check = |p: &Value| {
             let dim = p.get("dimension").and_then(Value::as_str).unwrap_or("");
@@ -431,30 +513,54 @@ fn conversation_matches(conv: &crate::dataset::SimConversation, filters: Option<
                 _ => true,
             }
         };
-        if preds.is_empty() { true } else if any { preds.iter().any(check) } else { preds.iter().all(check) }
+        if preds.is_empty() {
+            true
+        } else if any {
+            preds.iter().any(check)
+        } else {
+            preds.iter().all(check)
+        }
     })
 }
 
 fn details_query(st: &State, body: &[u8]) -> Response<Body> {
     let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
-    let Ok(q) = serde_json::from_slice::<Value>(body) else { return bad("body is not valid JSON") };
-    let Some((start, end)) = q.get("interval").and_then(Value::as_str).and_then(parse_interval) else {
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return bad("body is not valid JSON");
+    };
+    let Some((start, end)) = q
+        .get("interval")
+        .and_then(Value::as_str)
+        .and_then(parse_interval)
+    else {
         return bad("interval is required as ISO-8601 start/end");
     };
     if end - start > chrono::Duration::days(7) {
         return bad("Max interval is 7 days");
     }
     let paging = q.get("paging");
-    let page_size = paging.and_then(|p| p.get("pageSize")).and_then(Value::as_u64).unwrap_or(25) as u32;
-    let page_number = paging.and_then(|p| p.get("pageNumber")).and_then(Value::as_u64).unwrap_or(1) as u32;
+    let page_size = paging
+        .and_then(|p| p.get("pageSize"))
+        .and_then(Value::as_u64)
+        .unwrap_or(25) as u32;
+    let page_number = paging
+        .and_then(|p| p.get("pageNumber"))
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as u32;
     if page_size == 0 || page_size > st.cfg.max_page_size {
-        return bad(&format!("pageSize must be between 1 and {}", st.cfg.max_page_size));
+        return bad(&format!(
+            "pageSize must be between 1 and {}",
+            st.cfg.max_page_size
+        ));
     }
     if page_number == 0 {
         return bad("pageNumber must be at least 1");
     }
     if (page_number as u64) * (page_size as u64) > st.cfg.max_query_results as u64 {
-        return bad(&format!("query results exceed the maximum of {}", st.cfg.max_query_results));
+        return bad(&format!(
+            "query results exceed the maximum of {}",
+            st.cfg.max_query_results
+        ));
     }
     let desc = q.get("order").and_then(Value::as_str) == Some("desc");
     let mut matched: Vec<_> = st
@@ -518,14 +624,24 @@ fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
     let Some(conv) = st.data.conversation(cid) else {
         return api_error(StatusCode::NOT_FOUND, "not.found", "conversation not found");
     };
-    let list: Vec<Value> = conv.recordings.iter().map(|&i| metadata_json(&st.data.recordings[i])).collect();
+    let list: Vec<Value> = conv
+        .recordings
+        .iter()
+        .map(|&i| metadata_json(&st.data.recordings[i]))
+        .collect();
     json_response(StatusCode::OK, &Value::Array(list))
 }
 
 fn format_content_type(format: &str, r: &SimRecording) -> Option<&'static str> {
     Some(match format {
         "WAV" | "WAV_ULAW" => "audio/wav",
-        "WEBM" => if r.media == "screen" { "video/webm" } else { "audio/webm" },
+        "WEBM" => {
+            if r.media == "screen" {
+                "video/webm"
+            } else {
+                "audio/webm"
+            }
+        }
         "OGG_VORBIS" | "OGG_OPUS" => "audio/ogg",
         "MP3" => "audio/mpeg",
         "NONE" | "NATIVE" => r.native_content_type(),
@@ -537,18 +653,34 @@ fn media_url(st: &State, r: &SimRecording, format: &str) -> String {
     let path = format!("/media/{}/{}", r.conversation_id, r.id);
     let expires = Utc::now().timestamp() + st.cfg.url_ttl.as_secs() as i64;
     let sig = signing::sign(&st.key, &format!("{path}?{format}"), expires);
-    format!("{}{path}?format={format}&X-Expires={expires}&X-Signature={sig}", st.base_url)
+    format!(
+        "{}{path}?format={format}&X-Expires={expires}&X-Signature={sig}",
+        st.base_url
+    )
 }
 
-fn recording_get(st: &State, cid: &str, rid: &str, query: &HashMap<String, String>) -> Response<Body> {
+fn recording_get(
+    st: &State,
+    cid: &str,
+    rid: &str,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
     let Some(&idx) = st.by_id.get(rid) else {
         return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found");
     };
     let r = &st.data.recordings[idx];
     if r.conversation_id != cid {
-        return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found in conversation");
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "recording not found in conversation",
+        );
     }
-    let format = query.get("formatId").map(String::as_str).unwrap_or("WEBM").to_string();
+    let format = query
+        .get("formatId")
+        .map(String::as_str)
+        .unwrap_or("WEBM")
+        .to_string();
     let Some(ct) = format_content_type(&format, r) else {
         return api_error(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
     };
@@ -575,7 +707,9 @@ fn recording_get(st: &State, cid: &str, rid: &str, query: &HashMap<String, Strin
 
 fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
     let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
-    let Ok(q) = serde_json::from_slice::<Value>(body) else { return bad("body is not valid JSON") };
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return bad("body is not valid JSON");
+    };
     let Some(list) = q.get("batchDownloadRequestList").and_then(Value::as_array) else {
         return bad("batchDownloadRequestList is required");
     };
@@ -605,18 +739,33 @@ fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
     let mut inner = st.lock();
     inner.counter += 1;
     let id = format!("job-{:08x}-{}", inner.rng.next_u64() as u32, inner.counter);
-    inner.jobs.insert(id.clone(), Job { items, polls: 0 });
-    json_response(StatusCode::OK, &json!({"id": id, "selfUri": format!("/api/v2/recording/batchrequests/{id}")}))
+    inner.jobs.insert(
+        id.clone(),
+        Job {
+            items,
+            created: Instant::now(),
+        },
+    );
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+    )
 }
 
 fn batch_status(st: &State, id: &str) -> Response<Body> {
     let (items, done) = {
         let mut inner = st.lock();
         let Some(job) = inner.jobs.get_mut(id) else {
-            return api_error(StatusCode::NOT_FOUND, "not.found", "batch request not found");
+            return api_error(
+                StatusCode::NOT_FOUND,
+                "not.found",
+                "batch request not found",
+            );
         };
-        job.polls += 1;
-        (job.items.clone(), job.polls > st.cfg.batch_polls_in_progress)
+        (
+            job.items.clone(),
+            job.created.elapsed() >= st.cfg.batch_ready_after,
+        )
     };
     if !done {
         return json_response(
@@ -665,14 +814,29 @@ fn compat_entity(st: &State, r: &SimRecording) -> Value {
 
 fn compat_list(st: &State, q: &HashMap<String, String>) -> Response<Body> {
     let page_size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(25);
-    let page_number: usize = q.get("pageNumber").and_then(|s| s.parse().ok()).unwrap_or(1);
+    let page_number: usize = q
+        .get("pageNumber")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     if page_size == 0 || page_size > 100 || page_number == 0 {
-        return api_error(StatusCode::BAD_REQUEST, "bad.request", "pageSize must be 1..=100 and pageNumber >= 1");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "pageSize must be 1..=100 and pageNumber >= 1",
+        );
     }
     if q.get("status").is_some_and(|s| s != "completed") {
-        return json_response(StatusCode::OK, &json!({"entities": [], "pageSize": page_size, "pageNumber": page_number, "total": 0}));
+        return json_response(
+            StatusCode::OK,
+            &json!({"entities": [], "pageSize": page_size, "pageNumber": page_number, "total": 0}),
+        );
     }
-    let available: Vec<&SimRecording> = st.data.recordings.iter().filter(|r| r.file_state == "AVAILABLE").collect();
+    let available: Vec<&SimRecording> = st
+        .data
+        .recordings
+        .iter()
+        .filter(|r| r.file_state == "AVAILABLE")
+        .collect();
     let entities: Vec<Value> = available
         .iter()
         .skip((page_number - 1) * page_size)
@@ -698,7 +862,10 @@ fn media_error(status: StatusCode, code: &str, msg: &str) -> Response<Body> {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"
     )));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
     r
 }
 
@@ -715,14 +882,22 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     let q: HashMap<String, String> = req
         .uri()
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let format = q.get("format").cloned().unwrap_or_default();
     let expires: i64 = q.get("X-Expires").and_then(|s| s.parse().ok()).unwrap_or(0);
     let sig = q.get("X-Signature").cloned().unwrap_or_default();
     if !signing::verify(&st.key, &format!("{path}?{format}"), expires, &sig) {
         st.lock().stats.media_requests += 1;
-        return media_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature does not match.");
+        return media_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature does not match.",
+        );
     }
     if Utc::now().timestamp() > expires {
         st.lock().stats.media_requests += 1;
@@ -730,7 +905,11 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     }
     let rid = path.rsplit('/').next().unwrap_or_default();
     let Some(&idx) = st.by_id.get(rid) else {
-        return media_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.");
+        return media_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
     };
     let r = st.data.recordings[idx].clone();
     let Some(ct) = format_content_type(&format, &r) else {
@@ -755,12 +934,20 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
                 return media_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
             }
             Some(Fault::ServerError) => {
-                return media_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.");
+                return media_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SlowDown",
+                    "Please reduce your request rate.",
+                );
             }
             Some(Fault::RateLimited) => {
-                let mut resp = api_error(StatusCode::TOO_MANY_REQUESTS, "too.many.requests.retry.after",
-                    "Rate limit exceeded the maximum. Retry the request in [1] seconds");
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                let mut resp = api_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too.many.requests.retry.after",
+                    "Rate limit exceeded the maximum. Retry the request in [1] seconds",
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return resp;
             }
             Some(Fault::Reset) => BodyMode::Reset,
@@ -769,7 +956,11 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
             Some(Fault::Slow(d)) => BodyMode::Slow(d),
             Some(Fault::Archived) | None => {
                 if rates.media_5xx > 0.0 && inner.rng.unit() < rates.media_5xx {
-                    return media_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.");
+                    return media_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "SlowDown",
+                        "Please reduce your request rate.",
+                    );
                 } else if rates.media_reset > 0.0 && inner.rng.unit() < rates.media_reset {
                     BodyMode::Reset
                 } else if rates.media_corrupt > 0.0 && inner.rng.unit() < rates.media_corrupt {
@@ -783,45 +974,52 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     let etag = st.cfg.media_etag.then(|| hex::encode(md5_of(st, idx)));
     if req.method() == Method::HEAD {
         let mut resp = Response::new(full(Bytes::new()));
-        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(r.size));
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(r.size));
         return resp;
     }
     let size = r.size;
     let half = size / 2;
     let cgen = ContentGen::new(r.body_seed, size);
-    let stream = futures::stream::unfold((cgen, 0u64, mode), move |(mut cgen, pos, mode)| async move {
-        if let BodyMode::Slow(d) = mode {
-            tokio::time::sleep(d).await;
-        }
-        let limit = match mode {
-            BodyMode::Reset | BodyMode::Truncated => half,
-            _ => u64::MAX,
-        };
-        if pos >= limit && pos < size {
-            return match mode {
-                BodyMode::Reset => Some((
-                    Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection reset")),
-                    (cgen, size, BodyMode::Normal),
-                )),
-                _ => None,
-            };
-        }
-        let mut chunk = cgen.next_chunk()?;
-        let end = pos + chunk.len() as u64;
-        if end > limit {
-            chunk.truncate((limit - pos) as usize);
-        }
-        if matches!(mode, BodyMode::Corrupt) && pos <= half && half < end {
-            let mut v = chunk.to_vec();
-            let at = (half - pos) as usize;
-            if at < v.len() {
-                v[at] ^= 0xFF;
+    let stream = futures::stream::unfold(
+        (cgen, 0u64, mode),
+        move |(mut cgen, pos, mode)| async move {
+            if let BodyMode::Slow(d) = mode {
+                tokio::time::sleep(d).await;
             }
-            chunk = Bytes::from(v);
-        }
-        let next = pos + chunk.len() as u64;
-        Some((Ok(Frame::data(chunk)), (cgen, next, mode)))
-    });
+            let limit = match mode {
+                BodyMode::Reset | BodyMode::Truncated => half,
+                _ => u64::MAX,
+            };
+            if pos >= limit && pos < size {
+                return match mode {
+                    BodyMode::Reset => Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "simulated connection reset",
+                        )),
+                        (cgen, size, BodyMode::Normal),
+                    )),
+                    _ => None,
+                };
+            }
+            let mut chunk = cgen.next_chunk()?;
+            let end = pos + chunk.len() as u64;
+            if end > limit {
+                chunk.truncate((limit - pos) as usize);
+            }
+            if matches!(mode, BodyMode::Corrupt) && pos <= half && half < end {
+                let mut v = chunk.to_vec();
+                let at = (half - pos) as usize;
+                if at < v.len() {
+                    v[at] ^= 0xFF;
+                }
+                chunk = Bytes::from(v);
+            }
+            let next = pos + chunk.len() as u64;
+            Some((Ok(Frame::data(chunk)), (cgen, next, mode)))
+        },
+    );
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

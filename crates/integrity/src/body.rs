@@ -225,21 +225,28 @@ mod tests {
     use http_body_util::{BodyExt, Full, StreamBody};
     use proptest::prelude::*;
 
-    fn framed(chunks: Vec<Vec<u8>>) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
+    fn framed(
+        chunks: Vec<Vec<u8>>,
+    ) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
         StreamBody::new(stream::iter(
             chunks.into_iter().map(|c| Ok(Frame::data(Bytes::from(c)))),
         ))
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn known_answer_md5_and_sha256() {
         rt().block_on(async {
             let (b, h) = HashingBody::new(
-                framed(vec![b"The quick brown fox ".to_vec(), b"jumps over the lazy dog".to_vec()]),
+                framed(vec![
+                    b"The quick brown fox ".to_vec(),
+                    b"jumps over the lazy dog".to_vec(),
+                ]),
                 Expectations::default().length(43).with_sha256(),
             );
             let out = b.collect().await.unwrap().to_bytes();
@@ -257,9 +264,21 @@ mod tests {
     #[test]
     fn short_body_is_a_length_mismatch() {
         rt().block_on(async {
-            let (b, h) = HashingBody::new(framed(vec![vec![1; 10]]), Expectations::default().length(11));
+            let (b, h) = HashingBody::new(
+                framed(vec![vec![1; 10]]),
+                Expectations::default().length(11),
+            );
             let err = b.collect().await.unwrap_err();
-            assert!(matches!(err, IntegrityError::LengthMismatch { expected: 11, actual: 10 }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    IntegrityError::LengthMismatch {
+                        expected: 11,
+                        actual: 10
+                    }
+                ),
+                "{err}"
+            );
             assert!(err.is_verification_failure());
             assert!(h.get().is_none());
         });
@@ -273,7 +292,16 @@ mod tests {
                 Expectations::default().length(7),
             );
             let err = b.collect().await.unwrap_err();
-            assert!(matches!(err, IntegrityError::LengthExceeded { expected: 7, actual: 10 }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    IntegrityError::LengthExceeded {
+                        expected: 7,
+                        actual: 10
+                    }
+                ),
+                "{err}"
+            );
         });
     }
 
@@ -281,7 +309,10 @@ mod tests {
     fn digest_mismatch_names_both_values() {
         rt().block_on(async {
             let wrong = Md5Digest::of(b"something else");
-            let (b, h) = HashingBody::new(framed(vec![b"hello".to_vec()]), Expectations::default().md5(wrong));
+            let (b, h) = HashingBody::new(
+                framed(vec![b"hello".to_vec()]),
+                Expectations::default().md5(wrong),
+            );
             let err = b.collect().await.unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains(&wrong.to_hex()), "{msg}");
@@ -295,7 +326,10 @@ mod tests {
         rt().block_on(async {
             let s = stream::iter(vec![
                 Ok(Frame::data(Bytes::from_static(b"abc"))),
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset",
+                )),
             ]);
             let (b, _h) = HashingBody::new(StreamBody::new(s), Expectations::default());
             let err = b.collect().await.unwrap_err();
@@ -324,11 +358,18 @@ mod tests {
 
     #[test]
     fn size_hint_and_end_stream_are_forwarded() {
-        let (b, _) = HashingBody::new(Full::new(Bytes::from_static(b"12345")), Expectations::default());
+        let (b, _) = HashingBody::new(
+            Full::new(Bytes::from_static(b"12345")),
+            Expectations::default(),
+        );
         assert_eq!(b.size_hint().exact(), Some(5));
         assert!(!b.is_end_stream());
         let (b, _) = HashingBody::new(framed(vec![vec![0; 3]]), Expectations::default().length(3));
-        assert_eq!(b.size_hint().exact(), Some(3), "expected length gives an exact hint");
+        assert_eq!(
+            b.size_hint().exact(),
+            Some(3),
+            "expected length gives an exact hint"
+        );
         let (b, _) = HashingBody::new(Full::new(Bytes::new()), Expectations::default());
         assert!(b.is_end_stream());
     }

@@ -105,7 +105,10 @@ mod tests {
 
     #[test]
     fn md5_known_answers() {
-        assert_eq!(Md5Digest::of(b"").to_hex(), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            Md5Digest::of(b"").to_hex(),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
         assert_eq!(
             Md5Digest::of(b"The quick brown fox jumps over the lazy dog").to_hex(),
             "9e107d9d372bb6826bd81d3542a419d6"
@@ -120,7 +123,10 @@ mod tests {
         assert_eq!(Md5Digest::from_base64(&d.to_base64()), Some(d));
         assert_eq!(d.to_base64(), "kAFQmDzST7DWlj99KOF/cg==");
         assert_eq!(Md5Digest::from_hex("xyz"), None);
-        assert_eq!(Md5Digest::from_hex("0123456789abcdef0123456789abcdeg"), None);
+        assert_eq!(
+            Md5Digest::from_hex("0123456789abcdef0123456789abcdeg"),
+            None
+        );
     }
 
     #[test]
@@ -137,8 +143,14 @@ mod tests {
     #[test]
     fn etag_comparison() {
         let md5 = "5d41402abc4b2a76b9719d911017c592";
-        assert_eq!(etag_matches_md5("\"5D41402ABC4B2A76B9719D911017C592\"", md5), Some(true));
-        assert_eq!(etag_matches_md5("\"00000000000000000000000000000000\"", md5), Some(false));
+        assert_eq!(
+            etag_matches_md5("\"5D41402ABC4B2A76B9719D911017C592\"", md5),
+            Some(true)
+        );
+        assert_eq!(
+            etag_matches_md5("\"00000000000000000000000000000000\"", md5),
+            Some(false)
+        );
         assert_eq!(etag_matches_md5("\"\"", md5), None);
         assert_eq!(etag_matches_md5("", md5), None);
     }

@@ -1,0 +1,205 @@
+//! Presigned media URLs (redacted when shown) and the policy deciding which hosts may be
+//! fetched.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::error::{Error, Result};
+
+/// A presigned media URL. `Display` and `Debug` show scheme, host and path only: the query
+/// string carries the signature and never reaches logs or errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MediaUrl(url::Url);
+
+impl MediaUrl {
+    /// Parses a URL; only `http` and `https` are accepted.
+    pub fn parse(s: &str) -> Result<Self> {
+        let u = url::Url::parse(s)
+            .map_err(|e| Error::Refused(format!("media URL is not a valid URL ({e})")))?;
+        if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+            return Err(Error::Refused(format!(
+                "media URL scheme {:?} is not http(s)",
+                u.scheme()
+            )));
+        }
+        Ok(Self(u))
+    }
+
+    /// The full URL including the signature. Use only to make the request.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The host, for allow-list checks and metrics.
+    pub fn host(&self) -> String {
+        self.0.host_str().unwrap_or_default().to_string()
+    }
+}
+
+impl fmt::Display for MediaUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}",
+            self.0.scheme(),
+            self.0.host_str().unwrap_or_default()
+        )?;
+        if let Some(p) = self.0.port() {
+            write!(f, ":{p}")?;
+        }
+        f.write_str(self.0.path())?;
+        if self.0.query().is_some() {
+            f.write_str("?<redacted>")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MediaUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MediaUrl({self})")
+    }
+}
+
+/// Which media hosts may be fetched. Media URLs come from the API's responses; a hostile or
+/// broken source must not make the archiver fetch internal addresses (cloud metadata at
+/// 169.254.169.254, private networks, loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaPolicy {
+    /// Allow loopback hosts and plain `http` (the simulator needs this; off by default).
+    pub allow_loopback: bool,
+    /// If not empty, the host must equal or end with `.`+ one of these suffixes.
+    pub allowed_host_suffixes: Vec<String>,
+}
+
+impl MediaPolicy {
+    /// Checks a URL against the policy.
+    pub fn check(&self, url: &MediaUrl) -> Result<()> {
+        let host = url
+            .0
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        let refuse = |why: &str| Err(Error::Refused(format!("media host {host:?} {why}")));
+        let ip = host.parse::<IpAddr>().ok();
+        let loopback = host == "localhost" || ip.is_some_and(|ip| ip.is_loopback());
+        if loopback {
+            if !self.allow_loopback {
+                return refuse("is loopback; allow it explicitly (simulator only)");
+            }
+        } else {
+            if let Some(ip) = ip
+                && !is_public(ip)
+            {
+                return refuse("is a private, link-local or reserved address");
+            }
+            if url.0.scheme() != "https" && !self.allow_loopback {
+                return refuse("is not served over https");
+            }
+        }
+        if !self.allowed_host_suffixes.is_empty()
+            && !loopback
+            && !self.allowed_host_suffixes.iter().any(|s| {
+                let s = s.trim_start_matches('.').to_ascii_lowercase();
+                host == s || host.ends_with(&format!(".{s}"))
+            })
+        {
+            return refuse("is not in the allowed media hosts");
+        }
+        Ok(())
+    }
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 224)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| !is_public(IpAddr::V4(v4))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_redacts_the_signature() {
+        let u = MediaUrl::parse(
+            "https://media.example.com:8443/a/b.ogg?X-Signature=SECRET&X-Expires=1",
+        )
+        .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "https://media.example.com:8443/a/b.ogg?<redacted>"
+        );
+        assert!(!format!("{u:?}").contains("SECRET"));
+        assert!(u.expose().contains("SECRET"));
+        assert!(MediaUrl::parse("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn policy_refuses_internal_addresses() {
+        let p = MediaPolicy::default();
+        let ok = |s: &str| p.check(&MediaUrl::parse(s).unwrap()).is_ok();
+        assert!(ok("https://prod-recordings.s3.amazonaws.com/x"));
+        for bad in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/x",
+            "https://192.168.1.1/x",
+            "https://127.0.0.1/x",
+            "https://localhost/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "http://media.example.com/x",
+        ] {
+            assert!(!ok(bad), "{bad} must be refused");
+        }
+        let sim = MediaPolicy {
+            allow_loopback: true,
+            ..MediaPolicy::default()
+        };
+        assert!(
+            sim.check(&MediaUrl::parse("http://127.0.0.1:9000/m").unwrap())
+                .is_ok()
+        );
+        assert!(
+            sim.check(&MediaUrl::parse("http://169.254.169.254/").unwrap())
+                .is_err()
+        );
+        let listed = MediaPolicy {
+            allowed_host_suffixes: vec!["amazonaws.com".into()],
+            ..MediaPolicy::default()
+        };
+        assert!(
+            listed
+                .check(&MediaUrl::parse("https://b.s3.amazonaws.com/x").unwrap())
+                .is_ok()
+        );
+        assert!(
+            listed
+                .check(&MediaUrl::parse("https://evilamazonaws.com/x").unwrap())
+                .is_err()
+        );
+    }
+}

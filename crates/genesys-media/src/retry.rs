@@ -1,0 +1,117 @@
+//! Retry timing: jittered exponential backoff with a bounded total time, and `Retry-After`.
+
+use std::time::Duration;
+
+/// How long and how often temporary failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most attempts for one request, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling; doubles per attempt.
+    pub base_delay: Duration,
+    /// Largest single backoff.
+    pub max_delay: Duration,
+    /// Total time after which no further attempt starts.
+    pub max_elapsed: Duration,
+    /// Largest `Retry-After` honoured; longer ones are clamped to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(180),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The "full jitter" backoff before retry number `attempt` (1 = first retry): a uniformly
+    /// random duration in `[ceiling/2, ceiling]`, `ceiling = min(max_delay, base * 2^(attempt-1))`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay);
+        let half = ceiling / 2;
+        let jitter = (half.as_millis() as u64).max(1);
+        half + Duration::from_millis(fastrand::u64(0..=jitter))
+    }
+
+    /// Clamps a server's `Retry-After` to [`RetryPolicy::max_retry_after`] (at least 1 s when
+    /// the header is absent).
+    pub fn retry_after(&self, header: Option<Duration>) -> Duration {
+        header
+            .unwrap_or(Duration::from_secs(1))
+            .min(self.max_retry_after)
+    }
+
+    /// Whether another attempt may start: `attempts_made` so far, `elapsed` since the first,
+    /// and the `wait` before the next.
+    pub fn allows(&self, attempts_made: u32, elapsed: Duration, wait: Duration) -> bool {
+        attempts_made < self.max_attempts && elapsed + wait <= self.max_elapsed
+    }
+}
+
+/// Parses `Retry-After` given in seconds (the form Genesys Cloud and S3 use).
+pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
+    v?.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 1..30 {
+            let ceiling = (p.base_delay * 2u32.pow((attempt - 1).min(20))).min(p.max_delay);
+            let d = p.backoff(attempt);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling + Duration::from_millis(1),
+                "{attempt}: {d:?}"
+            );
+        }
+        let draws: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(5)).collect();
+        assert!(draws.len() > 1, "jitter varies the delay");
+    }
+
+    #[test]
+    fn retry_after_is_clamped_and_budget_is_bounded() {
+        let p = RetryPolicy {
+            max_retry_after: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            p.retry_after(Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            p.retry_after(Some(Duration::from_secs(3600))),
+            Duration::from_secs(10)
+        );
+        assert_eq!(p.retry_after(None), Duration::from_secs(1));
+        assert!(p.allows(1, Duration::ZERO, Duration::from_secs(1)));
+        assert!(!p.allows(8, Duration::ZERO, Duration::ZERO));
+        assert!(!p.allows(1, Duration::from_secs(299), Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(Some(&http::HeaderValue::from_static(" 7"))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&http::HeaderValue::from_static("soon"))),
+            None
+        );
+    }
+}
