@@ -1,1 +1,103 @@
-//! placeholder
+//! `ObjectSink`: streaming, verified object writes.
+//!
+//! An [`ObjectSink`] takes a streaming body and writes it under a key, computing MD5 on the way
+//! (through [`integrity::HashingBody`]), enforcing the expected length and digest, checking
+//! the store's own answer (the S3 ETag), and removing what it wrote when any check fails.
+//! Implementations: [`S3Sink`] (Amazon S3 and S3-compatible stores through aws-sdk-s3) and
+//! [`LocalDirSink`] (a directory, with atomic renames and JSON sidecars). The trait is object
+//! safe: `Arc<dyn ObjectSink>` is how the archiver holds one.
+//!
+//! With the `testkit` feature, [`testkit`] holds the conformance suite every implementation
+//! runs.
+#![warn(missing_docs)]
+
+mod body;
+mod error;
+mod key;
+mod local;
+mod s3;
+mod tags;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+use std::collections::BTreeMap;
+
+pub use body::{PutBody, empty_body, full_body, stream_body};
+pub use error::{SinkError, SinkErrorKind};
+pub use integrity::Md5Digest;
+pub use key::validate_key;
+pub use local::LocalDirSink;
+pub use s3::{ChecksumMode, ObjectLock, S3Sink, S3SinkConfig, ServerSideEncryption, TagMode};
+pub use tags::{MAX_TAGS, sanitize_tag_key, sanitize_tag_value};
+
+/// How to write one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Exact length when known (from `Content-Length`); enforced, and lets S3 stream a single
+    /// PUT without buffering.
+    pub content_length: Option<u64>,
+    /// `Content-Type` of the object.
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*` on S3, the sidecar on a directory).
+    pub metadata: BTreeMap<String, String>,
+    /// Tags (S3 object tags; at most 10, sanitized).
+    pub tags: BTreeMap<String, String>,
+    /// MD5 the source vouches for; a mismatch fails the write and removes the object.
+    pub expected_md5: Option<Md5Digest>,
+    /// Fail with [`SinkErrorKind::AlreadyExists`] instead of replacing an existing object.
+    pub create_only: bool,
+}
+
+/// What a successful write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Bytes written.
+    pub size: u64,
+    /// MD5 computed while streaming.
+    pub md5: Md5Digest,
+    /// The store's ETag (without quotes), when it gave one.
+    pub etag: Option<String>,
+    /// Whether the store's own checksum (ETag) was compared with the computed MD5 and matched.
+    pub store_verified: bool,
+}
+
+/// What a store says about an existing object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes, when known.
+    pub etag: Option<String>,
+    /// User metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Content type.
+    pub content_type: Option<String>,
+}
+
+/// A destination for verified, streaming object writes.
+#[async_trait::async_trait]
+pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
+    /// Streams `body` into `key`. On any failure nothing is left under `key` (except an object
+    /// that already existed when `create_only` refused to replace it).
+    async fn put(&self, key: &str, body: PutBody, opts: PutOptions)
+    -> Result<PutResult, SinkError>;
+
+    /// Metadata of `key`, or `None` when there is no such object.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError>;
+
+    /// Reads the object back as a stream (for audits and tests).
+    async fn get(&self, key: &str) -> Result<PutBody, SinkError>;
+
+    /// Removes `key`; removing a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), SinkError>;
+
+    /// The object's tags, or `None` when this sink or store does not keep tags.
+    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError>;
+
+    /// Aborts unfinished multipart uploads under `prefix` left by a crashed run; returns how
+    /// many were aborted.
+    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
+        let _ = prefix;
+        Ok(0)
+    }
+}

@@ -1,0 +1,303 @@
+//! A sink writing into a local directory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use integrity::{Expectations, HashingBody, IntegrityError};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{
+    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind, validate_key,
+};
+
+const SIDECAR: &str = ".meta.json";
+const PARTIAL: &str = ".partial-";
+
+/// Writes objects as files under a root directory: each is streamed into a hidden temporary
+/// file in the target directory, fsynced, then renamed (or hard-linked, for create-only) into
+/// place, so a partial file never appears under the final name. Tags, metadata, size and MD5
+/// go into a `<file>.meta.json` sidecar.
+#[derive(Debug, Clone)]
+pub struct LocalDirSink {
+    root: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Sidecar {
+    key: String,
+    size: u64,
+    md5: String,
+    content_type: Option<String>,
+    metadata: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl fmt::Display for LocalDirSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dir:{}", self.root.display())
+    }
+}
+
+impl LocalDirSink {
+    /// A sink rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, op: &'static str, key: &str) -> Result<PathBuf, SinkError> {
+        validate_key(key).map_err(|m| SinkError::new(SinkErrorKind::Invalid, op, key, self, m))?;
+        let name = key.rsplit('/').next().unwrap_or_default();
+        if name.ends_with(SIDECAR) || name.starts_with('.') {
+            return Err(SinkError::new(
+                SinkErrorKind::Invalid,
+                op,
+                key,
+                self,
+                "names ending in .meta.json or starting with '.' are reserved by the directory sink",
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn io(&self, op: &'static str, key: &str, e: std::io::Error) -> SinkError {
+        let kind = match e.kind() {
+            std::io::ErrorKind::AlreadyExists => SinkErrorKind::AlreadyExists,
+            std::io::ErrorKind::PermissionDenied => SinkErrorKind::StorePermanent,
+            _ => SinkErrorKind::StoreTemporary,
+        };
+        SinkError::new(kind, op, key, self, e.to_string())
+    }
+
+    async fn write_tmp(
+        &self,
+        key: &str,
+        tmp: &Path,
+        body: PutBody,
+        opts: &PutOptions,
+    ) -> Result<integrity::Digests, SinkError> {
+        let mut expect = Expectations::default();
+        expect.length = opts.content_length;
+        expect.md5 = opts.expected_md5;
+        let (mut body, handle) = HashingBody::new(body, expect);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .await
+            .map_err(|e| self.io("put", key, e))?;
+        let mut w = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| integrity_err(self, key, e))?;
+            if let Ok(data) = frame.into_data() {
+                w.write_all(&data)
+                    .await
+                    .map_err(|e| self.io("put", key, e))?;
+            }
+        }
+        w.flush().await.map_err(|e| self.io("put", key, e))?;
+        w.get_ref()
+            .sync_all()
+            .await
+            .map_err(|e| self.io("put", key, e))?;
+        handle.get().ok_or_else(|| {
+            SinkError::new(
+                SinkErrorKind::Source,
+                "put",
+                key,
+                self,
+                "body ended without digests",
+            )
+        })
+    }
+}
+
+pub(crate) fn integrity_err(store: &dyn fmt::Display, key: &str, e: IntegrityError) -> SinkError {
+    let kind = if e.is_verification_failure() {
+        SinkErrorKind::Verification
+    } else {
+        SinkErrorKind::Source
+    };
+    let mut err = SinkError::new(kind, "put", key, store, e.to_string());
+    err.integrity = Some(e);
+    err
+}
+
+async fn sync_dir(dir: &Path) {
+    if let Ok(f) = tokio::fs::File::open(dir).await {
+        let _ = f.sync_all().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectSink for LocalDirSink {
+    async fn put(
+        &self,
+        key: &str,
+        body: PutBody,
+        opts: PutOptions,
+    ) -> Result<PutResult, SinkError> {
+        let path = self.path("put", key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| self.io("put", key, e))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
+        let tmp = dir.join(format!(".{name}{PARTIAL}{:016x}", fastrand::u64(..)));
+        let digests = match self.write_tmp(key, &tmp, body, &opts).await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
+        let placed = if opts.create_only {
+            let r = tokio::fs::hard_link(&tmp, &path).await;
+            let _ = tokio::fs::remove_file(&tmp).await;
+            r
+        } else {
+            tokio::fs::rename(&tmp, &path).await
+        };
+        if let Err(e) = placed {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            let mut err = self.io("put", key, e);
+            if err.kind == SinkErrorKind::AlreadyExists {
+                err.message = "an object already exists under this key (create-only write)".into();
+            }
+            return Err(err);
+        }
+        let sidecar = Sidecar {
+            key: key.to_string(),
+            size: digests.length,
+            md5: digests.md5_hex(),
+            content_type: opts.content_type.clone(),
+            metadata: opts.metadata.clone(),
+            tags: opts.tags.clone(),
+        };
+        let side_path = dir.join(format!("{name}{SIDECAR}"));
+        let side_tmp = dir.join(format!(
+            ".{name}{SIDECAR}{PARTIAL}{:016x}",
+            fastrand::u64(..)
+        ));
+        let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
+        let written = async {
+            let mut f = tokio::fs::File::create(&side_tmp).await?;
+            f.write_all(&json).await?;
+            f.sync_all().await?;
+            tokio::fs::rename(&side_tmp, &side_path).await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&side_tmp).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(self.io("put", key, e));
+        }
+        sync_dir(&dir).await;
+        Ok(PutResult {
+            size: digests.length,
+            md5: digests.md5,
+            etag: Some(digests.md5_hex()),
+            store_verified: false,
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
+        let path = self.path("head", key)?;
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("head", key, e)),
+        };
+        let side = read_sidecar(&path).await;
+        Ok(Some(ObjectMeta {
+            size: meta.len(),
+            etag: side.as_ref().map(|s| s.md5.clone()),
+            content_type: side.as_ref().and_then(|s| s.content_type.clone()),
+            metadata: side.map(|s| s.metadata).unwrap_or_default(),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
+        let path = self.path("get", key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| self.io("get", key, e))?;
+        let s = futures::stream::unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        Ok(crate::stream_body(s))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        let path = self.path("delete", key)?;
+        for p in [path.clone(), sidecar_path(&path)] {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("delete", key, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
+        let path = self.path("tags", key)?;
+        Ok(read_sidecar(&path).await.map(|s| s.tags))
+    }
+
+    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
+        let start = self.root.join(prefix.trim_end_matches('/'));
+        let mut stack = vec![start];
+        let mut removed = 0;
+        while let Some(dir) = stack.pop() {
+            let Ok(mut rd) = tokio::fs::read_dir(&dir).await else {
+                continue;
+            };
+            while let Ok(Some(e)) = rd.next_entry().await {
+                let p = e.path();
+                let is_dir = e.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
+                if is_dir {
+                    stack.push(p);
+                } else if p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.') && n.contains(PARTIAL))
+                    && tokio::fs::remove_file(&p).await.is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn sidecar_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(SIDECAR);
+    PathBuf::from(s)
+}
+
+async fn read_sidecar(path: &Path) -> Option<Sidecar> {
+    let bytes = tokio::fs::read(sidecar_path(path)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,857 @@
+//! A sink writing to Amazon S3 or an S3-compatible store through aws-sdk-s3.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_smithy_types::body::SdkBody;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use integrity::{
+    BoxError, Digests, Expectations, HashingBody, IntegrityError, Md5Digest, etag_matches_md5,
+    multipart_etag,
+};
+use tokio::sync::Semaphore;
+
+use crate::local::integrity_err;
+use crate::tags::{encode_tagging, sanitize_all};
+use crate::{
+    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind, validate_key,
+};
+
+/// How object tags are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TagMode {
+    /// With the upload (`x-amz-tagging` on PutObject; PutObjectTagging after a multipart
+    /// upload, because stores such as Ceph ignore the header on CreateMultipartUpload).
+    #[default]
+    Header,
+    /// Always by a separate PutObjectTagging after the upload.
+    Separate,
+    /// No tags (stores without tagging, such as s3s-fs); the metadata still carries them.
+    Disabled,
+}
+
+/// Whether the SDK adds flexible checksums (CRC32 trailers) to requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumMode {
+    /// Only when an operation requires one. Works everywhere, including Ceph RGW over HTTP,
+    /// which rejects the SDK's default streaming checksums. Integrity is then proven by
+    /// Content-MD5 (where the MD5 is known up front) and by comparing the ETag.
+    #[default]
+    WhenRequired,
+    /// Whenever the operation supports one (the SDK default; AWS S3 and s3s-fs).
+    WhenSupported,
+}
+
+/// Server-side encryption of written objects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ServerSideEncryption {
+    /// The bucket default.
+    #[default]
+    None,
+    /// SSE-S3 (`AES256`).
+    S3,
+    /// SSE-KMS with an optional key id (the ETag is then not an MD5 and is not compared).
+    Kms {
+        /// KMS key id or ARN; `None` uses the AWS managed key.
+        key_id: Option<String>,
+    },
+}
+
+/// Object Lock (WORM) retention for written objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    /// Retention from the time of writing.
+    pub retain_for: Duration,
+}
+
+/// Settings of an [`S3Sink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3SinkConfig {
+    /// Bucket name.
+    pub bucket: String,
+    /// How tags are written.
+    pub tag_mode: TagMode,
+    /// Server-side encryption.
+    pub sse: ServerSideEncryption,
+    /// Storage class (`STANDARD`, `STANDARD_IA`, `GLACIER_IR`, ...).
+    pub storage_class: Option<String>,
+    /// Object Lock retention.
+    pub object_lock: Option<ObjectLock>,
+    /// Objects of known length above this use multipart upload (a single PUT holds at most
+    /// 5 GiB).
+    pub multipart_threshold: u64,
+    /// Part size of multipart uploads (5 MiB to 5 GiB).
+    pub part_size: usize,
+    /// Parts uploaded at the same time; memory is about `part_size * (this + 1)`.
+    pub max_parts_in_flight: usize,
+    /// Use `If-None-Match: *` for create-only writes (else only the HEAD check).
+    pub conditional_writes: bool,
+    /// Multipart uploads older than this are aborted by the startup sweep.
+    pub stale_upload_age: Duration,
+}
+
+impl S3SinkConfig {
+    /// Defaults: tags with the upload, multipart above 4 GiB or for unknown lengths with
+    /// 8 MiB parts, 2 in flight, conditional writes on.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            tag_mode: TagMode::Header,
+            sse: ServerSideEncryption::None,
+            storage_class: None,
+            object_lock: None,
+            multipart_threshold: 4 << 30,
+            part_size: 8 << 20,
+            max_parts_in_flight: 2,
+            conditional_writes: true,
+            stale_upload_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Writes to S3 (or Ceph RGW, s3s-fs, ...) with streaming PutObject when the length is known
+/// and multipart upload otherwise, verifying the ETag against the MD5 computed on the way and
+/// removing what it wrote on every failure path.
+#[derive(Debug, Clone)]
+pub struct S3Sink {
+    client: Client,
+    cfg: S3SinkConfig,
+}
+
+impl fmt::Display for S3Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}", self.cfg.bucket)
+    }
+}
+
+/// Keeps the first error of the wrapped body, because the SDK reports body failures as opaque
+/// dispatch errors.
+#[derive(Debug, Clone, Default)]
+struct ErrorSlot(Arc<Mutex<Option<IntegrityError>>>);
+
+impl ErrorSlot {
+    fn take(&self) -> Option<IntegrityError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct CaptureBody<B> {
+        #[pin]
+        inner: B,
+        slot: ErrorSlot,
+    }
+}
+
+impl<B: Body<Data = Bytes, Error = IntegrityError>> Body for CaptureBody<B> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let msg = e.to_string();
+                *this.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Poll::Ready(Some(Err(Box::new(std::io::Error::other(msg)))))
+            }
+            other => other.map(|o| o.map(|r| r.map_err(|e| Box::new(e) as BoxError))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn status_of<E>(
+    e: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+impl S3Sink {
+    /// A sink over a configured S3 client (endpoint, region, credentials, path style and
+    /// checksum mode are the client's; see [`S3Sink::client_from`]).
+    pub fn new(client: Client, cfg: S3SinkConfig) -> Self {
+        Self { client, cfg }
+    }
+
+    /// Builds an S3 client from a loaded SDK configuration with the settings S3-compatible
+    /// stores need.
+    pub fn client_from(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        checksums: ChecksumMode,
+    ) -> Client {
+        use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+        let (req, resp) = match checksums {
+            ChecksumMode::WhenRequired => (
+                RequestChecksumCalculation::WhenRequired,
+                ResponseChecksumValidation::WhenRequired,
+            ),
+            ChecksumMode::WhenSupported => (
+                RequestChecksumCalculation::WhenSupported,
+                ResponseChecksumValidation::WhenSupported,
+            ),
+        };
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(force_path_style)
+            .request_checksum_calculation(req)
+            .response_checksum_validation(resp)
+            .build();
+        Client::from_conf(conf)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &S3SinkConfig {
+        &self.cfg
+    }
+
+    /// The S3 client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn err(
+        &self,
+        kind: SinkErrorKind,
+        op: &'static str,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> SinkError {
+        SinkError::new(kind, op, key, self, msg)
+    }
+
+    fn sdk_err<E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> SinkError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let status = status_of(&e);
+        let kind = match (&e, status) {
+            (_, Some(412)) => SinkErrorKind::AlreadyExists,
+            (_, Some(s)) if s == 429 || s >= 500 => SinkErrorKind::StoreTemporary,
+            (SdkError::ServiceError(_), Some(_)) => SinkErrorKind::StorePermanent,
+            (SdkError::ConstructionFailure(_), _) => SinkErrorKind::Invalid,
+            _ => SinkErrorKind::StoreTemporary,
+        };
+        let code = e.code().map(|c| format!("{c}: ")).unwrap_or_default();
+        let status = status.map(|s| format!("HTTP {s} ")).unwrap_or_default();
+        let mut msg = format!("{status}{code}{}", DisplayErrorContext(&e));
+        if kind == SinkErrorKind::AlreadyExists {
+            msg = "an object already exists under this key (create-only write)".into();
+        }
+        self.err(kind, op, key, msg)
+    }
+
+    fn sse_is_kms(&self) -> bool {
+        matches!(self.cfg.sse, ServerSideEncryption::Kms { .. })
+    }
+
+    fn metadata(opts: &PutOptions) -> HashMap<String, String> {
+        opts.metadata
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.chars()
+                        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> Result<(), SinkError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let set: Vec<Tag> = tags
+            .iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(set))
+            .build()
+            .map_err(|e| self.err(SinkErrorKind::Invalid, "put-tags", key, e.to_string()))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("put-tags", key, e))?;
+        Ok(())
+    }
+
+    /// Checks the store's ETag against the expected value; falls back to HEAD when the store
+    /// answered an empty ETag. Returns whether it could compare.
+    async fn verify_etag(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        expected: &str,
+    ) -> Result<bool, SinkError> {
+        if self.sse_is_kms() {
+            return Ok(false);
+        }
+        let etag = match etag.map(|e| e.trim_matches('"')).filter(|e| !e.is_empty()) {
+            Some(e) => e.to_string(),
+            None => match self.head(key).await?.and_then(|m| m.etag) {
+                Some(e) => e,
+                None => return Ok(false),
+            },
+        };
+        match etag_matches_md5(&etag, expected) {
+            Some(true) => Ok(true),
+            Some(false) => Err(self.err(
+                SinkErrorKind::Verification,
+                "put",
+                key,
+                format!(
+                    "store checksum mismatch: ETag {etag} but the streamed bytes give {expected}"
+                ),
+            )),
+            None => Ok(false),
+        }
+    }
+
+    async fn cleanup(&self, key: &str) {
+        if let Err(e) = self.delete(key).await {
+            tracing::warn!(key, error = %e, "could not remove a failed upload");
+        }
+    }
+
+    async fn put_single(
+        &self,
+        key: &str,
+        body: PutBody,
+        len: u64,
+        opts: &PutOptions,
+    ) -> Result<PutResult, SinkError> {
+        let slot = ErrorSlot::default();
+        let expect = Expectations {
+            length: Some(len),
+            md5: opts.expected_md5,
+            sha256: false,
+        };
+        let (hashing, handle) = HashingBody::new(body, expect);
+        let capture = CaptureBody {
+            inner: hashing,
+            slot: slot.clone(),
+        };
+        let tags = sanitize_all(&opts.tags);
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .body(ByteStream::new(SdkBody::from_body_1_x(capture)))
+            .content_length(len as i64)
+            .set_content_type(opts.content_type.clone())
+            .set_metadata(Some(Self::metadata(opts)));
+        if let Some(m) = opts.expected_md5 {
+            req = req.content_md5(m.to_base64());
+        }
+        if opts.create_only && self.cfg.conditional_writes {
+            req = req.if_none_match("*");
+        }
+        if self.cfg.tag_mode == TagMode::Header && !tags.is_empty() {
+            req = req.tagging(encode_tagging(&tags));
+        }
+        req = self.apply_put_settings(req);
+        let out = match req.send().await {
+            Ok(o) => o,
+            Err(e) => {
+                let err = match slot.take() {
+                    Some(ie) => integrity_err(self, key, ie),
+                    None => self.sdk_err("put", key, e),
+                };
+                if err.kind != SinkErrorKind::AlreadyExists {
+                    self.cleanup(key).await;
+                }
+                return Err(err);
+            }
+        };
+        let Some(digests) = handle.get() else {
+            self.cleanup(key).await;
+            return Err(self.err(
+                SinkErrorKind::Source,
+                "put",
+                key,
+                "the store accepted the upload before the body ended",
+            ));
+        };
+        self.finish(key, out.e_tag(), &digests.md5_hex(), digests, &tags)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        expected_etag: &str,
+        d: Digests,
+        tags: &[(String, String)],
+    ) -> Result<PutResult, SinkError> {
+        let verified = match self.verify_etag(key, etag, expected_etag).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.cleanup(key).await;
+                return Err(e);
+            }
+        };
+        if self.cfg.tag_mode == TagMode::Separate
+            && let Err(e) = self.put_tags(key, tags).await
+        {
+            self.cleanup(key).await;
+            return Err(e);
+        }
+        Ok(PutResult {
+            size: d.length,
+            md5: d.md5,
+            etag: etag
+                .map(|e| e.trim_matches('"').to_string())
+                .filter(|e| !e.is_empty()),
+            store_verified: verified,
+        })
+    }
+
+    fn apply_put_settings(
+        &self,
+        mut req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption as Sse, StorageClass};
+        match &self.cfg.sse {
+            ServerSideEncryption::None => {}
+            ServerSideEncryption::S3 => req = req.server_side_encryption(Sse::Aes256),
+            ServerSideEncryption::Kms { key_id } => {
+                req = req
+                    .server_side_encryption(Sse::AwsKms)
+                    .set_ssekms_key_id(key_id.clone());
+            }
+        }
+        if let Some(sc) = &self.cfg.storage_class {
+            req = req.storage_class(StorageClass::from(sc.as_str()));
+        }
+        if let Some(lock) = &self.cfg.object_lock {
+            let until = std::time::SystemTime::now() + lock.retain_for;
+            req = req
+                .object_lock_mode(ObjectLockMode::from(lock.mode.as_str()))
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from(until));
+        }
+        req
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        body: PutBody,
+        opts: &PutOptions,
+    ) -> Result<PutResult, SinkError> {
+        use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption as Sse, StorageClass};
+        let tags = sanitize_all(&opts.tags);
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .set_content_type(opts.content_type.clone())
+            .set_metadata(Some(Self::metadata(opts)));
+        match &self.cfg.sse {
+            ServerSideEncryption::None => {}
+            ServerSideEncryption::S3 => create = create.server_side_encryption(Sse::Aes256),
+            ServerSideEncryption::Kms { key_id } => {
+                create = create
+                    .server_side_encryption(Sse::AwsKms)
+                    .set_ssekms_key_id(key_id.clone())
+            }
+        }
+        if let Some(sc) = &self.cfg.storage_class {
+            create = create.storage_class(StorageClass::from(sc.as_str()));
+        }
+        if let Some(lock) = &self.cfg.object_lock {
+            let until = std::time::SystemTime::now() + lock.retain_for;
+            create = create
+                .object_lock_mode(ObjectLockMode::from(lock.mode.as_str()))
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from(until));
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("create-multipart", key, e))?;
+        let Some(upload_id) = created.upload_id().map(str::to_string) else {
+            return Err(self.err(
+                SinkErrorKind::StoreTemporary,
+                "create-multipart",
+                key,
+                "no upload id",
+            ));
+        };
+        match self.upload_parts(key, &upload_id, body, opts).await {
+            Ok((parts, part_md5s, digests)) => {
+                let mut complete = self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.cfg.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    );
+                if opts.create_only && self.cfg.conditional_writes {
+                    complete = complete.if_none_match("*");
+                }
+                let out = match complete.send().await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let err = self.sdk_err("complete-multipart", key, e);
+                        self.abort(key, &upload_id).await;
+                        if err.kind != SinkErrorKind::AlreadyExists {
+                            self.cleanup(key).await;
+                        }
+                        return Err(err);
+                    }
+                };
+                if self.cfg.tag_mode == TagMode::Header
+                    && let Err(e) = self.put_tags(key, &tags).await
+                {
+                    self.cleanup(key).await;
+                    return Err(e);
+                }
+                self.finish(
+                    key,
+                    out.e_tag(),
+                    &multipart_etag(&part_md5s),
+                    digests,
+                    &tags,
+                )
+                .await
+            }
+            Err(e) => {
+                self.abort(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(key, error = %DisplayErrorContext(&e), "could not abort a multipart upload");
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        body: PutBody,
+        opts: &PutOptions,
+    ) -> Result<(Vec<CompletedPart>, Vec<Md5Digest>, Digests), SinkError> {
+        let expect = Expectations {
+            length: opts.content_length,
+            md5: opts.expected_md5,
+            sha256: false,
+        };
+        let (mut body, handle) = HashingBody::new(body, expect);
+        let part_size = self.cfg.part_size.max(5 << 20);
+        let permits = Arc::new(Semaphore::new(self.cfg.max_parts_in_flight.max(1)));
+        let mut tasks = Vec::new();
+        let mut md5s = Vec::new();
+        let mut buf = BytesMut::with_capacity(part_size);
+        let mut part_number = 0i32;
+        let mut done = false;
+        while !done {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(mut data) = frame.into_data() {
+                        while !data.is_empty() {
+                            let take = (part_size - buf.len()).min(data.len());
+                            buf.extend_from_slice(&data.split_to(take));
+                            if buf.len() == part_size {
+                                let part =
+                                    std::mem::replace(&mut buf, BytesMut::with_capacity(part_size))
+                                        .freeze();
+                                part_number += 1;
+                                md5s.push(Md5Digest::of(&part));
+                                tasks.push(
+                                    self.spawn_part(
+                                        key,
+                                        upload_id,
+                                        part_number,
+                                        part,
+                                        permits.clone(),
+                                    )
+                                    .await,
+                                );
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    for t in &tasks {
+                        t.abort();
+                    }
+                    return Err(integrity_err(self, key, e));
+                }
+                None => done = true,
+            }
+        }
+        if !buf.is_empty() || part_number == 0 {
+            let part = buf.freeze();
+            part_number += 1;
+            md5s.push(Md5Digest::of(&part));
+            tasks.push(
+                self.spawn_part(key, upload_id, part_number, part, permits.clone())
+                    .await,
+            );
+        }
+        let digests = handle.get().ok_or_else(|| {
+            self.err(
+                SinkErrorKind::Source,
+                "put",
+                key,
+                "body ended without digests",
+            )
+        })?;
+        let mut parts = Vec::with_capacity(tasks.len());
+        let mut first_err = None;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(p)) => parts.push(p),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(j) => {
+                    first_err.get_or_insert(self.err(
+                        SinkErrorKind::StoreTemporary,
+                        "upload-part",
+                        key,
+                        j.to_string(),
+                    ));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((parts, md5s, digests)),
+        }
+    }
+
+    async fn spawn_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        part: Bytes,
+        permits: Arc<Semaphore>,
+    ) -> tokio::task::JoinHandle<Result<CompletedPart, SinkError>> {
+        let permit = permits
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        let this = self.clone();
+        let key = key.to_string();
+        let upload_id = upload_id.to_string();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let md5 = Md5Digest::of(&part);
+            let len = part.len() as i64;
+            let out = this
+                .client
+                .upload_part()
+                .bucket(&this.cfg.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .content_length(len)
+                .content_md5(md5.to_base64())
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| this.sdk_err("upload-part", &key, e))?;
+            if let Some(etag) = out.e_tag()
+                && etag_matches_md5(etag, &md5.to_hex()) == Some(false)
+                && !this.sse_is_kms()
+            {
+                return Err(this.err(
+                    SinkErrorKind::Verification,
+                    "upload-part",
+                    &key,
+                    format!(
+                        "part {number} ETag {etag} differs from its MD5 {}",
+                        md5.to_hex()
+                    ),
+                ));
+            }
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build())
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectSink for S3Sink {
+    async fn put(
+        &self,
+        key: &str,
+        body: PutBody,
+        opts: PutOptions,
+    ) -> Result<PutResult, SinkError> {
+        validate_key(key).map_err(|m| self.err(SinkErrorKind::Invalid, "put", key, m))?;
+        if opts.create_only && self.head(key).await?.is_some() {
+            return Err(self.err(
+                SinkErrorKind::AlreadyExists,
+                "put",
+                key,
+                "an object already exists under this key (create-only write)",
+            ));
+        }
+        match opts.content_length {
+            Some(len) if len <= self.cfg.multipart_threshold => {
+                self.put_single(key, body, len, &opts).await
+            }
+            _ => self.put_multipart(key, body, &opts).await,
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(ObjectMeta {
+                size: o.content_length().unwrap_or(0).max(0) as u64,
+                etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                metadata: o
+                    .metadata()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                content_type: o.content_type().map(str::to_string),
+            })),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.sdk_err("head", key, e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("get", key, e))?;
+        let body: SdkBody = out.body.into_inner();
+        Ok(body.map_err(|e| e as BoxError).boxed())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.sdk_err("delete", key, e)),
+        }
+    }
+
+    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
+        if self.cfg.tag_mode == TagMode::Disabled {
+            return Ok(None);
+        }
+        match self
+            .client
+            .get_object_tagging()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(
+                o.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            )),
+            Err(e) if status_of(&e) == Some(501) => Ok(None),
+            Err(e) => Err(self.sdk_err("get-tags", key, e)),
+        }
+    }
+
+    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.cfg.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("list-multipart", prefix, e))?;
+        let now = std::time::SystemTime::now();
+        let mut n = 0;
+        for u in out.uploads() {
+            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
+                continue;
+            };
+            let old = u
+                .initiated()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                .is_none_or(|t| {
+                    now.duration_since(t).unwrap_or_default() >= self.cfg.stale_upload_age
+                });
+            if old {
+                self.abort(key, id).await;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
