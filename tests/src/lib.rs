@@ -1,1 +1,96 @@
-//! placeholder
+//! Shared helpers of the end-to-end tests: the real S3 servers the test script started.
+//!
+//! `scripts/test.sh` starts s3s-fs and Ceph RGW on 127.0.0.1 and exports
+//! `E2E_S3S_ENDPOINT` and `E2E_CEPH_ENDPOINT` (plus `E2E_S3_ACCESS_KEY` / `E2E_S3_SECRET_KEY`).
+//! A missing variable fails the test: these tests never skip silently.
+
+use aws_credential_types::Credentials;
+use sink::{ChecksumMode, S3Sink, S3SinkConfig, TagMode};
+
+/// A real S3-compatible server started by the test script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// s3s-fs: no tagging, no Object Lock.
+    S3sFs,
+    /// Ceph RADOS Gateway.
+    Ceph,
+}
+
+impl Server {
+    /// Both servers.
+    pub const ALL: [Server; 2] = [Server::S3sFs, Server::Ceph];
+
+    fn var(self) -> &'static str {
+        match self {
+            Server::S3sFs => "E2E_S3S_ENDPOINT",
+            Server::Ceph => "E2E_CEPH_ENDPOINT",
+        }
+    }
+
+    /// The endpoint URL; panics with instructions when the test script did not provide it.
+    pub fn endpoint(self) -> String {
+        std::env::var(self.var()).unwrap_or_else(|_| {
+            panic!("{} is not set: run the tests through ./scripts/test.sh, which starts s3s-fs and Ceph RGW on 127.0.0.1", self.var())
+        })
+    }
+
+    /// Whether the server keeps object tags.
+    pub fn supports_tags(self) -> bool {
+        self == Server::Ceph
+    }
+}
+
+fn key(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through ./scripts/test.sh"))
+}
+
+/// An S3 client for the server, configured the way the CLI configures one.
+pub async fn client(server: Server) -> aws_sdk_s3::Client {
+    let creds = Credentials::new(
+        key("E2E_S3_ACCESS_KEY"),
+        key("E2E_S3_SECRET_KEY"),
+        None,
+        None,
+        "e2e",
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(server.endpoint())
+        .credentials_provider(creds)
+        .load()
+        .await;
+    S3Sink::client_from(&sdk, true, ChecksumMode::WhenRequired)
+}
+
+/// Creates a fresh bucket with a unique name and returns a sink on it.
+pub async fn fresh_sink(server: Server, label: &str) -> S3Sink {
+    let client = client(server).await;
+    let bucket = format!("{label}-{:08x}", fastrand_u32());
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create bucket {bucket} on {server:?}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+    let mut cfg = S3SinkConfig::new(bucket);
+    cfg.tag_mode = if server.supports_tags() {
+        TagMode::Header
+    } else {
+        TagMode::Disabled
+    };
+    cfg.stale_upload_age = std::time::Duration::ZERO;
+    S3Sink::new(client, cfg)
+}
+
+fn fastrand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
+}

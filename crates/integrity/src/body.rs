@@ -57,6 +57,10 @@ impl DigestHandle {
     fn set(&self, d: Digests) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
     }
+
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 struct Hashers {
@@ -84,6 +88,7 @@ pin_project_lite::pin_project! {
         inner: B,
         hashers: Option<Hashers>,
         seen: u64,
+        complete: bool,
         expect: Expectations,
         handle: DigestHandle,
     }
@@ -100,6 +105,7 @@ impl<B> HashingBody<B> {
                 sha256: expect.sha256.then(Sha256::new),
             }),
             seen: 0,
+            complete: false,
             expect,
             handle: handle.clone(),
         };
@@ -127,6 +133,30 @@ impl<B> HashingBody<B> {
     }
 }
 
+fn finalize(
+    h: Hashers,
+    seen: u64,
+    expect: &Expectations,
+    handle: &DigestHandle,
+) -> Result<(), IntegrityError> {
+    let md5 = Md5Digest(h.md5.finalize().into());
+    if let Some(exp) = expect.md5
+        && exp != md5
+    {
+        return Err(IntegrityError::DigestMismatch {
+            algorithm: "md5",
+            expected: exp.to_hex(),
+            actual: md5.to_hex(),
+        });
+    }
+    handle.set(Digests {
+        length: seen,
+        md5,
+        sha256: h.sha256.map(|s| s.finalize().into()),
+    });
+    Ok(())
+}
+
 impl<B> Body for HashingBody<B>
 where
     B: Body<Data = Bytes>,
@@ -140,6 +170,31 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        if *this.complete {
+            // Verified when the expected length was reached; anything but the end (or
+            // trailers) now means the body is longer than announced.
+            return match ready!(this.inner.poll_frame(cx)) {
+                Some(Ok(frame)) if frame.data_ref().is_some_and(|d| !d.is_empty()) => {
+                    *this.complete = false;
+                    this.handle.clear();
+                    let extra = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    Poll::Ready(Some(Err(IntegrityError::LengthExceeded {
+                        expected: *this.seen,
+                        actual: *this.seen + extra,
+                    })))
+                }
+                Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+                Some(Err(e)) => {
+                    *this.complete = false;
+                    this.handle.clear();
+                    Poll::Ready(Some(Err(IntegrityError::Inner(e.into()))))
+                }
+                None => {
+                    *this.complete = false;
+                    Poll::Ready(None)
+                }
+            };
+        }
         if this.hashers.is_none() {
             // Finished (successfully or not): stay finished.
             return Poll::Ready(None);
@@ -163,6 +218,17 @@ where
                             s.update(data);
                         }
                     }
+                    // A consumer that knows the exact length (hyper sending a request with
+                    // Content-Length) stops polling after the last byte, so verification
+                    // must happen on the frame that completes the length, and fail that
+                    // frame instead of letting it through.
+                    if this.expect.length == Some(*this.seen) && !data.is_empty() {
+                        let h = this.hashers.take().expect("hashers present");
+                        *this.complete = true;
+                        if let Err(e) = finalize(h, *this.seen, this.expect, this.handle) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -182,28 +248,16 @@ where
                         actual: *this.seen,
                     })));
                 }
-                let md5 = Md5Digest(h.md5.finalize().into());
-                if let Some(exp) = this.expect.md5
-                    && exp != md5
-                {
-                    return Poll::Ready(Some(Err(IntegrityError::DigestMismatch {
-                        algorithm: "md5",
-                        expected: exp.to_hex(),
-                        actual: md5.to_hex(),
-                    })));
+                match finalize(h, *this.seen, this.expect, this.handle) {
+                    Ok(()) => Poll::Ready(None),
+                    Err(e) => Poll::Ready(Some(Err(e))),
                 }
-                this.handle.set(Digests {
-                    length: *this.seen,
-                    md5,
-                    sha256: h.sha256.map(|s| s.finalize().into()),
-                });
-                Poll::Ready(None)
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.hashers.is_none() || self.inner.is_end_stream()
+        (self.hashers.is_none() && !self.complete) || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -317,6 +371,59 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(&wrong.to_hex()), "{msg}");
             assert!(msg.contains("5d41402abc4b2a76b9719d911017c592"), "{msg}");
+            assert!(h.get().is_none());
+        });
+    }
+
+    #[test]
+    fn verifies_on_the_frame_that_completes_the_length() {
+        rt().block_on(async {
+            // A consumer like hyper stops after Content-Length bytes and never polls for the
+            // end; the digests must be ready anyway.
+            let (mut b, h) = HashingBody::new(
+                framed(vec![b"hel".to_vec(), b"lo".to_vec()]),
+                Expectations::default().length(5),
+            );
+            let mut n = 0;
+            while n < 5 {
+                let f = b.frame().await.unwrap().unwrap();
+                n += f.data_ref().unwrap().len();
+            }
+            assert_eq!(
+                h.get().unwrap().md5_hex(),
+                "5d41402abc4b2a76b9719d911017c592"
+            );
+            assert!(b.is_end_stream() || b.frame().await.is_none());
+
+            // A wrong MD5 fails the last frame itself, so the consumer never sees success.
+            let wrong = Md5Digest::of(b"x");
+            let (mut b, h) = HashingBody::new(
+                framed(vec![b"hel".to_vec(), b"lo".to_vec()]),
+                Expectations::default().length(5).md5(wrong),
+            );
+            assert!(b.frame().await.unwrap().is_ok());
+            assert!(matches!(
+                b.frame().await.unwrap(),
+                Err(IntegrityError::DigestMismatch { .. })
+            ));
+            assert!(h.get().is_none());
+
+            // Bytes after the announced length are an error and withdraw the digests.
+            let (b, h) = HashingBody::new(
+                framed(vec![b"hello".to_vec(), b"!".to_vec()]),
+                Expectations::default().length(5),
+            );
+            let err = b.collect().await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IntegrityError::LengthExceeded {
+                        expected: 5,
+                        actual: 6
+                    }
+                ),
+                "{err}"
+            );
             assert!(h.get().is_none());
         });
     }
