@@ -1,1 +1,28 @@
-//! placeholder
+//! The recording archive pipeline.
+//!
+//! [`archive`] takes a stream of discovered recordings (from
+//! [`genesys_media::GenesysClient::discover`]), runs a bounded pool of workers, and for each
+//! recording: builds its key from a [`KeyTemplate`], skips it if the store already has it,
+//! streams the media into an [`sink::ObjectSink`] with MD5 computed on the way, and applies
+//! one retry table:
+//!
+//! | failure | action |
+//! |---|---|
+//! | 403 on the media URL | refresh that recording's URL and retry (bounded) |
+//! | 429 | wait `Retry-After` (clamped), retry |
+//! | 5xx, transport error, body broken mid-stream, store 5xx | jittered exponential backoff, bounded total time |
+//! | any other 4xx, refused URL, bad id | fail, no retry |
+//! | MD5 or length mismatch | the sink removed the object; retry once, then fail as an integrity failure |
+//! | object already exists (create-only) | skipped |
+//!
+//! Outcomes are reported as typed [`Event`]s through an [`EventHandler`] and counted in a
+//! [`Summary`].
+#![warn(missing_docs)]
+
+mod events;
+mod pipeline;
+mod template;
+
+pub use events::{Event, EventHandler, NoEvents};
+pub use pipeline::{ArchiverConfig, FailureReport, Summary, archive, tags_for};
+pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};

@@ -1,0 +1,90 @@
+//! Typed events, delivered to a hook the binary chooses (logs, progress bar, metrics).
+
+use std::time::Duration;
+
+/// What happened to one recording.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Discovery yielded a recording.
+    Discovered {
+        /// Recording id.
+        recording_id: String,
+    },
+    /// An attempt started.
+    Started {
+        /// Recording id.
+        recording_id: String,
+        /// Target key.
+        key: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// An attempt failed and will be retried.
+    Retrying {
+        /// Recording id.
+        recording_id: String,
+        /// Attempt that failed.
+        attempt: u32,
+        /// Why (no secrets).
+        reason: String,
+        /// Wait before the next attempt.
+        wait: Duration,
+    },
+    /// Stored and verified.
+    Archived {
+        /// Recording id.
+        recording_id: String,
+        /// Key written.
+        key: String,
+        /// Bytes.
+        size: u64,
+        /// MD5 hex computed while streaming.
+        md5: String,
+        /// Whether the store's checksum was compared and matched.
+        store_verified: bool,
+    },
+    /// Not downloaded because the object is already there.
+    Skipped {
+        /// Recording id.
+        recording_id: String,
+        /// Existing key.
+        key: String,
+    },
+    /// The source has no media for it (archived, deleted, ...).
+    Unavailable {
+        /// Recording id.
+        recording_id: String,
+        /// The source's reason.
+        reason: String,
+    },
+    /// Gave up; nothing was left in the store.
+    Failed {
+        /// Recording id.
+        recording_id: String,
+        /// Why.
+        reason: String,
+        /// True when the data itself was wrong (MD5 or length), after the retry.
+        integrity: bool,
+    },
+}
+
+/// Receives [`Event`]s. Implemented for closures.
+pub trait EventHandler: Send + Sync {
+    /// Called for each event, from worker tasks; must not block for long.
+    fn handle(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> EventHandler for F {
+    fn handle(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Ignores every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventHandler for NoEvents {
+    fn handle(&self, _: &Event) {}
+}

@@ -1,0 +1,502 @@
+//! The archive pipeline: discovery -> bounded queue -> worker pool -> sink.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use genesys_media::{
+    DiscoveredRecording, ErrorClass, GenesysClient, MediaAvailability, MediaUrl, RetryPolicy,
+};
+use http_body_util::BodyExt;
+use integrity::{BoxError, Md5Digest};
+use sink::{ObjectSink, PutOptions, SinkErrorKind};
+use tokio::sync::Semaphore;
+
+use crate::events::{Event, EventHandler};
+use crate::template::KeyTemplate;
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct ArchiverConfig {
+    /// Recordings processed at the same time.
+    pub workers: usize,
+    /// Where each recording goes.
+    pub key_template: KeyTemplate,
+    /// Backoff for 5xx and transport errors, and the `Retry-After` clamp.
+    pub retry: RetryPolicy,
+    /// How often one recording's URL may be refreshed after 403s.
+    pub max_url_refreshes: u32,
+    /// Retries after an MD5 or length mismatch (the brief: once).
+    pub integrity_retries: u32,
+    /// Use a media response's ETag as the expected MD5 when it looks like one.
+    pub verify_source_etag: bool,
+    /// HEAD the key first and skip recordings already stored.
+    pub skip_existing: bool,
+    /// Write with create-only semantics (never replace an object).
+    pub create_only: bool,
+    /// Time limit of one download-and-upload attempt.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for ArchiverConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            key_template: KeyTemplate::default(),
+            retry: RetryPolicy::default(),
+            max_url_refreshes: 3,
+            integrity_retries: 1,
+            verify_source_etag: false,
+            skip_existing: true,
+            create_only: true,
+            attempt_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A recording that was not archived, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReport {
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Recording id.
+    pub recording_id: String,
+    /// Why.
+    pub reason: String,
+    /// Whether it is unavailable at the source rather than failed.
+    pub unavailable: bool,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Recordings discovered.
+    pub found: u64,
+    /// Stored and verified in this run.
+    pub archived: u64,
+    /// Already stored; not downloaded.
+    pub skipped: u64,
+    /// Gave up on (see `failures`).
+    pub failed: u64,
+    /// Without media at the source (archived/deleted); reported, not retried.
+    pub unavailable: u64,
+    /// Bytes stored in this run.
+    pub bytes: u64,
+    /// Failures and unavailable recordings with reasons.
+    pub failures: Vec<FailureReport>,
+    /// Discovery stopped early with this error.
+    pub discovery_error: Option<String>,
+    /// Whether the discovery error is a configuration problem (credentials, region).
+    pub discovery_error_is_config: bool,
+}
+
+impl Summary {
+    /// The one-line summary the CLI prints.
+    pub fn line(&self) -> String {
+        format!(
+            "found {}, archived {}, skipped {}, failed {}, unavailable {} ({} bytes)",
+            self.found, self.archived, self.skipped, self.failed, self.unavailable, self.bytes
+        )
+    }
+
+    /// True when nothing failed and discovery completed.
+    pub fn success(&self) -> bool {
+        self.failed == 0 && self.discovery_error.is_none()
+    }
+}
+
+enum Outcome {
+    Archived { size: u64 },
+    Skipped,
+    Unavailable(String),
+    Failed(String),
+}
+
+/// Why one attempt failed, in the classification the retry table uses.
+enum AttemptError {
+    /// 403 on the media URL: refresh it.
+    Forbidden(String),
+    /// 429: wait this long.
+    Throttled(Duration, String),
+    /// 5xx, transport, body broken mid-stream, store hiccup: back off.
+    Temporary(String),
+    /// MD5 or length mismatch; what was written is gone.
+    Integrity(String),
+    /// Someone else stored it meanwhile.
+    AlreadyExists,
+    /// Any other 4xx, refused URL, bad data: no retry.
+    Permanent(String),
+}
+
+struct Shared {
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+}
+
+/// Archives every recording `source` yields into `sink`, with `cfg.workers` at a time,
+/// and returns the counts. Never panics on bad data; failures are counted and reported.
+pub async fn archive<S>(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    source: S,
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+) -> Summary
+where
+    S: Stream<Item = genesys_media::Result<DiscoveredRecording>> + Send,
+{
+    let workers = cfg.workers.max(1);
+    let shared = Arc::new(Shared {
+        client,
+        sink,
+        cfg,
+        events,
+    });
+    let permits = Arc::new(Semaphore::new(workers));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut summary = Summary::default();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut source = std::pin::pin!(source);
+    while let Some(item) = source.next().await {
+        let rec = match item {
+            Ok(r) => r,
+            Err(e) => {
+                summary.discovery_error_is_config = matches!(e, genesys_media::Error::Auth { .. })
+                    || e.status() == Some(403)
+                    || e.status() == Some(401);
+                summary.discovery_error = Some(e.to_string());
+                break;
+            }
+        };
+        summary.found += 1;
+        shared.events.handle(&Event::Discovered {
+            recording_id: rec.recording_id.clone(),
+        });
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        while let Some(done) = tasks.try_join_next() {
+            tally(&mut summary, done);
+        }
+        let shared = shared.clone();
+        let bytes = bytes.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let outcome = process(&shared, &rec).await;
+            if let Outcome::Archived { size } = &outcome {
+                bytes.fetch_add(*size, Ordering::Relaxed);
+            }
+            (rec, outcome)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        tally(&mut summary, done);
+    }
+    summary.bytes = bytes.load(Ordering::Relaxed);
+    summary
+}
+
+fn tally(
+    summary: &mut Summary,
+    done: Result<(DiscoveredRecording, Outcome), tokio::task::JoinError>,
+) {
+    let (rec, outcome) = match done {
+        Ok(v) => v,
+        Err(e) => {
+            summary.failed += 1;
+            summary.failures.push(FailureReport {
+                conversation_id: String::new(),
+                recording_id: String::new(),
+                reason: format!("worker task failed: {e}"),
+                unavailable: false,
+            });
+            return;
+        }
+    };
+    match outcome {
+        Outcome::Archived { .. } => summary.archived += 1,
+        Outcome::Skipped => summary.skipped += 1,
+        Outcome::Unavailable(reason) => {
+            summary.unavailable += 1;
+            summary.failures.push(FailureReport {
+                conversation_id: rec.conversation_id,
+                recording_id: rec.recording_id,
+                reason,
+                unavailable: true,
+            });
+        }
+        Outcome::Failed(reason) => {
+            summary.failed += 1;
+            summary.failures.push(FailureReport {
+                conversation_id: rec.conversation_id,
+                recording_id: rec.recording_id,
+                reason,
+                unavailable: false,
+            });
+        }
+    }
+}
+
+/// The tags every object carries.
+pub fn tags_for(rec: &DiscoveredRecording) -> BTreeMap<String, String> {
+    let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
+        v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    };
+    [
+        ("conversation_id", rec.conversation_id.clone()),
+        ("recording_id", rec.recording_id.clone()),
+        ("start_time", t(rec.start_time)),
+        ("end_time", t(rec.end_time)),
+        ("media_type", rec.media_type.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+async fn process(sh: &Shared, rec: &DiscoveredRecording) -> Outcome {
+    let rid = rec.recording_id.clone();
+    let key = match sh.cfg.key_template.render(rec, None) {
+        Ok(k) => k,
+        Err(e) => return fail(sh, &rid, format!("cannot build its key: {e}"), false),
+    };
+    let mut media = rec.media.clone();
+    if let MediaAvailability::Unavailable(reason) = &media {
+        sh.events.handle(&Event::Unavailable {
+            recording_id: rid.clone(),
+            reason: reason.clone(),
+        });
+        return Outcome::Unavailable(reason.clone());
+    }
+    if sh.cfg.skip_existing {
+        match sh.sink.head(&key).await {
+            Ok(Some(_)) => {
+                sh.events.handle(&Event::Skipped {
+                    recording_id: rid,
+                    key,
+                });
+                return Outcome::Skipped;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(key, error = %e, "HEAD before upload failed; uploading with create-only")
+            }
+        }
+    }
+    let policy = sh.cfg.retry;
+    let started = tokio::time::Instant::now();
+    let mut attempt = 0u32;
+    let mut refreshes = 0u32;
+    let mut integrity_failures = 0u32;
+    loop {
+        attempt += 1;
+        let url = match &media {
+            MediaAvailability::Url(u) => u.clone(),
+            MediaAvailability::Unavailable(reason) => {
+                sh.events.handle(&Event::Unavailable {
+                    recording_id: rid.clone(),
+                    reason: reason.clone(),
+                });
+                return Outcome::Unavailable(reason.clone());
+            }
+        };
+        sh.events.handle(&Event::Started {
+            recording_id: rid.clone(),
+            key: key.clone(),
+            attempt,
+        });
+        let result =
+            match tokio::time::timeout(sh.cfg.attempt_timeout, attempt_once(sh, rec, &key, &url))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::Temporary(format!(
+                    "attempt timed out after {:?}",
+                    sh.cfg.attempt_timeout
+                ))),
+            };
+        let (wait, reason) = match result {
+            Ok((size, md5, store_verified)) => {
+                sh.events.handle(&Event::Archived {
+                    recording_id: rid,
+                    key,
+                    size,
+                    md5: md5.to_hex(),
+                    store_verified,
+                });
+                return Outcome::Archived { size };
+            }
+            Err(AttemptError::AlreadyExists) => {
+                sh.events.handle(&Event::Skipped {
+                    recording_id: rid,
+                    key,
+                });
+                return Outcome::Skipped;
+            }
+            Err(AttemptError::Permanent(m)) => return fail(sh, &rid, m, false),
+            Err(AttemptError::Integrity(m)) => {
+                integrity_failures += 1;
+                if integrity_failures > sh.cfg.integrity_retries {
+                    return fail(
+                        sh,
+                        &rid,
+                        format!("integrity check failed {integrity_failures} times: {m}"),
+                        true,
+                    );
+                }
+                (Duration::ZERO, m)
+            }
+            Err(AttemptError::Forbidden(m)) => {
+                refreshes += 1;
+                if refreshes > sh.cfg.max_url_refreshes {
+                    return fail(
+                        sh,
+                        &rid,
+                        format!("media URL refused {refreshes} times even after refreshing: {m}"),
+                        false,
+                    );
+                }
+                match sh.client.refresh_media(rec).await {
+                    Ok(fresh) => media = fresh,
+                    Err(e) if e.class() == ErrorClass::Permanent => {
+                        return fail(
+                            sh,
+                            &rid,
+                            format!("refreshing the media URL failed: {e}"),
+                            false,
+                        );
+                    }
+                    Err(e) => {
+                        tracing::debug!(recording_id = %rid, error = %e, "URL refresh failed; will retry")
+                    }
+                }
+                (Duration::ZERO, m)
+            }
+            Err(AttemptError::Throttled(d, m)) => (policy.retry_after(Some(d)), m),
+            Err(AttemptError::Temporary(m)) => (policy.backoff(attempt), m),
+        };
+        if !policy.allows(attempt, started.elapsed(), wait) {
+            return fail(
+                sh,
+                &rid,
+                format!("gave up after {attempt} attempts: {reason}"),
+                false,
+            );
+        }
+        sh.events.handle(&Event::Retrying {
+            recording_id: rid.clone(),
+            attempt,
+            reason,
+            wait,
+        });
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn fail(sh: &Shared, rid: &str, reason: String, integrity: bool) -> Outcome {
+    sh.events.handle(&Event::Failed {
+        recording_id: rid.to_string(),
+        reason: reason.clone(),
+        integrity,
+    });
+    Outcome::Failed(reason)
+}
+
+async fn attempt_once(
+    sh: &Shared,
+    rec: &DiscoveredRecording,
+    key: &str,
+    url: &MediaUrl,
+) -> Result<(u64, Md5Digest, bool), AttemptError> {
+    let resp = match sh.client.open_media(url).await {
+        Ok(r) => r,
+        Err(e) => {
+            let m = e.to_string();
+            return Err(match e.status() {
+                Some(403) => AttemptError::Forbidden(m),
+                Some(429) => {
+                    let d = match &e {
+                        genesys_media::Error::Status { retry_after, .. } => {
+                            retry_after.unwrap_or(Duration::from_secs(1))
+                        }
+                        _ => Duration::from_secs(1),
+                    };
+                    AttemptError::Throttled(d, m)
+                }
+                Some(s) if s >= 500 => AttemptError::Temporary(m),
+                Some(_) => AttemptError::Permanent(m),
+                None if e.class() == ErrorClass::Temporary => AttemptError::Temporary(m),
+                None => AttemptError::Permanent(m),
+            });
+        }
+    };
+    if let (Some(expected), Some(announced)) = (rec.expected_size, resp.content_length)
+        && expected != announced
+    {
+        return Err(AttemptError::Integrity(format!(
+            "the source announced {expected} bytes but the media response has Content-Length {announced}"
+        )));
+    }
+    let mut expected_md5 = rec.expected_md5.as_deref().and_then(Md5Digest::from_hex);
+    if sh.cfg.verify_source_etag
+        && let Some(etag_md5) = resp.etag.as_deref().and_then(Md5Digest::from_hex)
+    {
+        if expected_md5.is_some_and(|m| m != etag_md5) {
+            return Err(AttemptError::Integrity(
+                "the source's MD5 and its media ETag disagree".into(),
+            ));
+        }
+        expected_md5 = Some(etag_md5);
+    }
+    let content_type = rec.content_type.clone().or(resp.content_type.clone());
+    let key_ct = sh
+        .cfg
+        .key_template
+        .render(rec, content_type.as_deref())
+        .map_err(AttemptError::Permanent)?;
+    let key = if key_ct != key && rec.content_type.is_none() {
+        key_ct
+    } else {
+        key.to_string()
+    };
+    let mut metadata: BTreeMap<String, String> = tags_for(rec)
+        .into_iter()
+        .map(|(k, v)| (k.replace('_', "-"), v))
+        .collect();
+    metadata.insert("source".into(), "genesys-cloud".into());
+    if let Some(m) = expected_md5 {
+        metadata.insert("md5".into(), m.to_hex());
+    }
+    let opts = PutOptions {
+        content_length: resp.content_length.or(rec.expected_size),
+        content_type,
+        metadata,
+        tags: tags_for(rec),
+        expected_md5,
+        create_only: sh.cfg.create_only,
+    };
+    let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
+    match sh.sink.put(&key, body, opts).await {
+        Ok(r) => Ok((r.size, r.md5, r.store_verified)),
+        Err(e) => {
+            let m = e.to_string();
+            Err(match e.kind {
+                SinkErrorKind::AlreadyExists => AttemptError::AlreadyExists,
+                SinkErrorKind::Verification => AttemptError::Integrity(m),
+                SinkErrorKind::Source | SinkErrorKind::StoreTemporary => AttemptError::Temporary(m),
+                SinkErrorKind::StorePermanent | SinkErrorKind::Invalid => {
+                    AttemptError::Permanent(m)
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The pipeline against the simulator and a local-directory sink: every fault kind of the
+//! simulator is handled as the retry table says, and a second run skips everything.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use archiver::{ArchiverConfig, Event, archive};
+use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
+use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
+use sink::{LocalDirSink, ObjectSink};
+
+async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        faults,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(s: &SimHandle) -> GenesysClient {
+    let mut cfg = ClientConfig::new(
+        Environment::from_base_url(s.base_url()).unwrap(),
+        "sim-client",
+        "sim-secret",
+    );
+    cfg.media_policy = MediaPolicy {
+        allow_loopback: true,
+        ..MediaPolicy::default()
+    };
+    cfg.poll_initial = Duration::from_millis(250);
+    GenesysClient::new(cfg).unwrap()
+}
+
+fn cfg() -> ArchiverConfig {
+    let mut c = ArchiverConfig {
+        verify_source_etag: true,
+        ..ArchiverConfig::default()
+    };
+    c.retry.base_delay = Duration::from_millis(10);
+    c.retry.max_delay = Duration::from_millis(100);
+    c.retry.max_elapsed = Duration::from_secs(20);
+    c
+}
+
+fn spec(recording: usize, fault: Fault, times: Option<u32>) -> FaultSpec {
+    FaultSpec {
+        recording,
+        fault,
+        times,
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl archiver::EventHandler for Recorder {
+    fn handle(&self, e: &Event) {
+        self.0.lock().unwrap().push(e.clone());
+    }
+}
+
+#[tokio::test]
+async fn every_fault_kind_is_handled_and_reruns_skip() {
+    let faults = vec![
+        spec(0, Fault::ExpiredUrl, Some(1)),
+        spec(1, Fault::RateLimited, Some(2)),
+        spec(2, Fault::ServerError, Some(2)),
+        spec(3, Fault::Reset, Some(1)),
+        spec(4, Fault::Truncated, Some(1)),
+        spec(5, Fault::Corrupt, Some(1)),
+        spec(6, Fault::Corrupt, None),
+        spec(7, Fault::Slow(Duration::from_millis(5)), None),
+        spec(8, Fault::Archived, None),
+        spec(9, Fault::ExpiredUrl, None),
+    ];
+    let s = sim(40, faults).await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalDirSink::new(dir.path()));
+    let sink: Arc<dyn ObjectSink> = local.clone();
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let events = Arc::new(Recorder::default());
+    let summary = archive(
+        c.clone(),
+        sink.clone(),
+        c.discover(q.clone()),
+        cfg(),
+        events.clone(),
+    )
+    .await;
+    println!("{}", summary.line());
+    for f in &summary.failures {
+        println!("  {} {}", f.recording_id, f.reason);
+    }
+    assert_eq!(summary.found, 40);
+    assert_eq!(summary.unavailable, 1, "the archived recording is reported");
+    assert_eq!(
+        summary.failed, 2,
+        "persistent corruption and a URL that stays expired fail"
+    );
+    assert_eq!(summary.archived, 37);
+    let ds = s.dataset();
+    let corrupt = summary
+        .failures
+        .iter()
+        .find(|f| f.recording_id == ds.recordings[6].id)
+        .expect("corrupt one reported");
+    assert!(corrupt.reason.contains("integrity"), "{}", corrupt.reason);
+    let expired = summary
+        .failures
+        .iter()
+        .find(|f| f.recording_id == ds.recordings[9].id)
+        .expect("expired one reported");
+    assert!(expired.reason.contains("refused"), "{}", expired.reason);
+    assert!(
+        !expired.reason.contains("X-Signature"),
+        "no presigned query string in reasons"
+    );
+
+    // Everything stored is byte-exact, under the documented key, with tags.
+    let tmpl = archiver::KeyTemplate::default();
+    for (i, r) in ds.recordings.iter().enumerate() {
+        let rec = genesys_media::DiscoveredRecording {
+            conversation_id: r.conversation_id.clone(),
+            recording_id: r.id.clone(),
+            start_time: Some(ds.conversation(&r.conversation_id).unwrap().start),
+            end_time: None,
+            media_type: String::new(),
+            content_type: Some(r.native_content_type().to_string()),
+            expected_md5: None,
+            expected_size: None,
+            media: genesys_media::MediaAvailability::Unavailable(String::new()),
+        };
+        let key = tmpl.render(&rec, None).unwrap();
+        let head = sink.head(&key).await.unwrap();
+        if [6, 8, 9].contains(&i) {
+            assert!(head.is_none(), "recording {i} must leave nothing behind");
+            continue;
+        }
+        let head = head.unwrap_or_else(|| panic!("recording {i} stored under {key}"));
+        assert_eq!(head.size, r.size);
+        assert_eq!(
+            head.etag.as_deref(),
+            Some(hex(&s.expected_md5(i)).as_str()),
+            "recording {i} bytes are exact"
+        );
+        let tags = sink.tags(&key).await.unwrap().unwrap();
+        assert_eq!(tags["recording_id"], r.id);
+        assert_eq!(tags["conversation_id"], r.conversation_id);
+        for t in ["start_time", "end_time", "media_type"] {
+            assert!(!tags[t].is_empty(), "{t} tag set");
+        }
+    }
+    let ev = events.0.lock().unwrap();
+    let retried = |id: &str| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::Retrying { recording_id, .. } if recording_id == id))
+            .count()
+    };
+    for i in [0, 1, 2, 3, 4, 5] {
+        assert!(
+            retried(&ds.recordings[i].id) >= 1,
+            "recording {i} was retried"
+        );
+    }
+    assert_eq!(
+        retried(&ds.recordings[6].id),
+        1,
+        "integrity failures are retried exactly once"
+    );
+    drop(ev);
+
+    // A second run downloads nothing new.
+    let media_before = s.stats().media_requests;
+    let again = archive(
+        c.clone(),
+        sink.clone(),
+        c.discover(q),
+        cfg(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(again.archived, 0);
+    assert_eq!(again.skipped, 37);
+    assert_eq!(
+        s.stats().media_requests - media_before,
+        2 + 4,
+        "only the two failed ones are tried again (corrupt: 2 attempts; expired: 1 + 3 refreshes)"
+    );
+}
+
+#[tokio::test]
+async fn other_4xx_is_not_retried_and_5xx_gives_up_within_the_budget() {
+    let s = sim(3, vec![spec(0, Fault::ServerError, None)]).await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let mut config = cfg();
+    config.retry.max_attempts = 4;
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let t = std::time::Instant::now();
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        config,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(summary.failed, 1);
+    assert!(
+        summary.failures[0]
+            .reason
+            .contains("gave up after 4 attempts"),
+        "{}",
+        summary.failures[0].reason
+    );
+    assert!(t.elapsed() < Duration::from_secs(15));
+    assert_eq!(summary.archived, 2);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
