@@ -94,3 +94,20 @@ fn fastrand_u32() -> u32 {
         .unwrap_or_default();
     (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
 }
+
+/// The `genesys-archiver` binary of this build (`cargo test --workspace` builds it next to the
+/// test executables).
+pub fn archiver_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory");
+    let bin = dir.join(format!("genesys-archiver{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}
