@@ -256,7 +256,8 @@ async fn cli_archive_with_environment_configuration() {
 #[tokio::test]
 async fn cli_configuration_errors_exit_2() {
     let bin = e2e::archiver_bin();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--from", "yesterday", "--to", "2026-11-03T00:00:00Z"],
             vec![],

@@ -195,9 +195,12 @@ impl Simulator {
                         let st = st.clone();
                         async move { Ok::<_, Infallible>(handle(st, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                        .await
+                    {
+                        tracing::trace!(error = %e, "simulator connection ended with an error");
+                    }
                 });
             }
         });

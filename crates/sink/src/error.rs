@@ -36,7 +36,7 @@ pub struct SinkError {
     pub message: String,
     /// The integrity error, for verification failures.
     #[source]
-    pub integrity: Option<IntegrityError>,
+    pub integrity: Option<Box<IntegrityError>>,
 }
 
 impl SinkError {

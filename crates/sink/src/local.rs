@@ -84,9 +84,11 @@ impl LocalDirSink {
         body: PutBody,
         opts: &PutOptions,
     ) -> Result<integrity::Digests, SinkError> {
-        let mut expect = Expectations::default();
-        expect.length = opts.content_length;
-        expect.md5 = opts.expected_md5;
+        let expect = Expectations {
+            length: opts.content_length,
+            md5: opts.expected_md5,
+            ..Default::default()
+        };
         let (mut body, handle) = HashingBody::new(body, expect);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -127,7 +129,7 @@ pub(crate) fn integrity_err(store: &dyn fmt::Display, key: &str, e: IntegrityErr
         SinkErrorKind::Source
     };
     let mut err = SinkError::new(kind, "put", key, store, e.to_string());
-    err.integrity = Some(e);
+    err.integrity = Some(Box::new(e));
     err
 }
 

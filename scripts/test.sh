@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on this machine: formatting, clippy, unit tests, and the
+# integration tests against real S3 servers (s3s-fs and Ceph RADOS Gateway on 127.0.0.1),
+# which this script installs (if missing) and starts. A server that cannot start fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+./scripts/install-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== build"
+cargo build --workspace --all-targets
+
+state="$root/.test-servers"
+mkdir -p "$state"
+cleanup() {
+  "$root/scripts/servers/s3s.sh" stop "$state/s3s" || true
+  "$root/scripts/servers/ceph.sh" stop "$state/ceph" || true
+}
+trap cleanup EXIT
+
+export E2E_S3_ACCESS_KEY="e2e-access-key"
+export E2E_S3_SECRET_KEY="e2e-secret-key-$(date +%s)"
+s3s_port=$(python3 scripts/servers/free-port.py)
+ceph_port=$(python3 scripts/servers/free-port.py)
+echo "== starting s3s-fs and Ceph RGW"
+scripts/servers/s3s.sh start "$state/s3s" "$s3s_port" "$E2E_S3_ACCESS_KEY" "$E2E_S3_SECRET_KEY"
+scripts/servers/ceph.sh start "$state/ceph" "$ceph_port" "$E2E_S3_ACCESS_KEY" "$E2E_S3_SECRET_KEY"
+export E2E_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
+export E2E_CEPH_ENDPOINT="http://127.0.0.1:$ceph_port"
+
+echo "== cargo test"
+cargo test --workspace --no-fail-fast
+echo "== all tests passed"
