@@ -38,6 +38,9 @@ pub struct ArchiverConfig {
     pub create_only: bool,
     /// Time limit of one download-and-upload attempt.
     pub attempt_timeout: Duration,
+    /// Re-request a media URL before using it when it was received longer ago than this
+    /// (Genesys URLs live 60 minutes by default; a 403 triggers a refresh anyway).
+    pub url_max_age: Duration,
 }
 
 impl Default for ArchiverConfig {
@@ -52,6 +55,7 @@ impl Default for ArchiverConfig {
             skip_existing: true,
             create_only: true,
             attempt_timeout: Duration::from_secs(3600),
+            url_max_age: Duration::from_secs(45 * 60),
         }
     }
 }
@@ -172,6 +176,7 @@ where
                 break;
             }
         };
+        let received_at = tokio::time::Instant::now();
         summary.found += 1;
         shared.events.handle(&Event::Discovered {
             recording_id: rec.recording_id.clone(),
@@ -186,9 +191,10 @@ where
         }
         let shared = shared.clone();
         let bytes = bytes.clone();
+        let received = received_at;
         tasks.spawn(async move {
             let _permit = permit;
-            let outcome = process(&shared, &rec).await;
+            let outcome = process(&shared, &rec, received).await;
             if let Outcome::Archived { size } = &outcome {
                 bytes.fetch_add(*size, Ordering::Relaxed);
             }
@@ -261,7 +267,11 @@ pub fn tags_for(rec: &DiscoveredRecording) -> BTreeMap<String, String> {
     .collect()
 }
 
-async fn process(sh: &Shared, rec: &DiscoveredRecording) -> Outcome {
+async fn process(
+    sh: &Shared,
+    rec: &DiscoveredRecording,
+    mut url_received: tokio::time::Instant,
+) -> Outcome {
     let rid = rec.recording_id.clone();
     let key = match sh.cfg.key_template.render(rec, None) {
         Ok(k) => k,
@@ -297,6 +307,17 @@ async fn process(sh: &Shared, rec: &DiscoveredRecording) -> Outcome {
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
+        if url_received.elapsed() > sh.cfg.url_max_age {
+            match sh.client.refresh_media(rec).await {
+                Ok(fresh) => {
+                    media = fresh;
+                    url_received = tokio::time::Instant::now();
+                }
+                Err(e) => {
+                    tracing::debug!(recording_id = %rid, error = %e, "refreshing an old URL failed; trying it anyway")
+                }
+            }
+        }
         let url = match &media {
             MediaAvailability::Url(u) => u.clone(),
             MediaAvailability::Unavailable(reason) => {
@@ -364,7 +385,10 @@ async fn process(sh: &Shared, rec: &DiscoveredRecording) -> Outcome {
                     );
                 }
                 match sh.client.refresh_media(rec).await {
-                    Ok(fresh) => media = fresh,
+                    Ok(fresh) => {
+                        media = fresh;
+                        url_received = tokio::time::Instant::now();
+                    }
                     Err(e) if e.class() == ErrorClass::Permanent => {
                         return fail(
                             sh,

@@ -224,3 +224,35 @@ async fn other_4xx_is_not_retried_and_5xx_gives_up_within_the_budget() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[tokio::test]
+async fn old_urls_are_refreshed_before_use() {
+    let s = sim(4, vec![]).await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let mut config = cfg();
+    config.url_max_age = Duration::ZERO;
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        config,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(summary.archived, 4);
+    let submits = s
+        .stats()
+        .by_route
+        .get("POST /api/v2/recording/batchrequests")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        submits,
+        1 + 4,
+        "one discovery batch plus one refresh per recording"
+    );
+    assert_eq!(s.stats().media_requests, 4, "no 403 was needed");
+}

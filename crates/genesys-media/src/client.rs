@@ -37,6 +37,19 @@ pub enum SourceMode {
     CompatListing,
 }
 
+/// Which analytics API finds the conversations of an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnalyticsMode {
+    /// Jobs for intervals starting more than 30 days ago (the synchronous query only reaches
+    /// about 35 days back), the synchronous query otherwise.
+    #[default]
+    Auto,
+    /// Always the synchronous details query (7-day pieces, 10,000-result cap, split as needed).
+    Query,
+    /// Always asynchronous details jobs with cursor paging (history).
+    Jobs,
+}
+
 /// Settings of a [`GenesysClient`].
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -66,6 +79,8 @@ pub struct ClientConfig {
     pub poll_timeout: Duration,
     /// How media URLs are obtained.
     pub source: SourceMode,
+    /// Which analytics API finds conversations.
+    pub analytics: AnalyticsMode,
     /// Which media hosts may be fetched.
     pub media_policy: MediaPolicy,
 }
@@ -104,6 +119,7 @@ impl ClientConfig {
             poll_max: Duration::from_secs(5),
             poll_timeout: Duration::from_secs(600),
             source: SourceMode::Batch,
+            analytics: AnalyticsMode::Auto,
             media_policy: MediaPolicy::default(),
         }
     }

@@ -8,7 +8,7 @@ use futures::{SinkExt, Stream};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::client::{GenesysClient, SourceMode};
+use crate::client::{AnalyticsMode, GenesysClient, SourceMode};
 use crate::error::{Error, Result};
 use crate::media::MediaUrl;
 use crate::models::{
@@ -194,6 +194,37 @@ impl GenesysClient {
         }
         let mut seen: HashSet<String> = HashSet::new();
         let mut pending: Vec<AnalyticsConversation> = Vec::new();
+        let use_jobs = match self.config().analytics {
+            AnalyticsMode::Query => false,
+            AnalyticsMode::Jobs => true,
+            AnalyticsMode::Auto => q.start < Utc::now() - ChronoDuration::days(30),
+        };
+        if use_jobs {
+            let job_id = self.submit_details_job(q).await?;
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
+                for c in page.conversations {
+                    if c.has_recording() && seen.insert(c.conversation_id.clone()) {
+                        pending.push(c);
+                    }
+                }
+                while pending.len() >= BATCH_MAX {
+                    let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
+                    if !self.emit_conversations(chunk, &keep, &mut tx).await? {
+                        return Ok(());
+                    }
+                }
+                match page.cursor.filter(|c| !c.is_empty()) {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            if !pending.is_empty() {
+                self.emit_conversations(pending, &keep, &mut tx).await?;
+            }
+            return Ok(());
+        }
         let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(q.start, q.end);
         stack.reverse();
         while let Some((s, e)) = stack.pop() {
@@ -384,6 +415,19 @@ impl GenesysClient {
         page_size: u32,
         page_number: u32,
     ) -> Result<ConversationQueryResponse> {
+        let mut body = self.query_body(q, start, end);
+        body["paging"] = json!({"pageSize": page_size, "pageNumber": page_number});
+        let (_, r) = self
+            .call(
+                Method::POST,
+                "/api/v2/analytics/conversations/details/query",
+                Some(&body),
+            )
+            .await?;
+        Ok(r)
+    }
+
+    fn query_body(&self, q: &DiscoveryQuery, start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
         let interval = format!(
             "{}/{}",
             start.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -396,26 +440,79 @@ impl GenesysClient {
         if let Some(d) = &q.direction {
             conversation.extend(or_filter("originatingDirection", std::slice::from_ref(d)));
         }
-        let mut body = json!({
-            "interval": interval,
-            "order": "asc",
-            "orderBy": "conversationStart",
-            "paging": {"pageSize": page_size, "pageNumber": page_number},
-        });
+        let mut body =
+            json!({"interval": interval, "order": "asc", "orderBy": "conversationStart"});
         if !segment.is_empty() {
             body["segmentFilters"] = Value::Array(segment);
         }
         if !conversation.is_empty() {
             body["conversationFilters"] = Value::Array(conversation);
         }
-        let (_, r) = self
+        body
+    }
+
+    /// Submits an asynchronous analytics details job for the query's interval and waits until
+    /// it is `FULFILLED` (polling with backoff). Returns the job id.
+    pub async fn submit_details_job(&self, q: &DiscoveryQuery) -> Result<String> {
+        let body = self.query_body(q, q.start, q.end);
+        let (_, job): (_, crate::models::AsyncJobSubmission) = self
             .call(
                 Method::POST,
-                "/api/v2/analytics/conversations/details/query",
+                "/api/v2/analytics/conversations/details/jobs",
                 Some(&body),
             )
             .await?;
-        Ok(r)
+        let path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}",
+            path_segment(&job.job_id)?
+        );
+        let cfg = self.config();
+        let started = tokio::time::Instant::now();
+        let mut wait = cfg.poll_initial;
+        loop {
+            tokio::time::sleep(wait).await;
+            let (_, st): (_, crate::models::AsyncQueryStatus) =
+                self.call(Method::GET, &path, None).await?;
+            match st.state.as_deref() {
+                Some("FULFILLED") => return Ok(job.job_id),
+                Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => {
+                    return Err(Error::Status {
+                        endpoint: "GET /api/v2/analytics/conversations/details/jobs/{id}".into(),
+                        status: 200,
+                        message: format!(
+                            "analytics job {s}: {}",
+                            st.error_message.unwrap_or_default()
+                        ),
+                        retry_after: None,
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() >= cfg.poll_timeout {
+                return Err(Error::Timeout(format!(
+                    "analytics details job {}",
+                    job.job_id
+                )));
+            }
+            wait = (wait * 2).min(cfg.poll_max);
+        }
+    }
+
+    /// One cursor page of a fulfilled analytics details job.
+    pub async fn details_job_page(
+        &self,
+        job_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<crate::models::AsyncJobResults> {
+        let mut path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}/results?pageSize=1000",
+            path_segment(job_id)?
+        );
+        if let Some(c) = cursor {
+            path.push_str("&cursor=");
+            path.push_str(&url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+        }
+        Ok(self.call(Method::GET, &path, None).await?.1)
     }
 
     /// Submits a batch download request (at most 100 items) and polls it until `Completed`

@@ -47,7 +47,7 @@ mod retry;
 mod transport;
 
 pub use auth::{AccessToken, TokenProvider};
-pub use client::{ClientConfig, GenesysClient, MediaResponse, SourceMode};
+pub use client::{AnalyticsMode, ClientConfig, GenesysClient, MediaResponse, SourceMode};
 pub use discovery::{
     DiscoveredRecording, DiscoveryQuery, MediaAvailability, media_type_of, path_segment,
     split_interval,

@@ -82,6 +82,38 @@ pub struct AnalyticsSession {
     pub recording: Option<bool>,
 }
 
+/// Answer to submitting an asynchronous analytics details job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncJobSubmission {
+    /// Job id.
+    pub job_id: String,
+}
+
+/// `AsyncQueryStatus` of an analytics details job.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncQueryStatus {
+    /// `QUEUED`, `PENDING`, `FAILED`, `CANCELLED`, `FULFILLED`, `EXPIRED`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+/// One cursor page of an analytics details job's results.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncJobResults {
+    /// Conversations of the page.
+    #[serde(default)]
+    pub conversations: Vec<AnalyticsConversation>,
+    /// Cursor of the next page; absent on the last.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// `RecordingMetadata` (and the non-media fields of `Recording`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -384,3 +384,32 @@ async fn pacing_never_exceeds_the_per_token_budget() {
         "the client waited for the window"
     );
 }
+
+#[tokio::test]
+async fn history_uses_async_analytics_jobs_with_cursor_paging() {
+    let s = sim(SimConfig {
+        recordings: 2500,
+        span: Duration::from_secs(20 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |c| c.analytics = genesys_media::AnalyticsMode::Jobs);
+    let found = collect(&c, whole(&s)).await;
+    assert_eq!(found.len(), 2500);
+    assert_eq!(ids(&found).len(), 2500);
+    let m = c.metrics().snapshot();
+    let pages = m
+        .calls
+        .iter()
+        .filter(|((e, _), _)| e.ends_with("/results"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(
+        pages >= 3,
+        "cursor paging over 1000-conversation pages: {pages}"
+    );
+    assert!(
+        !m.calls.keys().any(|(e, _)| e.contains("details/query")),
+        "no synchronous query in jobs mode"
+    );
+}

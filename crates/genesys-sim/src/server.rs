@@ -58,6 +58,7 @@ struct Inner {
     tokens: HashMap<String, TokenInfo>,
     limiter: RateLimiter,
     jobs: HashMap<String, Job>,
+    analytics_jobs: HashMap<String, (Value, Instant)>,
     transcode: HashMap<(usize, String), u32>,
     media_attempts: HashMap<usize, u32>,
     md5_cache: HashMap<usize, [u8; 16]>,
@@ -171,6 +172,7 @@ impl Simulator {
                 tokens: HashMap::new(),
                 limiter: RateLimiter::default(),
                 jobs: HashMap::new(),
+                analytics_jobs: HashMap::new(),
                 transcode: HashMap::new(),
                 media_attempts: HashMap::new(),
                 md5_cache: HashMap::new(),
@@ -463,6 +465,27 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             };
             details_query(st, &body)
         }
+        (&Method::POST, ["analytics", "conversations", "details", "jobs"]) => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            analytics_job_submit(st, &body)
+        }
+        (&Method::GET, ["analytics", "conversations", "details", "jobs", id]) => {
+            analytics_job_status(st, id)
+        }
+        (
+            &Method::GET,
+            [
+                "analytics",
+                "conversations",
+                "details",
+                "jobs",
+                id,
+                "results",
+            ],
+        ) => analytics_job_results(st, id, &query),
         (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
         (&Method::GET, ["conversations", cid, "recordings", rid]) => {
             recording_get(st, cid, rid, &query)
@@ -583,30 +606,114 @@ fn details_query(st: &State, body: &[u8]) -> Response<Body> {
         .iter()
         .skip(from)
         .take(page_size as usize)
-        .map(|c| {
-            json!({
-                "conversationId": c.id,
-                "conversationStart": rfc3339(c.start),
-                "conversationEnd": rfc3339(c.end),
-                "originatingDirection": c.direction,
-                "divisionIds": [c.division_id],
-                "participants": [
-                    {"participantId": format!("{}-c", &c.id[..8]), "purpose": "customer", "sessions": [
-                        {"sessionId": format!("{}-s1", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction, "recording": true}
-                    ]},
-                    {"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
-                        {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
-                         "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
-                    ]}
-                ]
-            })
-        })
+        .map(|c| conversation_json(c))
         .collect();
     let mut out = json!({"totalHits": total});
     if !page.is_empty() {
         out["conversations"] = Value::Array(page);
     }
     json_response(StatusCode::OK, &out)
+}
+
+fn analytics_job_submit(st: &State, body: &[u8]) -> Response<Body> {
+    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return bad("body is not valid JSON");
+    };
+    if q.get("interval")
+        .and_then(Value::as_str)
+        .and_then(parse_interval)
+        .is_none()
+    {
+        return bad("interval is required as ISO-8601 start/end");
+    }
+    let mut inner = st.lock();
+    inner.counter += 1;
+    let id = format!("job-a{:08x}-{}", inner.rng.next_u64() as u32, inner.counter);
+    inner.analytics_jobs.insert(id.clone(), (q, Instant::now()));
+    json_response(StatusCode::ACCEPTED, &json!({"jobId": id}))
+}
+
+fn analytics_job_status(st: &State, id: &str) -> Response<Body> {
+    let Some((_, created)) = st.lock().analytics_jobs.get(id).cloned() else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "job not found");
+    };
+    let state = if created.elapsed() >= st.cfg.batch_ready_after {
+        "FULFILLED"
+    } else {
+        "PENDING"
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"state": state, "submissionDate": rfc3339(Utc::now())}),
+    )
+}
+
+fn analytics_job_results(st: &State, id: &str, query: &HashMap<String, String>) -> Response<Body> {
+    let Some((q, created)) = st.lock().analytics_jobs.get(id).cloned() else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "job not found");
+    };
+    if created.elapsed() < st.cfg.batch_ready_after {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "job is not fulfilled yet",
+        );
+    }
+    let Some((start, end)) = q
+        .get("interval")
+        .and_then(Value::as_str)
+        .and_then(parse_interval)
+    else {
+        return api_error(StatusCode::BAD_REQUEST, "bad.request", "bad interval");
+    };
+    let page_size: usize = query
+        .get("pageSize")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
+        .clamp(1, 1000);
+    let from: usize = query
+        .get("cursor")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let matched: Vec<_> = st
+        .data
+        .conversations
+        .iter()
+        .filter(|c| c.start >= start && c.start < end)
+        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
+        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
+        .collect();
+    let page: Vec<Value> = matched
+        .iter()
+        .skip(from)
+        .take(page_size)
+        .map(|c| conversation_json(c))
+        .collect();
+    let mut out = json!({"conversations": page, "dataAvailabilityDate": rfc3339(Utc::now())});
+    if from + page_size < matched.len() {
+        out["cursor"] = json!((from + page_size).to_string());
+    }
+    json_response(StatusCode::OK, &out)
+}
+
+fn conversation_json(c: &crate::dataset::SimConversation) -> Value {
+    json!({
+        "conversationId": c.id,
+        "conversationStart": rfc3339(c.start),
+        "conversationEnd": rfc3339(c.end),
+        "originatingDirection": c.direction,
+        "divisionIds": [c.division_id],
+        "participants": [
+            {"participantId": format!("{}-c", &c.id[..8]), "purpose": "customer", "sessions": [
+                {"sessionId": format!("{}-s1", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction, "recording": true}
+            ]},
+            {"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
+                {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
+                 "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
+            ]}
+        ]
+    })
 }
 
 fn metadata_json(r: &SimRecording) -> Value {
