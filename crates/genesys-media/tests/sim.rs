@@ -413,3 +413,65 @@ async fn history_uses_async_analytics_jobs_with_cursor_paging() {
         "no synchronous query in jobs mode"
     );
 }
+
+#[tokio::test]
+async fn filters_by_queue_and_division_server_side() {
+    let s = sim(SimConfig {
+        recordings: 150,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |_| {});
+    let ds = s.dataset();
+    let queue = ds.conversations[0].queue_id.clone();
+    let division = ds.conversations[0].division_id.clone();
+    let mut q = whole(&s);
+    q.queue_ids = vec![queue.clone()];
+    q.division_ids = vec![division.clone()];
+    let found = collect(&c, q).await;
+    let expected: HashSet<String> = ds
+        .conversations
+        .iter()
+        .filter(|c| c.queue_id == queue && c.division_id == division)
+        .flat_map(|c| c.recordings.iter().map(|&i| ds.recordings[i].id.clone()))
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < 150);
+    assert_eq!(ids(&found), expected);
+}
+
+#[tokio::test]
+async fn per_recording_mode_reports_archived_recordings_without_failing() {
+    let s = sim(SimConfig {
+        recordings: 5,
+        transcode_polls: 0,
+        faults: vec![FaultSpec {
+            recording: 2,
+            fault: Fault::Archived,
+            times: None,
+        }],
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |c| {
+        c.source = SourceMode::PerRecording {
+            format_id: "MP3".into(),
+        }
+    });
+    let found = collect(&c, whole(&s)).await;
+    assert_eq!(found.len(), 5);
+    let archived = found
+        .iter()
+        .find(|r| r.recording_id == s.dataset().recordings[2].id)
+        .unwrap();
+    match &archived.media {
+        MediaAvailability::Unavailable(m) => assert!(m.contains("ARCHIVED"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        found
+            .iter()
+            .filter(|r| matches!(r.media, MediaAvailability::Url(_)))
+            .count(),
+        4
+    );
+}
