@@ -19,6 +19,7 @@ mod s3;
 mod tags;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod upload;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ pub use key::validate_key;
 pub use local::LocalDirSink;
 pub use s3::{ChecksumMode, ObjectLock, S3Sink, S3SinkConfig, ServerSideEncryption, TagMode};
 pub use tags::{MAX_TAGS, sanitize_tag_key, sanitize_tag_value};
+pub use upload::Upload;
 
 /// How to write one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

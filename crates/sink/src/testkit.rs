@@ -277,6 +277,39 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
         .await
         .expect("deleting a missing key is fine");
 
+    // The push-style Upload: complete stores, abort leaves nothing.
+    let key = format!("{p}/upload/done.bin");
+    let data = pattern(90_000, 10);
+    let mut up = crate::Upload::begin(
+        sink.clone(),
+        &key,
+        PutOptions {
+            content_length: Some(90_000),
+            ..PutOptions::default()
+        },
+    );
+    for c in data.chunks(10_000) {
+        up.write(Bytes::copy_from_slice(c)).await.expect("write");
+    }
+    let r = up
+        .complete()
+        .await
+        .unwrap_or_else(|e| panic!("{s}: upload complete: {e}"));
+    assert_eq!(r.md5, Md5Digest::of(&data));
+    assert_eq!(
+        read_all(s, &key).await,
+        data,
+        "{s}: upload bytes round trip"
+    );
+    let key = format!("{p}/upload/aborted.bin");
+    let mut up = crate::Upload::begin(sink.clone(), &key, PutOptions::default());
+    up.write(pattern(50_000, 11)).await.expect("write");
+    up.abort().await.expect("abort");
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "{s}: nothing left after abort"
+    );
+
     // Bad keys are refused before any I/O.
     for bad in [
         format!("{p}/../escape.bin"),
