@@ -51,6 +51,7 @@ impl ObjectSink for MemorySink {
             length: opts.content_length,
             md5: opts.expected_md5,
             sha256: false,
+            crc32c: false,
         };
         let (mut body, digests) = HashingBody::new(body, expect);
         let mut buf = Vec::new();

@@ -21,6 +21,8 @@ pub struct Expectations {
     pub md5: Option<Md5Digest>,
     /// Also compute SHA-256.
     pub sha256: bool,
+    /// Also compute CRC32C (the checksum S3 and GCS use for end-to-end checks).
+    pub crc32c: bool,
 }
 
 impl Expectations {
@@ -39,6 +41,12 @@ impl Expectations {
     /// Requests SHA-256 as well.
     pub fn with_sha256(mut self) -> Self {
         self.sha256 = true;
+        self
+    }
+
+    /// Requests CRC32C as well.
+    pub fn with_crc32c(mut self) -> Self {
+        self.crc32c = true;
         self
     }
 }
@@ -66,6 +74,7 @@ impl DigestHandle {
 struct Hashers {
     md5: Md5,
     sha256: Option<Sha256>,
+    crc32c: Option<u32>,
 }
 
 impl std::fmt::Debug for Hashers {
@@ -103,6 +112,7 @@ impl<B> HashingBody<B> {
             hashers: Some(Hashers {
                 md5: Md5::new(),
                 sha256: expect.sha256.then(Sha256::new),
+                crc32c: expect.crc32c.then_some(0),
             }),
             seen: 0,
             complete: false,
@@ -153,6 +163,7 @@ fn finalize(
         length: seen,
         md5,
         sha256: h.sha256.map(|s| s.finalize().into()),
+        crc32c: h.crc32c,
     });
     Ok(())
 }
@@ -216,6 +227,9 @@ where
                         h.md5.update(data);
                         if let Some(s) = h.sha256.as_mut() {
                             s.update(data);
+                        }
+                        if let Some(c) = h.crc32c.as_mut() {
+                            *c = crc32c::crc32c_append(*c, data);
                         }
                     }
                     // A consumer that knows the exact length (hyper sending a request with
@@ -372,6 +386,21 @@ mod tests {
             assert!(msg.contains(&wrong.to_hex()), "{msg}");
             assert!(msg.contains("5d41402abc4b2a76b9719d911017c592"), "{msg}");
             assert!(h.get().is_none());
+        });
+    }
+
+    #[test]
+    fn known_answer_crc32c_over_split_frames() {
+        rt().block_on(async {
+            let (b, h) = HashingBody::new(
+                framed(vec![b"1234".to_vec(), b"56789".to_vec()]),
+                Expectations::default().with_crc32c(),
+            );
+            b.collect().await.unwrap();
+            assert_eq!(h.get().unwrap().crc32c, Some(0xE306_9283));
+            let (b, h) = HashingBody::new(framed(vec![b"x".to_vec()]), Expectations::default());
+            b.collect().await.unwrap();
+            assert_eq!(h.get().unwrap().crc32c, None, "only when asked");
         });
     }
 

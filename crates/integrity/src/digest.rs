@@ -64,6 +64,8 @@ pub struct Digests {
     pub md5: Md5Digest,
     /// SHA-256 over all bytes, when requested.
     pub sha256: Option<[u8; 32]>,
+    /// CRC32C over all bytes, when requested.
+    pub crc32c: Option<u32>,
 }
 
 impl Digests {

@@ -359,6 +359,7 @@ impl S3Sink {
             length: Some(len),
             md5: opts.expected_md5,
             sha256: false,
+            crc32c: false,
         };
         let (hashing, handle) = HashingBody::new(body, expect);
         let capture = CaptureBody {
@@ -404,6 +405,7 @@ impl S3Sink {
                 length: 0,
                 md5: Md5Digest::of(b""),
                 sha256: None,
+                crc32c: None,
             })
         });
         let Some(digests) = digests else {
@@ -595,6 +597,7 @@ impl S3Sink {
             length: opts.content_length,
             md5: opts.expected_md5,
             sha256: false,
+            crc32c: false,
         };
         let (mut body, handle) = HashingBody::new(body, expect);
         let part_size = self.cfg.part_size.max(5 << 20);
