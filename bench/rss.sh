@@ -22,7 +22,7 @@ run_case() { # name recordings size workers
   pids+=($!)
   for _ in $(seq 1 50); do [ -s "$work/sim-$name.url" ] && break; sleep 0.1; done
   local bucket="bench-$name-$RANDOM"
-  curl -s -o /dev/null -X PUT "http://127.0.0.1:$s3port/$bucket" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK"
+  mkdir -p "$work/s3s/data/$bucket"   # s3s-fs keeps each bucket as a directory
   local start end
   start=$(date +%s.%N)
   GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE="$(cat "$work/sim-$name.url")" \
@@ -30,7 +30,7 @@ run_case() { # name recordings size workers
   AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK S3_FORCE_PATH_STYLE=true \
   /usr/bin/time -v "$BIN" archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z \
     --workers "$workers" --allow-loopback-media --verify-source-etag --tag-mode disabled \
-    > "$work/$name.out" 2> "$work/$name.time"
+    > "$work/$name.out" 2> "$work/$name.time" || { echo "archive failed:" >&2; cat "$work/$name.out" "$work/$name.time" >&2; }
   end=$(date +%s.%N)
   local rss_kb; rss_kb=$(grep "Maximum resident set size" "$work/$name.time" | awk '{print $NF}')
   local total=$((n * size))
