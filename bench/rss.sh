@@ -44,3 +44,5 @@ echo "| case | data | workers | wall s | MiB/s | peak RSS | summary |"
 echo "|---|---|---|---|---|---|---|"
 run_case large 1 $((1024 * 1048576)) 4
 run_case concurrent 16 $((200 * 1048576)) 16
+# Above the 4 GiB multipart threshold (a single PUT holds at most 5 GiB): 8 MiB parts.
+run_case huge 1 $((5632 * 1048576)) 4

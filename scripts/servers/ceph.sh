@@ -63,6 +63,10 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT
 rgw data = $D/rgw
 rgw enable usage log = false
 rgw dns name = localhost
+# SSE-KMS with Ceph's built-in "testing" key store (test keys only), over plain HTTP.
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = testkey-1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
 CONF
 ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
 monmaptool --create --addv a "[v2:127.0.0.1:$MONPORT]" --fsid "$FSID" "$D/monmap" >/dev/null
