@@ -713,6 +713,10 @@ impl S3Sink {
                 .content_length(len)
                 .content_md5(md5.to_base64())
                 .body(ByteStream::from(part))
+                .customize()
+                // Content-MD5 already protects the part; hashing it again with SHA-256 for the
+                // signature would cost more CPU than the upload itself.
+                .disable_payload_signing()
                 .send()
                 .await
                 .map_err(|e| this.sdk_err("upload-part", &key, e))?;
