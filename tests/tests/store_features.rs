@@ -103,4 +103,92 @@ async fn ceph_sse_kms_objects_round_trip() {
         sink::testkit::read_all(&sink, "recordings/enc.bin").await,
         data
     );
+    // Multipart (unknown length) is encrypted too.
+    sink.put(
+        "recordings/enc-mp.bin",
+        chunked(data.clone(), 8192),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("multipart with SSE-KMS: {e}"));
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("recordings/enc-mp.bin")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("aws:kms")
+    );
+    assert_eq!(
+        sink::testkit::read_all(&sink, "recordings/enc-mp.bin").await,
+        data
+    );
+}
+
+/// Tags reach the object on every path: with the PUT header, by PutObjectTagging after a
+/// multipart upload (Ceph ignores the header on CreateMultipartUpload), and in separate mode.
+#[tokio::test]
+async fn ceph_tags_on_single_and_multipart_uploads() {
+    for mode in [sink::TagMode::Header, sink::TagMode::Separate] {
+        let mut s = e2e::fresh_sink(Server::Ceph, "tags").await;
+        let mut cfg = s.config().clone();
+        cfg.tag_mode = mode;
+        cfg.storage_class = Some("STANDARD".into());
+        s = S3Sink::new(s.client().clone(), cfg);
+        let tags: std::collections::BTreeMap<String, String> = [
+            ("recording_id".to_string(), "r-1".to_string()),
+            ("note".to_string(), "a&b<c>".to_string()),
+        ]
+        .into();
+        for (key, len) in [("single.bin", Some(50_000u64)), ("multi.bin", None)] {
+            let opts = PutOptions {
+                content_length: len,
+                tags: tags.clone(),
+                ..PutOptions::default()
+            };
+            s.put(key, chunked(pattern(50_000, 3), 5000), opts)
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?} {key}: {e}"));
+            let got = s.tags(key).await.unwrap().expect("tags kept");
+            assert_eq!(
+                got.get("recording_id").map(String::as_str),
+                Some("r-1"),
+                "{mode:?} {key}"
+            );
+            assert_eq!(
+                got.get("note").map(String::as_str),
+                Some("a_b_c_"),
+                "{mode:?} {key}: sanitized"
+            );
+        }
+    }
+}
+
+/// SSE-S3: Ceph 16 accepts the header but does not encrypt (HEAD shows no encryption). The sink
+/// notices from the PUT response, removes the object and fails clearly without retrying.
+#[tokio::test]
+async fn ceph_ignored_sse_s3_is_refused_and_removed() {
+    let s = e2e::fresh_sink(Server::Ceph, "sses3").await;
+    let mut cfg = s.config().clone();
+    cfg.sse = sink::ServerSideEncryption::S3;
+    let s = S3Sink::new(s.client().clone(), cfg);
+    for (key, len) in [("single.bin", Some(1000u64)), ("multi.bin", None)] {
+        let err = s
+            .put(
+                key,
+                chunked(pattern(1000, 4), 100),
+                PutOptions {
+                    content_length: len,
+                    ..PutOptions::default()
+                },
+            )
+            .await
+            .expect_err("unencrypted object must be refused");
+        assert!(err.message.contains("AES256"), "{err}");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(s.head(key).await.unwrap().is_none(), "{key}: nothing left");
+    }
 }

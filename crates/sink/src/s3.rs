@@ -417,8 +417,38 @@ impl S3Sink {
                 "the store accepted the upload before the body ended",
             ));
         };
+        if let Err(e) = self.check_sse(key, out.server_side_encryption()) {
+            self.cleanup(key).await;
+            return Err(e);
+        }
         self.finish(key, out.e_tag(), &digests.md5_hex(), digests, &tags)
             .await
+    }
+
+    /// A store that silently ignores a requested encryption (Ceph 16 does for SSE-S3) must not
+    /// leave unencrypted recordings behind.
+    fn check_sse(
+        &self,
+        key: &str,
+        got: Option<&aws_sdk_s3::types::ServerSideEncryption>,
+    ) -> Result<(), SinkError> {
+        let want = match &self.cfg.sse {
+            ServerSideEncryption::None => return Ok(()),
+            ServerSideEncryption::S3 => "AES256",
+            ServerSideEncryption::Kms { .. } => "aws:kms",
+        };
+        match got.map(|g| g.as_str()) {
+            Some(g) if g == want => Ok(()),
+            other => Err(self.err(
+                SinkErrorKind::StorePermanent,
+                "put",
+                key,
+                format!(
+                    "server-side encryption {want} was requested but the store answered {}; the object was removed (does the store support it?)",
+                    other.unwrap_or("none")
+                ),
+            )),
+        }
     }
 
     async fn finish(
@@ -550,6 +580,24 @@ impl S3Sink {
                         return Err(err);
                     }
                 };
+                // Ceph does not echo the encryption on CompleteMultipartUpload: ask HEAD then.
+                let sse = match out.server_side_encryption() {
+                    Some(s) => Some(s.clone()),
+                    None if self.cfg.sse != ServerSideEncryption::None => self
+                        .client
+                        .head_object()
+                        .bucket(&self.cfg.bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .ok()
+                        .and_then(|h| h.server_side_encryption().cloned()),
+                    None => None,
+                };
+                if let Err(e) = self.check_sse(key, sse.as_ref()) {
+                    self.cleanup(key).await;
+                    return Err(e);
+                }
                 if self.cfg.tag_mode == TagMode::Header
                     && let Err(e) = self.put_tags(key, &tags).await
                 {
