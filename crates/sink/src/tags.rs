@@ -64,3 +64,20 @@ mod tests {
         assert_eq!(encode_tagging(&[("a b".into(), "c/d".into())]), "a+b=c%2Fd");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sanitized_tags_are_always_acceptable(k in ".{0,300}", v in ".{0,400}") {
+            let (k2, v2) = (sanitize_tag_key(&k), sanitize_tag_value(&v));
+            prop_assert!(k2.chars().count() <= 128 && v2.chars().count() <= 256);
+            let ok = |c: char| c.is_alphanumeric() || " +-=._:/@".contains(c);
+            prop_assert!(k2.chars().all(ok) && v2.chars().all(ok));
+            prop_assert_eq!(sanitize_tag_value(&v2), v2.clone(), "idempotent");
+        }
+    }
+}
