@@ -26,10 +26,10 @@ proptest! {
         template in "([a-z/._-]|\\{(date|year|month|day|conversation_id|recording_id|media_type|ext|x)\\}|[{}]){0,12}",
         cid in ".{0,20}", rid in ".{0,20}", media in ".{0,8}", ct in ".{0,20}",
     ) {
-        if let Ok(t) = KeyTemplate::parse(&template) {
-            if let Ok(key) = t.render(&rec(cid, rid, media), Some(&ct)) {
-                prop_assert!(sink::validate_key(&key).is_ok(), "{template} rendered {key:?}");
-            }
+        if let Ok(t) = KeyTemplate::parse(&template)
+            && let Ok(key) = t.render(&rec(cid, rid, media), Some(&ct))
+        {
+            prop_assert!(sink::validate_key(&key).is_ok(), "{template} rendered {key:?}");
         }
     }
 

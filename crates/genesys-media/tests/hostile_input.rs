@@ -1,7 +1,9 @@
 //! Property tests over hostile input: API JSON, media URLs and ids from a source we do not
 //! control must never panic, leak a signature, or pass an unsafe value through.
 
-use genesys_media::models::{BatchDownloadJobStatusResult, CompatListing, ConversationQueryResponse, Recording};
+use genesys_media::models::{
+    BatchDownloadJobStatusResult, CompatListing, ConversationQueryResponse, Recording,
+};
 use genesys_media::{MediaPolicy, MediaUrl, path_segment};
 use proptest::prelude::*;
 
@@ -10,7 +12,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
         ".{0,40}".prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
@@ -29,7 +33,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         ];
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
-            prop::collection::btree_map(keys, inner, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(keys, inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }
