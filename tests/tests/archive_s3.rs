@@ -185,6 +185,8 @@ async fn cli_archive_with_environment_configuration() {
     .await;
     let sink = fresh_sink(Server::S3sFs, "cli").await;
     let bin = e2e::archiver_bin();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.db");
     let make = || {
         let mut c = Command::new(&bin);
         c.args([
@@ -198,6 +200,8 @@ async fn cli_archive_with_environment_configuration() {
             "--tag-mode",
             "disabled",
         ])
+        .arg("--state")
+        .arg(&state)
         .env("GENESYS_CLIENT_ID", "sim-client")
         .env("GENESYS_CLIENT_SECRET", "sim-secret")
         .env("GENESYS_API_BASE", s.base_url())
@@ -248,6 +252,7 @@ async fn cli_archive_with_environment_configuration() {
         stdout.contains("found 12, archived 0, skipped 11, failed 1"),
         "rerun skips what is stored: {stdout}"
     );
+    assert!(state.exists(), "the ledger file was written");
     assert!(sink.head(&key_of(&s, 0)).await.unwrap().is_some());
     assert!(sink.head(&key_of(&s, 5)).await.unwrap().is_none());
 }

@@ -43,7 +43,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Archive the recordings of conversations started in an interval.
-    Archive(ArchiveArgs),
+    Archive(Box<ArchiveArgs>),
     /// Run the built-in demo: a simulated org archived into a local directory. No setup.
     Demo(DemoArgs),
     /// Run the Genesys Cloud simulator and print its base URL.
@@ -103,6 +103,10 @@ struct ArchiveArgs {
     /// Allow media URLs on loopback over plain http (the simulator only).
     #[arg(long)]
     allow_loopback_media: bool,
+    /// SQLite ledger file: recordings it lists as archived are skipped without asking the
+    /// store; every attempt and outcome is recorded.
+    #[arg(long, env = "GENESYS_ARCHIVER_STATE")]
+    state: Option<PathBuf>,
     /// Treat a media response's ETag as its MD5 (the simulator sends one; Genesys does not
     /// document one).
     #[arg(long)]
@@ -187,7 +191,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Archive(a) => run_archive(a).await,
+            Command::Archive(a) => run_archive(*a).await,
             Command::Demo(d) => run_demo(d).await,
             Command::Sim(s) => run_sim(s).await,
         }
@@ -392,7 +396,14 @@ async fn run_archive(a: ArchiveArgs) -> Result<ExitCode, ConfigError> {
     }
     let mut query = DiscoveryQuery::interval(from, to);
     query.media_types = a.media_types.clone();
+    let ledger = match &a.state {
+        Some(p) => {
+            Some(archiver::Ledger::open(p).map_err(|e| config_err(format!("--state: {e}")))?)
+        }
+        None => None,
+    };
     let cfg = ArchiverConfig {
+        ledger,
         workers: a.workers,
         key_template: template,
         verify_source_etag: a.verify_source_etag,

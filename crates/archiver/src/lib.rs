@@ -20,9 +20,11 @@
 #![warn(missing_docs)]
 
 mod events;
+mod ledger;
 mod pipeline;
 mod template;
 
 pub use events::{Event, EventHandler, NoEvents};
+pub use ledger::{Ledger, LedgerEntry, LedgerError, RecordStatus};
 pub use pipeline::{ArchiverConfig, FailureReport, Summary, archive, tags_for};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};

@@ -41,6 +41,9 @@ pub struct ArchiverConfig {
     /// Re-request a media URL before using it when it was received longer ago than this
     /// (Genesys URLs live 60 minutes by default; a 403 triggers a refresh anyway).
     pub url_max_age: Duration,
+    /// The ledger: recordings it lists as archived are skipped without asking the store, and
+    /// every attempt and outcome is written to it.
+    pub ledger: Option<crate::Ledger>,
 }
 
 impl Default for ArchiverConfig {
@@ -56,6 +59,7 @@ impl Default for ArchiverConfig {
             create_only: true,
             attempt_timeout: Duration::from_secs(3600),
             url_max_age: Duration::from_secs(45 * 60),
+            ledger: None,
         }
     }
 }
@@ -115,7 +119,7 @@ enum Outcome {
     Archived { size: u64 },
     Skipped,
     Unavailable(String),
-    Failed(String),
+    Failed(String, bool),
 }
 
 /// Why one attempt failed, in the classification the retry table uses.
@@ -195,6 +199,11 @@ where
         tasks.spawn(async move {
             let _permit = permit;
             let outcome = process(&shared, &rec, received).await;
+            if let (Some(l), Outcome::Failed(reason, integrity)) = (&shared.cfg.ledger, &outcome)
+                && let Err(e) = l.failed(&rec.recording_id, reason, *integrity).await
+            {
+                tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not record a failure in the ledger");
+            }
             if let Outcome::Archived { size } = &outcome {
                 bytes.fetch_add(*size, Ordering::Relaxed);
             }
@@ -237,7 +246,7 @@ fn tally(
                 unavailable: true,
             });
         }
-        Outcome::Failed(reason) => {
+        Outcome::Failed(reason, _) => {
             summary.failed += 1;
             summary.failures.push(FailureReport {
                 conversation_id: rec.conversation_id,
@@ -284,6 +293,19 @@ async fn process(
             reason: reason.clone(),
         });
         return Outcome::Unavailable(reason.clone());
+    }
+    if let Some(l) = &sh.cfg.ledger {
+        match l.archived_key(&rid).await {
+            Ok(Some(k)) => {
+                sh.events.handle(&Event::Skipped {
+                    recording_id: rid,
+                    key: k,
+                });
+                return Outcome::Skipped;
+            }
+            Ok(None) => {}
+            Err(e) => return fail(sh, &rid, format!("cannot read the ledger: {e}"), false),
+        }
     }
     if sh.cfg.skip_existing {
         match sh.sink.head(&key).await {
@@ -333,6 +355,16 @@ async fn process(
             key: key.clone(),
             attempt,
         });
+        if let Some(l) = &sh.cfg.ledger
+            && let Err(e) = l.begin(&rid, &rec.conversation_id, &key).await
+        {
+            return fail(
+                sh,
+                &rid,
+                format!("cannot write the ledger before uploading: {e}"),
+                false,
+            );
+        }
         let result =
             match tokio::time::timeout(sh.cfg.attempt_timeout, attempt_once(sh, rec, &key, &url))
                 .await
@@ -345,6 +377,16 @@ async fn process(
             };
         let (wait, reason) = match result {
             Ok((size, md5, store_verified)) => {
+                if let Some(l) = &sh.cfg.ledger
+                    && let Err(e) = l.archived(&rid, &key, size, &md5.to_hex()).await
+                {
+                    return fail(
+                        sh,
+                        &rid,
+                        format!("stored and verified, but the ledger could not record it: {e}"),
+                        false,
+                    );
+                }
                 sh.events.handle(&Event::Archived {
                     recording_id: rid,
                     key,
@@ -432,7 +474,7 @@ fn fail(sh: &Shared, rid: &str, reason: String, integrity: bool) -> Outcome {
         reason: reason.clone(),
         integrity,
     });
-    Outcome::Failed(reason)
+    Outcome::Failed(reason, integrity)
 }
 
 async fn attempt_once(

@@ -256,3 +256,85 @@ async fn old_urls_are_refreshed_before_use() {
     );
     assert_eq!(s.stats().media_requests, 4, "no 403 was needed");
 }
+
+#[tokio::test]
+async fn the_ledger_records_outcomes_and_skips_archived_recordings_without_asking_the_store() {
+    let s = sim(
+        10,
+        vec![
+            spec(2, Fault::Corrupt, None),
+            spec(3, Fault::ExpiredUrl, None),
+            spec(4, Fault::Archived, None),
+        ],
+    )
+    .await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path().join("store")));
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let mut config = cfg();
+    config.ledger = Some(archiver::Ledger::open(&db).unwrap());
+    let first = archive(
+        c.clone(),
+        sink.clone(),
+        c.discover(q.clone()),
+        config,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!((first.archived, first.failed, first.unavailable), (7, 2, 1));
+    let ledger = archiver::Ledger::open(&db).unwrap();
+    use archiver::RecordStatus::*;
+    let rows = ledger.entries(None).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.status == Archived).count(), 7);
+    let corrupt = rows
+        .iter()
+        .find(|r| r.recording_id == s.dataset().recordings[2].id)
+        .unwrap();
+    assert_eq!(
+        corrupt.status, Quarantined,
+        "persistent integrity failures are quarantined"
+    );
+    assert_eq!(corrupt.attempts, 2);
+    assert!(
+        corrupt
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("md5")
+    );
+    let expired = rows
+        .iter()
+        .find(|r| r.recording_id == s.dataset().recordings[3].id)
+        .unwrap();
+    assert_eq!(expired.status, Failed);
+    for r in rows.iter().filter(|r| r.status == Archived) {
+        let sr = s.dataset().recording(&r.recording_id).unwrap();
+        assert_eq!(r.size, Some(sr.size));
+        assert_eq!(
+            r.md5.as_deref(),
+            Some(hex(&s.expected_md5(sr.index)).as_str())
+        );
+    }
+
+    // Second run against an empty store: the ledger alone decides that the seven are done.
+    let empty: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path().join("elsewhere")));
+    let mut config = cfg();
+    config.ledger = Some(ledger);
+    let media_before = s.stats().media_requests;
+    let second = archive(
+        c.clone(),
+        empty,
+        c.discover(q),
+        config,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(second.skipped, 7);
+    assert_eq!(
+        s.stats().media_requests - media_before,
+        2 + 4,
+        "only the failed two are tried again"
+    );
+}
