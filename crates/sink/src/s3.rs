@@ -136,6 +136,15 @@ impl fmt::Display for S3Sink {
     }
 }
 
+/// The per-write settings PutObject and CreateMultipartUpload share.
+struct WriteSettings {
+    sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
+    kms_key_id: Option<String>,
+    storage_class: Option<aws_sdk_s3::types::StorageClass>,
+    lock_mode: Option<aws_sdk_s3::types::ObjectLockMode>,
+    retain_until: Option<aws_smithy_types::DateTime>,
+}
+
 /// Keeps the first error of the wrapped body, because the SDK reports body failures as opaque
 /// dispatch errors.
 #[derive(Debug, Clone, Default)]
@@ -385,7 +394,13 @@ impl S3Sink {
         if self.cfg.tag_mode == TagMode::Header && !tags.is_empty() {
             req = req.tagging(encode_tagging(&tags));
         }
-        req = self.apply_put_settings(req);
+        let ws = self.write_settings();
+        req = req
+            .set_server_side_encryption(ws.sse)
+            .set_ssekms_key_id(ws.kms_key_id)
+            .set_storage_class(ws.storage_class)
+            .set_object_lock_mode(ws.lock_mode)
+            .set_object_lock_retain_until_date(ws.retain_until);
         let out = match req.send().await {
             Ok(o) => o,
             Err(e) => {
@@ -482,30 +497,29 @@ impl S3Sink {
         })
     }
 
-    fn apply_put_settings(
-        &self,
-        mut req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
-    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    /// Encryption, storage class and retention, the same for PutObject and
+    /// CreateMultipartUpload.
+    fn write_settings(&self) -> WriteSettings {
         use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption as Sse, StorageClass};
-        match &self.cfg.sse {
-            ServerSideEncryption::None => {}
-            ServerSideEncryption::S3 => req = req.server_side_encryption(Sse::Aes256),
-            ServerSideEncryption::Kms { key_id } => {
-                req = req
-                    .server_side_encryption(Sse::AwsKms)
-                    .set_ssekms_key_id(key_id.clone());
-            }
+        let (sse, kms_key_id) = match &self.cfg.sse {
+            ServerSideEncryption::None => (None, None),
+            ServerSideEncryption::S3 => (Some(Sse::Aes256), None),
+            ServerSideEncryption::Kms { key_id } => (Some(Sse::AwsKms), key_id.clone()),
+        };
+        let lock = self.cfg.object_lock.as_ref().map(|l| {
+            let until = std::time::SystemTime::now() + l.retain_for;
+            (
+                ObjectLockMode::from(l.mode.as_str()),
+                aws_smithy_types::DateTime::from(until),
+            )
+        });
+        WriteSettings {
+            sse,
+            kms_key_id,
+            storage_class: self.cfg.storage_class.as_deref().map(StorageClass::from),
+            lock_mode: lock.as_ref().map(|l| l.0.clone()),
+            retain_until: lock.map(|l| l.1),
         }
-        if let Some(sc) = &self.cfg.storage_class {
-            req = req.storage_class(StorageClass::from(sc.as_str()));
-        }
-        if let Some(lock) = &self.cfg.object_lock {
-            let until = std::time::SystemTime::now() + lock.retain_for;
-            req = req
-                .object_lock_mode(ObjectLockMode::from(lock.mode.as_str()))
-                .object_lock_retain_until_date(aws_smithy_types::DateTime::from(until));
-        }
-        req
     }
 
     async fn put_multipart(
@@ -514,33 +528,21 @@ impl S3Sink {
         body: PutBody,
         opts: &PutOptions,
     ) -> Result<PutResult, SinkError> {
-        use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption as Sse, StorageClass};
         let tags = sanitize_all(&opts.tags);
-        let mut create = self
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(&self.cfg.bucket)
             .key(key)
             .set_content_type(opts.content_type.clone())
             .set_metadata(Some(Self::metadata(opts)));
-        match &self.cfg.sse {
-            ServerSideEncryption::None => {}
-            ServerSideEncryption::S3 => create = create.server_side_encryption(Sse::Aes256),
-            ServerSideEncryption::Kms { key_id } => {
-                create = create
-                    .server_side_encryption(Sse::AwsKms)
-                    .set_ssekms_key_id(key_id.clone())
-            }
-        }
-        if let Some(sc) = &self.cfg.storage_class {
-            create = create.storage_class(StorageClass::from(sc.as_str()));
-        }
-        if let Some(lock) = &self.cfg.object_lock {
-            let until = std::time::SystemTime::now() + lock.retain_for;
-            create = create
-                .object_lock_mode(ObjectLockMode::from(lock.mode.as_str()))
-                .object_lock_retain_until_date(aws_smithy_types::DateTime::from(until));
-        }
+        let ws = self.write_settings();
+        let create = create
+            .set_server_side_encryption(ws.sse)
+            .set_ssekms_key_id(ws.kms_key_id)
+            .set_storage_class(ws.storage_class)
+            .set_object_lock_mode(ws.lock_mode)
+            .set_object_lock_retain_until_date(ws.retain_until);
         let created = create
             .send()
             .await
