@@ -204,27 +204,39 @@ impl GenesysClient {
             let mut cursor: Option<String> = None;
             loop {
                 let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
-                for c in page.conversations {
-                    if c.has_recording() && seen.insert(c.conversation_id.clone()) {
-                        pending.push(c);
-                    }
-                }
-                while pending.len() >= BATCH_MAX {
-                    let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
-                    if !self.emit_conversations(chunk, &keep, &mut tx).await? {
-                        return Ok(());
-                    }
+                if !self
+                    .absorb(page.conversations, &mut seen, &mut pending, &keep, &mut tx)
+                    .await?
+                {
+                    return Ok(());
                 }
                 match page.cursor.filter(|c| !c.is_empty()) {
                     Some(c) => cursor = Some(c),
                     None => break,
                 }
             }
-            if !pending.is_empty() {
-                self.emit_conversations(pending, &keep, &mut tx).await?;
-            }
+        } else if !self
+            .query_into(q, &mut seen, &mut pending, &keep, &mut tx)
+            .await?
+        {
             return Ok(());
         }
+        if !pending.is_empty() {
+            self.emit_conversations(pending, &keep, &mut tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the synchronous details query for the interval (split as needed) into `pending`,
+    /// emitting full batches on the way. Returns false when the consumer has gone.
+    async fn query_into(
+        &self,
+        q: &DiscoveryQuery,
+        seen: &mut HashSet<String>,
+        pending: &mut Vec<AnalyticsConversation>,
+        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
+        tx: &mut mpsc::Sender<Result<DiscoveredRecording>>,
+    ) -> Result<bool> {
         let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(q.start, q.end);
         stack.reverse();
         while let Some((s, e)) = stack.pop() {
@@ -248,16 +260,11 @@ impl GenesysClient {
                     break;
                 }
                 let n = resp.conversations.len();
-                for c in resp.conversations {
-                    if c.has_recording() && seen.insert(c.conversation_id.clone()) {
-                        pending.push(c);
-                    }
-                }
-                while pending.len() >= BATCH_MAX {
-                    let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
-                    if !self.emit_conversations(chunk, &keep, &mut tx).await? {
-                        return Ok(());
-                    }
+                if !self
+                    .absorb(resp.conversations, seen, pending, keep, tx)
+                    .await?
+                {
+                    return Ok(false);
                 }
                 if n < page_size as usize || (page_number as u64 + 1) * page_size as u64 > cap {
                     break;
@@ -265,10 +272,31 @@ impl GenesysClient {
                 page_number += 1;
             }
         }
-        if !pending.is_empty() {
-            self.emit_conversations(pending, &keep, &mut tx).await?;
+        Ok(true)
+    }
+
+    /// Takes one page of conversations: keeps the recorded ones not seen before, and resolves
+    /// media for every full batch. Returns false when the consumer has gone.
+    async fn absorb(
+        &self,
+        page: Vec<AnalyticsConversation>,
+        seen: &mut HashSet<String>,
+        pending: &mut Vec<AnalyticsConversation>,
+        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
+        tx: &mut mpsc::Sender<Result<DiscoveredRecording>>,
+    ) -> Result<bool> {
+        for c in page {
+            if c.has_recording() && seen.insert(c.conversation_id.clone()) {
+                pending.push(c);
+            }
         }
-        Ok(())
+        while pending.len() >= BATCH_MAX {
+            let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
+            if !self.emit_conversations(chunk, keep, tx).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Resolves media for a chunk of conversations and sends the recordings. Returns false
