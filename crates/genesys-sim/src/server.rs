@@ -549,6 +549,23 @@ fn conversation_matches(conv: &crate::dataset::SimConversation, filters: Option<
     })
 }
 
+/// Conversations started in `[start, end)` that pass the query's segment and conversation
+/// filters (shared by the details query and the analytics jobs).
+fn matching_conversations<'a>(
+    st: &'a State,
+    q: &Value,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<&'a crate::dataset::SimConversation> {
+    st.data
+        .conversations
+        .iter()
+        .filter(|c| c.start >= start && c.start < end)
+        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
+        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
+        .collect()
+}
+
 fn details_query(st: &State, body: &[u8]) -> Response<Body> {
     let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
     let Ok(q) = serde_json::from_slice::<Value>(body) else {
@@ -589,14 +606,7 @@ fn details_query(st: &State, body: &[u8]) -> Response<Body> {
         ));
     }
     let desc = q.get("order").and_then(Value::as_str) == Some("desc");
-    let mut matched: Vec<_> = st
-        .data
-        .conversations
-        .iter()
-        .filter(|c| c.start >= start && c.start < end)
-        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
-        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
-        .collect();
+    let mut matched = matching_conversations(st, &q, start, end);
     if desc {
         matched.reverse();
     }
@@ -676,14 +686,7 @@ fn analytics_job_results(st: &State, id: &str, query: &HashMap<String, String>) 
         .get("cursor")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let matched: Vec<_> = st
-        .data
-        .conversations
-        .iter()
-        .filter(|c| c.start >= start && c.start < end)
-        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
-        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
-        .collect();
+    let matched = matching_conversations(st, &q, start, end);
     let page: Vec<Value> = matched
         .iter()
         .skip(from)
