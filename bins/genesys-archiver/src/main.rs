@@ -397,9 +397,11 @@ async fn run_archive(a: ArchiveArgs) -> Result<ExitCode, ConfigError> {
     let mut query = DiscoveryQuery::interval(from, to);
     query.media_types = a.media_types.clone();
     let ledger = match &a.state {
-        Some(p) => {
-            Some(archiver::Ledger::open(p).map_err(|e| config_err(format!("--state: {e}")))?)
-        }
+        Some(p) => Some(
+            archiver::Ledger::open(&p.to_string_lossy())
+                .await
+                .map_err(|e| config_err(format!("--state: {e}")))?,
+        ),
         None => None,
     };
     let cfg = ArchiverConfig {

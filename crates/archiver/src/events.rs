@@ -67,6 +67,28 @@ pub enum Event {
         /// True when the data itself was wrong (MD5 or length), after the retry.
         integrity: bool,
     },
+    /// Continuous mode finished one poll.
+    Polled {
+        /// Interval start.
+        from: chrono::DateTime<chrono::Utc>,
+        /// Interval end.
+        to: chrono::DateTime<chrono::Utc>,
+        /// Recordings discovered.
+        found: u64,
+        /// Archived in this poll.
+        archived: u64,
+        /// Failed in this poll.
+        failed: u64,
+        /// Whether the checkpoint moved to `to` (discovery completed, nothing interrupted).
+        checkpoint_advanced: bool,
+    },
+    /// The ledger put a persistently failing recording in quarantine (after `Failed`).
+    Quarantined {
+        /// Recording id.
+        recording_id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Receives [`Event`]s. Implemented for closures.

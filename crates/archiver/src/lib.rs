@@ -19,12 +19,21 @@
 //! [`Summary`].
 #![warn(missing_docs)]
 
+mod continuous;
 mod events;
 mod ledger;
 mod pipeline;
 mod template;
 
+pub use continuous::{
+    ContinuousError, PollSettings, archive_entries, entry_to_recording, run_continuous,
+};
 pub use events::{Event, EventHandler, NoEvents};
-pub use ledger::{Ledger, LedgerEntry, LedgerError, RecordStatus};
-pub use pipeline::{ArchiverConfig, FailureReport, Summary, archive, tags_for};
+pub use ledger::{
+    AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, RecordStatus, redact_url,
+};
+pub use pipeline::{
+    ArchiverConfig, FailureReport, Summary, archive, default_instance_id, tags_for,
+};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
+pub use tokio_util::sync::CancellationToken;

@@ -1,6 +1,6 @@
 //! The archive pipeline: discovery -> bounded queue -> worker pool -> sink.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,8 +13,10 @@ use http_body_util::BodyExt;
 use integrity::{BoxError, Md5Digest};
 use sink::{ObjectSink, PutOptions, SinkErrorKind};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventHandler};
+use crate::ledger::{AdoptedObject, Claim, Ledger};
 use crate::template::KeyTemplate;
 
 /// Settings of a run.
@@ -41,9 +43,30 @@ pub struct ArchiverConfig {
     /// Re-request a media URL before using it when it was received longer ago than this
     /// (Genesys URLs live 60 minutes by default; a 403 triggers a refresh anyway).
     pub url_max_age: Duration,
-    /// The ledger: recordings it lists as archived are skipped without asking the store, and
-    /// every attempt and outcome is written to it.
-    pub ledger: Option<crate::Ledger>,
+    /// The ledger: each recording is claimed in it before any byte moves and its outcome is
+    /// written after; recordings it lists as archived or quarantined are skipped without
+    /// asking the store or the source.
+    pub ledger: Option<Ledger>,
+    /// This instance's id, written as the lease owner (unique per process).
+    pub instance_id: String,
+    /// How long a claim holds before another instance may take the recording over; renewed
+    /// every third of it while the upload runs.
+    pub lease: Duration,
+    /// Cancel to shut down: discovery stops, no new attempt starts, and in-flight uploads get
+    /// `drain_timeout` to finish before they are aborted (their claims are released).
+    pub shutdown: CancellationToken,
+    /// See `shutdown`.
+    pub drain_timeout: Duration,
+}
+
+/// A process-unique instance id: host name, process id and a random suffix.
+pub fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 impl Default for ArchiverConfig {
@@ -60,6 +83,10 @@ impl Default for ArchiverConfig {
             attempt_timeout: Duration::from_secs(3600),
             url_max_age: Duration::from_secs(45 * 60),
             ledger: None,
+            instance_id: default_instance_id(),
+            lease: Duration::from_secs(600),
+            shutdown: CancellationToken::new(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +117,12 @@ pub struct Summary {
     pub failed: u64,
     /// Without media at the source (archived/deleted); reported, not retried.
     pub unavailable: u64,
+    /// Skipped because the ledger holds them in quarantine (`quarantine retry` releases them).
+    pub quarantined: u64,
+    /// Skipped because another live instance holds their lease.
+    pub leased_elsewhere: u64,
+    /// Not finished because of shutdown; their claims were released for the next run.
+    pub interrupted: u64,
     /// Bytes stored in this run.
     pub bytes: u64,
     /// Failures and unavailable recordings with reasons.
@@ -103,23 +136,61 @@ pub struct Summary {
 impl Summary {
     /// The one-line summary the CLI prints.
     pub fn line(&self) -> String {
-        format!(
-            "found {}, archived {}, skipped {}, failed {}, unavailable {} ({} bytes)",
-            self.found, self.archived, self.skipped, self.failed, self.unavailable, self.bytes
-        )
+        let mut line = format!(
+            "found {}, archived {}, skipped {}, failed {}, unavailable {}",
+            self.found, self.archived, self.skipped, self.failed, self.unavailable
+        );
+        for (n, what) in [
+            (self.quarantined, "in quarantine"),
+            (self.leased_elsewhere, "leased by another instance"),
+            (self.interrupted, "interrupted"),
+        ] {
+            if n > 0 {
+                line.push_str(&format!(", {n} {what}"));
+            }
+        }
+        line.push_str(&format!(" ({} bytes)", self.bytes));
+        line
     }
 
-    /// True when nothing failed and discovery completed.
+    /// True when nothing failed or waits in quarantine, and the run was not cut short.
     pub fn success(&self) -> bool {
-        self.failed == 0 && self.discovery_error.is_none()
+        self.failed == 0
+            && self.quarantined == 0
+            && self.interrupted == 0
+            && self.discovery_error.is_none()
+    }
+
+    /// Adds the counts of another run (continuous mode sums its polls).
+    pub fn absorb(&mut self, other: Summary) {
+        self.found += other.found;
+        self.archived += other.archived;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.unavailable += other.unavailable;
+        self.quarantined += other.quarantined;
+        self.leased_elsewhere += other.leased_elsewhere;
+        self.interrupted += other.interrupted;
+        self.bytes += other.bytes;
+        self.failures.extend(other.failures);
+        if other.discovery_error.is_some() {
+            self.discovery_error = other.discovery_error;
+            self.discovery_error_is_config = other.discovery_error_is_config;
+        }
     }
 }
 
 enum Outcome {
-    Archived { size: u64 },
+    Archived {
+        size: u64,
+    },
     Skipped,
     Unavailable(String),
-    Failed(String, bool),
+    /// Reason, integrity (quarantine), attempts made.
+    Failed(String, bool, u32),
+    Quarantined(String),
+    Busy,
+    Interrupted,
 }
 
 /// Why one attempt failed, in the classification the retry table uses.
@@ -166,10 +237,20 @@ where
     });
     let permits = Arc::new(Semaphore::new(workers));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, DiscoveredRecording> = HashMap::new();
     let mut summary = Summary::default();
     let bytes = Arc::new(AtomicU64::new(0));
+    let shutdown = shared.cfg.shutdown.clone();
     let mut source = std::pin::pin!(source);
-    while let Some(item) = source.next().await {
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            item = source.next() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
         let rec = match item {
             Ok(r) => r,
             Err(e) => {
@@ -185,33 +266,60 @@ where
         shared.events.handle(&Event::Discovered {
             recording_id: rec.recording_id.clone(),
         });
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore is never closed");
-        while let Some(done) = tasks.try_join_next() {
-            tally(&mut summary, done);
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                // Discovered but never started: nothing was claimed.
+                summary.interrupted += 1;
+                break;
+            }
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        while let Some(done) = tasks.try_join_next_with_id() {
+            tally(&mut summary, &mut in_flight, done);
         }
         let shared = shared.clone();
         let bytes = bytes.clone();
-        let received = received_at;
-        tasks.spawn(async move {
+        let task_rec = rec.clone();
+        let handle = tasks.spawn(async move {
             let _permit = permit;
-            let outcome = process(&shared, &rec, received).await;
-            if let (Some(l), Outcome::Failed(reason, integrity)) = (&shared.cfg.ledger, &outcome)
-                && let Err(e) = l.failed(&rec.recording_id, reason, *integrity).await
-            {
-                tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not record a failure in the ledger");
-            }
+            let rec = task_rec;
+            let outcome = process_claimed(&shared, &rec, received_at).await;
             if let Outcome::Archived { size } = &outcome {
                 bytes.fetch_add(*size, Ordering::Relaxed);
             }
             (rec, outcome)
         });
+        in_flight.insert(handle.id(), rec);
     }
-    while let Some(done) = tasks.join_next().await {
-        tally(&mut summary, done);
+    if shutdown.is_cancelled() {
+        let deadline = tokio::time::sleep(shared.cfg.drain_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = tasks.join_next_with_id() => match done {
+                    Some(done) => tally(&mut summary, &mut in_flight, done),
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    tracing::warn!(in_flight = tasks.len(), "drain deadline reached; aborting in-flight uploads");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next_with_id().await {
+        tally(&mut summary, &mut in_flight, done);
+    }
+    // Aborted at the deadline: give their claims back so the next run takes them at once.
+    for (_, rec) in in_flight.drain() {
+        summary.interrupted += 1;
+        if let Some(l) = &shared.cfg.ledger
+            && let Err(e) = l.release(&rec.recording_id, &shared.cfg.instance_id).await
+        {
+            tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not release a claim");
+        }
     }
     summary.bytes = bytes.load(Ordering::Relaxed);
     summary
@@ -219,41 +327,55 @@ where
 
 fn tally(
     summary: &mut Summary,
-    done: Result<(DiscoveredRecording, Outcome), tokio::task::JoinError>,
+    in_flight: &mut HashMap<tokio::task::Id, DiscoveredRecording>,
+    done: Result<(tokio::task::Id, (DiscoveredRecording, Outcome)), tokio::task::JoinError>,
 ) {
     let (rec, outcome) = match done {
-        Ok(v) => v,
+        Ok((id, v)) => {
+            in_flight.remove(&id);
+            v
+        }
+        // Aborted at the drain deadline: left in `in_flight`, counted and released there.
+        Err(e) if e.is_cancelled() => return,
         Err(e) => {
+            let rec = in_flight.remove(&e.id());
             summary.failed += 1;
             summary.failures.push(FailureReport {
-                conversation_id: String::new(),
-                recording_id: String::new(),
+                conversation_id: rec
+                    .as_ref()
+                    .map(|r| r.conversation_id.clone())
+                    .unwrap_or_default(),
+                recording_id: rec.map(|r| r.recording_id).unwrap_or_default(),
                 reason: format!("worker task failed: {e}"),
                 unavailable: false,
             });
             return;
         }
     };
+    let mut report = |reason: String, unavailable: bool| {
+        summary.failures.push(FailureReport {
+            conversation_id: rec.conversation_id.clone(),
+            recording_id: rec.recording_id.clone(),
+            reason,
+            unavailable,
+        })
+    };
     match outcome {
         Outcome::Archived { .. } => summary.archived += 1,
         Outcome::Skipped => summary.skipped += 1,
+        Outcome::Busy => summary.leased_elsewhere += 1,
+        Outcome::Interrupted => summary.interrupted += 1,
         Outcome::Unavailable(reason) => {
+            report(reason, true);
             summary.unavailable += 1;
-            summary.failures.push(FailureReport {
-                conversation_id: rec.conversation_id,
-                recording_id: rec.recording_id,
-                reason,
-                unavailable: true,
-            });
         }
-        Outcome::Failed(reason, _) => {
+        Outcome::Quarantined(reason) => {
+            report(format!("in quarantine: {reason}"), false);
+            summary.quarantined += 1;
+        }
+        Outcome::Failed(reason, _, _) => {
+            report(reason, false);
             summary.failed += 1;
-            summary.failures.push(FailureReport {
-                conversation_id: rec.conversation_id,
-                recording_id: rec.recording_id,
-                reason,
-                unavailable: false,
-            });
         }
     }
 }
@@ -276,46 +398,142 @@ pub fn tags_for(rec: &DiscoveredRecording) -> BTreeMap<String, String> {
     .collect()
 }
 
-async fn process(
+/// Claims the recording in the ledger (when there is one), keeps the lease alive while it is
+/// processed, and writes the outcome.
+async fn process_claimed(
     sh: &Shared,
     rec: &DiscoveredRecording,
-    mut url_received: tokio::time::Instant,
+    url_received: tokio::time::Instant,
 ) -> Outcome {
-    let rid = rec.recording_id.clone();
+    let rid = rec.recording_id.as_str();
     let key = match sh.cfg.key_template.render(rec, None) {
         Ok(k) => k,
-        Err(e) => return fail(sh, &rid, format!("cannot build its key: {e}"), false),
+        Err(e) => return fail(sh, rid, format!("cannot build its key: {e}"), false, 0),
     };
-    let mut media = rec.media.clone();
-    if let MediaAvailability::Unavailable(reason) = &media {
+    if let MediaAvailability::Unavailable(reason) = &rec.media {
         sh.events.handle(&Event::Unavailable {
-            recording_id: rid.clone(),
+            recording_id: rid.to_string(),
             reason: reason.clone(),
         });
         return Outcome::Unavailable(reason.clone());
     }
-    if let Some(l) = &sh.cfg.ledger {
-        match l.archived_key(&rid).await {
-            Ok(Some(k)) => {
-                sh.events.handle(&Event::Skipped {
-                    recording_id: rid,
-                    key: k,
-                });
-                return Outcome::Skipped;
-            }
-            Ok(None) => {}
-            Err(e) => return fail(sh, &rid, format!("cannot read the ledger: {e}"), false),
+    let Some(ledger) = &sh.cfg.ledger else {
+        return process(sh, rec, &key, url_received).await;
+    };
+    let owner = sh.cfg.instance_id.as_str();
+    match ledger.claim(rec, &key, owner, sh.cfg.lease).await {
+        Ok(Claim::Claimed) => {}
+        Ok(Claim::Archived { key }) => {
+            sh.events.handle(&Event::Skipped {
+                recording_id: rid.to_string(),
+                key,
+            });
+            return Outcome::Skipped;
+        }
+        Ok(Claim::Quarantined { reason }) => return Outcome::Quarantined(reason),
+        Ok(Claim::Busy { owner }) => {
+            tracing::debug!(recording_id = rid, owner, "leased by another instance");
+            return Outcome::Busy;
+        }
+        Err(e) => {
+            return fail(
+                sh,
+                rid,
+                format!("cannot claim it in the ledger: {e}"),
+                false,
+                0,
+            );
         }
     }
+    let renew = async {
+        let every = (sh.cfg.lease / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            match ledger.renew(rid, owner, sh.cfg.lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    recording_id = rid,
+                    "lease lost to another instance; continuing (create-only writes prevent a duplicate)"
+                ),
+                Err(e) => {
+                    tracing::warn!(recording_id = rid, error = %e, "could not renew the lease")
+                }
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        o = process(sh, rec, &key, url_received) => o,
+        _ = renew => unreachable!("the renewal loop never ends"),
+    };
+    let written = match &outcome {
+        Outcome::Archived { .. } => Ok(()), // written by `process` before reporting
+        Outcome::Skipped => Ok(()),
+        Outcome::Failed(reason, integrity, attempts) => {
+            let r = ledger.failed(rid, reason, *integrity, *attempts).await;
+            if *integrity && r.is_ok() {
+                sh.events.handle(&Event::Quarantined {
+                    recording_id: rid.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            r
+        }
+        Outcome::Unavailable(reason) => ledger.failed(rid, reason, false, 0).await,
+        Outcome::Interrupted | Outcome::Busy | Outcome::Quarantined(_) => {
+            ledger.release(rid, owner).await
+        }
+    };
+    if let Err(e) = written {
+        tracing::warn!(recording_id = rid, error = %e, "could not record the outcome in the ledger; the next run retries it");
+    }
+    outcome
+}
+
+/// Records an object that is already in the store as archived, and reports it skipped.
+async fn adopt_existing(
+    sh: &Shared,
+    rec: &DiscoveredRecording,
+    key: &str,
+    meta: Option<sink::ObjectMeta>,
+) -> Outcome {
+    if let Some(l) = &sh.cfg.ledger {
+        let meta = match meta {
+            Some(m) => Some(m),
+            None => sh.sink.head(key).await.ok().flatten(),
+        };
+        let obj = AdoptedObject {
+            recording_id: rec.recording_id.clone(),
+            conversation_id: rec.conversation_id.clone(),
+            key: key.to_string(),
+            size: meta.as_ref().map(|m| m.size),
+            md5: meta.as_ref().and_then(|m| m.metadata.get("md5").cloned()),
+            media_type: Some(rec.media_type.clone()),
+            start_time: None,
+            end_time: None,
+        };
+        if let Err(e) = l.adopt(obj).await {
+            tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not record an existing object in the ledger");
+        }
+    }
+    sh.events.handle(&Event::Skipped {
+        recording_id: rec.recording_id.clone(),
+        key: key.to_string(),
+    });
+    Outcome::Skipped
+}
+
+async fn process(
+    sh: &Shared,
+    rec: &DiscoveredRecording,
+    key: &str,
+    mut url_received: tokio::time::Instant,
+) -> Outcome {
+    let rid = rec.recording_id.clone();
+    let key = key.to_string();
+    let mut media = rec.media.clone();
     if sh.cfg.skip_existing {
         match sh.sink.head(&key).await {
-            Ok(Some(_)) => {
-                sh.events.handle(&Event::Skipped {
-                    recording_id: rid,
-                    key,
-                });
-                return Outcome::Skipped;
-            }
+            Ok(Some(meta)) => return adopt_existing(sh, rec, &key, Some(meta)).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::debug!(key, error = %e, "HEAD before upload failed; uploading with create-only")
@@ -350,21 +568,14 @@ async fn process(
                 return Outcome::Unavailable(reason.clone());
             }
         };
+        if attempt > 1 && sh.cfg.shutdown.is_cancelled() {
+            return Outcome::Interrupted;
+        }
         sh.events.handle(&Event::Started {
             recording_id: rid.clone(),
             key: key.clone(),
             attempt,
         });
-        if let Some(l) = &sh.cfg.ledger
-            && let Err(e) = l.begin(&rid, &rec.conversation_id, &key).await
-        {
-            return fail(
-                sh,
-                &rid,
-                format!("cannot write the ledger before uploading: {e}"),
-                false,
-            );
-        }
         let result =
             match tokio::time::timeout(sh.cfg.attempt_timeout, attempt_once(sh, rec, &key, &url))
                 .await
@@ -378,13 +589,14 @@ async fn process(
         let (wait, reason) = match result {
             Ok((size, md5, store_verified)) => {
                 if let Some(l) = &sh.cfg.ledger
-                    && let Err(e) = l.archived(&rid, &key, size, &md5.to_hex()).await
+                    && let Err(e) = l.archived(&rid, &key, size, &md5.to_hex(), attempt).await
                 {
                     return fail(
                         sh,
                         &rid,
                         format!("stored and verified, but the ledger could not record it: {e}"),
                         false,
+                        attempt,
                     );
                 }
                 sh.events.handle(&Event::Archived {
@@ -397,13 +609,9 @@ async fn process(
                 return Outcome::Archived { size };
             }
             Err(AttemptError::AlreadyExists) => {
-                sh.events.handle(&Event::Skipped {
-                    recording_id: rid,
-                    key,
-                });
-                return Outcome::Skipped;
+                return adopt_existing(sh, rec, &key, None).await;
             }
-            Err(AttemptError::Permanent(m)) => return fail(sh, &rid, m, false),
+            Err(AttemptError::Permanent(m)) => return fail(sh, &rid, m, false, attempt),
             Err(AttemptError::Integrity(m)) => {
                 integrity_failures += 1;
                 if integrity_failures > sh.cfg.integrity_retries {
@@ -412,6 +620,7 @@ async fn process(
                         &rid,
                         format!("integrity check failed {integrity_failures} times: {m}"),
                         true,
+                        attempt,
                     );
                 }
                 (Duration::ZERO, m)
@@ -424,6 +633,7 @@ async fn process(
                         &rid,
                         format!("media URL refused {refreshes} times even after refreshing: {m}"),
                         false,
+                        attempt,
                     );
                 }
                 match sh.client.refresh_media(rec).await {
@@ -437,6 +647,7 @@ async fn process(
                             &rid,
                             format!("refreshing the media URL failed: {e}"),
                             false,
+                            attempt,
                         );
                     }
                     Err(e) => {
@@ -454,6 +665,7 @@ async fn process(
                 &rid,
                 format!("gave up after {attempt} attempts: {reason}"),
                 false,
+                attempt,
             );
         }
         sh.events.handle(&Event::Retrying {
@@ -463,18 +675,21 @@ async fn process(
             wait,
         });
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = sh.cfg.shutdown.cancelled() => return Outcome::Interrupted,
+            }
         }
     }
 }
 
-fn fail(sh: &Shared, rid: &str, reason: String, integrity: bool) -> Outcome {
+fn fail(sh: &Shared, rid: &str, reason: String, integrity: bool, attempts: u32) -> Outcome {
     sh.events.handle(&Event::Failed {
         recording_id: rid.to_string(),
         reason: reason.clone(),
         integrity,
     });
-    Outcome::Failed(reason, integrity)
+    Outcome::Failed(reason, integrity, attempts)
 }
 
 async fn attempt_once(

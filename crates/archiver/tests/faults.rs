@@ -274,7 +274,7 @@ async fn the_ledger_records_outcomes_and_skips_archived_recordings_without_askin
     let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path().join("store")));
     let q = DiscoveryQuery::interval(s.config().start, s.config().end());
     let mut config = cfg();
-    config.ledger = Some(archiver::Ledger::open(&db).unwrap());
+    config.ledger = Some(archiver::Ledger::open(db.to_str().unwrap()).await.unwrap());
     let first = archive(
         c.clone(),
         sink.clone(),
@@ -284,7 +284,7 @@ async fn the_ledger_records_outcomes_and_skips_archived_recordings_without_askin
     )
     .await;
     assert_eq!((first.archived, first.failed, first.unavailable), (7, 2, 1));
-    let ledger = archiver::Ledger::open(&db).unwrap();
+    let ledger = archiver::Ledger::open(db.to_str().unwrap()).await.unwrap();
     use archiver::RecordStatus::*;
     let rows = ledger.entries(None).await.unwrap();
     assert_eq!(rows.iter().filter(|r| r.status == Archived).count(), 7);
@@ -333,8 +333,13 @@ async fn the_ledger_records_outcomes_and_skips_archived_recordings_without_askin
     .await;
     assert_eq!(second.skipped, 7);
     assert_eq!(
+        (second.quarantined, second.failed),
+        (1, 1),
+        "the quarantined recording waits for an operator; the failed one is retried"
+    );
+    assert_eq!(
         s.stats().media_requests - media_before,
-        2 + 4,
-        "only the failed two are tried again"
+        4,
+        "only the failed recording is downloaded again (1 + 3 URL refreshes)"
     );
 }

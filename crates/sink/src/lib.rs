@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 pub use body::{PutBody, empty_body, full_body, stream_body};
 pub use error::{SinkError, SinkErrorKind};
+
 pub use integrity::Md5Digest;
 pub use key::validate_key;
 pub use local::LocalDirSink;
@@ -76,6 +77,20 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
 }
 
+/// One object found by [`ObjectSink::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes, when known.
+    pub etag: Option<String>,
+}
+
+/// A stream of listed objects.
+pub type ListStream<'a> = futures::stream::BoxStream<'a, Result<ListedObject, SinkError>>;
+
 /// A destination for verified, streaming object writes.
 #[async_trait::async_trait]
 pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
@@ -101,5 +116,18 @@ pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
     async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
         let _ = prefix;
         Ok(0)
+    }
+
+    /// Every object whose key starts with `prefix`, in key order, page by page (for audits
+    /// and rebuilding the ledger). Sinks that cannot list yield one `Invalid` error.
+    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {
+        let e = SinkError::new(
+            SinkErrorKind::Invalid,
+            "list",
+            prefix,
+            &self,
+            "this sink cannot list its objects",
+        );
+        Box::pin(futures::stream::once(async move { Err(e) }))
     }
 }

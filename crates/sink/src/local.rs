@@ -5,13 +5,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::BodyExt;
 use integrity::{Expectations, HashingBody, IntegrityError};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
-    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind, validate_key,
+    ListStream, ListedObject, ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError,
+    SinkErrorKind, validate_key,
 };
 
 const SIDECAR: &str = ".meta.json";
@@ -266,6 +268,29 @@ impl ObjectSink for LocalDirSink {
         Ok(read_sidecar(&path).await.map(|s| s.tags))
     }
 
+    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {
+        let root = self.root.clone();
+        let p = prefix.to_string();
+        Box::pin(
+            futures::stream::once(async move {
+                let listed = tokio::task::spawn_blocking(move || Self::walk(&root, &p)).await;
+                let items: Vec<Result<ListedObject, SinkError>> = match listed {
+                    Ok(Ok(objs)) => objs.into_iter().map(Ok).collect(),
+                    Ok(Err(e)) => vec![Err(self.io("list", prefix, e))],
+                    Err(e) => vec![Err(SinkError::new(
+                        SinkErrorKind::StoreTemporary,
+                        "list",
+                        prefix,
+                        self,
+                        e.to_string(),
+                    ))],
+                };
+                futures::stream::iter(items)
+            })
+            .flatten(),
+        )
+    }
+
     async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
         let start = self.root.join(prefix.trim_end_matches('/'));
         let mut stack = vec![start];
@@ -290,6 +315,59 @@ impl ObjectSink for LocalDirSink {
             }
         }
         Ok(removed)
+    }
+}
+
+impl LocalDirSink {
+    /// Walks the tree under `prefix` (blocking; run on the blocking pool), skipping sidecars,
+    /// temporary files and hidden names.
+    fn walk(root: &Path, prefix: &str) -> std::io::Result<Vec<ListedObject>> {
+        let mut out = Vec::new();
+        // Start at the deepest directory the prefix names, then filter by the full prefix.
+        let dir_part = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let mut stack = vec![root.join(dir_part)];
+        while let Some(dir) = stack.pop() {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for e in rd {
+                let e = e?;
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let ft = e.file_type()?;
+                if ft.is_dir() {
+                    stack.push(e.path());
+                } else if ft.is_file() && !name.ends_with(SIDECAR) {
+                    let Ok(rel) = e.path().strip_prefix(root).map(|p| p.to_path_buf()) else {
+                        continue;
+                    };
+                    let Some(key) = rel
+                        .to_str()
+                        .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"))
+                    else {
+                        continue;
+                    };
+                    if key.starts_with(prefix) {
+                        let size = e.metadata()?.len();
+                        out.push(ListedObject {
+                            key,
+                            size,
+                            etag: None,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 }
 

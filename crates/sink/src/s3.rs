@@ -13,6 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
 use aws_smithy_types::body::SdkBody;
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use integrity::{
@@ -838,6 +839,49 @@ impl ObjectSink for S3Sink {
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(self.sdk_err("head", key, e)),
         }
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> crate::ListStream<'a> {
+        // One page of up to 1000 keys at a time, following continuation tokens.
+        let pages = futures::stream::try_unfold(Some(None::<String>), move |token| async move {
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.cfg.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| self.sdk_err("list", prefix, e))?;
+            let items: Vec<Result<crate::ListedObject, SinkError>> = out
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(Ok(crate::ListedObject {
+                        key: o.key()?.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    }))
+                })
+                .collect();
+            let next = if out.is_truncated() == Some(true) {
+                out.next_continuation_token().map(|t| Some(t.to_string()))
+            } else {
+                None
+            };
+            Ok(Some((futures::stream::iter(items), next)))
+        });
+        Box::pin(
+            pages
+                .map(|r| match r {
+                    Ok(s) => s.boxed(),
+                    Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                })
+                .flatten(),
+        )
     }
 
     async fn get(&self, key: &str) -> Result<PutBody, SinkError> {

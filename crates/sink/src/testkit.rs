@@ -113,6 +113,41 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
         );
     }
 
+    // Listing: keys under a prefix in order with their sizes; nothing outside the prefix.
+    for (name, len) in [("b/2.wav", 10usize), ("a/1.wav", 20), ("b/1.wav", 30)] {
+        let k = format!("{p}/list/{name}");
+        s.put(
+            &k,
+            chunked(pattern(len, 9), 7),
+            PutOptions {
+                content_length: Some(len as u64),
+                ..PutOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{s}: put {k}: {e}"));
+    }
+    let listed: Vec<(String, u64)> =
+        futures::StreamExt::collect::<Vec<_>>(s.list(&format!("{p}/list/")))
+            .await
+            .into_iter()
+            .map(|r| {
+                r.map(|o| (o.key, o.size))
+                    .unwrap_or_else(|e| panic!("{s}: list: {e}"))
+            })
+            .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (format!("{p}/list/a/1.wav"), 20),
+            (format!("{p}/list/b/1.wav"), 30),
+            (format!("{p}/list/b/2.wav"), 10),
+        ],
+        "{s}: list"
+    );
+    let under_b = futures::StreamExt::collect::<Vec<_>>(s.list(&format!("{p}/list/b/"))).await;
+    assert_eq!(under_b.len(), 2, "{s}: list under a deeper prefix");
+
     // Expected MD5 that matches is accepted; one that does not fails and leaves nothing.
     let key = format!("{p}/md5/ok.bin");
     let data = pattern(70_000, 2);

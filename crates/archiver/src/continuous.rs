@@ -1,0 +1,213 @@
+//! Continuous mode: poll the source on an interval, archive what appeared, keep a checkpoint
+//! in the ledger, and retry what the ledger says failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use genesys_media::{DiscoveredRecording, DiscoveryQuery, GenesysClient, MediaAvailability};
+use sink::ObjectSink;
+
+use crate::events::{Event, EventHandler};
+use crate::ledger::{LedgerEntry, LedgerError, RecordStatus};
+use crate::pipeline::{ArchiverConfig, Summary, archive};
+
+/// Settings of the poll loop.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Where the first poll starts when the ledger has no checkpoint yet.
+    pub start: DateTime<Utc>,
+    /// Time between the starts of two polls.
+    pub interval: Duration,
+    /// Each poll starts this long before the checkpoint, so recordings that appear late at
+    /// the source (analytics data can lag) are still found; ones already archived are
+    /// skipped by the ledger without a request.
+    pub overlap: Duration,
+    /// Each poll ends this long before now (conversations still in progress are not final).
+    pub settle: Duration,
+    /// Name of the checkpoint in the ledger (one per source configuration).
+    pub checkpoint: String,
+    /// Ledger rows with status `failed` and fewer attempts than this are retried each poll.
+    pub retry_failed_below_attempts: u32,
+    /// Stop after this many polls (tests, `--once`); `None` runs until shutdown.
+    pub max_polls: Option<u64>,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            start: Utc::now() - chrono::Duration::days(1),
+            interval: Duration::from_secs(300),
+            overlap: Duration::from_secs(3600),
+            settle: Duration::from_secs(60),
+            checkpoint: "discovery".into(),
+            retry_failed_below_attempts: 20,
+            max_polls: None,
+        }
+    }
+}
+
+/// Why continuous mode stopped without a shutdown request.
+#[derive(Debug, thiserror::Error)]
+pub enum ContinuousError {
+    /// Continuous mode keeps its checkpoint in the ledger; there was none.
+    #[error("continuous mode needs a ledger (it keeps the discovery checkpoint there)")]
+    NoLedger,
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The source refused the credentials or the region (not transient).
+    #[error("the source refused the configuration: {0}")]
+    Config(String),
+}
+
+/// Polls until `cfg.shutdown` is cancelled (or `max_polls`), archiving each new interval and
+/// retrying failed rows; returns the summed counts. Transient source outages are logged and
+/// retried at the next poll; the checkpoint only advances over an interval whose discovery
+/// completed and whose recordings were all handled.
+pub async fn run_continuous<Q>(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    make_query: Q,
+    cfg: ArchiverConfig,
+    poll: PollSettings,
+    events: Arc<dyn EventHandler>,
+) -> Result<Summary, ContinuousError>
+where
+    Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
+{
+    let ledger = cfg.ledger.clone().ok_or(ContinuousError::NoLedger)?;
+    let mut total = Summary::default();
+    let mut polls = 0u64;
+    let overlap = chrono::Duration::from_std(poll.overlap).unwrap_or(chrono::Duration::zero());
+    let settle = chrono::Duration::from_std(poll.settle).unwrap_or(chrono::Duration::zero());
+    while !cfg.shutdown.is_cancelled() && poll.max_polls.is_none_or(|m| polls < m) {
+        polls += 1;
+        let started = tokio::time::Instant::now();
+        let checkpoint = ledger
+            .checkpoint(&poll.checkpoint)
+            .await?
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let from = checkpoint
+            .map(|c| (c - overlap).max(poll.start))
+            .unwrap_or(poll.start);
+        let to = Utc::now() - settle;
+        if to > from {
+            let summary = archive(
+                client.clone(),
+                sink.clone(),
+                client.discover(make_query(from, to)),
+                cfg.clone(),
+                events.clone(),
+            )
+            .await;
+            if summary.discovery_error_is_config {
+                return Err(ContinuousError::Config(
+                    summary.discovery_error.unwrap_or_default(),
+                ));
+            }
+            let complete = summary.discovery_error.is_none() && summary.interrupted == 0;
+            if complete {
+                ledger
+                    .set_checkpoint(
+                        &poll.checkpoint,
+                        &to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    )
+                    .await?;
+            }
+            events.handle(&Event::Polled {
+                from,
+                to,
+                found: summary.found,
+                archived: summary.archived,
+                failed: summary.failed,
+                checkpoint_advanced: complete,
+            });
+            total.absorb(summary);
+        }
+        if !cfg.shutdown.is_cancelled() {
+            let failed: Vec<LedgerEntry> = ledger
+                .entries(Some(RecordStatus::Failed))
+                .await?
+                .into_iter()
+                .filter(|e| e.attempts < poll.retry_failed_below_attempts)
+                .collect();
+            if !failed.is_empty() {
+                let s = archive_entries(
+                    client.clone(),
+                    sink.clone(),
+                    failed,
+                    cfg.clone(),
+                    events.clone(),
+                )
+                .await;
+                total.absorb(s);
+            }
+        }
+        if poll.max_polls.is_some_and(|m| polls >= m) {
+            break;
+        }
+        let next = started + poll.interval;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = cfg.shutdown.cancelled() => {}
+        }
+    }
+    Ok(total)
+}
+
+/// Rebuilds what discovery would have yielded for a ledger row (ids, times, media type); the
+/// media URL is requested again when the row is archived.
+pub fn entry_to_recording(e: &LedgerEntry) -> DiscoveredRecording {
+    let t = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    DiscoveredRecording {
+        conversation_id: e.conversation_id.clone(),
+        recording_id: e.recording_id.clone(),
+        start_time: t(&e.start_time),
+        end_time: t(&e.end_time),
+        media_type: e.media_type.clone().unwrap_or_default(),
+        content_type: None,
+        expected_md5: None,
+        expected_size: None,
+        media: MediaAvailability::Unavailable("not requested yet".into()),
+    }
+}
+
+/// Archives recordings named by ledger rows (failed ones, or quarantined ones an operator
+/// released): each one's media URL is requested again from the source, then it goes through
+/// the normal pipeline.
+pub async fn archive_entries(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    entries: Vec<LedgerEntry>,
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+) -> Summary {
+    let refresher = client.clone();
+    let stream = futures::stream::iter(entries)
+        .map(move |e| {
+            let client = refresher.clone();
+            async move {
+                let mut rec = entry_to_recording(&e);
+                match client.refresh_media(&rec).await {
+                    Ok(m) => rec.media = m,
+                    Err(err) if matches!(err, genesys_media::Error::Auth { .. }) => {
+                        return Err(err);
+                    }
+                    Err(err) => {
+                        rec.media =
+                            MediaAvailability::Unavailable(format!("requesting its media: {err}"))
+                    }
+                }
+                Ok(rec)
+            }
+        })
+        .buffered(cfg.workers.max(1));
+    archive(client, sink, stream, cfg, events).await
+}

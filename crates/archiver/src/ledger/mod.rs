@@ -1,0 +1,562 @@
+//! The ledger: one row per recording (ids, key, size, MD5, status, attempts, last error,
+//! lease, timestamps) plus discovery checkpoints, written before and after every upload so a
+//! restart knows what is stored and what was in flight without asking the store.
+//!
+//! Two backends share one decision procedure ([`decide`]) and differ only in how they lock:
+//!
+//! * **SQLite** (the default, a file): one process at a time, enforced by an exclusive lock
+//!   on `<file>.lock`. Because no other process can hold a lease, a `pending` row left by a
+//!   crashed run is taken over at once.
+//! * **PostgreSQL** (`postgres://...`): several instances share the table. A recording is
+//!   claimed inside a transaction that locks its row with `FOR UPDATE SKIP LOCKED`; the
+//!   claim is a lease with an expiry (renewed while the upload runs), so a dead instance's
+//!   work is picked up once its lease expires and a live instance's work is never repeated.
+
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_media::DiscoveredRecording;
+
+pub use postgres::redact_url;
+
+/// Status of a recording in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordStatus {
+    /// Claimed; an upload started and has not finished (or the process died).
+    Pending,
+    /// Stored and verified.
+    Archived,
+    /// The last attempt gave up; the next run retries it.
+    Failed,
+    /// Failed persistently (integrity); skipped until an operator releases it.
+    Quarantined,
+}
+
+impl RecordStatus {
+    /// The name stored in the database and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Pending => "pending",
+            RecordStatus::Archived => "archived",
+            RecordStatus::Failed => "failed",
+            RecordStatus::Quarantined => "quarantined",
+        }
+    }
+
+    /// Parses [`RecordStatus::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => RecordStatus::Pending,
+            "archived" => RecordStatus::Archived,
+            "failed" => RecordStatus::Failed,
+            "quarantined" => RecordStatus::Quarantined,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RecordStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Recording id.
+    pub recording_id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Object key.
+    pub key: String,
+    /// Status.
+    pub status: RecordStatus,
+    /// Bytes stored (archived only; `None` when adopted from the store without a size).
+    pub size: Option<u64>,
+    /// MD5 hex of the stored bytes, when known.
+    pub md5: Option<String>,
+    /// Download attempts over all runs.
+    pub attempts: u32,
+    /// Last error, for failed and quarantined rows.
+    pub last_error: Option<String>,
+    /// Media type (`audio`, `screen`, ...), when known.
+    pub media_type: Option<String>,
+    /// Recording start (RFC 3339), when known.
+    pub start_time: Option<String>,
+    /// Recording end (RFC 3339), when known.
+    pub end_time: Option<String>,
+    /// Instance holding the lease of a pending row.
+    pub lease_owner: Option<String>,
+    /// Last change (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+/// The outcome of [`Ledger::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the lease and should archive the recording.
+    Claimed,
+    /// Already stored under this key; nothing to do.
+    Archived {
+        /// The key recorded for it.
+        key: String,
+    },
+    /// Quarantined earlier; left alone until released (`quarantine retry`).
+    Quarantined {
+        /// The recorded reason.
+        reason: String,
+    },
+    /// Another live instance holds the lease.
+    Busy {
+        /// That instance's id.
+        owner: String,
+    },
+}
+
+/// A ledger error, naming the database (a PostgreSQL URL is shown without its password).
+#[derive(Debug, thiserror::Error)]
+#[error("ledger {location}: {message}")]
+pub struct LedgerError {
+    location: String,
+    message: String,
+    #[source]
+    source: Option<integrity::BoxError>,
+}
+
+impl LedgerError {
+    fn new(location: &str, message: impl Into<String>) -> Self {
+        Self {
+            location: location.to_string(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    fn with_source(
+        location: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> LedgerError {
+        Self {
+            location: location.to_string(),
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// What a backend knows about a row when deciding a claim.
+#[derive(Debug, Clone)]
+pub(crate) struct RowState {
+    pub(crate) status: RecordStatus,
+    pub(crate) key: String,
+    pub(crate) last_error: Option<String>,
+    pub(crate) lease_owner: Option<String>,
+    pub(crate) lease_until_ms: Option<i64>,
+}
+
+/// What to do with a claim request, given the row (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// No row yet: insert it as pending with our lease.
+    Insert,
+    /// Take the existing row: set pending with our lease.
+    Take,
+    /// Answer without writing.
+    Answer(Claim),
+}
+
+/// The one claim rule both backends apply.
+///
+/// `exclusive` is true when no other process can use the ledger (SQLite's lock), so any lease
+/// not held by `owner` belongs to a dead run.
+pub(crate) fn decide(
+    row: Option<&RowState>,
+    owner: &str,
+    now_ms: i64,
+    exclusive: bool,
+) -> Decision {
+    let Some(row) = row else {
+        return Decision::Insert;
+    };
+    match row.status {
+        RecordStatus::Archived => Decision::Answer(Claim::Archived {
+            key: row.key.clone(),
+        }),
+        RecordStatus::Quarantined => Decision::Answer(Claim::Quarantined {
+            reason: row.last_error.clone().unwrap_or_default(),
+        }),
+        RecordStatus::Failed => Decision::Take,
+        RecordStatus::Pending => match (&row.lease_owner, row.lease_until_ms) {
+            (Some(o), Some(until)) if o != owner && until > now_ms && !exclusive => {
+                Decision::Answer(Claim::Busy { owner: o.clone() })
+            }
+            _ => Decision::Take,
+        },
+    }
+}
+
+/// The descriptive columns stored with a claim.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecordInfo {
+    pub(crate) recording_id: String,
+    pub(crate) conversation_id: String,
+    pub(crate) key: String,
+    pub(crate) media_type: Option<String>,
+    pub(crate) start_time: Option<String>,
+    pub(crate) end_time: Option<String>,
+}
+
+impl RecordInfo {
+    fn from_discovered(rec: &DiscoveredRecording, key: &str) -> Self {
+        let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
+            v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        };
+        Self {
+            recording_id: rec.recording_id.clone(),
+            conversation_id: rec.conversation_id.clone(),
+            key: key.to_string(),
+            media_type: Some(rec.media_type.clone()).filter(|m| !m.is_empty()),
+            start_time: t(rec.start_time),
+            end_time: t(rec.end_time),
+        }
+    }
+}
+
+/// An object found in the store, to be recorded as archived ([`Ledger::adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedObject {
+    /// Recording id.
+    pub recording_id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Key.
+    pub key: String,
+    /// Size, when known.
+    pub size: Option<u64>,
+    /// MD5 hex, when known.
+    pub md5: Option<String>,
+    /// Media type, when known.
+    pub media_type: Option<String>,
+    /// Start time (RFC 3339), when known.
+    pub start_time: Option<String>,
+    /// End time (RFC 3339), when known.
+    pub end_time: Option<String>,
+}
+
+#[async_trait::async_trait]
+pub(crate) trait Backend: Send + Sync + fmt::Debug {
+    fn location(&self) -> &str;
+    async fn schema_version(&self) -> Result<u32, LedgerError>;
+    async fn claim(
+        &self,
+        info: RecordInfo,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Claim, LedgerError>;
+    async fn renew(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, LedgerError>;
+    async fn finish(
+        &self,
+        recording_id: &str,
+        status: RecordStatus,
+        outcome: Finish,
+    ) -> Result<(), LedgerError>;
+    async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError>;
+    async fn adopt(&self, obj: AdoptedObject) -> Result<bool, LedgerError>;
+    async fn entries(&self, status: Option<RecordStatus>) -> Result<Vec<LedgerEntry>, LedgerError>;
+    async fn entry(&self, recording_id: &str) -> Result<Option<LedgerEntry>, LedgerError>;
+    async fn set_status(
+        &self,
+        recording_id: &str,
+        from: RecordStatus,
+        to: RecordStatus,
+    ) -> Result<bool, LedgerError>;
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>, LedgerError>;
+    async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError>;
+}
+
+/// Columns written when an attempt ends.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Finish {
+    pub(crate) key: Option<String>,
+    pub(crate) size: Option<u64>,
+    pub(crate) md5: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) attempts: u32,
+}
+
+/// A handle on the ledger (SQLite or PostgreSQL). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    inner: Arc<dyn Backend>,
+}
+
+impl Ledger {
+    /// Opens the ledger named by `spec`: a `postgres://` or `postgresql://` URL, or a SQLite
+    /// file path (created if missing). A SQLite file is locked for this process; a second
+    /// process gets an error naming the lock. Pending migrations are applied.
+    pub async fn open(spec: &str) -> Result<Self, LedgerError> {
+        if is_postgres(spec) {
+            Ok(Self {
+                inner: Arc::new(postgres::PgLedger::connect(spec).await?),
+            })
+        } else {
+            let path = std::path::PathBuf::from(spec);
+            let l = tokio::task::spawn_blocking(move || sqlite::SqliteLedger::open(&path, true))
+                .await
+                .map_err(|e| LedgerError::new(spec, format!("opening failed: {e}")))??;
+            Ok(Self { inner: Arc::new(l) })
+        }
+    }
+
+    /// Opens the ledger for reading and operator commands without taking the SQLite
+    /// process lock (a running daemon may hold it). Never used to archive.
+    pub async fn open_shared(spec: &str) -> Result<Self, LedgerError> {
+        if is_postgres(spec) {
+            return Self::open(spec).await;
+        }
+        let path = std::path::PathBuf::from(spec);
+        if !path.exists() {
+            return Err(LedgerError::new(spec, "no such ledger file"));
+        }
+        let l = tokio::task::spawn_blocking(move || sqlite::SqliteLedger::open(&path, false))
+            .await
+            .map_err(|e| LedgerError::new(spec, format!("opening failed: {e}")))??;
+        Ok(Self { inner: Arc::new(l) })
+    }
+
+    /// An in-memory SQLite ledger (tests, one-off runs).
+    pub fn in_memory() -> Result<Self, LedgerError> {
+        Ok(Self {
+            inner: Arc::new(sqlite::SqliteLedger::in_memory()?),
+        })
+    }
+
+    /// Where the ledger is (file path, or URL without password).
+    pub fn location(&self) -> &str {
+        self.inner.location()
+    }
+
+    /// The schema version (number of migrations applied).
+    pub async fn schema_version(&self) -> Result<u32, LedgerError> {
+        self.inner.schema_version().await
+    }
+
+    /// Claims `rec` (to be stored under `key`) for `owner` for `lease`, unless it is archived,
+    /// quarantined, or leased by another live instance. Written before any byte moves.
+    pub async fn claim(
+        &self,
+        rec: &DiscoveredRecording,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Claim, LedgerError> {
+        self.inner
+            .claim(
+                RecordInfo::from_discovered(rec, key),
+                owner,
+                lease_ms(lease),
+            )
+            .await
+    }
+
+    /// Extends `owner`'s lease on a pending recording; false when the lease was lost.
+    pub async fn renew(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, LedgerError> {
+        self.inner.renew(recording_id, owner, lease_ms(lease)).await
+    }
+
+    /// Records a verified upload (and the attempts it took), releasing the lease.
+    pub async fn archived(
+        &self,
+        recording_id: &str,
+        key: &str,
+        size: u64,
+        md5: &str,
+        attempts: u32,
+    ) -> Result<(), LedgerError> {
+        self.inner
+            .finish(
+                recording_id,
+                RecordStatus::Archived,
+                Finish {
+                    key: Some(key.to_string()),
+                    size: Some(size),
+                    md5: Some(md5.to_string()),
+                    error: None,
+                    attempts,
+                },
+            )
+            .await
+    }
+
+    /// Records that this run gave up (`quarantine`: persistently, until released).
+    pub async fn failed(
+        &self,
+        recording_id: &str,
+        reason: &str,
+        quarantine: bool,
+        attempts: u32,
+    ) -> Result<(), LedgerError> {
+        let status = if quarantine {
+            RecordStatus::Quarantined
+        } else {
+            RecordStatus::Failed
+        };
+        self.inner
+            .finish(
+                recording_id,
+                status,
+                Finish {
+                    error: Some(reason.to_string()),
+                    attempts,
+                    ..Finish::default()
+                },
+            )
+            .await
+    }
+
+    /// Gives a pending recording's lease back (shutdown before the upload finished); the row
+    /// stays pending so the next run takes it.
+    pub async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {
+        self.inner.release(recording_id, owner).await
+    }
+
+    /// Records an object found in the store as archived (the store had it before the ledger
+    /// knew, or the ledger is being rebuilt). Returns true when the row changed.
+    pub async fn adopt(&self, obj: AdoptedObject) -> Result<bool, LedgerError> {
+        self.inner.adopt(obj).await
+    }
+
+    /// Every row, or those with `status`, ordered by recording id.
+    pub async fn entries(
+        &self,
+        status: Option<RecordStatus>,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        self.inner.entries(status).await
+    }
+
+    /// One row.
+    pub async fn entry(&self, recording_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.inner.entry(recording_id).await
+    }
+
+    /// The key under which `recording_id` is archived, if the ledger says it is.
+    pub async fn archived_key(&self, recording_id: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .entry(recording_id)
+            .await?
+            .filter(|e| e.status == RecordStatus::Archived)
+            .map(|e| e.key))
+    }
+
+    /// Releases quarantined recordings (all when `ids` is empty) so the next run retries
+    /// them; returns the rows released, as they were.
+    pub async fn release_quarantined(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let mut out = Vec::new();
+        let rows = self.entries(Some(RecordStatus::Quarantined)).await?;
+        for row in rows {
+            if (ids.is_empty() || ids.contains(&row.recording_id))
+                && self
+                    .inner
+                    .set_status(
+                        &row.recording_id,
+                        RecordStatus::Quarantined,
+                        RecordStatus::Failed,
+                    )
+                    .await?
+            {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A named checkpoint (continuous mode keeps the end of the last complete interval).
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<String>, LedgerError> {
+        self.inner.checkpoint(name).await
+    }
+
+    /// Sets a named checkpoint.
+    pub async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError> {
+        self.inner.set_checkpoint(name, value).await
+    }
+}
+
+fn is_postgres(spec: &str) -> bool {
+    spec.starts_with("postgres://") || spec.starts_with("postgresql://")
+}
+
+fn lease_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: RecordStatus, owner: Option<&str>, until: Option<i64>) -> RowState {
+        RowState {
+            status,
+            key: "k".into(),
+            last_error: Some("bad md5".into()),
+            lease_owner: owner.map(str::to_string),
+            lease_until_ms: until,
+        }
+    }
+
+    #[test]
+    fn the_claim_rule() {
+        use RecordStatus::*;
+        assert_eq!(decide(None, "a", 0, false), Decision::Insert);
+        assert_eq!(
+            decide(Some(&row(Archived, None, None)), "a", 0, false),
+            Decision::Answer(Claim::Archived { key: "k".into() })
+        );
+        assert_eq!(
+            decide(Some(&row(Quarantined, None, None)), "a", 0, false),
+            Decision::Answer(Claim::Quarantined {
+                reason: "bad md5".into()
+            })
+        );
+        assert_eq!(
+            decide(Some(&row(Failed, None, None)), "a", 0, false),
+            Decision::Take
+        );
+        // A live lease of another instance is respected...
+        assert_eq!(
+            decide(Some(&row(Pending, Some("b"), Some(100))), "a", 50, false),
+            Decision::Answer(Claim::Busy { owner: "b".into() })
+        );
+        // ...an expired one is taken over, and so is our own.
+        assert_eq!(
+            decide(Some(&row(Pending, Some("b"), Some(100))), "a", 100, false),
+            Decision::Take
+        );
+        assert_eq!(
+            decide(Some(&row(Pending, Some("a"), Some(100))), "a", 50, false),
+            Decision::Take
+        );
+        // With an exclusive ledger any other lease is from a dead run.
+        assert_eq!(
+            decide(Some(&row(Pending, Some("b"), Some(100))), "a", 50, true),
+            Decision::Take
+        );
+    }
+}

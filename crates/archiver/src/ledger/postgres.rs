@@ -1,0 +1,467 @@
+//! The PostgreSQL backend (tokio-postgres): shared by several instances. Claims lock the row
+//! with `FOR UPDATE SKIP LOCKED` inside a transaction and write a lease with an expiry measured
+//! on the database server's clock, so instances on different machines agree on it.
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Row};
+
+use super::{
+    AdoptedObject, Backend, Claim, Decision, Finish, LedgerEntry, LedgerError, RecordInfo,
+    RecordStatus, RowState, decide,
+};
+
+/// Migrations, applied in order under an advisory lock; `archiver_schema` records how many ran.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE recordings (
+        recording_id    TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending','archived','failed','quarantined')),
+        size            BIGINT,
+        md5             TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        lease_owner     TEXT,
+        lease_until     BIGINT,
+        media_type      TEXT,
+        start_time      TEXT,
+        end_time        TEXT,
+        created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX recordings_status ON recordings(status);
+    CREATE TABLE checkpoints (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+"];
+
+/// Server clock in epoch milliseconds.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+/// An arbitrary constant naming the migration advisory lock.
+const MIGRATION_LOCK: i64 = 0x6765_6e65_7379_73;
+
+/// `url` without its password (userinfo and `password=` query parameter), for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") {
+                        "***".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "postgres://(unparsable URL)".to_string(),
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct PgLedger {
+    url: String,
+    location: String,
+    client: Mutex<Option<Client>>,
+}
+
+impl PgLedger {
+    pub(super) async fn connect(url: &str) -> Result<Self, LedgerError> {
+        let this = Self {
+            url: url.to_string(),
+            location: redact_url(url),
+            client: Mutex::new(None),
+        };
+        let mut guard = this.client.lock().await;
+        let client = this.connected(&mut guard).await?;
+        this.migrate(client).await?;
+        drop(guard);
+        Ok(this)
+    }
+
+    fn err(&self, e: tokio_postgres::Error) -> LedgerError {
+        // The driver's messages never include the password.
+        LedgerError::with_source(&self.location, e)
+    }
+
+    /// The live client, reconnecting when the connection was lost (server restart).
+    async fn connected<'a>(
+        &self,
+        slot: &'a mut Option<Client>,
+    ) -> Result<&'a mut Client, LedgerError> {
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+                .await
+                .map_err(|e| self.err(e))?;
+            let location = self.location.clone();
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(ledger = %location, error = %e, "PostgreSQL connection ended");
+                }
+            });
+            *slot = Some(client);
+        }
+        Ok(slot.as_mut().expect("set above"))
+    }
+
+    async fn migrate(&self, c: &mut Client) -> Result<(), LedgerError> {
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS archiver_schema (version INTEGER NOT NULL)")
+            .await
+            .map_err(|e| self.err(e))?;
+        let version: i32 = tx
+            .query_opt("SELECT version FROM archiver_schema", &[])
+            .await
+            .map_err(|e| self.err(e))?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if version as usize > MIGRATIONS.len() {
+            return Err(LedgerError::new(
+                &self.location,
+                format!(
+                    "schema version {version} is newer than this program knows ({}); upgrade genesys-archiver",
+                    MIGRATIONS.len()
+                ),
+            ));
+        }
+        for m in MIGRATIONS.iter().skip(version as usize) {
+            tx.batch_execute(m).await.map_err(|e| self.err(e))?;
+        }
+        tx.execute("DELETE FROM archiver_schema", &[])
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO archiver_schema (version) VALUES ($1)",
+            &[&(MIGRATIONS.len() as i32).max(version)],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Runs one statement with retry-once on a dropped connection.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, LedgerError> {
+        let mut guard = self.client.lock().await;
+        let c = self.connected(&mut guard).await?;
+        match c.execute(sql, params).await {
+            Err(e) if e.is_closed() => {
+                let c = self.connected(&mut guard).await?;
+                c.execute(sql, params).await.map_err(|e| self.err(e))
+            }
+            r => r.map_err(|e| self.err(e)),
+        }
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, LedgerError> {
+        let mut guard = self.client.lock().await;
+        let c = self.connected(&mut guard).await?;
+        match c.query(sql, params).await {
+            Err(e) if e.is_closed() => {
+                let c = self.connected(&mut guard).await?;
+                c.query(sql, params).await.map_err(|e| self.err(e))
+            }
+            r => r.map_err(|e| self.err(e)),
+        }
+    }
+}
+
+fn entry_from_row(r: &Row) -> LedgerEntry {
+    let status: String = r.get(3);
+    LedgerEntry {
+        recording_id: r.get(0),
+        conversation_id: r.get(1),
+        key: r.get(2),
+        status: RecordStatus::parse(&status).unwrap_or(RecordStatus::Failed),
+        size: r.get::<_, Option<i64>>(4).map(|s| s as u64),
+        md5: r.get(5),
+        attempts: r.get::<_, i32>(6) as u32,
+        last_error: r.get(7),
+        media_type: r.get(8),
+        start_time: r.get(9),
+        end_time: r.get(10),
+        lease_owner: r.get(11),
+        updated_at: r.get(12),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for PgLedger {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    async fn schema_version(&self) -> Result<u32, LedgerError> {
+        let rows = self
+            .query("SELECT version FROM archiver_schema", &[])
+            .await?;
+        Ok(rows.first().map(|r| r.get::<_, i32>(0) as u32).unwrap_or(0))
+    }
+
+    async fn claim(
+        &self,
+        info: RecordInfo,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Claim, LedgerError> {
+        let mut guard = self.client.lock().await;
+        let c = self.connected(&mut guard).await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        // A new recording: insert it with our lease. A conflicting insert by another instance
+        // waits for that transaction and then inserts nothing.
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO recordings (recording_id, conversation_id, object_key, status,
+                       lease_owner, lease_until, media_type, start_time, end_time)
+                     VALUES ($1, $2, $3, 'pending', $4, {NOW_MS} + $5, $6, $7, $8)
+                     ON CONFLICT (recording_id) DO NOTHING"
+                ),
+                &[
+                    &info.recording_id,
+                    &info.conversation_id,
+                    &info.key,
+                    &owner,
+                    &lease_ms,
+                    &info.media_type,
+                    &info.start_time,
+                    &info.end_time,
+                ],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if inserted == 1 {
+            tx.commit().await.map_err(|e| self.err(e))?;
+            return Ok(Claim::Claimed);
+        }
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT status, object_key, last_error, lease_owner, lease_until, {NOW_MS}
+                     FROM recordings WHERE recording_id = $1 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&info.recording_id],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(row) = row else {
+            // Locked by another instance's claim transaction right now.
+            tx.rollback().await.map_err(|e| self.err(e))?;
+            return Ok(Claim::Busy {
+                owner: "another instance (claiming now)".into(),
+            });
+        };
+        let status: String = row.get(0);
+        let state = RowState {
+            status: RecordStatus::parse(&status).unwrap_or(RecordStatus::Failed),
+            key: row.get(1),
+            last_error: row.get(2),
+            lease_owner: row.get(3),
+            lease_until_ms: row.get(4),
+        };
+        let now: i64 = row.get(5);
+        let claim = match decide(Some(&state), owner, now, false) {
+            Decision::Answer(a) => a,
+            Decision::Insert | Decision::Take => {
+                tx.execute(
+                    "UPDATE recordings SET status = 'pending', conversation_id = $2,
+                       object_key = $3, lease_owner = $4, lease_until = $5 + $6,
+                       media_type = COALESCE($7, media_type),
+                       start_time = COALESCE($8, start_time),
+                       end_time = COALESCE($9, end_time), updated_at = now()
+                     WHERE recording_id = $1",
+                    &[
+                        &info.recording_id,
+                        &info.conversation_id,
+                        &info.key,
+                        &owner,
+                        &now,
+                        &lease_ms,
+                        &info.media_type,
+                        &info.start_time,
+                        &info.end_time,
+                    ],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+                Claim::Claimed
+            }
+        };
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(claim)
+    }
+
+    async fn renew(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        self.execute(
+            &format!(
+                "UPDATE recordings SET lease_until = {NOW_MS} + $3
+                 WHERE recording_id = $1 AND lease_owner = $2 AND status = 'pending'"
+            ),
+            &[&recording_id, &owner, &lease_ms],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn finish(
+        &self,
+        recording_id: &str,
+        status: RecordStatus,
+        f: Finish,
+    ) -> Result<(), LedgerError> {
+        self.execute(
+            "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
+               size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
+               attempts = attempts + $7, lease_owner = NULL, lease_until = NULL, updated_at = now()
+             WHERE recording_id = $1",
+            &[
+                &recording_id,
+                &status.as_str(),
+                &f.key,
+                &f.size.map(|s| s as i64),
+                &f.md5,
+                &f.error,
+                &(f.attempts as i32),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {
+        self.execute(
+            "UPDATE recordings SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+             WHERE recording_id = $1 AND lease_owner = $2 AND status = 'pending'",
+            &[&recording_id, &owner],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn adopt(&self, o: AdoptedObject) -> Result<bool, LedgerError> {
+        self.execute(
+            "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size,
+               md5, media_type, start_time, end_time)
+             VALUES ($1, $2, $3, 'archived', $4, $5, $6, $7, $8)
+             ON CONFLICT (recording_id) DO UPDATE SET status = 'archived',
+               object_key = excluded.object_key, size = COALESCE(excluded.size, recordings.size),
+               md5 = COALESCE(excluded.md5, recordings.md5), last_error = NULL,
+               lease_owner = NULL, lease_until = NULL,
+               media_type = COALESCE(recordings.media_type, excluded.media_type),
+               start_time = COALESCE(recordings.start_time, excluded.start_time),
+               end_time = COALESCE(recordings.end_time, excluded.end_time), updated_at = now()
+             WHERE recordings.status <> 'archived'",
+            &[
+                &o.recording_id,
+                &o.conversation_id,
+                &o.key,
+                &o.size.map(|s| s as i64),
+                &o.md5,
+                &o.media_type,
+                &o.start_time,
+                &o.end_time,
+            ],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn entries(&self, status: Option<RecordStatus>) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let s = status.map(RecordStatus::as_str);
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM recordings WHERE $1::text IS NULL OR status = $1
+                     ORDER BY recording_id"
+                ),
+                &[&s],
+            )
+            .await?;
+        Ok(rows.iter().map(entry_from_row).collect())
+    }
+
+    async fn entry(&self, recording_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        let rows = self
+            .query(
+                &format!("SELECT {COLUMNS} FROM recordings WHERE recording_id = $1"),
+                &[&recording_id],
+            )
+            .await?;
+        Ok(rows.first().map(entry_from_row))
+    }
+
+    async fn set_status(
+        &self,
+        recording_id: &str,
+        from: RecordStatus,
+        to: RecordStatus,
+    ) -> Result<bool, LedgerError> {
+        self.execute(
+            "UPDATE recordings SET status = $3, updated_at = now()
+             WHERE recording_id = $1 AND status = $2",
+            &[&recording_id, &from.as_str(), &to.as_str()],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>, LedgerError> {
+        let rows = self
+            .query("SELECT value FROM checkpoints WHERE name = $1", &[&name])
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError> {
+        self.execute(
+            "INSERT INTO checkpoints (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_appear_in_the_location() {
+        let r = redact_url("postgres://arch:s3cr3t@db.example:5432/ledger?sslmode=disable");
+        assert!(
+            !r.contains("s3cr3t") && r.contains("arch") && r.contains("db.example"),
+            "{r}"
+        );
+        let r = redact_url("postgresql://db/ledger?user=arch&password=s3cr3t");
+        assert!(!r.contains("s3cr3t") && r.contains("user=arch"), "{r}");
+        assert!(!redact_url("postgres://a:pw@[bad").contains("pw"));
+    }
+}

@@ -1,0 +1,587 @@
+//! The SQLite backend (rusqlite, bundled SQLite): WAL, `synchronous = FULL`, versioned
+//! migrations in `PRAGMA user_version`, and an exclusive process lock on `<file>.lock`.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    AdoptedObject, Backend, Claim, Decision, Finish, LedgerEntry, LedgerError, RecordInfo,
+    RecordStatus, RowState, decide,
+};
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
+    CREATE TABLE recordings (
+        recording_id    TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending','archived','failed','quarantined')),
+        size            INTEGER,
+        md5             TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        updated_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE INDEX recordings_status ON recordings(status);
+    CREATE TABLE checkpoints (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ",
+    "
+    ALTER TABLE recordings ADD COLUMN lease_owner TEXT;
+    ALTER TABLE recordings ADD COLUMN lease_until INTEGER;
+    ALTER TABLE recordings ADD COLUMN media_type TEXT;
+    ALTER TABLE recordings ADD COLUMN start_time TEXT;
+    ALTER TABLE recordings ADD COLUMN end_time TEXT;
+    ",
+];
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at";
+
+#[derive(Debug)]
+pub(super) struct SqliteLedger {
+    conn: Arc<Mutex<Connection>>,
+    path: String,
+    exclusive: bool,
+    _lock: Option<File>,
+}
+
+impl SqliteLedger {
+    /// Opens `path`; with `lock`, takes the process lock first (failing if another process
+    /// holds it).
+    pub(super) fn open(path: &Path, lock: bool) -> Result<Self, LedgerError> {
+        let p = path.display().to_string();
+        let lock_file = if lock {
+            let lp = format!("{p}.lock");
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lp)
+                .map_err(|e| LedgerError::new(&p, format!("cannot open lock file {lp}: {e}")))?;
+            match f.try_lock() {
+                Ok(()) => Some(f),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(LedgerError::new(
+                        &p,
+                        format!(
+                            "in use by another genesys-archiver process (lock {lp}); run one \
+                             process per SQLite ledger, or share a PostgreSQL ledger between instances"
+                        ),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(LedgerError::new(&p, format!("cannot lock {lp}: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        let conn = Connection::open(path).map_err(|e| LedgerError::with_source(&p, e))?;
+        Self::init(conn, p, lock, lock_file)
+    }
+
+    pub(super) fn in_memory() -> Result<Self, LedgerError> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| LedgerError::with_source(":memory:", e))?;
+        Self::init(conn, ":memory:".into(), true, None)
+    }
+
+    fn init(
+        mut conn: Connection,
+        path: String,
+        exclusive: bool,
+        lock: Option<File>,
+    ) -> Result<Self, LedgerError> {
+        let p = path.clone();
+        let err = |e| LedgerError::with_source(&p, e);
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(&err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(&err)?;
+        let version: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(&err)?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(LedgerError::new(
+                &path,
+                format!(
+                    "schema version {version} is newer than this program knows ({}); upgrade genesys-archiver",
+                    MIGRATIONS.len()
+                ),
+            ));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(&err)?;
+            tx.execute_batch(m).map_err(&err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as u32)
+                .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            exclusive,
+            _lock: lock,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c).map_err(|e| LedgerError::with_source(&path, e))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(LedgerError::new(
+                &self.path,
+                format!("ledger task failed: {e}"),
+            ))
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    let status: String = r.get(3)?;
+    Ok(LedgerEntry {
+        recording_id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        key: r.get(2)?,
+        status: RecordStatus::parse(&status).unwrap_or(RecordStatus::Failed),
+        size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+        md5: r.get(5)?,
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+        media_type: r.get(8)?,
+        start_time: r.get(9)?,
+        end_time: r.get(10)?,
+        lease_owner: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteLedger {
+    fn location(&self) -> &str {
+        &self.path
+    }
+
+    async fn schema_version(&self) -> Result<u32, LedgerError> {
+        self.run(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        info: RecordInfo,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Claim, LedgerError> {
+        let owner = owner.to_string();
+        let exclusive = self.exclusive;
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row = tx
+                .query_row(
+                    "SELECT status, object_key, last_error, lease_owner, lease_until
+                     FROM recordings WHERE recording_id = ?1",
+                    params![info.recording_id],
+                    |r| {
+                        let s: String = r.get(0)?;
+                        Ok(RowState {
+                            status: RecordStatus::parse(&s).unwrap_or(RecordStatus::Failed),
+                            key: r.get(1)?,
+                            last_error: r.get(2)?,
+                            lease_owner: r.get(3)?,
+                            lease_until_ms: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let now = now_ms();
+            let claim = match decide(row.as_ref(), &owner, now, exclusive) {
+                Decision::Answer(a) => a,
+                Decision::Insert => {
+                    tx.execute(
+                        "INSERT INTO recordings (recording_id, conversation_id, object_key, status,
+                           lease_owner, lease_until, media_type, start_time, end_time)
+                         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            info.recording_id,
+                            info.conversation_id,
+                            info.key,
+                            owner,
+                            now + lease_ms,
+                            info.media_type,
+                            info.start_time,
+                            info.end_time
+                        ],
+                    )?;
+                    Claim::Claimed
+                }
+                Decision::Take => {
+                    tx.execute(
+                        &format!(
+                            "UPDATE recordings SET status = 'pending', conversation_id = ?2,
+                               object_key = ?3, lease_owner = ?4, lease_until = ?5,
+                               media_type = COALESCE(?6, media_type),
+                               start_time = COALESCE(?7, start_time),
+                               end_time = COALESCE(?8, end_time), updated_at = {NOW}
+                             WHERE recording_id = ?1"
+                        ),
+                        params![
+                            info.recording_id,
+                            info.conversation_id,
+                            info.key,
+                            owner,
+                            now + lease_ms,
+                            info.media_type,
+                            info.start_time,
+                            info.end_time
+                        ],
+                    )?;
+                    Claim::Claimed
+                }
+            };
+            tx.commit()?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        let (r, o) = (recording_id.to_string(), owner.to_string());
+        self.run(move |c| {
+            c.execute(
+                "UPDATE recordings SET lease_until = ?3
+                 WHERE recording_id = ?1 AND lease_owner = ?2 AND status = 'pending'",
+                params![r, o, now_ms() + lease_ms],
+            )
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn finish(
+        &self,
+        recording_id: &str,
+        status: RecordStatus,
+        f: Finish,
+    ) -> Result<(), LedgerError> {
+        let r = recording_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE recordings SET status = ?2, object_key = COALESCE(?3, object_key),
+                       size = COALESCE(?4, size), md5 = COALESCE(?5, md5), last_error = ?6,
+                       attempts = attempts + ?7, lease_owner = NULL, lease_until = NULL,
+                       updated_at = {NOW}
+                     WHERE recording_id = ?1"
+                ),
+                params![
+                    r,
+                    status.as_str(),
+                    f.key,
+                    f.size.map(|s| s as i64),
+                    f.md5,
+                    f.error,
+                    f.attempts
+                ],
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {
+        let (r, o) = (recording_id.to_string(), owner.to_string());
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE recordings SET lease_owner = NULL, lease_until = NULL, updated_at = {NOW}
+                     WHERE recording_id = ?1 AND lease_owner = ?2 AND status = 'pending'"
+                ),
+                params![r, o],
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn adopt(&self, o: AdoptedObject) -> Result<bool, LedgerError> {
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size,
+                       md5, media_type, start_time, end_time)
+                     VALUES (?1, ?2, ?3, 'archived', ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(recording_id) DO UPDATE SET status = 'archived',
+                       object_key = excluded.object_key, size = COALESCE(excluded.size, size),
+                       md5 = COALESCE(excluded.md5, md5), last_error = NULL,
+                       lease_owner = NULL, lease_until = NULL,
+                       media_type = COALESCE(media_type, excluded.media_type),
+                       start_time = COALESCE(start_time, excluded.start_time),
+                       end_time = COALESCE(end_time, excluded.end_time), updated_at = {NOW}
+                     WHERE status <> 'archived'"
+                ),
+                params![
+                    o.recording_id,
+                    o.conversation_id,
+                    o.key,
+                    o.size.map(|s| s as i64),
+                    o.md5,
+                    o.media_type,
+                    o.start_time,
+                    o.end_time
+                ],
+            )
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn entries(&self, status: Option<RecordStatus>) -> Result<Vec<LedgerEntry>, LedgerError> {
+        self.run(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM recordings WHERE ?1 IS NULL OR status = ?1 ORDER BY recording_id"
+            ))?;
+            let rows = st.query_map(params![status.map(RecordStatus::as_str)], entry_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn entry(&self, recording_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        let r = recording_id.to_string();
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM recordings WHERE recording_id = ?1"),
+                params![r],
+                entry_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        recording_id: &str,
+        from: RecordStatus,
+        to: RecordStatus,
+    ) -> Result<bool, LedgerError> {
+        let r = recording_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE recordings SET status = ?3, updated_at = {NOW}
+                     WHERE recording_id = ?1 AND status = ?2"
+                ),
+                params![r, from.as_str(), to.as_str()],
+            )
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>, LedgerError> {
+        let n = name.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT value FROM checkpoints WHERE name = ?1",
+                params![n],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError> {
+        let (n, v) = (name.to_string(), value.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO checkpoints (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![n, v],
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Ledger;
+    use super::*;
+    use std::time::Duration;
+
+    fn rec(id: &str) -> genesys_media::DiscoveredRecording {
+        genesys_media::DiscoveredRecording {
+            conversation_id: "c1".into(),
+            recording_id: id.into(),
+            start_time: None,
+            end_time: None,
+            media_type: "audio".into(),
+            content_type: None,
+            expected_md5: None,
+            expected_size: None,
+            media: genesys_media::MediaAvailability::Unavailable("test".into()),
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn rows_move_through_their_states_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let spec = path.to_str().unwrap();
+        let l = Ledger::open(spec).await.unwrap();
+        assert_eq!(l.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
+        assert_eq!(
+            l.claim(&rec("r1"), "k1", "me", LEASE).await.unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            l.archived_key("r1").await.unwrap(),
+            None,
+            "pending is not archived"
+        );
+        l.archived("r1", "k1", 42, "abc", 1).await.unwrap();
+        assert_eq!(
+            l.claim(&rec("r1"), "k1", "me", LEASE).await.unwrap(),
+            Claim::Archived { key: "k1".into() }
+        );
+        l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap();
+        l.failed("r2", "md5 mismatch", true, 2).await.unwrap();
+        assert_eq!(
+            l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap(),
+            Claim::Quarantined {
+                reason: "md5 mismatch".into()
+            }
+        );
+        l.claim(&rec("r3"), "k3", "me", LEASE).await.unwrap();
+        l.set_checkpoint("poll", "2026-11-01T00:00:00Z")
+            .await
+            .unwrap();
+        drop(l);
+        let l = Ledger::open(spec).await.unwrap();
+        assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+        let all = l.entries(None).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].size, Some(42));
+        assert_eq!(all[0].media_type.as_deref(), Some("audio"));
+        assert_eq!(all[1].status, RecordStatus::Quarantined);
+        assert_eq!(all[1].attempts, 2);
+        assert_eq!(all[2].status, RecordStatus::Pending);
+        assert_eq!(all[2].lease_owner.as_deref(), Some("me"));
+        // The pending row of the dead "me" is taken over by the next process at once.
+        assert_eq!(
+            l.claim(&rec("r3"), "k3", "next", LEASE).await.unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            l.checkpoint("poll").await.unwrap().as_deref(),
+            Some("2026-11-01T00:00:00Z")
+        );
+        let released = l.release_quarantined(&[]).await.unwrap();
+        assert_eq!(released.len(), 1);
+        assert_eq!(
+            l.claim(&rec("r2"), "k2", "next", LEASE).await.unwrap(),
+            Claim::Claimed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_process_is_refused_while_the_first_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let spec = path.to_str().unwrap();
+        let first = Ledger::open(spec).await.unwrap();
+        let e = Ledger::open(spec).await.unwrap_err().to_string();
+        assert!(e.contains("in use") && e.contains("state.db.lock"), "{e}");
+        // Read-only operator commands still work.
+        let shared = Ledger::open_shared(spec).await.unwrap();
+        assert!(shared.entries(None).await.unwrap().is_empty());
+        drop(first);
+        Ledger::open(spec).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn adopting_a_stored_object_marks_it_archived_once() {
+        let l = Ledger::in_memory().unwrap();
+        let obj = AdoptedObject {
+            recording_id: "r1".into(),
+            conversation_id: "c1".into(),
+            key: "k1".into(),
+            size: Some(7),
+            md5: None,
+            media_type: None,
+            start_time: None,
+            end_time: None,
+        };
+        assert!(l.adopt(obj.clone()).await.unwrap());
+        assert!(!l.adopt(obj).await.unwrap(), "already archived: unchanged");
+        assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+    }
+
+    #[tokio::test]
+    async fn a_version_one_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size, md5, attempts)
+                 VALUES ('r1', 'c1', 'k1', 'archived', 5, 'abc', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let l = Ledger::open(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(l.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
+        assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let e = Ledger::open(path.to_str().unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("newer") && e.contains("state.db"), "{e}");
+    }
+}
