@@ -40,7 +40,7 @@ const MIGRATIONS: &[&str] = &["
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
 /// An arbitrary constant naming the migration advisory lock.
-const MIGRATION_LOCK: i64 = 0x6765_6e65_7379_73;
+const MIGRATION_LOCK: i64 = 0x0067_656e_6573_7973;
 
 /// `url` without its password (userinfo and `password=` query parameter), for messages.
 pub fn redact_url(url: &str) -> String {

@@ -1,0 +1,465 @@
+//! Settings from flags, the environment and a TOML file, in that precedence, and the wiring
+//! that turns them into a Genesys client, a sink and a ledger.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use genesys_media::{ClientConfig, Environment, GenesysClient, MediaPolicy, SourceMode};
+use serde::Deserialize;
+use sink::{ChecksumMode, LocalDirSink, ObjectSink, S3Sink, S3SinkConfig, TagMode};
+
+use crate::{ConfigError, config_err};
+
+/// The default ledger file, in the working directory.
+pub(crate) const DEFAULT_STATE: &str = "genesys-archiver.db";
+
+/// Genesys Cloud connection and source settings.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct SourceArgs {
+    /// OAuth client id (client-credentials grant). Also GENESYSCLOUD_OAUTHCLIENT_ID.
+    #[arg(long, env = "GENESYS_CLIENT_ID")]
+    pub(crate) client_id: Option<String>,
+    /// OAuth client secret. Also GENESYSCLOUD_OAUTHCLIENT_SECRET. Prefer --client-secret-file.
+    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: Option<String>,
+    /// Read the OAuth client secret from this file (trailing newline ignored).
+    #[arg(long, env = "GENESYS_CLIENT_SECRET_FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// Region name (eu_central_1) or host (mypurecloud.de). Also GENESYSCLOUD_REGION.
+    #[arg(long, env = "GENESYS_REGION")]
+    pub(crate) region: Option<String>,
+    /// Full API base URL (overrides --region), e.g. the simulator's.
+    #[arg(long, env = "GENESYS_API_BASE")]
+    pub(crate) api_base: Option<String>,
+    /// How media URLs are obtained [default: batch].
+    #[arg(long, value_enum)]
+    pub(crate) source: Option<Source>,
+    /// formatId for --source per-recording (WAV, WEBM, OGG_OPUS, MP3, ...) [default: WAV].
+    #[arg(long)]
+    pub(crate) format_id: Option<String>,
+    /// Only these media types (audio, screen, chat, email); repeatable.
+    #[arg(long = "media-type")]
+    pub(crate) media_types: Vec<String>,
+    /// Allow media URLs on loopback over plain http (the simulator only).
+    #[arg(long)]
+    pub(crate) allow_loopback_media: bool,
+    /// Treat a media response's ETag as its MD5 (the simulator sends one; Genesys does not
+    /// document one).
+    #[arg(long)]
+    pub(crate) verify_source_etag: bool,
+}
+
+/// Object store settings.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct StoreArgs {
+    /// Bucket to archive into.
+    #[arg(long, env = "S3_BUCKET")]
+    pub(crate) bucket: Option<String>,
+    /// Archive into this local directory instead of a bucket.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Path-style addressing (needed by most S3-compatible stores) [default: false].
+    #[arg(long, env = "S3_FORCE_PATH_STYLE")]
+    pub(crate) force_path_style: Option<String>,
+    /// Flexible checksums on S3 requests: when_required works with every store
+    /// [default: when-required].
+    #[arg(long, value_enum)]
+    pub(crate) checksum_mode: Option<Checksums>,
+    /// How object tags are written [default: header].
+    #[arg(long, value_enum)]
+    pub(crate) tag_mode: Option<Tags>,
+    /// Object key template [default: recordings/{date}/{conversation_id}/{recording_id}.{ext}].
+    #[arg(long, env = "GENESYS_ARCHIVER_KEY_TEMPLATE")]
+    pub(crate) key_template: Option<String>,
+}
+
+/// Ledger settings.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct StateArgs {
+    /// Ledger: a SQLite file, or postgres://user@host/db to share one between instances
+    /// [default: genesys-archiver.db in the working directory].
+    #[arg(long, env = "GENESYS_ARCHIVER_STATE")]
+    pub(crate) state: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Checksums {
+    WhenRequired,
+    WhenSupported,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Tags {
+    Header,
+    Separate,
+    Disabled,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Source {
+    Batch,
+    PerRecording,
+    Compat,
+}
+
+/// The TOML configuration file (`--config`). Every key is optional; flags and environment
+/// variables override it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    pub(crate) genesys: FileGenesys,
+    #[serde(default)]
+    pub(crate) store: FileStore,
+    pub(crate) state: Option<String>,
+    pub(crate) workers: Option<usize>,
+    #[serde(default)]
+    pub(crate) daemon: FileDaemon,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileGenesys {
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret_file: Option<PathBuf>,
+    pub(crate) region: Option<String>,
+    pub(crate) api_base: Option<String>,
+    pub(crate) source: Option<Source>,
+    pub(crate) format_id: Option<String>,
+    #[serde(default)]
+    pub(crate) media_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileStore {
+    pub(crate) bucket: Option<String>,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) force_path_style: Option<bool>,
+    pub(crate) checksum_mode: Option<Checksums>,
+    pub(crate) tag_mode: Option<Tags>,
+    pub(crate) key_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDaemon {
+    pub(crate) since: Option<String>,
+    pub(crate) interval: Option<String>,
+    pub(crate) overlap: Option<String>,
+    pub(crate) settle: Option<String>,
+    pub(crate) drain_timeout: Option<String>,
+    pub(crate) metrics_listen: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`; errors name the file and the problem.
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| config_err(format!("--config {}: cannot read it: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| config_err(format!("--config {}: {e}", path.display())))
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Parses a duration such as `30s`, `5m`, `1h 30m`, naming the setting on error.
+pub(crate) fn parse_duration(name: &str, v: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(v.trim()).map_err(|e| {
+        config_err(format!(
+            "{name} {v:?} is not a duration such as 30s, 5m or 1h ({e})"
+        ))
+    })
+}
+
+/// Reads a secret file: its first line, without the newline; must not be empty.
+pub(crate) fn read_secret_file(setting: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_err(format!("{setting} {}: cannot read it: {e}", path.display())))?;
+    let secret = text.lines().next().unwrap_or_default().trim().to_string();
+    if secret.is_empty() {
+        return Err(config_err(format!(
+            "{setting} {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+/// Source settings after merging flags, environment and file.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSettings {
+    pub(crate) client: ClientConfig,
+    pub(crate) media_types: Vec<String>,
+    pub(crate) verify_source_etag: bool,
+}
+
+impl SourceArgs {
+    /// Merges flags/env with the file and checks everything that can be checked offline.
+    pub(crate) fn resolve(&self, file: &FileConfig) -> Result<SourceSettings, ConfigError> {
+        let f = &file.genesys;
+        let client_id = self
+            .client_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| env_nonempty("GENESYSCLOUD_OAUTHCLIENT_ID"))
+            .or_else(|| f.client_id.clone())
+            .ok_or_else(|| {
+                config_err(
+                    "GENESYS_CLIENT_ID (or --client-id, GENESYSCLOUD_OAUTHCLIENT_ID, genesys.client_id) \
+                     is not set: give the OAuth client id of a client-credentials client",
+                )
+            })?;
+        let secret = match (
+            self.client_secret.clone().filter(|s| !s.is_empty()),
+            &self.client_secret_file,
+        ) {
+            (Some(s), _) => s,
+            (None, Some(p)) => read_secret_file("--client-secret-file", p)?,
+            (None, None) => match env_nonempty("GENESYSCLOUD_OAUTHCLIENT_SECRET") {
+                Some(s) => s,
+                None => match &f.client_secret_file {
+                    Some(p) => read_secret_file("genesys.client_secret_file", p)?,
+                    None => {
+                        return Err(config_err(
+                            "GENESYS_CLIENT_SECRET (or --client-secret-file, GENESYSCLOUD_OAUTHCLIENT_SECRET, \
+                             genesys.client_secret_file) is not set",
+                        ));
+                    }
+                },
+            },
+        };
+        let api_base = self
+            .api_base
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| f.api_base.clone());
+        let region = self
+            .region
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| env_nonempty("GENESYSCLOUD_REGION"))
+            .or_else(|| f.region.clone());
+        let env = match (&api_base, &region) {
+            (Some(base), _) => Environment::from_base_url(base)
+                .map_err(|e| config_err(format!("GENESYS_API_BASE: {e}")))?,
+            (None, Some(region)) => Environment::from_region(region)
+                .map_err(|e| config_err(format!("GENESYS_REGION: {e}")))?,
+            (None, None) => {
+                return Err(config_err(
+                    "set GENESYS_REGION (e.g. mypurecloud.de or eu_central_1), GENESYSCLOUD_REGION \
+                     or GENESYS_API_BASE",
+                ));
+            }
+        };
+        let mut ccfg = ClientConfig::new(env, client_id, secret);
+        let format_id = self
+            .format_id
+            .clone()
+            .or_else(|| f.format_id.clone())
+            .unwrap_or_else(|| "WAV".into());
+        ccfg.source = match self.source.or(f.source).unwrap_or(Source::Batch) {
+            Source::Batch => SourceMode::Batch,
+            Source::PerRecording => SourceMode::PerRecording { format_id },
+            Source::Compat => SourceMode::CompatListing,
+        };
+        ccfg.media_policy = MediaPolicy {
+            allow_loopback: self.allow_loopback_media,
+            ..MediaPolicy::default()
+        };
+        let media_types = if self.media_types.is_empty() {
+            f.media_types.clone()
+        } else {
+            self.media_types.clone()
+        };
+        for m in &media_types {
+            if !["audio", "screen", "chat", "email"].contains(&m.as_str()) {
+                return Err(config_err(format!(
+                    "--media-type {m:?} is not one of audio, screen, chat, email"
+                )));
+            }
+        }
+        Ok(SourceSettings {
+            client: ccfg,
+            media_types,
+            verify_source_etag: self.verify_source_etag,
+        })
+    }
+}
+
+/// Builds the client and proves the credentials by getting a token.
+pub(crate) async fn connect_source(s: &SourceSettings) -> Result<GenesysClient, ConfigError> {
+    let client = GenesysClient::new(s.client.clone()).map_err(|e| config_err(e.to_string()))?;
+    client
+        .tokens()
+        .token()
+        .await
+        .map_err(|e| config_err(e.to_string()))?;
+    Ok(client)
+}
+
+/// Store settings after merging.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreSettings {
+    pub(crate) target: StoreTarget,
+    pub(crate) key_template: archiver::KeyTemplate,
+    pub(crate) key_template_text: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum StoreTarget {
+    Dir(PathBuf),
+    Bucket {
+        bucket: String,
+        path_style: bool,
+        checksums: Checksums,
+        tags: Tags,
+    },
+}
+
+fn finish(
+    target: StoreTarget,
+    key_template: archiver::KeyTemplate,
+    key_template_text: String,
+) -> Result<StoreSettings, ConfigError> {
+    Ok(StoreSettings {
+        target,
+        key_template,
+        key_template_text,
+    })
+}
+
+impl StoreArgs {
+    pub(crate) fn resolve(&self, file: &FileConfig) -> Result<StoreSettings, ConfigError> {
+        let f = &file.store;
+        let text = self
+            .key_template
+            .clone()
+            .or_else(|| f.key_template.clone())
+            .unwrap_or_else(|| archiver::DEFAULT_TEMPLATE.to_string());
+        let key_template = archiver::KeyTemplate::parse(&text)
+            .map_err(|e| config_err(format!("--key-template: {e}")))?;
+        let bucket_flag = self.bucket.clone().filter(|b| !b.is_empty());
+        let bucket = match (&self.out, bucket_flag, &f.out, &f.bucket) {
+            // Flags and environment first (--out wins over S3_BUCKET), then the file.
+            (Some(dir), _, _, _) => {
+                return finish(StoreTarget::Dir(dir.clone()), key_template, text);
+            }
+            (None, Some(b), _, _) => b,
+            (None, None, Some(dir), None) => {
+                return finish(StoreTarget::Dir(dir.clone()), key_template, text);
+            }
+            (None, None, None, Some(b)) => b.clone(),
+            (None, None, Some(_), Some(_)) => {
+                return Err(config_err(
+                    "the config file sets both store.bucket and store.out; choose one",
+                ));
+            }
+            (None, None, None, None) => {
+                return Err(config_err(
+                    "S3_BUCKET (or --bucket, store.bucket) is not set, and no --out directory was given",
+                ));
+            }
+        };
+        let path_style = match &self.force_path_style {
+            Some(v) => crate::parse_bool("S3_FORCE_PATH_STYLE", v)?,
+            None => f.force_path_style.unwrap_or(false),
+        };
+        let target = StoreTarget::Bucket {
+            bucket,
+            path_style,
+            checksums: self
+                .checksum_mode
+                .or(f.checksum_mode)
+                .unwrap_or(Checksums::WhenRequired),
+            tags: self.tag_mode.or(f.tag_mode).unwrap_or(Tags::Header),
+        };
+        finish(target, key_template, text)
+    }
+
+    /// The fixed part of the key template before its first placeholder.
+    pub(crate) fn prefix(s: &StoreSettings) -> String {
+        s.key_template_text
+            .split('{')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Builds the sink; for a bucket, proves it is reachable with HEAD bucket.
+pub(crate) async fn connect_store(s: &StoreSettings) -> Result<Arc<dyn ObjectSink>, ConfigError> {
+    Ok(match &s.target {
+        StoreTarget::Dir(dir) => Arc::new(LocalDirSink::new(dir)),
+        StoreTarget::Bucket {
+            bucket,
+            path_style,
+            checksums,
+            tags,
+        } => {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            if sdk.region().is_none() {
+                return Err(config_err(
+                    "AWS_REGION is not set (the S3 client needs a region, e.g. us-east-1)",
+                ));
+            }
+            let checksums = match checksums {
+                Checksums::WhenRequired => ChecksumMode::WhenRequired,
+                Checksums::WhenSupported => ChecksumMode::WhenSupported,
+            };
+            let s3 = S3Sink::client_from(&sdk, *path_style, checksums);
+            if let Err(e) = s3.head_bucket().bucket(bucket).send().await {
+                return Err(config_err(format!(
+                    "S3_BUCKET {bucket:?} is not accessible: {} (check the name, AWS_ENDPOINT_URL, AWS_REGION and credentials)",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )));
+            }
+            let mut scfg = S3SinkConfig::new(bucket.clone());
+            scfg.tag_mode = match tags {
+                Tags::Header => TagMode::Header,
+                Tags::Separate => TagMode::Separate,
+                Tags::Disabled => TagMode::Disabled,
+            };
+            Arc::new(S3Sink::new(s3, scfg))
+        }
+    })
+}
+
+impl StateArgs {
+    /// The ledger location: flag/env, file, or the default file.
+    pub(crate) fn location(&self, file: &FileConfig) -> String {
+        self.state
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| file.state.clone())
+            .unwrap_or_else(|| DEFAULT_STATE.to_string())
+    }
+
+    /// Opens the ledger for archiving (takes the SQLite process lock).
+    pub(crate) async fn open(&self, file: &FileConfig) -> Result<archiver::Ledger, ConfigError> {
+        let loc = self.location(file);
+        archiver::Ledger::open(&loc)
+            .await
+            .map_err(|e| config_err(format!("--state: {e}")))
+    }
+
+    /// Opens the ledger for reading (no process lock; the file must exist).
+    pub(crate) async fn open_shared(
+        &self,
+        file: &FileConfig,
+    ) -> Result<archiver::Ledger, ConfigError> {
+        let loc = self.location(file);
+        archiver::Ledger::open_shared(&loc)
+            .await
+            .map_err(|e| config_err(format!("--state: {e}")))
+    }
+}
