@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: the Rust components for fmt and
-# clippy, s3s-fs (a Rust S3 server), and Ceph (mon, osd, radosgw). Idempotent.
+# clippy, s3s-fs (a Rust S3 server), Ceph (mon, osd, radosgw) and PostgreSQL. Idempotent.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -20,6 +20,10 @@ for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool
   command -v "$bin" >/dev/null 2>&1 || need_apt=(ceph-mon ceph-osd radosgw ceph-common)
 done
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The shared-ledger tests need a PostgreSQL server (not just the psql client).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The progress-bar test runs the CLI under a pseudo-terminal with script(1).
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} from Debian"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on this machine: formatting, clippy, unit tests, and the
-# integration tests against real S3 servers (s3s-fs and Ceph RADOS Gateway on 127.0.0.1),
+# integration tests against real S3 servers (s3s-fs and Ceph RADOS Gateway on 127.0.0.1) and a
+# real PostgreSQL (the shared ledger),
 # which this script installs (if missing) and starts. A server that cannot start fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ mkdir -p "$state"
 cleanup() {
   "$root/scripts/servers/s3s.sh" stop "$state/s3s" || true
   "$root/scripts/servers/ceph.sh" stop "$state/ceph" || true
+  "$root/scripts/servers/postgres.sh" stop "$state/postgres" || true
 }
 trap cleanup EXIT
 
@@ -30,6 +32,10 @@ ceph_port=$(python3 scripts/servers/free-port.py)
 echo "== starting s3s-fs and Ceph RGW"
 scripts/servers/s3s.sh start "$state/s3s" "$s3s_port" "$E2E_S3_ACCESS_KEY" "$E2E_S3_SECRET_KEY"
 scripts/servers/ceph.sh start "$state/ceph" "$ceph_port" "$E2E_S3_ACCESS_KEY" "$E2E_S3_SECRET_KEY"
+pg_port=$(python3 scripts/servers/free-port.py)
+echo "== starting PostgreSQL"
+scripts/servers/postgres.sh start "$state/postgres" "$pg_port"
+export E2E_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 export E2E_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 export E2E_CEPH_ENDPOINT="http://127.0.0.1:$ceph_port"
 

@@ -111,3 +111,52 @@ pub fn archiver_bin() -> std::path::PathBuf {
     );
     bin
 }
+
+/// The PostgreSQL server the test script started (`E2E_POSTGRES_URL`); panics when unset,
+/// because a missing server must fail the run.
+pub fn postgres_url() -> String {
+    std::env::var("E2E_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("E2E_POSTGRES_URL is not set: run the tests through scripts/test.sh, which starts PostgreSQL")
+    })
+}
+
+/// Creates an empty database with a unique name and returns its URL.
+pub async fn fresh_postgres_database(label: &str) -> String {
+    let admin = postgres_url();
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {admin}: {e}"));
+    tokio::spawn(conn);
+    let name = format!("{label}_{:08x}", fastrand_u32());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// A `genesys-archiver` command configured by environment for the simulator at `api_base`
+/// and the s3s-fs bucket `bucket`, as an operator would run it.
+pub fn archiver_command(api_base: &str, bucket: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(archiver_bin());
+    c.env("GENESYS_CLIENT_ID", "sim-client")
+        .env("GENESYS_CLIENT_SECRET", "sim-secret")
+        .env("GENESYS_API_BASE", api_base)
+        .env("S3_BUCKET", bucket)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", Server::S3sFs.endpoint())
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            std::env::var("E2E_S3_ACCESS_KEY").expect("E2E_S3_ACCESS_KEY"),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            std::env::var("E2E_S3_SECRET_KEY").expect("E2E_S3_SECRET_KEY"),
+        )
+        .env("S3_FORCE_PATH_STYLE", "true")
+        .env_remove("GENESYS_REGION")
+        .env_remove("GENESYS_ARCHIVER_STATE")
+        .env_remove("GENESYS_ARCHIVER_CONFIG");
+    c
+}

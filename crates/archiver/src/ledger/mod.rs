@@ -122,10 +122,10 @@ pub enum Claim {
 #[derive(Debug, thiserror::Error)]
 #[error("ledger {location}: {message}")]
 pub struct LedgerError {
-    location: String,
-    message: String,
+    pub(crate) location: String,
+    pub(crate) message: String,
     #[source]
-    source: Option<integrity::BoxError>,
+    pub(crate) source: Option<integrity::BoxError>,
 }
 
 impl LedgerError {

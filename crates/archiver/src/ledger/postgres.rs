@@ -91,8 +91,17 @@ impl PgLedger {
     }
 
     fn err(&self, e: tokio_postgres::Error) -> LedgerError {
-        // The driver's messages never include the password.
-        LedgerError::with_source(&self.location, e)
+        // The driver's messages never include the password. Its Display of a server error is
+        // only "db error"; the server's own message says what went wrong.
+        let message = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => e.to_string(),
+        };
+        LedgerError {
+            location: self.location.clone(),
+            message,
+            source: Some(Box::new(e)),
+        }
     }
 
     /// The live client, reconnecting when the connection was lost (server restart).
@@ -235,7 +244,7 @@ impl Backend for PgLedger {
                 &format!(
                     "INSERT INTO recordings (recording_id, conversation_id, object_key, status,
                        lease_owner, lease_until, media_type, start_time, end_time)
-                     VALUES ($1, $2, $3, 'pending', $4, {NOW_MS} + $5, $6, $7, $8)
+                     VALUES ($1, $2, $3, 'pending', $4, {NOW_MS} + $5::bigint, $6, $7, $8)
                      ON CONFLICT (recording_id) DO NOTHING"
                 ),
                 &[
@@ -286,7 +295,7 @@ impl Backend for PgLedger {
             Decision::Insert | Decision::Take => {
                 tx.execute(
                     "UPDATE recordings SET status = 'pending', conversation_id = $2,
-                       object_key = $3, lease_owner = $4, lease_until = $5 + $6,
+                       object_key = $3, lease_owner = $4, lease_until = $5::bigint + $6::bigint,
                        media_type = COALESCE($7, media_type),
                        start_time = COALESCE($8, start_time),
                        end_time = COALESCE($9, end_time), updated_at = now()
@@ -320,7 +329,7 @@ impl Backend for PgLedger {
     ) -> Result<bool, LedgerError> {
         self.execute(
             &format!(
-                "UPDATE recordings SET lease_until = {NOW_MS} + $3
+                "UPDATE recordings SET lease_until = {NOW_MS} + $3::bigint
                  WHERE recording_id = $1 AND lease_owner = $2 AND status = 'pending'"
             ),
             &[&recording_id, &owner, &lease_ms],

@@ -1,0 +1,218 @@
+//! The shared PostgreSQL ledger on a real server: claims, leases and their expiry, migrations,
+//! and two archiver instances on one ledger archiving a set with no duplicate download.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use archiver::{ArchiverConfig, Claim, Ledger, RecordStatus, archive};
+use e2e::{Server, fresh_postgres_database, fresh_sink};
+use futures::StreamExt;
+use genesys_media::{
+    ClientConfig, DiscoveredRecording, DiscoveryQuery, Environment, GenesysClient,
+    MediaAvailability, MediaPolicy,
+};
+use genesys_sim::{Fault, FaultSpec, SimConfig, Simulator};
+use sink::ObjectSink;
+
+fn rec(id: &str) -> DiscoveredRecording {
+    DiscoveredRecording {
+        conversation_id: format!("conv-{id}"),
+        recording_id: id.into(),
+        start_time: None,
+        end_time: None,
+        media_type: "audio".into(),
+        content_type: None,
+        expected_md5: None,
+        expected_size: None,
+        media: MediaAvailability::Unavailable("test".into()),
+    }
+}
+
+#[tokio::test]
+async fn claims_respect_live_leases_and_take_over_expired_ones() {
+    let url = fresh_postgres_database("claims").await;
+    let a = Ledger::open(&url).await.unwrap();
+    let b = Ledger::open(&url).await.unwrap();
+    assert_eq!(a.schema_version().await.unwrap(), 1);
+    assert!(
+        !a.location().contains("password"),
+        "location is printable: {}",
+        a.location()
+    );
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        a.claim(&rec("r1"), "k1", "a", long).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        b.claim(&rec("r1"), "k1", "b", long).await.unwrap(),
+        Claim::Busy { owner: "a".into() },
+        "a live lease of another instance is respected"
+    );
+    assert!(a.renew("r1", "a", long).await.unwrap());
+    assert!(!b.renew("r1", "b", long).await.unwrap(), "b holds no lease");
+    a.archived("r1", "k1", 10, "md5", 1).await.unwrap();
+    assert_eq!(
+        b.claim(&rec("r1"), "k1", "b", long).await.unwrap(),
+        Claim::Archived { key: "k1".into() }
+    );
+
+    // A dead instance's lease expires and another takes the recording over.
+    let short = Duration::from_millis(300);
+    assert_eq!(
+        a.claim(&rec("r2"), "k2", "a", short).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(matches!(
+        b.claim(&rec("r2"), "k2", "b", long).await.unwrap(),
+        Claim::Busy { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        b.claim(&rec("r2"), "k2", "b", long).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(
+        !a.renew("r2", "a", long).await.unwrap(),
+        "the old owner learns it lost the lease"
+    );
+
+    // Quarantine, release, checkpoints, and a third instance re-running migrations.
+    b.failed("r2", "md5 mismatch twice", true, 2).await.unwrap();
+    assert!(matches!(
+        a.claim(&rec("r2"), "k2", "a", long).await.unwrap(),
+        Claim::Quarantined { .. }
+    ));
+    let c = Ledger::open(&url).await.unwrap();
+    assert_eq!(c.schema_version().await.unwrap(), 1);
+    assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
+    assert_eq!(
+        c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
+        Claim::Claimed
+    );
+    c.set_checkpoint("discovery", "2026-11-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        a.checkpoint("discovery").await.unwrap().as_deref(),
+        Some("2026-11-01T00:00:00.000Z")
+    );
+    let rows = a.entries(None).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].status, RecordStatus::Archived);
+    assert_eq!(rows[1].lease_owner.as_deref(), Some("c"));
+}
+
+#[tokio::test]
+async fn many_concurrent_claims_of_one_recording_have_one_winner() {
+    let url = fresh_postgres_database("race").await;
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let url = url.clone();
+        handles.push(tokio::spawn(async move {
+            let l = Ledger::open(&url).await.unwrap();
+            l.claim(
+                &rec("contended"),
+                "k",
+                &format!("i{i}"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut claimed = 0;
+    for h in handles {
+        if h.await.unwrap() == Claim::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1, "exactly one instance wins the claim");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_ledger_archive_a_set_without_duplicates() {
+    let n = 60;
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        // Some slow bodies keep uploads in flight while the other instance looks at them.
+        faults: (0..n)
+            .step_by(7)
+            .map(|i| FaultSpec {
+                recording: i,
+                fault: Fault::Slow(Duration::from_millis(40)),
+                times: None,
+            })
+            .collect(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fresh_postgres_database("shared").await;
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "shared").await);
+    let run = |instance: &'static str| {
+        let sim_base = sim.base_url().to_string();
+        let (start, end) = (sim.config().start, sim.config().end());
+        let sink = sink.clone();
+        let url = url.clone();
+        async move {
+            let mut cc = ClientConfig::new(
+                Environment::from_base_url(&sim_base).unwrap(),
+                "sim-client",
+                "sim-secret",
+            );
+            cc.media_policy = MediaPolicy {
+                allow_loopback: true,
+                ..MediaPolicy::default()
+            };
+            cc.poll_initial = Duration::from_millis(100);
+            let client = GenesysClient::new(cc).unwrap();
+            let cfg = ArchiverConfig {
+                ledger: Some(Ledger::open(&url).await.unwrap()),
+                instance_id: instance.into(),
+                verify_source_etag: true,
+                ..ArchiverConfig::default()
+            };
+            archive(
+                client.clone(),
+                sink,
+                client.discover(DiscoveryQuery::interval(start, end)),
+                cfg,
+                Arc::new(archiver::NoEvents),
+            )
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(run("instance-a"), run("instance-b"));
+    assert!(a.success() && b.success(), "{a:?}\n{b:?}");
+    assert_eq!(
+        a.archived + b.archived,
+        n as u64,
+        "every recording archived once between them: a {a:?} b {b:?}"
+    );
+    assert!(
+        a.archived > 0 && b.archived > 0,
+        "both instances did work: a {} b {}",
+        a.archived,
+        b.archived
+    );
+    assert_eq!(
+        sim.stats().media_requests,
+        n as u64,
+        "no recording was downloaded twice"
+    );
+    let listed: Vec<_> = sink.list("recordings/").collect().await;
+    assert_eq!(listed.len(), n, "one object per recording");
+    let ledger = Ledger::open(&url).await.unwrap();
+    let rows = ledger.entries(Some(RecordStatus::Archived)).await.unwrap();
+    assert_eq!(rows.len(), n);
+    for r in &rows {
+        let sr = sim.dataset().recording(&r.recording_id).unwrap();
+        assert_eq!(r.size, Some(sr.size));
+        assert_eq!(
+            r.md5.as_deref(),
+            Some(hex::encode(sim.expected_md5(sr.index)).as_str())
+        );
+    }
+}
