@@ -139,7 +139,17 @@ pub async fn fresh_postgres_database(label: &str) -> String {
 /// A `genesys-archiver` command configured by environment for the simulator at `api_base`
 /// and the s3s-fs bucket `bucket`, as an operator would run it.
 pub fn archiver_command(api_base: &str, bucket: &str) -> std::process::Command {
-    let mut c = std::process::Command::new(archiver_bin());
+    command_for(archiver_bin(), api_base, bucket)
+}
+
+/// The `genesys-archiverd` binary of this build, beside `genesys-archiver`.
+pub fn daemon_bin() -> std::path::PathBuf {
+    archiver_bin().with_file_name(format!("genesys-archiverd{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Like [`archiver_command`], for any binary of this build.
+pub fn command_for(bin: std::path::PathBuf, api_base: &str, bucket: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
     c.env("GENESYS_CLIENT_ID", "sim-client")
         .env("GENESYS_CLIENT_SECRET", "sim-secret")
         .env("GENESYS_API_BASE", api_base)

@@ -70,7 +70,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         b.claim(&rec("r2"), "k2", "b", long).await.unwrap(),
-        Claim::Claimed
+        Claim::Resumed
     );
     assert!(
         !a.renew("r2", "a", long).await.unwrap(),

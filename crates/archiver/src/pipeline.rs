@@ -418,11 +418,12 @@ async fn process_claimed(
         return Outcome::Unavailable(reason.clone());
     }
     let Some(ledger) = &sh.cfg.ledger else {
-        return process(sh, rec, &key, url_received).await;
+        return process(sh, rec, &key, url_received, false).await;
     };
     let owner = sh.cfg.instance_id.as_str();
-    match ledger.claim(rec, &key, owner, sh.cfg.lease).await {
-        Ok(Claim::Claimed) => {}
+    let resumed = match ledger.claim(rec, &key, owner, sh.cfg.lease).await {
+        Ok(Claim::Claimed) => false,
+        Ok(Claim::Resumed) => true,
         Ok(Claim::Archived { key }) => {
             sh.events.handle(&Event::Skipped {
                 recording_id: rid.to_string(),
@@ -444,7 +445,7 @@ async fn process_claimed(
                 0,
             );
         }
-    }
+    };
     let renew = async {
         let every = (sh.cfg.lease / 3).max(Duration::from_millis(100));
         loop {
@@ -462,7 +463,7 @@ async fn process_claimed(
         }
     };
     let outcome = tokio::select! {
-        o = process(sh, rec, &key, url_received) => o,
+        o = process(sh, rec, &key, url_received, resumed) => o,
         _ = renew => unreachable!("the renewal loop never ends"),
     };
     let written = match &outcome {
@@ -522,16 +523,19 @@ async fn adopt_existing(
     Outcome::Skipped
 }
 
+/// Downloads and stores one recording with the retry table. `resumed`: an earlier attempt was
+/// cut short, so whatever is under the key is not trusted and is written over.
 async fn process(
     sh: &Shared,
     rec: &DiscoveredRecording,
     key: &str,
     mut url_received: tokio::time::Instant,
+    resumed: bool,
 ) -> Outcome {
     let rid = rec.recording_id.clone();
     let key = key.to_string();
     let mut media = rec.media.clone();
-    if sh.cfg.skip_existing {
+    if sh.cfg.skip_existing && !resumed {
         match sh.sink.head(&key).await {
             Ok(Some(meta)) => return adopt_existing(sh, rec, &key, Some(meta)).await,
             Ok(None) => {}
@@ -576,16 +580,18 @@ async fn process(
             key: key.clone(),
             attempt,
         });
-        let result =
-            match tokio::time::timeout(sh.cfg.attempt_timeout, attempt_once(sh, rec, &key, &url))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(AttemptError::Temporary(format!(
-                    "attempt timed out after {:?}",
-                    sh.cfg.attempt_timeout
-                ))),
-            };
+        let result = match tokio::time::timeout(
+            sh.cfg.attempt_timeout,
+            attempt_once(sh, rec, &key, &url, sh.cfg.create_only && !resumed),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(AttemptError::Temporary(format!(
+                "attempt timed out after {:?}",
+                sh.cfg.attempt_timeout
+            ))),
+        };
         let (wait, reason) = match result {
             Ok((size, md5, store_verified)) => {
                 if let Some(l) = &sh.cfg.ledger
@@ -697,6 +703,7 @@ async fn attempt_once(
     rec: &DiscoveredRecording,
     key: &str,
     url: &MediaUrl,
+    create_only: bool,
 ) -> Result<(u64, Md5Digest, bool), AttemptError> {
     let resp = match sh.client.open_media(url).await {
         Ok(r) => r,
@@ -763,7 +770,7 @@ async fn attempt_once(
         metadata,
         tags: tags_for(rec),
         expected_md5,
-        create_only: sh.cfg.create_only,
+        create_only,
     };
     let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
     match sh.sink.put(&key, body, opts).await {

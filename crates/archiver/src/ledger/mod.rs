@@ -101,6 +101,10 @@ pub struct LedgerEntry {
 pub enum Claim {
     /// The caller holds the lease and should archive the recording.
     Claimed,
+    /// The caller holds the lease of a recording whose earlier attempt was cut short (a
+    /// crash, a kill, an expired lease): an object under its key may be incomplete or
+    /// unverified, so the caller must write it again rather than trust it.
+    Resumed,
     /// Already stored under this key; nothing to do.
     Archived {
         /// The key recorded for it.
@@ -166,6 +170,8 @@ pub(crate) enum Decision {
     Insert,
     /// Take the existing row: set pending with our lease.
     Take,
+    /// Take a row left pending by an interrupted attempt.
+    Resume,
     /// Answer without writing.
     Answer(Claim),
 }
@@ -195,7 +201,7 @@ pub(crate) fn decide(
             (Some(o), Some(until)) if o != owner && until > now_ms && !exclusive => {
                 Decision::Answer(Claim::Busy { owner: o.clone() })
             }
-            _ => Decision::Take,
+            _ => Decision::Resume,
         },
     }
 }
@@ -547,16 +553,16 @@ mod tests {
         // ...an expired one is taken over, and so is our own.
         assert_eq!(
             decide(Some(&row(Pending, Some("b"), Some(100))), "a", 100, false),
-            Decision::Take
+            Decision::Resume
         );
         assert_eq!(
             decide(Some(&row(Pending, Some("a"), Some(100))), "a", 50, false),
-            Decision::Take
+            Decision::Resume
         );
         // With an exclusive ledger any other lease is from a dead run.
         assert_eq!(
             decide(Some(&row(Pending, Some("b"), Some(100))), "a", 50, true),
-            Decision::Take
+            Decision::Resume
         );
     }
 }

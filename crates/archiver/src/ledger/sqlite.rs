@@ -237,7 +237,7 @@ impl Backend for SqliteLedger {
                     )?;
                     Claim::Claimed
                 }
-                Decision::Take => {
+                d @ (Decision::Take | Decision::Resume) => {
                     tx.execute(
                         &format!(
                             "UPDATE recordings SET status = 'pending', conversation_id = ?2,
@@ -258,7 +258,11 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
-                    Claim::Claimed
+                    if d == Decision::Resume {
+                        Claim::Resumed
+                    } else {
+                        Claim::Claimed
+                    }
                 }
             };
             tx.commit()?;
@@ -500,10 +504,11 @@ mod tests {
         assert_eq!(all[1].attempts, 2);
         assert_eq!(all[2].status, RecordStatus::Pending);
         assert_eq!(all[2].lease_owner.as_deref(), Some("me"));
-        // The pending row of the dead "me" is taken over by the next process at once.
+        // The pending row of the dead "me" is taken over by the next process at once, marked
+        // as resumed so the object is written again.
         assert_eq!(
             l.claim(&rec("r3"), "k3", "next", LEASE).await.unwrap(),
-            Claim::Claimed
+            Claim::Resumed
         );
         assert_eq!(
             l.checkpoint("poll").await.unwrap().as_deref(),
