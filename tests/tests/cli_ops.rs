@@ -1,0 +1,501 @@
+//! Operator subcommands of the real binary against the simulator and s3s-fs: quarantine,
+//! ledger rebuild, verify, config check and configuration precedence, bad input.
+
+use std::process::Output;
+
+use e2e::{Server, archiver_command, fresh_sink};
+use futures::StreamExt;
+use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
+use sink::{ObjectSink, PutOptions};
+
+async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        faults,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+const ARCHIVE: [&str; 9] = [
+    "archive",
+    "--from",
+    "2026-11-01T00:00:00Z",
+    "--to",
+    "2026-11-03T00:00:00Z",
+    "--allow-loopback-media",
+    "--verify-source-etag",
+    "--tag-mode",
+    "disabled",
+];
+
+async fn run(mut c: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_list_and_retry() {
+    // Corrupt twice: the first run's attempt and its one retry fail, so it is quarantined; the
+    // third download (the operator's retry) is clean.
+    let s = sim(
+        6,
+        vec![FaultSpec {
+            recording: 2,
+            fault: Fault::Corrupt,
+            times: Some(2),
+        }],
+    )
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "quarantine").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path());
+        c
+    };
+    let mut c = cmd();
+    c.args(ARCHIVE);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(
+        dir.path().join("genesys-archiver.db").exists(),
+        "the default ledger is in the working directory"
+    );
+    let rid = s.dataset().recordings[2].id.clone();
+
+    let mut c = cmd();
+    c.args(["quarantine", "list"]);
+    let out = run(c).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&rid) && stdout.contains("md5 mismatch"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 recording(s) in quarantine"), "{stderr}");
+
+    // A rerun leaves it alone.
+    let before = s.stats().media_requests;
+    let mut c = cmd();
+    c.args(ARCHIVE);
+    let out = run(c).await;
+    assert!(text(&out).0.contains("1 in quarantine"), "{:?}", text(&out));
+    assert_eq!(s.stats().media_requests, before, "nothing downloaded");
+
+    let mut c = cmd();
+    c.args([
+        "quarantine",
+        "retry",
+        &rid,
+        "--allow-loopback-media",
+        "--verify-source-etag",
+        "--tag-mode",
+        "disabled",
+    ]);
+    let out = run(c).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("released 1 recording(s)"), "{stdout}");
+    assert!(stdout.contains("archived 1"), "{stdout}");
+    let mut c = cmd();
+    c.args(["quarantine", "list"]);
+    assert!(text(&run(c).await).0.is_empty(), "quarantine is empty");
+    let listed: Vec<_> = sink.list("recordings/").collect().await;
+    assert_eq!(listed.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
+    let s = sim(8, vec![]).await;
+    let sink = fresh_sink(Server::S3sFs, "verify").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path()).args(args);
+        c
+    };
+    let out = run(cmd(&ARCHIVE)).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let out = run(cmd(&["verify", "--rehash", "--extra"])).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("verified 8, missing 0, corrupt 0, extra 0 (re-hashed)"),
+        "{stdout}"
+    );
+
+    // Lose the ledger; rebuild it from the bucket; a rerun downloads nothing.
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["ledger", "rebuild"])).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("8 recording(s) recorded as archived"),
+        "{stdout}"
+    );
+    let out = run(cmd(&["ledger", "list", "--status", "archived"])).await;
+    assert_eq!(text(&out).0.lines().count(), 8);
+    let before = s.stats().media_requests;
+    let out = run(cmd(&ARCHIVE)).await;
+    assert!(
+        text(&out).0.contains("archived 0, skipped 8"),
+        "{:?}",
+        text(&out)
+    );
+    assert_eq!(s.stats().media_requests, before);
+
+    // Behind the archiver's back: delete one object, overwrite another with other bytes of
+    // the same size, and add a stray one.
+    let keys: Vec<String> = sink
+        .list("recordings/")
+        .map(|o| o.unwrap().key)
+        .collect()
+        .await;
+    sink.delete(&keys[0]).await.unwrap();
+    let size = sink.head(&keys[1]).await.unwrap().unwrap().size as usize;
+    sink.put(
+        &keys[1],
+        sink::full_body(vec![0u8; size]),
+        PutOptions {
+            content_length: Some(size as u64),
+            ..PutOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    sink.put(
+        "recordings/stray.bin",
+        sink::full_body(b"stray".to_vec()),
+        PutOptions {
+            content_length: Some(5),
+            ..PutOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let out = run(cmd(&["verify"])).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("verified 7, missing 1, corrupt 0"),
+        "sizes alone: {stdout}"
+    );
+    let out = run(cmd(&["verify", "--rehash", "--extra"])).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("missing: recording")) && stdout.contains(&keys[0]),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("corrupt: recording") && stdout.contains(&keys[1]),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("extra: key recordings/stray.bin"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified 6, missing 1, corrupt 1, extra 1"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_and_precedence_flags_over_environment_over_file() {
+    let s = sim(1, vec![]).await;
+    let sink = fresh_sink(Server::S3sFs, "config").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "sim-secret\n").unwrap();
+    let toml = dir.path().join("archiver.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            r#"
+state = "from-file.db"
+workers = 2
+[genesys]
+client_id = "sim-client"
+client_secret_file = "{}"
+region = "mars_north_1"
+[store]
+key_template = "file/{{recording_id}}.{{ext}}"
+"#,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let check = |extra_env: &[(&str, &str)], args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path())
+            .env_remove("GENESYS_CLIENT_ID")
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .env_remove("GENESYS_ARCHIVER_KEY_TEMPLATE")
+            .args(["--config"])
+            .arg(&toml)
+            .args(["config", "check"])
+            .args(args);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c
+    };
+    // The file's bad region is overridden by GENESYS_API_BASE from the environment; the file
+    // gives the client id, the secret file and the key template.
+    let out = run(check(&[], &[])).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("key template file/{recording_id}.{ext}"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("genesys: ok"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("store: ok (s3://{bucket})")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ledger: ok (from-file.db"), "{stdout}");
+    // Environment beats the file; a flag beats both.
+    let env = [("GENESYS_ARCHIVER_KEY_TEMPLATE", "env/{recording_id}.{ext}")];
+    let out = run(check(&env, &[])).await;
+    assert!(
+        text(&out)
+            .0
+            .contains("key template env/{recording_id}.{ext}")
+    );
+    let out = run(check(
+        &env,
+        &[
+            "--key-template",
+            "flag/{recording_id}.{ext}",
+            "--state",
+            "flag.db",
+        ],
+    ))
+    .await;
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("key template flag/{recording_id}.{ext}"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ledger: ok (flag.db"), "{stdout}");
+    // Genesys's own variable names beat the file too: an unknown client id is refused.
+    let mut c = check(&[], &[]);
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", "someone-else");
+    let out = run(c).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("genesys: ok"), "{stdout}");
+    assert!(
+        !stderr.contains("sim-secret"),
+        "the secret never appears: {stderr}"
+    );
+
+    // A bucket that does not exist: exit 2 naming it.
+    let mut c = check(&[], &[]);
+    c.env("S3_BUCKET", "no-such-bucket-e2e");
+    let out = run(c).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no-such-bucket-e2e") && stderr.contains("not accessible"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let good_secret = dir.path().join("secret");
+    std::fs::write(&good_secret, "x\n").unwrap();
+    let empty_secret = dir.path().join("empty");
+    std::fs::write(&empty_secret, "\n").unwrap();
+    let bad_toml = dir.path().join("bad.toml");
+    std::fs::write(&bad_toml, "[store]\nbukket = \"x\"\n").unwrap();
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let missing = dir.path().join("missing-secret");
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-13-01",
+                "--to",
+                "2026-11-02T00:00:00Z",
+            ],
+            vec![],
+            "--from",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "tomorrow",
+            ],
+            vec![],
+            "--to",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--client-secret-file",
+                missing.to_str().unwrap(),
+            ],
+            vec![("GENESYS_CLIENT_SECRET", "")],
+            "--client-secret-file",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--client-secret-file",
+                empty_secret.to_str().unwrap(),
+            ],
+            vec![("GENESYS_CLIENT_SECRET", "")],
+            "empty",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+            ],
+            vec![("GENESYS_REGION", "mars_north_1")],
+            "GENESYS_REGION",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--key-template",
+                "x/{nope}/{recording_id}",
+            ],
+            vec![],
+            "nope",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--workers",
+                "0",
+            ],
+            vec![],
+            "--workers",
+        ),
+        (
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--media-type",
+                "video",
+            ],
+            vec![],
+            "--media-type",
+        ),
+        (
+            vec!["--config", bad_toml.to_str().unwrap(), "config", "check"],
+            vec![],
+            "bukket",
+        ),
+        (vec!["daemon", "--interval", "soon"], vec![], "--interval"),
+        (
+            vec!["daemon", "--metrics-listen", "everywhere"],
+            vec![],
+            "--metrics-listen",
+        ),
+        (
+            vec!["quarantine", "list", "--state", "/nonexistent/ledger.db"],
+            vec![],
+            "no such ledger file",
+        ),
+    ];
+    for (args, envs, needle) in cases {
+        let mut c = std::process::Command::new(e2e::archiver_bin());
+        c.current_dir(dir.path())
+            .args(&args)
+            .env("GENESYS_CLIENT_ID", "id")
+            .env("GENESYS_CLIENT_SECRET", "secret")
+            .env("GENESYS_REGION", "eu_central_1")
+            .env_remove("GENESYS_API_BASE")
+            .env("S3_BUCKET", "b");
+        for (k, v) in &envs {
+            if v.is_empty() {
+                c.env_remove(k);
+            } else {
+                c.env(k, v);
+            }
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: wanted {needle:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn completions_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(e2e::archiver_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("quarantine") && script.contains("genesys-archiver"),
+            "{shell}"
+        );
+    }
+    for bin in [e2e::archiver_bin(), e2e::daemon_bin()] {
+        let out = std::process::Command::new(&bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", bin.display());
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+    let help = std::process::Command::new(e2e::daemon_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
+}
