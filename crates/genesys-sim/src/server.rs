@@ -65,6 +65,8 @@ struct Inner {
     rng: Rng,
     counter: u64,
     stats: SimStats,
+    /// Conversations analytics does not report yet (data lag).
+    hidden: std::collections::HashSet<String>,
 }
 
 struct State {
@@ -142,6 +144,17 @@ impl SimHandle {
     pub fn revoke_all_tokens(&self) {
         self.state.lock().tokens.clear();
     }
+
+    /// Hides conversations from analytics (details query and jobs), as Genesys's data lag
+    /// does for recent ones; their media stays downloadable.
+    pub fn hide_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
+        self.state.lock().hidden.extend(ids);
+    }
+
+    /// Makes every hidden conversation visible again.
+    pub fn reveal_all_conversations(&self) {
+        self.state.lock().hidden.clear();
+    }
 }
 
 impl Simulator {
@@ -179,6 +192,7 @@ impl Simulator {
                 rng: Rng::new(config.seed.wrapping_add(99)),
                 counter: 0,
                 stats: SimStats::default(),
+                hidden: Default::default(),
             }),
             cfg: config,
             data,
@@ -557,10 +571,12 @@ fn matching_conversations<'a>(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Vec<&'a crate::dataset::SimConversation> {
+    let hidden = st.lock().hidden.clone();
     st.data
         .conversations
         .iter()
         .filter(|c| c.start >= start && c.start < end)
+        .filter(|c| !hidden.contains(&c.id))
         .filter(|c| conversation_matches(c, q.get("segmentFilters")))
         .filter(|c| conversation_matches(c, q.get("conversationFilters")))
         .collect()

@@ -1,0 +1,118 @@
+//! Continuous mode against the simulator: the checkpoint advances, and the overlap window
+//! catches recordings that analytics reports late.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use archiver::{ArchiverConfig, Ledger, PollSettings, run_continuous};
+use chrono::Utc;
+use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
+use genesys_sim::{SimConfig, SimHandle, Simulator};
+use sink::{LocalDirSink, ObjectSink};
+
+async fn recent_sim() -> SimHandle {
+    // Conversations over the last two hours, so "now" is just after the data.
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 24,
+        start: Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(s: &SimHandle) -> GenesysClient {
+    let mut cfg = ClientConfig::new(
+        Environment::from_base_url(s.base_url()).unwrap(),
+        "sim-client",
+        "sim-secret",
+    );
+    cfg.media_policy = MediaPolicy {
+        allow_loopback: true,
+        ..MediaPolicy::default()
+    };
+    cfg.poll_initial = Duration::from_millis(100);
+    GenesysClient::new(cfg).unwrap()
+}
+
+/// Hides the latest quarter of the conversations, polls once, reveals them, polls again with
+/// `overlap`; returns (archived in poll 1, archived in poll 2).
+async fn late_arrivals(overlap: Duration) -> (u64, u64, usize) {
+    let s = recent_sim().await;
+    let mut convs: Vec<_> = s.dataset().conversations.clone();
+    convs.sort_by_key(|c| c.start);
+    let late: Vec<String> = convs[convs.len() * 3 / 4..]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    let late_recordings = s
+        .dataset()
+        .recordings
+        .iter()
+        .filter(|r| late.contains(&r.conversation_id))
+        .count();
+    s.hide_conversations(late.clone());
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        verify_source_etag: true,
+        ..ArchiverConfig::default()
+    };
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(10),
+        overlap,
+        settle: Duration::ZERO,
+        max_polls: Some(1),
+        ..PollSettings::default()
+    };
+    let q = |from, to| DiscoveryQuery::interval(from, to);
+    let first = run_continuous(
+        c.clone(),
+        sink.clone(),
+        q,
+        cfg.clone(),
+        poll.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    let cp = ledger.checkpoint("discovery").await.unwrap().unwrap();
+    assert!(
+        cp.as_str() > s.config().end().to_rfc3339().as_str(),
+        "checkpoint {cp} moved past the data"
+    );
+    s.reveal_all_conversations();
+    let second = run_continuous(c, sink, q, cfg, poll, Arc::new(archiver::NoEvents))
+        .await
+        .unwrap();
+    assert_eq!(second.skipped + second.archived, second.found);
+    (first.archived, second.archived, late_recordings)
+}
+
+#[tokio::test]
+async fn the_overlap_window_catches_recordings_reported_late() {
+    let (first, second, late) = late_arrivals(Duration::from_secs(3 * 3600)).await;
+    assert!(late > 0);
+    assert_eq!(
+        first + late as u64,
+        24,
+        "poll 1 archived all visible recordings"
+    );
+    assert_eq!(
+        second, late as u64,
+        "poll 2 found the late ones in the overlap"
+    );
+}
+
+#[tokio::test]
+async fn without_overlap_late_recordings_would_be_missed() {
+    let (first, second, late) = late_arrivals(Duration::ZERO).await;
+    assert_eq!(first + late as u64, 24);
+    assert_eq!(second, 0, "the checkpoint had moved past them");
+}
