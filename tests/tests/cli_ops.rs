@@ -197,7 +197,7 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains(&format!("missing: recording")) && stdout.contains(&keys[0]),
+        stdout.contains("missing: recording") && stdout.contains(&keys[0]),
         "{stdout}"
     );
     assert!(
