@@ -239,7 +239,14 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
     let bucket = sink.config().bucket.clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
     let child = e2e::command_for(e2e::daemon_bin(), s.base_url(), &bucket)
+        .args(["--metrics-listen", &metrics_addr])
         .args([
             "--since",
             "2026-11-01T00:00:00Z",
@@ -275,6 +282,29 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
     // Let it poll a few more times: nothing new, nothing downloaded again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(s.stats().media_requests, n as u64, "no download twice");
+
+    // The metrics endpoint, scraped as Prometheus would.
+    let (status, body) = http_get(&metrics_addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    for needle in [
+        "genesys_archiver_recordings_total{outcome=\"archived\"} 20",
+        "genesys_archiver_bytes_total ",
+        "genesys_archiver_in_flight 0",
+        "genesys_archiver_upload_seconds_count 20",
+        "genesys_archiver_api_calls_total{endpoint=",
+        "genesys_archiver_token_requests_total 1",
+        "genesys_archiver_polls_total ",
+    ] {
+        assert!(body.contains(needle), "{needle} missing from\n{body}");
+    }
+    let bytes: u64 = s.dataset().recordings.iter().map(|r| r.size).sum();
+    assert!(
+        body.contains(&format!("genesys_archiver_bytes_total {bytes}")),
+        "{body}"
+    );
+    assert_eq!(http_get(&metrics_addr, "/healthz").0, 200);
+    assert_eq!(http_get(&metrics_addr, "/readyz").0, 200, "a poll completed");
+    assert_eq!(http_get(&metrics_addr, "/nope").0, 404);
     signal(child.id(), "-TERM");
     let sent = Instant::now();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
@@ -296,4 +326,24 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
         "the checkpoint advanced to about now: {cp:?}"
     );
     assert_store_complete(&s, &sink, n).await;
+}
+
+/// A minimal HTTP/1.1 GET: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
 }

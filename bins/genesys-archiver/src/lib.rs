@@ -2,6 +2,7 @@
 //! S3-compatible object storage, verified end to end. Argument parsing and wiring only; the
 //! work is in the library crates.
 
+mod metrics;
 mod settings;
 
 use std::collections::HashSet;
@@ -550,7 +551,21 @@ async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, Config
         })
         .transpose()?;
     let w = wire(&d.run, file).await?;
-    let _ = metrics_listen; // served by the metrics module (next commit)
+    let events = match metrics_listen {
+        Some(addr) => {
+            let m = metrics::Metrics::new(w.client.clone());
+            let bound = m.clone().serve(addr).await.map_err(|e| {
+                config_err(format!("--metrics-listen {addr}: cannot listen: {e}"))
+            })?;
+            tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+            let log = log_events();
+            Arc::new(move |e: &Event| {
+                m.observe(e);
+                log.handle(e);
+            }) as Arc<dyn archiver::EventHandler>
+        }
+        None => log_events(),
+    };
     let poll = archiver::PollSettings {
         start: since,
         interval,
@@ -578,7 +593,7 @@ async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, Config
         },
         w.cfg,
         poll,
-        log_events(),
+        events,
     )
     .await;
     match result {

@@ -1,0 +1,261 @@
+//! Prometheus metrics, `/healthz` and `/readyz` for the daemon (prometheus-client + hyper).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use archiver::Event;
+use bytes::Bytes;
+use genesys_media::GenesysClient;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabel {
+    endpoint: String,
+    status: String,
+}
+
+/// The daemon's metrics, fed by archiver events and the API client's counters.
+pub(crate) struct Metrics {
+    registry: Registry,
+    recordings: Family<OutcomeLabel, Counter>,
+    bytes: Counter,
+    retries: Counter,
+    in_flight: Gauge,
+    upload_seconds: Histogram,
+    api_calls: Family<CallLabel, Counter>,
+    token_requests: Counter,
+    polls: Counter,
+    started: Mutex<HashMap<String, Instant>>,
+    api_seen: Mutex<(HashMap<(String, u16), u64>, u64)>,
+    ready: AtomicBool,
+    client: GenesysClient,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new(client: GenesysClient) -> Arc<Self> {
+        let mut registry = Registry::with_prefix("genesys_archiver");
+        let recordings = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "recordings",
+            "Recordings by outcome (archived, skipped, failed, quarantined, unavailable)",
+            recordings.clone(),
+        );
+        let bytes = Counter::default();
+        registry.register("bytes", "Bytes stored and verified", bytes.clone());
+        let retries = Counter::default();
+        registry.register("retries", "Attempts that failed and were retried", retries.clone());
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight",
+            "Recordings being downloaded and uploaded now (the work queue's depth)",
+            in_flight.clone(),
+        );
+        let upload_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register(
+            "upload_seconds",
+            "Time from the first attempt to a verified object",
+            upload_seconds.clone(),
+        );
+        let api_calls = Family::<CallLabel, Counter>::default();
+        registry.register(
+            "api_calls",
+            "Genesys Cloud API calls by endpoint and HTTP status (429 = throttled)",
+            api_calls.clone(),
+        );
+        let token_requests = Counter::default();
+        registry.register(
+            "token_requests",
+            "OAuth token requests (initial and refreshes)",
+            token_requests.clone(),
+        );
+        let polls = Counter::default();
+        registry.register("polls", "Completed discovery polls", polls.clone());
+        Arc::new(Self {
+            registry,
+            recordings,
+            bytes,
+            retries,
+            in_flight,
+            upload_seconds,
+            api_calls,
+            token_requests,
+            polls,
+            started: Mutex::new(HashMap::new()),
+            api_seen: Mutex::new((HashMap::new(), 0)),
+            ready: AtomicBool::new(false),
+            client,
+        })
+    }
+
+    fn outcome(&self, outcome: &str) {
+        self.recordings
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    fn finished(&self, recording_id: &str) -> Option<Instant> {
+        let t = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(recording_id);
+        if t.is_some() {
+            self.in_flight.dec();
+        }
+        t
+    }
+
+    /// Updates the metrics from one event.
+    pub(crate) fn observe(&self, e: &Event) {
+        match e {
+            Event::Started {
+                recording_id,
+                attempt: 1,
+                ..
+            } => {
+                let mut s = self.started.lock().unwrap_or_else(|p| p.into_inner());
+                if s.insert(recording_id.clone(), Instant::now()).is_none() {
+                    self.in_flight.inc();
+                }
+            }
+            Event::Retrying { .. } => {
+                self.retries.inc();
+            }
+            Event::Archived {
+                recording_id, size, ..
+            } => {
+                self.outcome("archived");
+                self.bytes.inc_by(*size);
+                if let Some(t) = self.finished(recording_id) {
+                    self.upload_seconds.observe(t.elapsed().as_secs_f64());
+                }
+            }
+            Event::Skipped { recording_id, .. } => {
+                self.outcome("skipped");
+                self.finished(recording_id);
+            }
+            Event::Failed { recording_id, .. } => {
+                self.outcome("failed");
+                self.finished(recording_id);
+            }
+            Event::Quarantined { .. } => self.outcome("quarantined"),
+            Event::Unavailable { recording_id, .. } => {
+                self.outcome("unavailable");
+                self.finished(recording_id);
+            }
+            Event::Polled {
+                checkpoint_advanced,
+                ..
+            } => {
+                self.polls.inc();
+                self.ready.store(*checkpoint_advanced, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings the API counters up to the client's totals.
+    fn sync_api(&self) {
+        let snap = self.client.metrics().snapshot();
+        let mut seen = self.api_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for ((endpoint, status), n) in &snap.calls {
+            let prev = seen.0.insert((endpoint.clone(), *status), *n).unwrap_or(0);
+            if *n > prev {
+                self.api_calls
+                    .get_or_create(&CallLabel {
+                        endpoint: endpoint.clone(),
+                        status: status.to_string(),
+                    })
+                    .inc_by(n - prev);
+            }
+        }
+        if snap.token_requests > seen.1 {
+            self.token_requests.inc_by(snap.token_requests - seen.1);
+            seen.1 = snap.token_requests;
+        }
+    }
+
+    /// The text exposition format.
+    pub(crate) fn render(&self) -> String {
+        self.sync_api();
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+
+    /// Serves `/metrics`, `/healthz` (alive) and `/readyz` (the last poll completed) on
+    /// `addr` until the process ends. Binding errors are returned at once.
+    pub(crate) async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let me = me.clone();
+                        async move { Ok::<_, std::convert::Infallible>(me.respond(req.uri().path())) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        Ok(bound)
+    }
+
+    fn respond(&self, path: &str) -> Response<Full<Bytes>> {
+        let (status, ctype, body) = match path {
+            "/metrics" => (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.render(),
+            ),
+            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            "/readyz" if self.ready.load(Ordering::Relaxed) => {
+                (StatusCode::OK, "text/plain", "ready\n".to_string())
+            }
+            "/readyz" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "not ready: no poll has completed since the last failure\n".to_string(),
+            ),
+            _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        };
+        Response::builder()
+            .status(status)
+            .header("content-type", ctype)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
