@@ -127,8 +127,32 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
         c.current_dir(dir.path()).args(args);
         c
     };
-    let out = run(cmd(&ARCHIVE)).await;
+    let mut first = cmd(&ARCHIVE);
+    first.args(["--report", "run.json", "--manifest", "manifest.csv"]);
+    let out = run(first).await;
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    // The run report and the manifest: compliance evidence of what was stored.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["archived"], 8, "{report}");
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(report["store"], format!("s3://{bucket}"));
+    assert!(report["api_calls"].as_u64().unwrap() > 0);
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.csv")).unwrap();
+    let mut lines = manifest.lines();
+    assert_eq!(
+        lines.next(),
+        Some("key,size,md5,conversation_id,recording_id,start_time,end_time,archived_at")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        let sr = s.dataset().recording(r[4]).unwrap();
+        assert_eq!(r[1], sr.size.to_string());
+        assert_eq!(r[2], hex::encode(s.expected_md5(sr.index)));
+        assert_eq!(r[3], sr.conversation_id);
+        assert!(r[0].contains(r[4]), "key names the recording");
+    }
     let out = run(cmd(&["verify", "--rehash", "--extra"])).await;
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -498,4 +522,51 @@ fn completions_and_version() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
+}
+
+/// Under a pseudo-terminal (script(1)), `archive` draws a progress bar with counts and bytes;
+/// piped, it prints plain lines only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_session_shows_the_progress_bar() {
+    let s = sim(12, vec![]).await;
+    let sink = fresh_sink(Server::S3sFs, "progress").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let c = archiver_command(s.base_url(), &bucket);
+    let mut shell_cmd = String::new();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            shell_cmd.push_str(&format!(
+                "{}='{}' ",
+                k.to_string_lossy(),
+                v.to_string_lossy()
+            ));
+        }
+    }
+    shell_cmd.push_str(&e2e::archiver_bin().display().to_string());
+    for a in ARCHIVE {
+        shell_cmd.push_str(&format!(" '{a}'"));
+    }
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &shell_cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .env("COLUMNS", "160");
+    let out = run(script).await;
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    assert!(tty.contains("recordings"), "progress bar drawn: {tty}");
+    assert!(tty.contains("/12 recordings"), "counts shown: {tty}");
+    assert!(tty.contains("/s"), "rate shown: {tty}");
+    assert!(tty.contains("found 12, archived 12"), "{tty}");
+
+    // Not a terminal: no bar.
+    let mut piped = archiver_command(s.base_url(), &bucket);
+    piped.current_dir(dir.path()).args(ARCHIVE);
+    let out = run(piped).await;
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !stderr.contains("recordings  ") && !stdout.contains("ETA"),
+        "{stderr}"
+    );
 }

@@ -303,7 +303,11 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
         "{body}"
     );
     assert_eq!(http_get(&metrics_addr, "/healthz").0, 200);
-    assert_eq!(http_get(&metrics_addr, "/readyz").0, 200, "a poll completed");
+    assert_eq!(
+        http_get(&metrics_addr, "/readyz").0,
+        200,
+        "a poll completed"
+    );
     assert_eq!(http_get(&metrics_addr, "/nope").0, 404);
     signal(child.id(), "-TERM");
     let sent = Instant::now();

@@ -3,6 +3,7 @@
 //! work is in the library crates.
 
 mod metrics;
+mod output;
 mod settings;
 
 use std::collections::HashSet;
@@ -95,6 +96,8 @@ struct RunArgs {
     /// Time in-flight uploads get to finish after SIGINT/SIGTERM [default: 30s].
     #[arg(long)]
     drain_timeout: Option<String>,
+    #[command(flatten)]
+    output: output::OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -472,16 +475,30 @@ fn print_summary(summary: &Summary, client: &GenesysClient) {
     );
 }
 
-fn exit_for(summary: &Summary, cancelled: bool) -> ExitCode {
+fn exit_for(summary: &Summary, cancelled: bool) -> u8 {
     if summary.discovery_error_is_config {
-        ExitCode::from(EXIT_CONFIG)
+        EXIT_CONFIG
     } else if cancelled {
-        ExitCode::from(EXIT_INTERRUPTED)
+        EXIT_INTERRUPTED
     } else if summary.success() {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(1)
+        1
     }
+}
+
+/// Prints the summary, writes the report and manifest, and returns the exit code.
+async fn conclude(
+    out: &output::Output,
+    summary: &Summary,
+    client: &GenesysClient,
+    store: &str,
+    ledger: Option<&archiver::Ledger>,
+    code: u8,
+) -> ExitCode {
+    out.finish(summary, client, store, ledger, code).await;
+    print_summary(summary, client);
+    ExitCode::from(code)
 }
 
 async fn run_archive(a: ArchiveArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -493,20 +510,23 @@ async fn run_archive(a: ArchiveArgs, file: &FileConfig) -> Result<ExitCode, Conf
             a.from, a.to
         )));
     }
+    let out = output::Output::new(&a.run.output, "archive")?;
     let w = wire(&a.run, file).await?;
     let mut query = DiscoveryQuery::interval(from, to);
     query.media_types = w.media_types.clone();
     let shutdown = w.cfg.shutdown.clone();
+    let ledger = w.cfg.ledger.clone();
+    let store = w.sink.to_string();
     let summary = archiver::archive(
         w.client.clone(),
         w.sink,
         w.client.discover(query),
         w.cfg,
-        log_events(),
+        out.handler(log_events(), None),
     )
     .await;
-    print_summary(&summary, &w.client);
-    Ok(exit_for(&summary, shutdown.is_cancelled()))
+    let code = exit_for(&summary, shutdown.is_cancelled());
+    Ok(conclude(&out, &summary, &w.client, &store, ledger.as_ref(), code).await)
 }
 
 async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -550,22 +570,23 @@ async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, Config
             })
         })
         .transpose()?;
+    let out = output::Output::new(&d.run.output, "daemon")?;
     let w = wire(&d.run, file).await?;
-    let events = match metrics_listen {
+    let extra = match metrics_listen {
         Some(addr) => {
             let m = metrics::Metrics::new(w.client.clone());
-            let bound = m.clone().serve(addr).await.map_err(|e| {
-                config_err(format!("--metrics-listen {addr}: cannot listen: {e}"))
-            })?;
+            let bound =
+                m.clone().serve(addr).await.map_err(|e| {
+                    config_err(format!("--metrics-listen {addr}: cannot listen: {e}"))
+                })?;
             tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
-            let log = log_events();
-            Arc::new(move |e: &Event| {
-                m.observe(e);
-                log.handle(e);
-            }) as Arc<dyn archiver::EventHandler>
+            Some(Arc::new(move |e: &Event| m.observe(e)) as Arc<dyn archiver::EventHandler>)
         }
-        None => log_events(),
+        None => None,
     };
+    let events = out.handler(log_events(), extra);
+    let ledger = w.cfg.ledger.clone();
+    let store = w.sink.to_string();
     let poll = archiver::PollSettings {
         start: since,
         interval,
@@ -598,11 +619,11 @@ async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, Config
     .await;
     match result {
         Ok(summary) => {
-            print_summary(&summary, &w.client);
+            let code = conclude(&out, &summary, &w.client, &store, ledger.as_ref(), 0).await;
             if shutdown.is_cancelled() {
                 println!("daemon stopped by signal; state saved");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(code)
         }
         Err(archiver::ContinuousError::Config(m)) => Err(config_err(m)),
         Err(e) => {
@@ -633,6 +654,7 @@ async fn run_quarantine(q: QuarantineCommand, file: &FileConfig) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         QuarantineCommand::Retry { ids, run } => {
+            let out = output::Output::new(&run.output, "quarantine retry")?;
             let w = wire(&run, file).await?;
             let ledger = w.cfg.ledger.clone().expect("wire opens the ledger");
             let released = ledger
@@ -645,11 +667,12 @@ async fn run_quarantine(q: QuarantineCommand, file: &FileConfig) -> Result<ExitC
             }
             println!("released {} recording(s) from quarantine", released.len());
             let shutdown = w.cfg.shutdown.clone();
+            let store = w.sink.to_string();
+            let events = out.handler(log_events(), None);
             let summary =
-                archiver::archive_entries(w.client.clone(), w.sink, released, w.cfg, log_events())
-                    .await;
-            print_summary(&summary, &w.client);
-            Ok(exit_for(&summary, shutdown.is_cancelled()))
+                archiver::archive_entries(w.client.clone(), w.sink, released, w.cfg, events).await;
+            let code = exit_for(&summary, shutdown.is_cancelled());
+            Ok(conclude(&out, &summary, &w.client, &store, Some(&ledger), code).await)
         }
     }
 }

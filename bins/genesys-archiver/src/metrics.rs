@@ -29,6 +29,9 @@ struct CallLabel {
     status: String,
 }
 
+/// API counter values already added: calls by (endpoint, status), and token requests.
+type ApiSeen = (HashMap<(String, u16), u64>, u64);
+
 /// The daemon's metrics, fed by archiver events and the API client's counters.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -41,7 +44,7 @@ pub(crate) struct Metrics {
     token_requests: Counter,
     polls: Counter,
     started: Mutex<HashMap<String, Instant>>,
-    api_seen: Mutex<(HashMap<(String, u16), u64>, u64)>,
+    api_seen: Mutex<ApiSeen>,
     ready: AtomicBool,
     client: GenesysClient,
 }
@@ -64,7 +67,11 @@ impl Metrics {
         let bytes = Counter::default();
         registry.register("bytes", "Bytes stored and verified", bytes.clone());
         let retries = Counter::default();
-        registry.register("retries", "Attempts that failed and were retried", retries.clone());
+        registry.register(
+            "retries",
+            "Attempts that failed and were retried",
+            retries.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "in_flight",
@@ -220,10 +227,13 @@ impl Metrics {
                 };
                 let me = self.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let me = me.clone();
-                        async move { Ok::<_, std::convert::Infallible>(me.respond(req.uri().path())) }
-                    });
+                    let svc =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let me = me.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(me.respond(req.uri().path()))
+                            }
+                        });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, svc)
@@ -250,7 +260,11 @@ impl Metrics {
                 "text/plain",
                 "not ready: no poll has completed since the last failure\n".to_string(),
             ),
-            _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found\n".to_string(),
+            ),
         };
         Response::builder()
             .status(status)

@@ -92,7 +92,7 @@ impl Default for ArchiverConfig {
 }
 
 /// A recording that was not archived, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FailureReport {
     /// Conversation id.
     pub conversation_id: String,
@@ -105,7 +105,7 @@ pub struct FailureReport {
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Recordings discovered.
     pub found: u64,

@@ -1,0 +1,234 @@
+//! What a run shows and leaves behind: a progress bar on a terminal, log lines otherwise, a
+//! JSON run report and a CSV manifest of archived objects (compliance evidence).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use archiver::{Event, EventHandler, Ledger, Summary};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use genesys_media::GenesysClient;
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::{ConfigError, config_err};
+
+/// Output settings shared by the archiving commands.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct OutputArgs {
+    /// Write a JSON run report here (counts, failures, API calls, times, exit code).
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
+    /// Write a CSV manifest of every object archived in this run here (key, size, MD5,
+    /// conversation, recording, times).
+    #[arg(long)]
+    pub(crate) manifest: Option<PathBuf>,
+    /// Progress bar: auto shows it when stderr is a terminal.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressMode {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// A recording archived in this run, and when.
+type ArchivedAt = (String, DateTime<Utc>);
+
+/// The event hook of one run plus what it writes at the end.
+pub(crate) struct Output {
+    args: OutputArgs,
+    command: &'static str,
+    started_at: DateTime<Utc>,
+    bar: Option<ProgressBar>,
+    archived: Arc<Mutex<Vec<ArchivedAt>>>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'a str,
+    started_at: String,
+    finished_at: String,
+    store: String,
+    ledger: Option<String>,
+    summary: &'a Summary,
+    api_calls: u64,
+    api_throttled: u64,
+    exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct ManifestRow<'a> {
+    key: &'a str,
+    size: Option<u64>,
+    md5: Option<&'a str>,
+    conversation_id: &'a str,
+    recording_id: &'a str,
+    start_time: Option<&'a str>,
+    end_time: Option<&'a str>,
+    archived_at: String,
+}
+
+impl Output {
+    /// Checks the paths can be written (before any work) and sets up the progress bar.
+    pub(crate) fn new(args: &OutputArgs, command: &'static str) -> Result<Self, ConfigError> {
+        for (flag, p) in [("--report", &args.report), ("--manifest", &args.manifest)] {
+            if let Some(p) = p {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| {
+                        config_err(format!("{flag} {}: cannot write it: {e}", p.display()))
+                    })?;
+            }
+        }
+        let show = match args.progress {
+            ProgressMode::Always => true,
+            ProgressMode::Never => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+        };
+        let bar = show.then(|| {
+            let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} recordings  {msg}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            pb
+        });
+        Ok(Self {
+            args: args.clone(),
+            command,
+            started_at: Utc::now(),
+            bar,
+            archived: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The event hook: logs, the progress bar, the manifest's list, and `extra` (metrics).
+    pub(crate) fn handler(
+        &self,
+        log: Arc<dyn EventHandler>,
+        extra: Option<Arc<dyn EventHandler>>,
+    ) -> Arc<dyn EventHandler> {
+        let bar = self.bar.clone();
+        let archived = self.archived.clone();
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let started = std::time::Instant::now();
+        Arc::new(move |e: &Event| {
+            if let Some(x) = &extra {
+                x.handle(e);
+            }
+            match &bar {
+                // Warnings still go to the log, drawn above the bar.
+                Some(pb) => pb.suspend(|| log.handle(e)),
+                None => log.handle(e),
+            }
+            if let Event::Archived {
+                recording_id, size, ..
+            } = e
+            {
+                archived
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((recording_id.clone(), Utc::now()));
+                bytes.fetch_add(*size, std::sync::atomic::Ordering::Relaxed);
+            }
+            if let Some(pb) = &bar {
+                match e {
+                    Event::Discovered { .. } => pb.inc_length(1),
+                    Event::Archived { .. }
+                    | Event::Skipped { .. }
+                    | Event::Failed { .. }
+                    | Event::Unavailable { .. } => {
+                        pb.inc(1);
+                        let b = bytes.load(std::sync::atomic::Ordering::Relaxed);
+                        let secs = started.elapsed().as_secs_f64().max(0.001);
+                        pb.set_message(format!(
+                            "{} at {}/s",
+                            HumanBytes(b),
+                            HumanBytes((b as f64 / secs) as u64)
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        })
+    }
+
+    /// Clears the bar, prints nothing else; writes the report and manifest when asked.
+    pub(crate) async fn finish(
+        &self,
+        summary: &Summary,
+        client: &GenesysClient,
+        store: &str,
+        ledger: Option<&Ledger>,
+        exit_code: u8,
+    ) {
+        if let Some(pb) = &self.bar {
+            pb.finish_and_clear();
+        }
+        if let Some(path) = &self.args.report {
+            let calls = client.metrics().snapshot();
+            let report = Report {
+                command: self.command,
+                started_at: self.started_at.to_rfc3339(),
+                finished_at: Utc::now().to_rfc3339(),
+                store: store.to_string(),
+                ledger: ledger.map(|l| l.location().to_string()),
+                summary,
+                api_calls: calls.total_calls(),
+                api_throttled: calls.throttled(),
+                exit_code,
+            };
+            let written = serde_json::to_vec_pretty(&report)
+                .map_err(|e| e.to_string())
+                .and_then(|j| std::fs::write(path, j).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                eprintln!("error: --report {}: {e}", path.display());
+            }
+        }
+        if let Some(path) = &self.args.manifest
+            && let Err(e) = self.write_manifest(path, ledger).await
+        {
+            eprintln!("error: --manifest {}: {e}", path.display());
+        }
+    }
+
+    async fn write_manifest(&self, path: &PathBuf, ledger: Option<&Ledger>) -> Result<(), String> {
+        let archived = self
+            .archived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut w = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
+        for (rid, at) in archived {
+            let entry = match ledger {
+                Some(l) => l.entry(&rid).await.map_err(|e| e.to_string())?,
+                None => None,
+            };
+            let Some(e) = entry else { continue };
+            w.serialize(ManifestRow {
+                key: &e.key,
+                size: e.size,
+                md5: e.md5.as_deref(),
+                conversation_id: &e.conversation_id,
+                recording_id: &e.recording_id,
+                start_time: e.start_time.as_deref(),
+                end_time: e.end_time.as_deref(),
+                archived_at: at.to_rfc3339(),
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())
+    }
+}
