@@ -459,6 +459,22 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
         ),
         (vec!["daemon", "--interval", "soon"], vec![], "--interval"),
         (
+            vec!["daemon", "--object-lock-mode", "compliance"],
+            vec![],
+            "--object-lock-retain",
+        ),
+        (
+            vec![
+                "daemon",
+                "--object-lock-mode",
+                "compliance",
+                "--object-lock-retain",
+                "forever",
+            ],
+            vec![],
+            "--object-lock-retain",
+        ),
+        (
             vec!["daemon", "--metrics-listen", "everywhere"],
             vec![],
             "--metrics-listen",

@@ -73,6 +73,35 @@ pub(crate) struct StoreArgs {
     /// Object key template [default: recordings/{date}/{conversation_id}/{recording_id}.{ext}].
     #[arg(long, env = "GENESYS_ARCHIVER_KEY_TEMPLATE")]
     pub(crate) key_template: Option<String>,
+    /// Server-side encryption: s3 (AES256) or kms (checked: a store that ignores it is refused).
+    #[arg(long, value_enum)]
+    pub(crate) sse: Option<Sse>,
+    /// KMS key id or ARN for --sse kms (default: the AWS managed key).
+    #[arg(long)]
+    pub(crate) sse_kms_key_id: Option<String>,
+    /// Storage class (STANDARD, STANDARD_IA, GLACIER_IR, ...).
+    #[arg(long)]
+    pub(crate) storage_class: Option<String>,
+    /// Object Lock retention mode (the bucket must have Object Lock enabled).
+    #[arg(long, value_enum, requires = "object_lock_retain")]
+    pub(crate) object_lock_mode: Option<LockMode>,
+    /// Object Lock retention from the time of writing, e.g. 2555d (7 years).
+    #[arg(long)]
+    pub(crate) object_lock_retain: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Sse {
+    S3,
+    Kms,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LockMode {
+    Governance,
+    Compliance,
 }
 
 /// Ledger settings.
@@ -144,6 +173,11 @@ pub(crate) struct FileStore {
     pub(crate) checksum_mode: Option<Checksums>,
     pub(crate) tag_mode: Option<Tags>,
     pub(crate) key_template: Option<String>,
+    pub(crate) sse: Option<Sse>,
+    pub(crate) sse_kms_key_id: Option<String>,
+    pub(crate) storage_class: Option<String>,
+    pub(crate) object_lock_mode: Option<LockMode>,
+    pub(crate) object_lock_retain: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -321,6 +355,9 @@ pub(crate) enum StoreTarget {
         path_style: bool,
         checksums: Checksums,
         tags: Tags,
+        sse: sink::ServerSideEncryption,
+        storage_class: Option<String>,
+        object_lock: Option<sink::ObjectLock>,
     },
 }
 
@@ -372,6 +409,43 @@ impl StoreArgs {
             Some(v) => crate::parse_bool("S3_FORCE_PATH_STYLE", v)?,
             None => f.force_path_style.unwrap_or(false),
         };
+        let sse = match self.sse.or(f.sse) {
+            None => sink::ServerSideEncryption::None,
+            Some(Sse::S3) => sink::ServerSideEncryption::S3,
+            Some(Sse::Kms) => sink::ServerSideEncryption::Kms {
+                key_id: self
+                    .sse_kms_key_id
+                    .clone()
+                    .or_else(|| f.sse_kms_key_id.clone()),
+            },
+        };
+        let object_lock = match (
+            self.object_lock_mode.or(f.object_lock_mode),
+            self.object_lock_retain
+                .as_ref()
+                .or(f.object_lock_retain.as_ref()),
+        ) {
+            (None, None) => None,
+            (Some(mode), Some(retain)) => {
+                let retain_for = parse_duration("--object-lock-retain", retain)?;
+                if retain_for.is_zero() {
+                    return Err(config_err("--object-lock-retain must be longer than zero"));
+                }
+                Some(sink::ObjectLock {
+                    mode: match mode {
+                        LockMode::Governance => "GOVERNANCE",
+                        LockMode::Compliance => "COMPLIANCE",
+                    }
+                    .to_string(),
+                    retain_for,
+                })
+            }
+            _ => {
+                return Err(config_err(
+                    "--object-lock-mode and --object-lock-retain go together",
+                ));
+            }
+        };
         let target = StoreTarget::Bucket {
             bucket,
             path_style,
@@ -380,6 +454,12 @@ impl StoreArgs {
                 .or(f.checksum_mode)
                 .unwrap_or(Checksums::WhenRequired),
             tags: self.tag_mode.or(f.tag_mode).unwrap_or(Tags::Header),
+            sse,
+            storage_class: self
+                .storage_class
+                .clone()
+                .or_else(|| f.storage_class.clone()),
+            object_lock,
         };
         finish(target, key_template, text)
     }
@@ -403,6 +483,9 @@ pub(crate) async fn connect_store(s: &StoreSettings) -> Result<Arc<dyn ObjectSin
             path_style,
             checksums,
             tags,
+            sse,
+            storage_class,
+            object_lock,
         } => {
             let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .load()
@@ -429,6 +512,9 @@ pub(crate) async fn connect_store(s: &StoreSettings) -> Result<Arc<dyn ObjectSin
                 Tags::Separate => TagMode::Separate,
                 Tags::Disabled => TagMode::Disabled,
             };
+            scfg.sse = sse.clone();
+            scfg.storage_class = storage_class.clone();
+            scfg.object_lock = object_lock.clone();
             Arc::new(S3Sink::new(s3, scfg))
         }
     })
