@@ -238,6 +238,67 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     );
 }
 
+/// `verify --against-source` asks Genesys which recordings the interval holds and reports the
+/// ones that were never archived.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_against_the_source_reports_recordings_never_archived() {
+    let s = sim(
+        6,
+        vec![
+            FaultSpec {
+                recording: 1,
+                fault: Fault::ExpiredUrl,
+                times: None,
+            },
+            FaultSpec {
+                recording: 4,
+                fault: Fault::Archived,
+                times: None,
+            },
+        ],
+    )
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "versrc").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path()).args(args);
+        c
+    };
+    let out = run(cmd(&ARCHIVE)).await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let out = run(cmd(&[
+        "verify",
+        "--against-source",
+        "--from",
+        "2026-11-01T00:00:00Z",
+        "--to",
+        "2026-11-03T00:00:00Z",
+        "--allow-loopback-media",
+    ]))
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let failed = &s.dataset().recordings[1].id;
+    assert!(
+        stdout.contains(&format!("missing: recording {failed}"))
+            && stdout.contains("the ledger has it as failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "unavailable: recording {}",
+            s.dataset().recordings[4].id
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified 4, missing 1, corrupt 0, unavailable at the source 1"),
+        "{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn config_check_and_precedence_flags_over_environment_over_file() {
     let s = sim(1, vec![]).await;

@@ -155,6 +155,12 @@ struct VerifyArgs {
     /// Also list the store and report objects under the key prefix the ledger does not know.
     #[arg(long)]
     extra: bool,
+    /// Also ask Genesys Cloud which recordings the interval (--from/--to) holds and report
+    /// each one that is not archived (needs the Genesys settings).
+    #[arg(long, requires_all = ["from", "to"])]
+    against_source: bool,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -826,6 +832,50 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
             }
         }
     }
+    let mut unavailable = 0u64;
+    if v.against_source {
+        let (Some(from), Some(to)) = (from, to) else {
+            return Err(config_err("--against-source needs --from and --to"));
+        };
+        let source = v.source.resolve(file)?;
+        let client = settings::connect_source(&source).await?;
+        let mut query = DiscoveryQuery::interval(from, to);
+        query.media_types = source.media_types.clone();
+        let mut listed = std::pin::pin!(client.discover(query));
+        while let Some(item) = listed.next().await {
+            let rec = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
+            if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
+                unavailable += 1;
+                println!(
+                    "unavailable: recording {} (conversation {}) at the source: {reason}",
+                    rec.recording_id, rec.conversation_id
+                );
+                continue;
+            }
+            let entry = ledger
+                .entry(&rec.recording_id)
+                .await
+                .map_err(|e| config_err(e.to_string()))?;
+            match entry {
+                Some(e) if e.status == RecordStatus::Archived => {}
+                other => {
+                    missing += 1;
+                    let why = match other {
+                        Some(e) => format!(
+                            "the ledger has it as {}{}",
+                            e.status,
+                            e.last_error.map(|m| format!(": {m}")).unwrap_or_default()
+                        ),
+                        None => "the ledger does not know it".to_string(),
+                    };
+                    println!(
+                        "missing: recording {} (conversation {}) listed by the source is not archived; {why}",
+                        rec.recording_id, rec.conversation_id
+                    );
+                }
+            }
+        }
+    }
     let mut extra = 0u64;
     if v.extra {
         let prefix = StoreArgs::prefix(&settings);
@@ -842,9 +892,14 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
         }
     }
     println!(
-        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}",
+        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}",
         if v.extra {
             format!(", extra {extra}")
+        } else {
+            String::new()
+        },
+        if v.against_source {
+            format!(", unavailable at the source {unavailable}")
         } else {
             String::new()
         },

@@ -116,3 +116,62 @@ async fn without_overlap_late_recordings_would_be_missed() {
     assert_eq!(first + late as u64, 24);
     assert_eq!(second, 0, "the checkpoint had moved past them");
 }
+
+/// A platform outage fails a poll without stopping the loop or moving the checkpoint; the
+/// next poll after the outage archives everything.
+#[tokio::test]
+async fn the_poll_loop_rides_out_a_source_outage() {
+    let s = recent_sim().await;
+    s.set_outage(true);
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let mut cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        verify_source_etag: true,
+        ..ArchiverConfig::default()
+    };
+    cfg.retry.max_elapsed = Duration::from_millis(300);
+    let mut c_cfg = c.config().clone();
+    c_cfg.retry.max_elapsed = Duration::from_millis(300);
+    c_cfg.retry.base_delay = Duration::from_millis(10);
+    let c = GenesysClient::new(c_cfg).unwrap();
+    let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = polls.clone();
+    let sim = Arc::new(s);
+    let sim2 = sim.clone();
+    let events = Arc::new(move |e: &archiver::Event| {
+        if let archiver::Event::Polled {
+            checkpoint_advanced,
+            archived,
+            ..
+        } = e
+        {
+            seen.lock().unwrap().push((*checkpoint_advanced, *archived));
+            // The outage ends after the first failed poll.
+            sim2.set_outage(false);
+        }
+    });
+    let poll = PollSettings {
+        start: sim.config().start,
+        interval: Duration::from_millis(50),
+        settle: Duration::ZERO,
+        max_polls: Some(2),
+        ..PollSettings::default()
+    };
+    let total = run_continuous(
+        c,
+        sink,
+        |from, to| DiscoveryQuery::interval(from, to),
+        cfg,
+        poll,
+        events,
+    )
+    .await
+    .expect("an outage is not fatal");
+    let polls = polls.lock().unwrap().clone();
+    assert_eq!(polls, vec![(false, 0), (true, 24)], "{total:?}");
+    assert_eq!(total.archived, 24);
+    assert!(ledger.checkpoint("discovery").await.unwrap().is_some());
+}

@@ -67,6 +67,8 @@ struct Inner {
     stats: SimStats,
     /// Conversations analytics does not report yet (data lag).
     hidden: std::collections::HashSet<String>,
+    /// Every API request answers 503 (a platform outage); tokens and media still work.
+    outage: bool,
 }
 
 struct State {
@@ -151,6 +153,11 @@ impl SimHandle {
         self.state.lock().hidden.extend(ids);
     }
 
+    /// Starts or ends a simulated platform outage: every `/api/v2` request answers 503.
+    pub fn set_outage(&self, on: bool) {
+        self.state.lock().outage = on;
+    }
+
     /// Makes every hidden conversation visible again.
     pub fn reveal_all_conversations(&self) {
         self.state.lock().hidden.clear();
@@ -193,6 +200,7 @@ impl Simulator {
                 counter: 0,
                 stats: SimStats::default(),
                 hidden: Default::default(),
+                outage: false,
             }),
             cfg: config,
             data,
@@ -289,6 +297,13 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return media(&st, req).await;
     }
     if path.starts_with("/api/v2/") {
+        if st.lock().outage {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service.unavailable",
+                "The service is currently unavailable (simulated outage)",
+            );
+        }
         return api(st, req).await;
     }
     api_error(StatusCode::NOT_FOUND, "not.found", "no such route")
