@@ -163,7 +163,7 @@ async fn the_poll_loop_rides_out_a_source_outage() {
     let total = run_continuous(
         c,
         sink,
-        |from, to| DiscoveryQuery::interval(from, to),
+        DiscoveryQuery::interval,
         cfg,
         poll,
         events,
