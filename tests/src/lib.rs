@@ -47,6 +47,11 @@ fn key(name: &str) -> String {
 
 /// An S3 client for the server, configured the way the CLI configures one.
 pub async fn client(server: Server) -> aws_sdk_s3::Client {
+    client_at(&server.endpoint()).await
+}
+
+/// An S3 client for any endpoint (a proxy, a server a test started) with the test keys.
+pub async fn client_at(endpoint: &str) -> aws_sdk_s3::Client {
     let creds = Credentials::new(
         key("E2E_S3_ACCESS_KEY"),
         key("E2E_S3_SECRET_KEY"),
@@ -56,7 +61,7 @@ pub async fn client(server: Server) -> aws_sdk_s3::Client {
     );
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(server.endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(creds)
         .load()
         .await;
@@ -169,4 +174,123 @@ pub fn command_for(bin: std::path::PathBuf, api_base: &str, bucket: &str) -> std
         .env_remove("GENESYS_ARCHIVER_STATE")
         .env_remove("GENESYS_ARCHIVER_CONFIG");
     c
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Counts of a [`FaultyProxy`].
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Requests passed to the store.
+    pub forwarded: std::sync::atomic::AtomicU64,
+    /// PUTs answered `503 SlowDown` instead.
+    pub injected_503: std::sync::atomic::AtomicU64,
+}
+
+/// A fault-injecting HTTP proxy in front of an S3 server: a share of PUT requests (object
+/// and part uploads) is answered `503 SlowDown` as a busy S3 would; everything else is passed
+/// through unchanged (headers included, so SigV4 signatures stay valid).
+#[derive(Debug)]
+pub struct FaultyProxy {
+    /// The proxy's endpoint URL, to configure the S3 client with.
+    pub endpoint: String,
+    /// What it did.
+    pub stats: std::sync::Arc<ProxyStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a [`FaultyProxy`] to `upstream` answering 503 to `put_503_rate` of the PUTs.
+pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> FaultyProxy {
+    use http_body_util::BodyExt;
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream: hyper::Uri = upstream.parse().unwrap();
+    let stats = std::sync::Arc::new(ProxyStats::default());
+    let client: hyper_util::client::legacy::Client<_, hyper::body::Incoming> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let rng = std::sync::Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)));
+    let st = stats.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (client, upstream, st, rng) =
+                (client.clone(), upstream.clone(), st.clone(), rng.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (client, upstream, st, rng) =
+                            (client.clone(), upstream.clone(), st.clone(), rng.clone());
+                        async move {
+                            let fail = req.method() == hyper::Method::PUT
+                                && rng.lock().unwrap().f64() < put_503_rate;
+                            if fail {
+                                st.injected_503.fetch_add(1, Ordering::Relaxed);
+                                let _ = req.into_body().collect().await;
+                                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                                return Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(503)
+                                        .header("content-type", "application/xml")
+                                        .body(
+                                            http_body_util::Full::new(bytes::Bytes::from(body))
+                                                .map_err(|never| match never {})
+                                                .boxed(),
+                                        )
+                                        .unwrap(),
+                                );
+                            }
+                            st.forwarded.fetch_add(1, Ordering::Relaxed);
+                            let (mut parts, body) = req.into_parts();
+                            let pq = parts
+                                .uri
+                                .path_and_query()
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_else(|| "/".into());
+                            parts.uri = format!(
+                                "http://{}{pq}",
+                                upstream.authority().expect("upstream has a host")
+                            )
+                            .parse()
+                            .unwrap();
+                            match client
+                                .request(hyper::Request::from_parts(parts, body))
+                                .await
+                            {
+                                Ok(resp) => Ok(resp
+                                    .map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed())),
+                                Err(e) => Ok(hyper::Response::builder()
+                                    .status(502)
+                                    .body(
+                                        http_body_util::Full::new(bytes::Bytes::from(
+                                            e.to_string(),
+                                        ))
+                                        .map_err(|never| match never {})
+                                        .boxed(),
+                                    )
+                                    .unwrap()),
+                            }
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    FaultyProxy {
+        endpoint: format!("http://{addr}"),
+        stats,
+        task,
+    }
 }

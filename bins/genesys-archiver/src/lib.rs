@@ -240,6 +240,10 @@ struct SimArgs {
     /// Smallest and largest media size in bytes, e.g. 16384..262144.
     #[arg(long, default_value = "16384..262144")]
     sizes: String,
+    /// Write every recording's signed media URL here (recording id, extension, URL; tab
+    /// separated), for benchmarking other tools on the same downloads.
+    #[arg(long)]
+    urls_out: Option<PathBuf>,
 }
 
 /// A configuration error: printed with `error:` and exit code 2.
@@ -1089,6 +1093,15 @@ async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
     })
     .await
     .map_err(|e| config_err(format!("cannot listen on {}: {e}", s.listen)))?;
+    if let Some(path) = &s.urls_out {
+        let lines: String = sim
+            .media_urls()
+            .into_iter()
+            .map(|(id, ct, url)| format!("{id}\t{}\t{url}\n", archiver::extension(Some(ct))))
+            .collect();
+        std::fs::write(path, lines)
+            .map_err(|e| config_err(format!("--urls-out {}: {e}", path.display())))?;
+    }
     println!("{}", sim.base_url());
     eprintln!(
         "simulator: {} recordings from {} to {}; client id {:?}, secret {:?}; Ctrl-C to stop",

@@ -549,6 +549,10 @@ async fn process(
     let mut attempt = 0u32;
     let mut refreshes = 0u32;
     let mut integrity_failures = 0u32;
+    // Create-only writes guard against another writer. Once one of our own attempts may have
+    // reached the store (or an earlier run's did: `resumed`), an object under the key may be
+    // our own partial or unverified write, so later attempts write over it and verify.
+    let mut overwrite = resumed;
     loop {
         attempt += 1;
         if url_received.elapsed() > sh.cfg.url_max_age {
@@ -582,7 +586,7 @@ async fn process(
         });
         let result = match tokio::time::timeout(
             sh.cfg.attempt_timeout,
-            attempt_once(sh, rec, &key, &url, sh.cfg.create_only && !resumed),
+            attempt_once(sh, rec, &key, &url, sh.cfg.create_only && !overwrite),
         )
         .await
         {
@@ -665,6 +669,7 @@ async fn process(
             Err(AttemptError::Throttled(d, m)) => (policy.retry_after(Some(d)), m),
             Err(AttemptError::Temporary(m)) => (policy.backoff(attempt), m),
         };
+        overwrite = true;
         if !policy.allows(attempt, started.elapsed(), wait) {
             return fail(
                 sh,

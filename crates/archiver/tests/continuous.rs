@@ -160,16 +160,9 @@ async fn the_poll_loop_rides_out_a_source_outage() {
         max_polls: Some(2),
         ..PollSettings::default()
     };
-    let total = run_continuous(
-        c,
-        sink,
-        DiscoveryQuery::interval,
-        cfg,
-        poll,
-        events,
-    )
-    .await
-    .expect("an outage is not fatal");
+    let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
+        .await
+        .expect("an outage is not fatal");
     let polls = polls.lock().unwrap().clone();
     assert_eq!(polls, vec![(false, 0), (true, 24)], "{total:?}");
     assert_eq!(total.archived, 24);

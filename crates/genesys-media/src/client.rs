@@ -73,6 +73,9 @@ pub struct ClientConfig {
     pub max_query_results: u64,
     /// First wait before polling a batch job or a transcode, doubling up to `poll_max`.
     pub poll_initial: Duration,
+    /// Batch download requests (100 conversations each) resolved at the same time while
+    /// discovery reads on; their recordings are still emitted in discovery order.
+    pub batch_parallelism: usize,
     /// Longest wait between polls.
     pub poll_max: Duration,
     /// Give up on a batch job or transcode after this long.
@@ -116,6 +119,7 @@ impl ClientConfig {
             page_size: 200,
             max_query_results: 10_000,
             poll_initial: Duration::from_secs(1),
+            batch_parallelism: 4,
             poll_max: Duration::from_secs(5),
             poll_timeout: Duration::from_secs(600),
             source: SourceMode::Batch,

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use futures::channel::mpsc;
-use futures::{SinkExt, Stream};
+use futures::{SinkExt, Stream, StreamExt};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -81,6 +81,28 @@ pub struct DiscoveredRecording {
 }
 
 const MAX_INTERVAL_DAYS: i64 = 7;
+
+/// Takes one page of conversations: keeps the recorded ones not seen before, and hands every
+/// full chunk of 100 to media resolution. Returns false when the consumer has gone.
+async fn absorb(
+    page: Vec<AnalyticsConversation>,
+    seen: &mut HashSet<String>,
+    pending: &mut Vec<AnalyticsConversation>,
+    chunks: &mut mpsc::Sender<Vec<AnalyticsConversation>>,
+) -> bool {
+    for c in page {
+        if c.has_recording() && seen.insert(c.conversation_id.clone()) {
+            pending.push(c);
+        }
+    }
+    while pending.len() >= BATCH_MAX {
+        let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
+        if chunks.send(chunk).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
 const BATCH_MAX: usize = 100;
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
@@ -192,39 +214,63 @@ impl GenesysClient {
                 page += 1;
             }
         }
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut pending: Vec<AnalyticsConversation> = Vec::new();
-        let use_jobs = match self.config().analytics {
-            AnalyticsMode::Query => false,
-            AnalyticsMode::Jobs => true,
-            AnalyticsMode::Auto => q.start < Utc::now() - ChronoDuration::days(30),
-        };
-        if use_jobs {
-            let job_id = self.submit_details_job(q).await?;
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
-                if !self
-                    .absorb(page.conversations, &mut seen, &mut pending, &keep, &mut tx)
-                    .await?
-                {
-                    return Ok(());
+        // Reading analytics (the producer) and resolving media for chunks of 100
+        // conversations (batch requests, each submitted and polled until complete) overlap:
+        // up to `batch_parallelism` chunks are resolved at once, and recordings come out in
+        // discovery order.
+        let (mut chunk_tx, chunk_rx) = mpsc::channel::<Vec<AnalyticsConversation>>(1);
+        let producer = async move {
+            let mut seen: HashSet<String> = HashSet::new();
+            let mut pending: Vec<AnalyticsConversation> = Vec::new();
+            let use_jobs = match self.config().analytics {
+                AnalyticsMode::Query => false,
+                AnalyticsMode::Jobs => true,
+                AnalyticsMode::Auto => q.start < Utc::now() - ChronoDuration::days(30),
+            };
+            if use_jobs {
+                let job_id = self.submit_details_job(q).await?;
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
+                    if !absorb(page.conversations, &mut seen, &mut pending, &mut chunk_tx).await {
+                        return Ok(());
+                    }
+                    match page.cursor.filter(|c| !c.is_empty()) {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
                 }
-                match page.cursor.filter(|c| !c.is_empty()) {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+            } else if !self
+                .query_into(q, &mut seen, &mut pending, &mut chunk_tx)
+                .await?
+            {
+                return Ok(());
+            }
+            if !pending.is_empty() {
+                let _ = chunk_tx.send(pending).await;
+            }
+            Ok(())
+        };
+        let parallelism = self.config().batch_parallelism.max(1);
+        let consumer = async {
+            let mut resolved = std::pin::pin!(
+                chunk_rx
+                    .map(|chunk| self.resolve_conversations(chunk))
+                    .buffered(parallelism)
+            );
+            while let Some(recs) = resolved.next().await {
+                for r in recs? {
+                    if keep(&r) && tx.send(Ok(r)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
-        } else if !self
-            .query_into(q, &mut seen, &mut pending, &keep, &mut tx)
-            .await?
-        {
-            return Ok(());
-        }
-        if !pending.is_empty() {
-            self.emit_conversations(pending, &keep, &mut tx).await?;
-        }
-        Ok(())
+            Ok(())
+        };
+        // When the consumer stops (error, or the archiver went away) the producer's next send
+        // fails and it stops too.
+        let (produced, consumed): (Result<()>, Result<()>) = tokio::join!(producer, consumer);
+        consumed.and(produced)
     }
 
     /// Reads the synchronous details query for the interval (split as needed) into `pending`,
@@ -234,8 +280,7 @@ impl GenesysClient {
         q: &DiscoveryQuery,
         seen: &mut HashSet<String>,
         pending: &mut Vec<AnalyticsConversation>,
-        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
-        tx: &mut mpsc::Sender<Result<DiscoveredRecording>>,
+        chunks: &mut mpsc::Sender<Vec<AnalyticsConversation>>,
     ) -> Result<bool> {
         let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(q.start, q.end);
         stack.reverse();
@@ -260,10 +305,7 @@ impl GenesysClient {
                     break;
                 }
                 let n = resp.conversations.len();
-                if !self
-                    .absorb(resp.conversations, seen, pending, keep, tx)
-                    .await?
-                {
+                if !absorb(resp.conversations, seen, pending, chunks).await {
                     return Ok(false);
                 }
                 if n < page_size as usize || (page_number as u64 + 1) * page_size as u64 > cap {
@@ -275,38 +317,11 @@ impl GenesysClient {
         Ok(true)
     }
 
-    /// Takes one page of conversations: keeps the recorded ones not seen before, and resolves
-    /// media for every full batch. Returns false when the consumer has gone.
-    async fn absorb(
-        &self,
-        page: Vec<AnalyticsConversation>,
-        seen: &mut HashSet<String>,
-        pending: &mut Vec<AnalyticsConversation>,
-        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
-        tx: &mut mpsc::Sender<Result<DiscoveredRecording>>,
-    ) -> Result<bool> {
-        for c in page {
-            if c.has_recording() && seen.insert(c.conversation_id.clone()) {
-                pending.push(c);
-            }
-        }
-        while pending.len() >= BATCH_MAX {
-            let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
-            if !self.emit_conversations(chunk, keep, tx).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Resolves media for a chunk of conversations and sends the recordings. Returns false
-    /// when the consumer has gone.
-    async fn emit_conversations(
+    /// Resolves media for a chunk of conversations into its recordings.
+    async fn resolve_conversations(
         &self,
         convs: Vec<AnalyticsConversation>,
-        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
-        tx: &mut mpsc::Sender<Result<DiscoveredRecording>>,
-    ) -> Result<bool> {
+    ) -> Result<Vec<DiscoveredRecording>> {
         let mut out = Vec::new();
         match self.config().source.clone() {
             SourceMode::Batch | SourceMode::CompatListing => {
@@ -385,12 +400,7 @@ impl GenesysClient {
                 }
             }
         }
-        for r in out {
-            if keep(&r) && tx.send(Ok(r)).await.is_err() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(out)
     }
 
     /// Requests a fresh media URL for one recording (after a 403 or near expiry), the way the

@@ -153,6 +153,24 @@ impl SimHandle {
         self.state.lock().hidden.extend(ids);
     }
 
+    /// Fresh signed media URLs of every recording in its native format, as batch downloads
+    /// hand them out: `(recording id, content type, URL)`. For benchmarks that give other
+    /// tools the same URLs the archiver downloads.
+    pub fn media_urls(&self) -> Vec<(String, &'static str, String)> {
+        self.state
+            .data
+            .recordings
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.native_content_type(),
+                    media_url(&self.state, r, "NATIVE"),
+                )
+            })
+            .collect()
+    }
+
     /// Starts or ends a simulated platform outage: every `/api/v2` request answers 503.
     pub fn set_outage(&self, on: bool) {
         self.state.lock().outage = on;

@@ -73,7 +73,12 @@ impl LocalDirSink {
     fn io(&self, op: &'static str, key: &str, e: std::io::Error) -> SinkError {
         let kind = match e.kind() {
             std::io::ErrorKind::AlreadyExists => SinkErrorKind::AlreadyExists,
-            std::io::ErrorKind::PermissionDenied => SinkErrorKind::StorePermanent,
+            // A full disk or a size limit does not clear up within a retry budget: fail fast
+            // (nothing is left behind) and let the next run retry.
+            std::io::ErrorKind::PermissionDenied
+            | std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::FileTooLarge
+            | std::io::ErrorKind::QuotaExceeded => SinkErrorKind::StorePermanent,
             _ => SinkErrorKind::StoreTemporary,
         };
         SinkError::new(kind, op, key, self, e.to_string())

