@@ -43,7 +43,8 @@ pub struct TemplateError {
 
 impl KeyTemplate {
     /// Parses and validates: known placeholders only, balanced braces, `{recording_id}`
-    /// present (keys must be unique per recording), no leading `/`, no `..` segments.
+    /// present (keys must be unique per recording), no leading `/`, no `..` segments, fixed
+    /// text short enough for the 1024-byte key limit.
     pub fn parse(template: &str) -> Result<Self, TemplateError> {
         let err = |reason: String| TemplateError {
             template: template.to_string(),
@@ -98,6 +99,18 @@ impl KeyTemplate {
         {
             return Err(err("no leading '/', empty, '.' or '..' segments".into()));
         }
+        let fixed: usize = parts
+            .iter()
+            .map(|p| match p {
+                Part::Lit(l) => l.len(),
+                Part::Var(_) => 0,
+            })
+            .sum();
+        if fixed > 900 {
+            return Err(err(format!(
+                "its fixed text is {fixed} bytes; with the ids added, keys would pass the 1024-byte limit of object keys"
+            )));
+        }
         Ok(Self {
             source: template.to_string(),
             parts,
@@ -134,6 +147,14 @@ impl KeyTemplate {
                 }
             }
         }
+        // The same rule every sink applies (length included), so an unusable key is reported
+        // as this recording's key error rather than as a store failure.
+        sink::validate_key(&out).map_err(|e| {
+            format!(
+                "the key built from {:?} is not a valid object key: {e}",
+                self.source
+            )
+        })?;
         Ok(out)
     }
 }
@@ -181,6 +202,41 @@ pub fn extension(content_type: Option<&str>) -> &'static str {
         "application/zip" => "zip",
         "message/rfc822" => "eml",
         _ => "bin",
+    }
+}
+
+#[cfg(test)]
+mod long_keys {
+    use super::*;
+
+    /// Found by the key_template fuzz target: a long template rendered keys over 1024 bytes.
+    #[test]
+    fn keys_over_the_limit_are_refused_at_parse_and_render() {
+        let long = format!("{}/{{recording_id}}", "x".repeat(950));
+        assert!(
+            KeyTemplate::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("1024")
+        );
+        let t = KeyTemplate::parse(&format!(
+            "{}/{{conversation_id}}/{{recording_id}}",
+            "x".repeat(890)
+        ))
+        .unwrap();
+        let rec = genesys_media::DiscoveredRecording {
+            conversation_id: "c".repeat(80),
+            recording_id: "r".repeat(80),
+            start_time: None,
+            end_time: None,
+            media_type: "audio".into(),
+            content_type: None,
+            expected_md5: None,
+            expected_size: None,
+            media: genesys_media::MediaAvailability::Unavailable(String::new()),
+        };
+        let e = t.render(&rec, None).unwrap_err();
+        assert!(e.contains("1024"), "{e}");
     }
 }
 
