@@ -294,3 +294,42 @@ pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> Fault
         task,
     }
 }
+
+/// Asserts that the objects under `recordings/` are exactly one per recording id in
+/// `expected`, each named after a recording of `sim` and holding its size and bytes (MD5).
+pub async fn assert_store_holds(
+    sim: &genesys_sim::SimHandle,
+    store: &dyn sink::ObjectSink,
+    expected: &std::collections::HashSet<String>,
+) {
+    use futures::StreamExt;
+    let listed: Vec<_> = store.list("recordings/").collect().await;
+    let mut seen = std::collections::HashSet::new();
+    for item in listed {
+        let obj = item.unwrap();
+        let rid = obj
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.split('.').next())
+            .unwrap()
+            .to_string();
+        let sr = sim
+            .dataset()
+            .recording(&rid)
+            .expect("key names a recording");
+        assert!(seen.insert(rid.clone()), "{rid} stored twice");
+        assert_eq!(obj.size, sr.size, "{}: size", obj.key);
+        let data = sink::testkit::read_all(store, &obj.key).await;
+        assert_eq!(
+            sink::Md5Digest::of(&data).to_hex(),
+            hex::encode(sim.expected_md5(sr.index)),
+            "{}: bytes",
+            obj.key
+        );
+    }
+    assert_eq!(
+        &seen, expected,
+        "exactly the expected recordings are stored"
+    );
+}

@@ -55,33 +55,14 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// Every recording of `sim` is in the store exactly once with its bytes, and nothing else is.
-async fn assert_store_complete(s: &SimHandle, sink: &dyn ObjectSink, n: usize) {
-    let listed: Vec<_> = sink.list("recordings/").collect().await;
-    assert_eq!(listed.len(), n, "one object per recording, nothing extra");
-    for item in listed {
-        let obj = item.unwrap();
-        let rid = obj
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|f| f.split('.').next())
-            .unwrap()
-            .to_string();
-        let sr = s.dataset().recording(&rid).expect("key names a recording");
-        assert_eq!(obj.size, sr.size, "{}: size", obj.key);
-        let data = sink::testkit::read_all(sink, &obj.key).await;
-        assert_eq!(
-            md5_hex(&data),
-            hex::encode(s.expected_md5(sr.index)),
-            "{}: bytes",
-            obj.key
-        );
-    }
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
+async fn assert_store_complete(s: &SimHandle, store: &dyn ObjectSink) {
+    let all = s
+        .dataset()
+        .recordings
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    e2e::assert_store_holds(s, store, &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,7 +119,7 @@ async fn sigkill_at_random_points_then_restart_archives_every_recording_exactly_
         "the restart finishes the work (seed {seed}): {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_store_complete(&s, &sink, n).await;
+    assert_store_complete(&s, &sink).await;
     let ledger = Ledger::open_shared(state.to_str().unwrap()).await.unwrap();
     let rows = ledger.entries(None).await.unwrap();
     assert_eq!(rows.len(), n);
@@ -228,7 +209,7 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_store_complete(&s, &sink, n).await;
+    assert_store_complete(&s, &sink).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -329,7 +310,7 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
         cp.as_deref().is_some_and(|c| c > "2026-11-26"),
         "the checkpoint advanced to about now: {cp:?}"
     );
-    assert_store_complete(&s, &sink, n).await;
+    assert_store_complete(&s, &sink).await;
 }
 
 /// A minimal HTTP/1.1 GET: (status, body).

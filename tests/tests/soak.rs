@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use archiver::{ArchiverConfig, Ledger, RecordStatus, archive};
 use e2e::{Server, archiver_command, client_at, faulty_proxy, fresh_sink};
-use futures::StreamExt;
 use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
 use genesys_sim::{Fault, FaultRates, FaultSpec, SimConfig, SimHandle, Simulator};
 use sink::{ObjectSink, S3Sink};
@@ -40,42 +39,6 @@ fn fast_retries() -> ArchiverConfig {
     c.retry.max_attempts = 12;
     c.retry.max_elapsed = Duration::from_secs(120);
     c
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
-}
-
-/// Every object under `recordings/` names a recording of `s`, has its size and MD5, and there
-/// is one per recording in `expected`.
-async fn assert_exact(s: &SimHandle, store: &dyn ObjectSink, expected: &HashSet<String>) {
-    let listed: Vec<_> = store.list("recordings/").collect().await;
-    let mut seen = HashSet::new();
-    for item in listed {
-        let obj = item.unwrap();
-        let rid = obj
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|f| f.split('.').next())
-            .unwrap()
-            .to_string();
-        let sr = s.dataset().recording(&rid).expect("key names a recording");
-        assert!(seen.insert(rid.clone()), "{rid} stored twice");
-        assert_eq!(obj.size, sr.size, "{}", obj.key);
-        let data = sink::testkit::read_all(store, &obj.key).await;
-        assert_eq!(
-            md5_hex(&data),
-            hex::encode(s.expected_md5(sr.index)),
-            "{}",
-            obj.key
-        );
-    }
-    assert_eq!(
-        &seen, expected,
-        "exactly the expected recordings are stored"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,7 +133,7 @@ async fn soak_random_faults_end_with_every_recording_once_and_the_corrupt_quaran
         .map(|r| r.id.clone())
         .filter(|id| !corrupt_ids.contains(id))
         .collect();
-    assert_exact(&s, &direct, &expected).await;
+    e2e::assert_store_holds(&s, &direct, &expected).await;
     let ledger = Ledger::open_shared(db.to_str().unwrap()).await.unwrap();
     let quarantined: HashSet<String> = ledger
         .entries(Some(RecordStatus::Quarantined))
@@ -295,7 +258,7 @@ async fn the_store_killed_and_restarted_mid_run() {
         .iter()
         .map(|r| r.id.clone())
         .collect();
-    assert_exact(&s, store.as_ref(), &expected).await;
+    e2e::assert_store_holds(&s, store.as_ref(), &expected).await;
     server.kill().unwrap();
     let _ = server.wait();
 }
@@ -380,7 +343,7 @@ async fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
         .iter()
         .map(|r| r.id.clone())
         .collect();
-    assert_exact(&s, &sink, &expected).await;
+    e2e::assert_store_holds(&s, &sink, &expected).await;
     if mounted {
         let _ = std::process::Command::new("umount").arg(&out).status();
     }
