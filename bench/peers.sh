@@ -9,12 +9,18 @@
 #   RUNS=3 CONC=8 bench/peers.sh a  runs per tool (median reported), concurrency;
 #                                   the AWS CLI runs once unless FULL=1 (it is very slow)
 #
+#   RESULTS=/tmp/x.jsonl bench/peers.sh t   append results elsewhere (default below)
+#
 # Workloads: (a) 2,000 recordings of 256 KiB; (b) 8 of 1 GiB; (c) 20,000 of 32 KiB with the
-# simulator enforcing 300 API requests/min (archiver only: the peers get their URLs for free).
+# simulator enforcing 300 API requests/min (only the archiver uses the API: the peers get their
+# URLs for free; the AWS CLI skips (c) unless FULL=1).
 # Peers: rclone copyurl; curl | aws s3 cp -; curl | s5cmd pipe; a boto3 upload_fileobj thread
-# pool; and the raw store limit (curl single PUTs of a local file). Each tool gets the same
-# list of signed media URLs (`genesys-archiver sim --urls-out`). Results are appended to
-# bench/results/peers.jsonl; bench/chart.py turns them into tables and bench/results/peers.svg.
+# pool. Limits: raw-put, the store's limit (curl single PUTs of a local file), and pipe-put,
+# the limit of moving the bytes at all (curl GET | curl PUT to a presigned URL, nothing
+# checked). Each tool gets the same list of signed media URLs (`genesys-archiver sim
+# --urls-out`, which also makes the simulator hash every body before the clock starts).
+# Results are appended to bench/results/peers.jsonl; bench/chart.py turns them into tables
+# and bench/results/peers.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,7 +34,7 @@ python3 -c "import boto3, matplotlib" 2>/dev/null && command -v s5cmd >/dev/null
 cargo build --release -p genesys-archiver
 BIN=$root/target/release/genesys-archiver
 mkdir -p bench/results
-results=$root/bench/results/peers.jsonl
+results=${RESULTS:-$root/bench/results/peers.jsonl}
 
 work=$(mktemp -d /tmp/bench-peers.XXXXXX)
 AK=bench-access; SK=bench-secret-key-0123
@@ -67,6 +73,7 @@ tool_cmd() { # tool -> a command line for bash -c, reading $work/urls.tsv, writi
     aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | aws s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $work/urls.tsv" ;;
     s5cmd) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | s5cmd --endpoint-url $E pipe \"s3://$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
     boto3) echo "python3 $root/bench/peer_boto3.py $work/urls.tsv $B $CONC" ;;
+    pipe-put) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$0\" | curl -sf -o /dev/null -T - -H Transfer-Encoding: -H \"Content-Length: $size\" \"\$1\"' < $work/pipe.tsv" ;;
     raw-put) echo "seq 1 \$(wc -l < $work/urls.tsv) | xargs -P $CONC -I{} curl -sf -T $work/local.bin -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 aws:amz:us-east-1:s3 --user $AK:$SK $E/$B/raw/{}" ;;
   esac
 }
@@ -81,6 +88,8 @@ run_workload() { # name n size rate tools...
       # one run unless FULL=1.
       if [ "$tool" = aws-cli ] && [ "$run" -gt 1 ] && [ "${FULL:-0}" != 1 ]; then continue; fi
       new_bucket
+      # pipe-put signs nothing itself: its PUT URLs are presigned before the clock starts.
+      [ "$tool" = pipe-put ] && python3 bench/presign.py "$work/urls.tsv" "$B" "$work/pipe.tsv"
       local line; line=$(python3 bench/measure.py -- bash -c "$(tool_cmd "$tool")")
       local s; s=$(stored)
       python3 - "$line" "$name" "$tool" "$run" "$n" "$size" "$s" "$CONC" >> "$results" <<'PY'
@@ -98,13 +107,18 @@ PY
   done
 }
 
-peers=(genesys-archiver rclone-copyurl aws-cli s5cmd boto3 raw-put)
+peers=(genesys-archiver rclone-copyurl aws-cli s5cmd boto3 raw-put pipe-put)
 if [ -n "${TOOLS:-}" ]; then read -r -a peers <<< "$TOOLS"; fi
+# On (c) the AWS CLI would take hours (half a second per object in (a)): only with FULL=1.
+peers_c=()
+for t in "${peers[@]}"; do
+  if [ "$t" != aws-cli ] || [ "${FULL:-0}" = 1 ]; then peers_c+=("$t"); fi
+done
 for w in "${workloads[@]}"; do
   case $w in
     a) run_workload a 2000 262144 100000 "${peers[@]}" ;;
     b) run_workload b 8 1073741824 100000 "${peers[@]}" ;;
-    c) RUNS=${RUNS_C:-1} run_workload c 20000 32768 300 genesys-archiver ;;
+    c) RUNS=${RUNS_C:-1} run_workload c 20000 32768 300 "${peers_c[@]}" ;;
     t) run_workload t 40 262144 100000 "${peers[@]}" ;;  # a quick check of the script itself
   esac
 done

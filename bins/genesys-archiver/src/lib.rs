@@ -241,7 +241,9 @@ struct SimArgs {
     #[arg(long, default_value = "16384..262144")]
     sizes: String,
     /// Write every recording's signed media URL here (recording id, extension, URL; tab
-    /// separated), for benchmarking other tools on the same downloads.
+    /// separated), for benchmarking other tools on the same downloads. Also computes every
+    /// body's MD5 (the media ETag) before the base URL is printed, so that no timed download
+    /// waits for the simulator to hash a body.
     #[arg(long)]
     urls_out: Option<PathBuf>,
 }
@@ -1094,6 +1096,7 @@ async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
     .await
     .map_err(|e| config_err(format!("cannot listen on {}: {e}", s.listen)))?;
     if let Some(path) = &s.urls_out {
+        sim.precompute_etags().await;
         let lines: String = sim
             .media_urls()
             .into_iter()
