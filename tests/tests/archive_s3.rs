@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use archiver::{ArchiverConfig, KeyTemplate, archive};
 use e2e::{Server, fresh_sink};
-use genesys_media::{
-    ClientConfig, DiscoveredRecording, DiscoveryQuery, Environment, GenesysClient,
-    MediaAvailability, MediaPolicy,
-};
+use genesys_media::{DiscoveredRecording, DiscoveryQuery, MediaAvailability};
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use sink::ObjectSink;
+use test_support::sim_client;
 
 async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     Simulator::start(SimConfig {
@@ -68,17 +66,7 @@ async fn archive_into(server: Server) {
         },
     ];
     let s = sim(25, faults).await;
-    let mut ccfg = ClientConfig::new(
-        Environment::from_base_url(s.base_url()).unwrap(),
-        "sim-client",
-        "sim-secret",
-    );
-    ccfg.media_policy = MediaPolicy {
-        allow_loopback: true,
-        ..MediaPolicy::default()
-    };
-    ccfg.poll_initial = Duration::from_millis(250);
-    let client = GenesysClient::new(ccfg).unwrap();
+    let client = sim_client(&s, |c| c.poll_initial = Duration::from_millis(250));
     let sink = fresh_sink(server, "archive").await;
     let dyn_sink: Arc<dyn ObjectSink> = Arc::new(sink.clone());
     let mut cfg = ArchiverConfig {

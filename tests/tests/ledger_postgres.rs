@@ -7,12 +7,10 @@ use std::time::Duration;
 use archiver::{ArchiverConfig, Claim, Ledger, RecordStatus, archive};
 use e2e::{Server, fresh_postgres_database, fresh_sink};
 use futures::StreamExt;
-use genesys_media::{
-    ClientConfig, DiscoveredRecording, DiscoveryQuery, Environment, GenesysClient,
-    MediaAvailability, MediaPolicy,
-};
+use genesys_media::{DiscoveredRecording, DiscoveryQuery, MediaAvailability};
 use genesys_sim::{Fault, FaultSpec, SimConfig, Simulator};
 use sink::ObjectSink;
+use test_support::sim_client;
 
 fn rec(id: &str) -> DiscoveredRecording {
     DiscoveredRecording {
@@ -152,22 +150,11 @@ async fn two_instances_on_one_postgres_ledger_archive_a_set_without_duplicates()
     let url = fresh_postgres_database("shared").await;
     let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "shared").await);
     let run = |instance: &'static str| {
-        let sim_base = sim.base_url().to_string();
+        let client = sim_client(&sim, |c| c.poll_initial = Duration::from_millis(100));
         let (start, end) = (sim.config().start, sim.config().end());
         let sink = sink.clone();
         let url = url.clone();
         async move {
-            let mut cc = ClientConfig::new(
-                Environment::from_base_url(&sim_base).unwrap(),
-                "sim-client",
-                "sim-secret",
-            );
-            cc.media_policy = MediaPolicy {
-                allow_loopback: true,
-                ..MediaPolicy::default()
-            };
-            cc.poll_initial = Duration::from_millis(100);
-            let client = GenesysClient::new(cc).unwrap();
             let cfg = ArchiverConfig {
                 ledger: Some(Ledger::open(&url).await.unwrap()),
                 instance_id: instance.into(),

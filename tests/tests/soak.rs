@@ -8,24 +8,17 @@ use std::time::Duration;
 
 use archiver::{ArchiverConfig, Ledger, RecordStatus, archive};
 use e2e::{Server, archiver_command, client_at, faulty_proxy, fresh_sink};
-use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
+use genesys_media::{DiscoveryQuery, GenesysClient};
 use genesys_sim::{Fault, FaultRates, FaultSpec, SimConfig, SimHandle, Simulator};
 use sink::{ObjectSink, S3Sink};
+use test_support::sim_client;
 
 fn client(s: &SimHandle) -> GenesysClient {
-    let mut cfg = ClientConfig::new(
-        Environment::from_base_url(s.base_url()).unwrap(),
-        "sim-client",
-        "sim-secret",
-    );
-    cfg.media_policy = MediaPolicy {
-        allow_loopback: true,
-        ..MediaPolicy::default()
-    };
-    cfg.poll_initial = Duration::from_millis(100);
-    cfg.retry.base_delay = Duration::from_millis(20);
-    cfg.retry.max_delay = Duration::from_millis(500);
-    GenesysClient::new(cfg).unwrap()
+    sim_client(s, |cfg| {
+        cfg.poll_initial = Duration::from_millis(100);
+        cfg.retry.base_delay = Duration::from_millis(20);
+        cfg.retry.max_delay = Duration::from_millis(500);
+    })
 }
 
 fn fast_retries() -> ArchiverConfig {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use archiver::{ArchiverConfig, Ledger, PollSettings, run_continuous};
 use chrono::Utc;
-use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
+use genesys_media::{DiscoveryQuery, GenesysClient};
 use genesys_sim::{SimConfig, SimHandle, Simulator};
 use sink::{LocalDirSink, ObjectSink};
+use test_support::sim_client;
 
 async fn recent_sim() -> SimHandle {
     // Conversations over the last two hours, so "now" is just after the data.
@@ -24,17 +25,7 @@ async fn recent_sim() -> SimHandle {
 }
 
 fn client(s: &SimHandle) -> GenesysClient {
-    let mut cfg = ClientConfig::new(
-        Environment::from_base_url(s.base_url()).unwrap(),
-        "sim-client",
-        "sim-secret",
-    );
-    cfg.media_policy = MediaPolicy {
-        allow_loopback: true,
-        ..MediaPolicy::default()
-    };
-    cfg.poll_initial = Duration::from_millis(100);
-    GenesysClient::new(cfg).unwrap()
+    sim_client(s, |c| c.poll_initial = Duration::from_millis(100))
 }
 
 /// Hides the latest quarter of the conversations, polls once, reveals them, polls again with

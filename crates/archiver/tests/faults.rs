@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use archiver::{ArchiverConfig, Event, archive};
-use genesys_media::{ClientConfig, DiscoveryQuery, Environment, GenesysClient, MediaPolicy};
+use genesys_media::{DiscoveryQuery, GenesysClient};
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
 use sink::{LocalDirSink, ObjectSink};
+use test_support::sim_client;
 
 async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     Simulator::start(SimConfig {
@@ -21,17 +22,7 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
 }
 
 fn client(s: &SimHandle) -> GenesysClient {
-    let mut cfg = ClientConfig::new(
-        Environment::from_base_url(s.base_url()).unwrap(),
-        "sim-client",
-        "sim-secret",
-    );
-    cfg.media_policy = MediaPolicy {
-        allow_loopback: true,
-        ..MediaPolicy::default()
-    };
-    cfg.poll_initial = Duration::from_millis(250);
-    GenesysClient::new(cfg).unwrap()
+    sim_client(s, |c| c.poll_initial = Duration::from_millis(250))
 }
 
 fn cfg() -> ArchiverConfig {

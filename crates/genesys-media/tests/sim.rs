@@ -10,6 +10,7 @@ use genesys_media::{
 };
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
 use http_body_util::BodyExt;
+use test_support::sim_client;
 
 async fn sim(cfg: SimConfig) -> SimHandle {
     Simulator::start(SimConfig {
@@ -21,16 +22,11 @@ async fn sim(cfg: SimConfig) -> SimHandle {
 }
 
 fn client(sim: &SimHandle, f: impl FnOnce(&mut ClientConfig)) -> GenesysClient {
-    let env = Environment::from_base_url(sim.base_url()).unwrap();
-    let mut cfg = ClientConfig::new(env, "sim-client", "sim-secret");
-    cfg.media_policy = MediaPolicy {
-        allow_loopback: true,
-        ..MediaPolicy::default()
-    };
-    cfg.poll_initial = Duration::from_millis(250);
-    cfg.retry.base_delay = Duration::from_millis(20);
-    f(&mut cfg);
-    GenesysClient::new(cfg).unwrap()
+    sim_client(sim, |cfg| {
+        cfg.poll_initial = Duration::from_millis(250);
+        cfg.retry.base_delay = Duration::from_millis(20);
+        f(cfg);
+    })
 }
 
 fn whole(sim: &SimHandle) -> DiscoveryQuery {
