@@ -46,14 +46,14 @@ try:
     import matplotlib.pyplot as plt
     ws = [w for w in sorted({w for w, _ in summary}) if len([t for (ww, t) in summary if ww == w]) > 1]
     if ws:
-        tools = ["genesys-archiver", "rclone-copyurl", "aws-cli", "s5cmd", "boto3", "raw-put", "pipe-put"]
+        tools = ["genesys-archiver", "archiver-dir", "rclone-copyurl", "aws-cli", "s5cmd", "boto3", "raw-put", "pipe-put"]
         fig, axes = plt.subplots(1, len(ws), figsize=(6 * len(ws), 4))
         if len(ws) == 1:
             axes = [axes]
         for ax, w in zip(axes, ws):
             ts = [t for t in tools if (w, t) in summary]
             ax.bar(ts, [summary[(w, t)]["mibs"] for t in ts],
-                   color=["#d62728" if t == "genesys-archiver" else "#7f7f7f" if t in ("raw-put", "pipe-put") else "#1f77b4" for t in ts])
+                   color=["#d62728" if t in ("genesys-archiver", "archiver-dir") else "#7f7f7f" if t in ("raw-put", "pipe-put") else "#1f77b4" for t in ts])
             ax.set_title(f"workload {w}: MiB/s (median)")
             ax.tick_params(axis="x", rotation=30)
         fig.tight_layout()

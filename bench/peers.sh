@@ -17,7 +17,9 @@
 # Peers: rclone copyurl; curl | aws s3 cp -; curl | s5cmd pipe; a boto3 upload_fileobj thread
 # pool. Limits: raw-put, the store's limit (curl single PUTs of a local file), and pipe-put,
 # the limit of moving the bytes at all (curl GET | curl PUT to a presigned URL, nothing
-# checked). Each tool gets the same list of signed media URLs (`genesys-archiver sim
+# checked). archiver-dir (only when named in TOOLS) is genesys-archiver into a local directory
+# instead of the store, to see the API-bound floor of (c) without the store's per-object cost.
+# Each tool gets the same list of signed media URLs (`genesys-archiver sim
 # --urls-out`, which also makes the simulator hash every body before the clock starts).
 # Results are appended to bench/results/peers.jsonl; bench/chart.py turns them into tables
 # and bench/results/peers.svg.
@@ -61,14 +63,20 @@ start_sim() { # n size rate
 }
 
 new_bucket() { B="b$RANDOM$RANDOM"; mkdir -p "$work/s3s/data/$B"; }
-drop_bucket() { rm -rf "${work:?}/s3s/data/$B"; }
-stored() { find "$work/s3s/data/$B" -type f ! -name '.*' | wc -l; }
+drop_bucket() { rm -rf "${work:?}/s3s/data/$B" "$work/dir-$B"; }
+stored() { # objects in the bucket, or files in the directory the archiver-dir row wrote
+  local d="$work/s3s/data/$B"; [ -d "$work/dir-$B" ] && d="$work/dir-$B"
+  find "$d" -type f ! -name '.*' ! -name '*.meta.json' | wc -l
+}
 
 tool_cmd() { # tool -> a command line for bash -c, reading $work/urls.tsv, writing into $B
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
       $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media \
       --tag-mode disabled --progress never --state $work/state-$B.db" ;;
+    archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
+      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media \
+      --out $work/dir-$B --progress never --state $work/state-dir-$B.db" ;;
     rclone-copyurl) echo "env -u AWS_CA_BUNDLE xargs -P $CONC -L 1 sh -c 'rclone copyurl \"\$2\" \"s3t:$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
     aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | aws s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $work/urls.tsv" ;;
     s5cmd) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | s5cmd --endpoint-url $E pipe \"s3://$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
