@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use archiver::{ArchiverConfig, KeyTemplate, archive};
 use e2e::{Server, fresh_sink};
-use genesys_media::{DiscoveredRecording, DiscoveryQuery, MediaAvailability};
+use genesys_media::DiscoveryQuery;
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use sink::ObjectSink;
-use test_support::sim_client;
+use test_support::{sim_client, sim_recording};
 
 async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     Simulator::start(SimConfig {
@@ -26,20 +26,9 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
 }
 
 fn key_of(s: &SimHandle, i: usize) -> String {
-    let ds = s.dataset();
-    let r = &ds.recordings[i];
-    let rec = DiscoveredRecording {
-        conversation_id: r.conversation_id.clone(),
-        recording_id: r.id.clone(),
-        start_time: Some(ds.conversation(&r.conversation_id).unwrap().start),
-        end_time: None,
-        media_type: String::new(),
-        content_type: Some(r.native_content_type().into()),
-        expected_md5: None,
-        expected_size: None,
-        media: MediaAvailability::Unavailable(String::new()),
-    };
-    KeyTemplate::default().render(&rec, None).unwrap()
+    KeyTemplate::default()
+        .render(&sim_recording(s, i), None)
+        .unwrap()
 }
 
 async fn archive_into(server: Server) {

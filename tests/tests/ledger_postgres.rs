@@ -7,23 +7,13 @@ use std::time::Duration;
 use archiver::{ArchiverConfig, Claim, Ledger, RecordStatus, archive};
 use e2e::{Server, fresh_postgres_database, fresh_sink};
 use futures::StreamExt;
-use genesys_media::{DiscoveredRecording, DiscoveryQuery, MediaAvailability};
+use genesys_media::{DiscoveredRecording, DiscoveryQuery};
 use genesys_sim::{Fault, FaultSpec, SimConfig, Simulator};
 use sink::ObjectSink;
-use test_support::sim_client;
+use test_support::{bare_recording, sim_client};
 
 fn rec(id: &str) -> DiscoveredRecording {
-    DiscoveredRecording {
-        conversation_id: format!("conv-{id}"),
-        recording_id: id.into(),
-        start_time: None,
-        end_time: None,
-        media_type: "audio".into(),
-        content_type: None,
-        expected_md5: None,
-        expected_size: None,
-        media: MediaAvailability::Unavailable("test".into()),
-    }
+    bare_recording(&format!("conv-{id}"), id)
 }
 
 #[tokio::test]

@@ -206,41 +206,6 @@ pub fn extension(content_type: Option<&str>) -> &'static str {
 }
 
 #[cfg(test)]
-mod long_keys {
-    use super::*;
-
-    /// Found by the key_template fuzz target: a long template rendered keys over 1024 bytes.
-    #[test]
-    fn keys_over_the_limit_are_refused_at_parse_and_render() {
-        let long = format!("{}/{{recording_id}}", "x".repeat(950));
-        assert!(
-            KeyTemplate::parse(&long)
-                .unwrap_err()
-                .to_string()
-                .contains("1024")
-        );
-        let t = KeyTemplate::parse(&format!(
-            "{}/{{conversation_id}}/{{recording_id}}",
-            "x".repeat(890)
-        ))
-        .unwrap();
-        let rec = genesys_media::DiscoveredRecording {
-            conversation_id: "c".repeat(80),
-            recording_id: "r".repeat(80),
-            start_time: None,
-            end_time: None,
-            media_type: "audio".into(),
-            content_type: None,
-            expected_md5: None,
-            expected_size: None,
-            media: genesys_media::MediaAvailability::Unavailable(String::new()),
-        };
-        let e = t.render(&rec, None).unwrap_err();
-        assert!(e.contains("1024"), "{e}");
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use genesys_media::MediaAvailability;
@@ -294,5 +259,25 @@ mod tests {
         let t = KeyTemplate::default();
         assert!(t.render(&rec("../../etc", "r"), None).is_err());
         assert!(t.render(&rec("c", "r\n1"), None).is_err());
+    }
+
+    /// Found by the key_template fuzz target: a long template rendered keys over 1024 bytes.
+    #[test]
+    fn keys_over_the_limit_are_refused_at_parse_and_render() {
+        let long = format!("{}/{{recording_id}}", "x".repeat(950));
+        assert!(
+            KeyTemplate::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("1024")
+        );
+        let t = KeyTemplate::parse(&format!(
+            "{}/{{conversation_id}}/{{recording_id}}",
+            "x".repeat(890)
+        ))
+        .unwrap();
+        let rec = rec(&"c".repeat(80), &"r".repeat(80));
+        let e = t.render(&rec, None).unwrap_err();
+        assert!(e.contains("1024"), "{e}");
     }
 }

@@ -8,7 +8,7 @@ use archiver::{ArchiverConfig, Event, archive};
 use genesys_media::{DiscoveryQuery, GenesysClient};
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
 use sink::{LocalDirSink, ObjectSink};
-use test_support::sim_client;
+use test_support::{sim_client, sim_recording};
 
 async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     Simulator::start(SimConfig {
@@ -114,17 +114,7 @@ async fn every_fault_kind_is_handled_and_reruns_skip() {
     // Everything stored is byte-exact, under the documented key, with tags.
     let tmpl = archiver::KeyTemplate::default();
     for (i, r) in ds.recordings.iter().enumerate() {
-        let rec = genesys_media::DiscoveredRecording {
-            conversation_id: r.conversation_id.clone(),
-            recording_id: r.id.clone(),
-            start_time: Some(ds.conversation(&r.conversation_id).unwrap().start),
-            end_time: None,
-            media_type: String::new(),
-            content_type: Some(r.native_content_type().to_string()),
-            expected_md5: None,
-            expected_size: None,
-            media: genesys_media::MediaAvailability::Unavailable(String::new()),
-        };
+        let rec = sim_recording(&s, i);
         let key = tmpl.render(&rec, None).unwrap();
         let head = sink.head(&key).await.unwrap();
         if [6, 8, 9].contains(&i) {

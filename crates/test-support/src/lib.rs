@@ -1,9 +1,12 @@
-//! Helpers shared by the workspace's test suites; not published.
+//! Helpers shared by the workspace's test suites; not published: a client wired to the
+//! simulator, and recordings as discovery would describe them.
 //!
 //! The simulator cannot build a [`GenesysClient`] itself (genesys-media's own tests depend on
 //! the simulator), so the few lines every suite needs to point a client at it live here.
 
-use genesys_media::{ClientConfig, Environment, GenesysClient, MediaPolicy};
+use genesys_media::{
+    ClientConfig, DiscoveredRecording, Environment, GenesysClient, MediaAvailability, MediaPolicy,
+};
 use genesys_sim::SimHandle;
 
 /// A client for the simulator `sim`: its base URL and client credentials, media URLs on
@@ -25,4 +28,43 @@ pub fn sim_client(sim: &SimHandle, tweak: impl FnOnce(&mut ClientConfig)) -> Gen
     };
     tweak(&mut cfg);
     GenesysClient::new(cfg).expect("client for the simulator")
+}
+
+/// Recording `index` of the simulator's dataset as discovery describes it (ids, the
+/// conversation's start time, the native content type; no media URL), for working out the key
+/// the archiver stores it under.
+pub fn sim_recording(sim: &SimHandle, index: usize) -> DiscoveredRecording {
+    let ds = sim.dataset();
+    let r = &ds.recordings[index];
+    DiscoveredRecording {
+        conversation_id: r.conversation_id.clone(),
+        recording_id: r.id.clone(),
+        start_time: Some(
+            ds.conversation(&r.conversation_id)
+                .expect("the recording's conversation")
+                .start,
+        ),
+        end_time: None,
+        media_type: String::new(),
+        content_type: Some(r.native_content_type().into()),
+        expected_md5: None,
+        expected_size: None,
+        media: MediaAvailability::Unavailable(String::new()),
+    }
+}
+
+/// A recording with the given ids and nothing else known (no times, no media: unavailable
+/// with reason "test"), for ledger tests that only need ids.
+pub fn bare_recording(conversation_id: &str, recording_id: &str) -> DiscoveredRecording {
+    DiscoveredRecording {
+        conversation_id: conversation_id.into(),
+        recording_id: recording_id.into(),
+        start_time: None,
+        end_time: None,
+        media_type: "audio".into(),
+        content_type: None,
+        expected_md5: None,
+        expected_size: None,
+        media: MediaAvailability::Unavailable("test".into()),
+    }
 }

@@ -445,17 +445,7 @@ mod tests {
     use std::time::Duration;
 
     fn rec(id: &str) -> genesys_media::DiscoveredRecording {
-        genesys_media::DiscoveredRecording {
-            conversation_id: "c1".into(),
-            recording_id: id.into(),
-            start_time: None,
-            end_time: None,
-            media_type: "audio".into(),
-            content_type: None,
-            expected_md5: None,
-            expected_size: None,
-            media: genesys_media::MediaAvailability::Unavailable("test".into()),
-        }
+        test_support::bare_recording("c1", id)
     }
 
     const LEASE: Duration = Duration::from_secs(60);
