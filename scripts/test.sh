@@ -15,6 +15,12 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets
+# The README's first command, as a newcomer types it (debug build, a throwaway directory):
+# catches a workspace change that makes `cargo run -p genesys-archiver` ambiguous or broken.
+echo "== README demo command"
+demo_dir=$(mktemp -d)
+cargo run -q -p genesys-archiver -- demo --out "$demo_dir/archive" | tail -1
+rm -rf "$demo_dir"
 
 state="$root/.test-servers"
 mkdir -p "$state"

@@ -1008,7 +1008,10 @@ async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     ccfg.poll_initial = Duration::from_millis(250);
     let client = GenesysClient::new(ccfg).map_err(|e| config_err(e.to_string()))?;
     let sink = Arc::new(LocalDirSink::new(&d.out));
-    // The ledger sits beside the archive directory, so the directory holds only recordings.
+    // The ledger sits beside the archive directory, so the directory holds only recordings;
+    // creating the directory first also creates the parent the ledger goes in.
+    std::fs::create_dir_all(&d.out)
+        .map_err(|e| config_err(format!("--out {}: {e}", d.out.display())))?;
     let mut state = d.out.clone().into_os_string();
     state.push(".ledger.db");
     let ledger = archiver::Ledger::open(&state.to_string_lossy())
