@@ -138,6 +138,8 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     assert_eq!(report["exit_code"], 0);
     assert_eq!(report["store"], format!("s3://{bucket}"));
     assert!(report["api_calls"].as_u64().unwrap() > 0);
+    // A handful of calls against a 300-per-minute budget: never held back.
+    assert_eq!(report["api_wait_seconds"].as_f64(), Some(0.0), "{report}");
     let manifest = std::fs::read_to_string(dir.path().join("manifest.csv")).unwrap();
     let mut lines = manifest.lines();
     assert_eq!(
@@ -512,6 +514,16 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
             ],
             vec![],
             "--media-type",
+        ),
+        (
+            vec!["daemon", "--batch-parallelism", "0"],
+            vec![],
+            "--batch-parallelism",
+        ),
+        (
+            vec!["daemon", "--poll-initial", "1ms"],
+            vec![],
+            "--poll-initial",
         ),
         (
             vec!["--config", bad_toml.to_str().unwrap(), "config", "check"],

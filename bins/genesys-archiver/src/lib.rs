@@ -480,10 +480,11 @@ fn print_summary(summary: &Summary, client: &GenesysClient) {
         println!("discovery stopped: {e}");
     }
     println!(
-        "{}; {} API calls, {} throttled",
+        "{}; {} API calls, {} throttled, {:.1} s held for the rate budget",
         summary.line(),
         calls.total_calls(),
-        calls.throttled()
+        calls.throttled(),
+        calls.waited_ms as f64 / 1000.0
     );
 }
 

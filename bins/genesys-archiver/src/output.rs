@@ -59,6 +59,9 @@ struct Report<'a> {
     summary: &'a Summary,
     api_calls: u64,
     api_throttled: u64,
+    /// Seconds API calls waited for the client's pacing or a `Retry-After`, summed over
+    /// concurrent calls.
+    api_wait_seconds: f64,
     exit_code: u8,
 }
 
@@ -188,6 +191,7 @@ impl Output {
                 summary,
                 api_calls: calls.total_calls(),
                 api_throttled: calls.throttled(),
+                api_wait_seconds: calls.waited_ms as f64 / 1000.0,
                 exit_code,
             };
             let written = serde_json::to_vec_pretty(&report)

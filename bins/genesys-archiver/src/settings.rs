@@ -49,6 +49,18 @@ pub(crate) struct SourceArgs {
     /// document one).
     #[arg(long)]
     pub(crate) verify_source_etag: bool,
+    /// API requests per minute to stay below, per token: Genesys Cloud allows 300; give less
+    /// when other integrations share the OAuth client [default: 300].
+    #[arg(long)]
+    pub(crate) api_budget: Option<u32>,
+    /// Batch download jobs (100 conversations each) in flight at once while discovery reads
+    /// on, 1-32 [default: 4].
+    #[arg(long)]
+    pub(crate) batch_parallelism: Option<usize>,
+    /// First wait before polling a batch download job or a transcode, doubling up to 5s;
+    /// 100ms-5s [default: 1s].
+    #[arg(long)]
+    pub(crate) poll_initial: Option<String>,
 }
 
 /// Object store settings.
@@ -162,6 +174,9 @@ pub(crate) struct FileGenesys {
     pub(crate) format_id: Option<String>,
     #[serde(default)]
     pub(crate) media_types: Vec<String>,
+    pub(crate) api_budget: Option<u32>,
+    pub(crate) batch_parallelism: Option<usize>,
+    pub(crate) poll_initial: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -308,6 +323,35 @@ impl SourceArgs {
             allow_loopback: self.allow_loopback_media,
             ..MediaPolicy::default()
         };
+        if let Some(n) = self.api_budget.or(f.api_budget) {
+            if n == 0 {
+                return Err(config_err(
+                    "--api-budget (genesys.api_budget) 0: give the API requests per minute to \
+                     stay below (Genesys Cloud allows 300 per token)",
+                ));
+            }
+            ccfg.requests_per_minute = n;
+        }
+        let parallelism = self.batch_parallelism.or(f.batch_parallelism);
+        if let Some(n) = parallelism {
+            if !(1..=32).contains(&n) {
+                return Err(config_err(format!(
+                    "--batch-parallelism (genesys.batch_parallelism) {n} is out of range: \
+                     give 1 to 32 batch download jobs in flight"
+                )));
+            }
+            ccfg.batch_parallelism = n;
+        }
+        if let Some(v) = self.poll_initial.as_deref().or(f.poll_initial.as_deref()) {
+            let d = parse_duration("--poll-initial (genesys.poll_initial)", v)?;
+            if d < Duration::from_millis(100) || d > ccfg.poll_max {
+                return Err(config_err(format!(
+                    "--poll-initial (genesys.poll_initial) {v:?} is out of range: give 100ms to {}",
+                    humantime::format_duration(ccfg.poll_max)
+                )));
+            }
+            ccfg.poll_initial = d;
+        }
         let media_types = if self.media_types.is_empty() {
             f.media_types.clone()
         } else {
@@ -547,5 +591,97 @@ impl StateArgs {
         archiver::Ledger::open_shared(&loc)
             .await
             .map_err(|e| config_err(format!("--state: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SourceArgs {
+        SourceArgs {
+            client_id: Some("id".into()),
+            client_secret: Some("secret".into()),
+            api_base: Some("https://api.mypurecloud.de".into()),
+            ..SourceArgs::default()
+        }
+    }
+
+    fn file(batch_parallelism: Option<usize>, poll_initial: Option<&str>) -> FileConfig {
+        FileConfig {
+            genesys: FileGenesys {
+                api_budget: Some(120),
+                batch_parallelism,
+                poll_initial: poll_initial.map(str::to_string),
+                ..FileGenesys::default()
+            },
+            ..FileConfig::default()
+        }
+    }
+
+    #[test]
+    fn batch_tuning_defaults_then_file_then_flags() {
+        let default = ClientConfig::new(Environment::from_region("eu_central_1").unwrap(), "", "");
+        let s = args().resolve(&FileConfig::default()).unwrap();
+        assert_eq!(s.client.batch_parallelism, default.batch_parallelism);
+        assert_eq!(s.client.poll_initial, default.poll_initial);
+        assert_eq!(s.client.requests_per_minute, default.requests_per_minute);
+
+        let from_file = file(Some(12), Some("250ms"));
+        let s = args().resolve(&from_file).unwrap();
+        assert_eq!(s.client.batch_parallelism, 12);
+        assert_eq!(s.client.requests_per_minute, 120);
+        assert_eq!(s.client.poll_initial, Duration::from_millis(250));
+
+        let flags = SourceArgs {
+            batch_parallelism: Some(16),
+            poll_initial: Some("2s".into()),
+            api_budget: Some(200),
+            ..args()
+        };
+        let s = flags.resolve(&from_file).unwrap();
+        assert_eq!(s.client.batch_parallelism, 16);
+        assert_eq!(s.client.poll_initial, Duration::from_secs(2));
+        assert_eq!(s.client.requests_per_minute, 200);
+    }
+
+    #[test]
+    fn batch_tuning_out_of_range_is_refused_naming_the_setting() {
+        for (n, poll, needle) in [
+            (
+                Some(0),
+                None,
+                "--batch-parallelism (genesys.batch_parallelism) 0",
+            ),
+            (
+                Some(33),
+                None,
+                "--batch-parallelism (genesys.batch_parallelism) 33",
+            ),
+            (
+                None,
+                Some("10ms"),
+                "--poll-initial (genesys.poll_initial) \"10ms\"",
+            ),
+            (
+                None,
+                Some("1m"),
+                "--poll-initial (genesys.poll_initial) \"1m\"",
+            ),
+            (
+                None,
+                Some("soon"),
+                "--poll-initial (genesys.poll_initial) \"soon\"",
+            ),
+        ] {
+            let err = args().resolve(&file(n, poll)).unwrap_err().0;
+            assert!(err.contains(needle), "wanted {needle:?} in {err}");
+        }
+        let zero = SourceArgs {
+            api_budget: Some(0),
+            ..args()
+        };
+        let err = zero.resolve(&FileConfig::default()).unwrap_err().0;
+        assert!(err.contains("--api-budget (genesys.api_budget) 0"), "{err}");
     }
 }

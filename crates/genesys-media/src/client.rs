@@ -230,6 +230,7 @@ impl GenesysClient {
             let token = inner.tokens.token().await?;
             let waited = inner.pacer.acquire().await;
             inner.metrics.waited(waited);
+            tracing::trace!(%endpoint, waited_ms = waited.as_millis() as u64, "API call");
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(&url)
