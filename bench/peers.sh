@@ -12,7 +12,8 @@
 #   RESULTS=/tmp/x.jsonl bench/peers.sh t   append results elsewhere (default below)
 #
 # Workloads: (a) 2,000 recordings of 256 KiB; (b) 8 of 1 GiB; (c) 20,000 of 32 KiB with the
-# simulator enforcing 300 API requests/min (only the archiver uses the API: the peers get their
+# simulator enforcing 300 API requests/min (and the archiver pacing itself to the same budget,
+# --api-budget; c0 lifts both) (only the archiver uses the API: the peers get their
 # URLs for free). On (c) and c0 the AWS CLI is given every 10th URL (2,000 of 20,000; the whole
 # list would take it about 3 hours, more than a working session here) unless FULL=1; its row
 # records "sample_of": 20000 and chart.py reports it apart, never as a full-workload figure.
@@ -79,11 +80,11 @@ stored() { # objects in the bucket, or files in the directory the archiver-dir r
 tool_cmd() { # tool -> a command line for bash -c, reading $work/urls.tsv, writing into $B
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
-      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media \
+      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media --api-budget $rate \
       --tag-mode disabled --progress never --state $work/state-$B.db" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
-      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media \
+      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media --api-budget $rate \
       --out $work/dir-$B --progress never --state $work/state-dir-$B.db" ;;
     rclone-copyurl) echo "env -u AWS_CA_BUNDLE xargs -P $CONC -L 1 sh -c 'rclone copyurl \"\$2\" \"s3t:$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
     aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | $AWS s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $URLS" ;;
