@@ -71,7 +71,8 @@ try:
             axes = [axes]
         for ax, w in zip(axes, ws):
             ts = [t for t in tools if (w, t) in summary]
-            ax.bar(ts, [summary[(w, t)]["mibs"] for t in ts],
+            labels = [f"{t} (sample)" if summary[(w, t)]["sample_of"] else t for t in ts]
+            ax.bar(labels, [summary[(w, t)]["mibs"] for t in ts],
                    color=["#d62728" if t in ("genesys-archiver", "archiver-tuned", "archiver-dir") else "#7f7f7f" if t in ("raw-put", "pipe-put") else "#1f77b4" for t in ts])
             ax.set_title(f"workload {w}: MiB/s (median)")
             ax.tick_params(axis="x", rotation=30)
