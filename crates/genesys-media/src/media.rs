@@ -158,6 +158,28 @@ mod tests {
     }
 
     #[test]
+    fn display_shows_the_parsed_path_and_never_userinfo_query_or_fragment() {
+        // Found by the media_url fuzz target (whose oracle it tripped, not a leak): a NUL in
+        // the path is percent-encoded, and "%00X-Signature=..." then holds the query's text.
+        let u = MediaUrl::parse("https:000//mediot\0X-Signature=abgg?0X-Signature=a").unwrap();
+        assert_eq!(
+            u.to_string(),
+            "https://0.0.0.0//mediot%00X-Signature=abgg?<redacted>"
+        );
+        assert!(
+            MediaPolicy::default().check(&u).is_err(),
+            "0.0.0.0 is refused"
+        );
+        let u = MediaUrl::parse("https://user:hunter2@media.example.com/r.wav?sig=s3cr3t#frag")
+            .unwrap();
+        assert_eq!(u.to_string(), "https://media.example.com/r.wav?<redacted>");
+        let shown = format!("{u} {u:?}");
+        for secret in ["hunter2", "user", "s3cr3t", "frag"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    }
+
+    #[test]
     fn policy_refuses_internal_addresses() {
         let p = MediaPolicy::default();
         let ok = |s: &str| p.check(&MediaUrl::parse(s).unwrap()).is_ok();
