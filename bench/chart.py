@@ -32,8 +32,8 @@ for (w, tool), rs in sorted(by.items()):
         "sample_of": rs[0].get("sample_of"),
         "n": rs[0]["n"],
     }
-def full_wall_of(s):
-    return s["wall"] * s["sample_of"] / s["n"]
+def full_wall(s):  # measured, or projected from a sample's per-object rate
+    return s["wall"] * s["sample_of"] / s["n"] if s["sample_of"] else s["wall"]
 
 
 for w in sorted({w for w, _ in summary}):
@@ -44,17 +44,14 @@ for w in sorted({w for w, _ in summary}):
     print(f"\n### Workload {w}\n")
     print("| tool | runs | wall s (median) | MiB/s | CPU s per GiB | peak RSS MiB | all stored | API calls per 1000 | 429s | speed vs fastest peer |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    def full_wall(t):  # measured, or projected from a sample's per-object rate
-        s = summary[(w, t)]
-        return s["wall"] * s["sample_of"] / s["n"] if s["sample_of"] else s["wall"]
-    for t in sorted(tools, key=full_wall):
+    for t in sorted(tools, key=lambda t: full_wall(summary[(w, t)])):
         s = summary[(w, t)]
         ratio = f"{peer_walls[fastest] / s['wall']:.2f}x ({fastest})" if fastest else "-"
         if s["sample_of"]:
             t = f"{t} (on {s['n']} of {s['sample_of']} URLs)"
-            ratio = (f"projected for all {s['sample_of']}: {full_wall_of(s):.0f} s, "
-                     f"{peer_walls[fastest] / full_wall_of(s):.2f}x ({fastest})" if fastest
-                     else f"projected for all {s['sample_of']}: {full_wall_of(s):.0f} s")
+            ratio = f"projected for all {s['sample_of']}: {full_wall(s):.0f} s"
+            if fastest:
+                ratio += f", {peer_walls[fastest] / full_wall(s):.2f}x ({fastest})"
         calls = f"{s['calls_per_1000']:.0f}" if s["calls_per_1000"] is not None else "-"
         thr = str(s["throttled"]) if s["throttled"] is not None else "-"
         print(f"| {t} | {s['runs']} | {s['wall']:.2f} | {s['mibs']:.1f} | {s['cpu_per_gib']:.1f} | {s['rss']:.1f} | {'yes' if s['ok'] else 'NO'} | {calls} | {thr} | {ratio} |")

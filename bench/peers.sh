@@ -12,10 +12,10 @@
 #   RESULTS=/tmp/x.jsonl bench/peers.sh t   append results elsewhere (default below)
 #
 # Workloads: (a) 2,000 recordings of 256 KiB; (b) 8 of 1 GiB; (c) 20,000 of 32 KiB with the
-# simulator enforcing 300 API requests/min (and the archiver pacing itself to the same budget,
-# --api-budget; c0 lifts both) (only the archiver uses the API: the peers get their
-# URLs for free). On (c) and c0 the AWS CLI is given every 10th URL (2,000 of 20,000; the whole
-# list would take it about 3 hours, more than a working session here) unless FULL=1; its row
+# simulator enforcing 300 API requests/min and the archiver pacing itself to the same budget
+# (--api-budget); c0 lifts both. Only the archiver uses the API: the peers get their URLs for
+# free. On (c) and c0 the AWS CLI is given every 10th URL (2,000 of 20,000; at the 0.44 s per
+# object measured, the whole list takes about 2.5 hours) unless FULL=1; its row
 # records "sample_of": 20000 and chart.py reports it apart, never as a full-workload figure.
 # Peers: rclone copyurl; curl | aws s3 cp -; curl | s5cmd pipe; a boto3 upload_fileobj thread
 # pool. Limits: raw-put, the store's limit (curl single PUTs of a local file), and pipe-put,
@@ -77,7 +77,7 @@ stored() { # objects in the bucket, or files in the directory the archiver-dir r
   find "$d" -type f ! -name '.*' ! -name '*.meta.json' | wc -l
 }
 
-tool_cmd() { # tool -> a command line for bash -c, reading $work/urls.tsv, writing into $B
+tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing into $B
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
       $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media --api-budget $rate \
