@@ -484,7 +484,7 @@ fn print_summary(summary: &Summary, client: &GenesysClient) {
         summary.line(),
         calls.total_calls(),
         calls.throttled(),
-        calls.waited_ms as f64 / 1000.0
+        calls.waited_seconds()
     );
 }
 

@@ -191,7 +191,7 @@ impl Output {
                 summary,
                 api_calls: calls.total_calls(),
                 api_throttled: calls.throttled(),
-                api_wait_seconds: calls.waited_ms as f64 / 1000.0,
+                api_wait_seconds: calls.waited_seconds(),
                 exit_code,
             };
             let written = serde_json::to_vec_pretty(&report)

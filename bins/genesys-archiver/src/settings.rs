@@ -332,8 +332,7 @@ impl SourceArgs {
             }
             ccfg.requests_per_minute = n;
         }
-        let parallelism = self.batch_parallelism.or(f.batch_parallelism);
-        if let Some(n) = parallelism {
+        if let Some(n) = self.batch_parallelism.or(f.batch_parallelism) {
             if !(1..=32).contains(&n) {
                 return Err(config_err(format!(
                     "--batch-parallelism (genesys.batch_parallelism) {n} is out of range: \

@@ -60,6 +60,11 @@ impl ApiMetricsSnapshot {
         self.calls.values().sum()
     }
 
+    /// Seconds calls were held for pacing or `Retry-After`, summed over concurrent calls.
+    pub fn waited_seconds(&self) -> f64 {
+        self.waited_ms as f64 / 1000.0
+    }
+
     /// Calls answered 429.
     pub fn throttled(&self) -> u64 {
         self.calls
