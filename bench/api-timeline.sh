@@ -10,6 +10,10 @@
 #   bench/api-timeline.sh 100000 --api-budget 100000            # no budget at all
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The simulator's conversations lie between 3 and 1 days ago (its default range), well inside
+# the details query's 35-day reach.
+FROM=$(date -u -d '4 days ago' +%Y-%m-%dT%H:%M:%SZ)
+TO=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)
 rate=${1:-300}; shift || true
 cargo build -q --release -p genesys-archiver
 BIN=target/release/genesys-archiver
@@ -23,7 +27,7 @@ for _ in $(seq 1 600); do [ -s "$w/sim.url" ] && break; sleep 0.1; done
 start=$(date +%s.%N)
 GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$(cat "$w/sim.url") \
   RUST_LOG=warn,genesys_media::client=trace \
-  $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers 8 \
+  $BIN archive --from "$FROM" --to "$TO" --workers 8 \
   --allow-loopback-media --out "$w/out" --progress never --state "$w/state.db" --log-format json \
   "$@" > "$w/stdout" 2> "$w/log"
 end=$(date +%s.%N)

@@ -30,6 +30,10 @@
 # and bench/results/peers.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The simulator's conversations lie between 3 and 1 days ago (its default range), well inside
+# the details query's 35-day reach.
+FROM=$(date -u -d '4 days ago' +%Y-%m-%dT%H:%M:%SZ)
+TO=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)
 root=$(pwd)
 RUNS=${RUNS:-3}
 CONC=${CONC:-8}
@@ -80,11 +84,11 @@ stored() { # objects in the bucket, or files in the directory the archiver-dir r
 tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing into $B
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
-      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media --api-budget $rate \
+      $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
       --tag-mode disabled --progress never --state $work/state-$B.db" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
-      $BIN archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z --workers $CONC --allow-loopback-media --api-budget $rate \
+      $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
       --out $work/dir-$B --progress never --state $work/state-dir-$B.db" ;;
     rclone-copyurl) echo "env -u AWS_CA_BUNDLE xargs -P $CONC -L 1 sh -c 'rclone copyurl \"\$2\" \"s3t:$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
     aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | $AWS s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $URLS" ;;

@@ -5,6 +5,10 @@
 # Usage: bench/rss.sh            (prints a Markdown table; needs s3s-fs, /usr/bin/time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The simulator's conversations lie between 3 and 1 days ago (its default range), well inside
+# the details query's 35-day reach.
+FROM=$(date -u -d '4 days ago' +%Y-%m-%dT%H:%M:%SZ)
+TO=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)
 cargo build --release -p genesys-archiver
 BIN=target/release/genesys-archiver
 work=$(mktemp -d)
@@ -28,7 +32,7 @@ run_case() { # name recordings size workers
   GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE="$(cat "$work/sim-$name.url")" \
   S3_BUCKET=$bucket AWS_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$s3port" \
   AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK S3_FORCE_PATH_STYLE=true \
-  /usr/bin/time -v "$BIN" archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z \
+  /usr/bin/time -v "$BIN" archive --from "$FROM" --to "$TO" \
     --workers "$workers" --allow-loopback-media --verify-source-etag --tag-mode disabled \
     > "$work/$name.out" 2> "$work/$name.time" || { echo "archive failed:" >&2; cat "$work/$name.out" "$work/$name.time" >&2; }
   end=$(date +%s.%N)

@@ -11,6 +11,7 @@ fn main() {
     )
     .expect("valid template");
     let rec = DiscoveredRecording {
+        file: None,
         conversation_id: "6f2c1a9e-0000-4000-8000-000000000001".into(),
         recording_id: "0b7d44e1-0000-4000-8000-000000000002".into(),
         start_time: Some("2026-11-01T09:30:00Z".parse().expect("time")),

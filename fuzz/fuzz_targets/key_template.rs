@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let media = parts.next().unwrap_or("audio");
     let ct = parts.next();
     let rec = DiscoveredRecording {
+        file: None,
         conversation_id: cid.into(),
         recording_id: rid.into(),
         start_time: None,

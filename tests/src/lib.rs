@@ -333,3 +333,15 @@ pub async fn assert_store_holds(
         "exactly the expected recordings are stored"
     );
 }
+
+/// The simulator's generated interval as `--from`/`--to` values (RFC 3339). The strings are
+/// leaked so that tests can keep their argument lists as `&'static str` arrays.
+pub fn sim_window(sim: &genesys_sim::SimHandle) -> (&'static str, &'static str) {
+    let t = |t: chrono::DateTime<chrono::Utc>| -> &'static str {
+        Box::leak(
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into_boxed_str(),
+        )
+    };
+    (t(sim.config().start), t(sim.config().end()))
+}

@@ -109,10 +109,16 @@ async fn archive_into(server: Server) {
             let tags = sink.tags(&key).await.unwrap().expect("tags");
             assert_eq!(tags.get("recording_id"), Some(&r.id));
             assert_eq!(tags.get("conversation_id"), Some(&r.conversation_id));
-            assert!(
-                tags.get("start_time")
-                    .is_some_and(|t| t.starts_with("2026-11-0"))
-            );
+            assert!(tags.get("start_time").is_some_and(|t| {
+                t.starts_with(
+                    &s.dataset()
+                        .conversation(&r.conversation_id)
+                        .unwrap()
+                        .start
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                )
+            }));
             assert!(tags.contains_key("end_time") && tags.contains_key("media_type"));
         }
     }
@@ -169,9 +175,9 @@ async fn cli_archive_with_environment_configuration() {
         c.args([
             "archive",
             "--from",
-            "2026-11-01T00:00:00Z",
+            e2e::sim_window(&s).0,
             "--to",
-            "2026-11-03T00:00:00Z",
+            e2e::sim_window(&s).1,
             "--allow-loopback-media",
             "--verify-source-etag",
             "--tag-mode",

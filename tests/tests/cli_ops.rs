@@ -19,17 +19,21 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     .unwrap()
 }
 
-const ARCHIVE: [&str; 9] = [
-    "archive",
-    "--from",
-    "2026-11-01T00:00:00Z",
-    "--to",
-    "2026-11-03T00:00:00Z",
-    "--allow-loopback-media",
-    "--verify-source-etag",
-    "--tag-mode",
-    "disabled",
-];
+/// `archive` over the simulator's whole interval.
+fn archive_args(s: &SimHandle) -> [&'static str; 9] {
+    let (from, to) = e2e::sim_window(s);
+    [
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--verify-source-etag",
+        "--tag-mode",
+        "disabled",
+    ]
+}
 
 async fn run(mut c: std::process::Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().unwrap())
@@ -66,7 +70,7 @@ async fn quarantine_list_and_retry() {
         c
     };
     let mut c = cmd();
-    c.args(ARCHIVE);
+    c.args(archive_args(&s));
     let out = run(c).await;
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
     assert!(
@@ -89,7 +93,7 @@ async fn quarantine_list_and_retry() {
     // A rerun leaves it alone.
     let before = s.stats().media_requests;
     let mut c = cmd();
-    c.args(ARCHIVE);
+    c.args(archive_args(&s));
     let out = run(c).await;
     assert!(text(&out).0.contains("1 in quarantine"), "{:?}", text(&out));
     assert_eq!(s.stats().media_requests, before, "nothing downloaded");
@@ -127,7 +131,7 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
         c.current_dir(dir.path()).args(args);
         c
     };
-    let mut first = cmd(&ARCHIVE);
+    let mut first = cmd(&archive_args(&s));
     first.args(["--report", "run.json", "--manifest", "manifest.csv"]);
     let out = run(first).await;
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
@@ -175,7 +179,7 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     let out = run(cmd(&["ledger", "list", "--status", "archived"])).await;
     assert_eq!(text(&out).0.lines().count(), 8);
     let before = s.stats().media_requests;
-    let out = run(cmd(&ARCHIVE)).await;
+    let out = run(cmd(&archive_args(&s))).await;
     assert!(
         text(&out).0.contains("archived 0, skipped 8"),
         "{:?}",
@@ -268,15 +272,15 @@ async fn verify_against_the_source_reports_recordings_never_archived() {
         c.current_dir(dir.path()).args(args);
         c
     };
-    let out = run(cmd(&ARCHIVE)).await;
+    let out = run(cmd(&archive_args(&s))).await;
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
     let out = run(cmd(&[
         "verify",
         "--against-source",
         "--from",
-        "2026-11-01T00:00:00Z",
+        e2e::sim_window(&s).0,
         "--to",
-        "2026-11-03T00:00:00Z",
+        e2e::sim_window(&s).1,
         "--allow-loopback-media",
     ]))
     .await;
@@ -633,7 +637,7 @@ async fn a_terminal_session_shows_the_progress_bar() {
         }
     }
     shell_cmd.push_str(&e2e::archiver_bin().display().to_string());
-    for a in ARCHIVE {
+    for a in archive_args(&s) {
         shell_cmd.push_str(&format!(" '{a}'"));
     }
     let mut script = std::process::Command::new("script");
@@ -651,7 +655,7 @@ async fn a_terminal_session_shows_the_progress_bar() {
 
     // Not a terminal: no bar.
     let mut piped = archiver_command(s.base_url(), &bucket);
-    piped.current_dir(dir.path()).args(ARCHIVE);
+    piped.current_dir(dir.path()).args(archive_args(&s));
     let out = run(piped).await;
     let (stdout, stderr) = text(&out);
     assert!(

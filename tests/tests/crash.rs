@@ -24,13 +24,14 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
     .unwrap()
 }
 
-fn archive_args(state: &std::path::Path) -> Vec<String> {
+fn archive_args(s: &SimHandle, state: &std::path::Path) -> Vec<String> {
+    let (from, to) = e2e::sim_window(s);
     [
         "archive",
         "--from",
-        "2026-11-01T00:00:00Z",
+        from,
         "--to",
-        "2026-11-03T00:00:00Z",
+        to,
         "--allow-loopback-media",
         "--verify-source-etag",
         "--tag-mode",
@@ -91,7 +92,7 @@ async fn sigkill_at_random_points_then_restart_archives_every_recording_exactly_
     let kills = 8;
     for round in 0..kills {
         let mut child = archiver_command(s.base_url(), &bucket)
-            .args(archive_args(&state))
+            .args(archive_args(&s, &state))
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -108,7 +109,7 @@ async fn sigkill_at_random_points_then_restart_archives_every_recording_exactly_
         assert!(!status.success(), "round {round}: killed");
     }
     let out = archiver_command(s.base_url(), &bucket)
-        .args(archive_args(&state))
+        .args(archive_args(&s, &state))
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -153,7 +154,7 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
     let bucket = sink.config().bucket.clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
-    let mut args = archive_args(&state);
+    let mut args = archive_args(&s, &state);
     args.extend(["--drain-timeout".to_string(), "1s".to_string()]);
     let child = archiver_command(s.base_url(), &bucket)
         .args(&args)
@@ -199,7 +200,7 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
 
     // The next run (without slowness it would be quick; here it just waits) finishes the rest.
     let out = archiver_command(s.base_url(), &bucket)
-        .args(archive_args(&state))
+        .args(archive_args(&s, &state))
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -230,7 +231,7 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
         .args(["--metrics-listen", &metrics_addr])
         .args([
             "--since",
-            "2026-11-01T00:00:00Z",
+            e2e::sim_window(&s).0,
             "--interval",
             "300ms",
             "--settle",
@@ -307,7 +308,7 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
     let ledger = Ledger::open_shared(state.to_str().unwrap()).await.unwrap();
     let cp = ledger.checkpoint("discovery").await.unwrap();
     assert!(
-        cp.as_deref().is_some_and(|c| c > "2026-11-26"),
+        cp.as_deref().is_some_and(|c| c > e2e::sim_window(&s).1),
         "the checkpoint advanced to about now: {cp:?}"
     );
     assert_store_complete(&s, &sink).await;

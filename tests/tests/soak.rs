@@ -282,8 +282,10 @@ async fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
         .unwrap_or(false);
     let args = |bin: &str| {
         format!(
-            "{bin} archive --from 2026-11-01T00:00:00Z --to 2026-11-03T00:00:00Z \
+            "{bin} archive --from {} --to {} \
              --allow-loopback-media --verify-source-etag --out {} --state {}",
+            e2e::sim_window(&s).0,
+            e2e::sim_window(&s).1,
             out.display(),
             dir.path().join("l.db").display()
         )

@@ -246,6 +246,35 @@ struct SimArgs {
     /// waits for the simulator to hash a body.
     #[arg(long)]
     urls_out: Option<PathBuf>,
+    /// Start of the generated conversations (RFC 3339) [default: 3 days ago].
+    #[arg(long)]
+    start: Option<String>,
+    /// Width of the generated range, e.g. 2d or 45d [default: 2d].
+    #[arg(long)]
+    span: Option<String>,
+    /// How far the analytics data lake lags behind now (jobs hold data up to now minus this).
+    #[arg(long, default_value = "24h")]
+    data_lake_lag: String,
+    /// How long recordings stay UPLOADING after their conversation ends.
+    #[arg(long, default_value = "0s")]
+    upload_lag: String,
+    /// The N most recent conversations start out still in progress (no conversationEnd,
+    /// recordings UPLOADING).
+    #[arg(long, default_value_t = 0)]
+    hold_open: usize,
+    /// How long --hold-open conversations stay open (0s: until the simulator stops).
+    #[arg(long, default_value = "0s")]
+    hold_open_for: String,
+    /// Statuses the login host answers to the first token requests, in order (e.g.
+    /// --login-fault 503 --login-fault 429); repeatable.
+    #[arg(long = "login-fault")]
+    login_faults: Vec<u16>,
+    /// The first N API requests answer 429 with --retry-after.
+    #[arg(long, default_value_t = 0)]
+    throttle_first: u32,
+    /// Retry-After (seconds) of injected 429s; over 180 rehearses a long wait.
+    #[arg(long, default_value_t = 1)]
+    retry_after: u64,
 }
 
 /// A configuration error: printed with `error:` and exit code 2.
@@ -455,10 +484,30 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             found,
             archived,
             failed,
+            pending,
+            not_discoverable,
+            discovery_error,
             checkpoint_advanced,
         } => {
-            tracing::info!(%from, %to, found, archived, failed, checkpoint_advanced, "poll finished")
+            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, ?discovery_error, checkpoint_advanced, "poll finished")
         }
+        Event::NotArchivable {
+            conversation_id,
+            recording_id,
+            reason,
+            pending: true,
+        } => tracing::debug!(
+            conversation_id,
+            recording_id,
+            reason,
+            "not ready at the source yet"
+        ),
+        Event::NotArchivable {
+            conversation_id,
+            recording_id,
+            reason,
+            pending: false,
+        } => tracing::warn!(conversation_id, recording_id, reason, "not archivable"),
         other => tracing::trace!(?other),
     })
 }
@@ -466,15 +515,28 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
 fn print_summary(summary: &Summary, client: &GenesysClient) {
     let calls = client.metrics().snapshot();
     for f in &summary.failures {
-        let what = if f.unavailable {
-            "unavailable"
-        } else {
-            "failed"
-        };
-        println!(
-            "{what}: conversation {} recording {}: {}",
-            f.conversation_id, f.recording_id, f.reason
-        );
+        match f.kind {
+            archiver::ReportKind::NotDiscoverable => println!("not discoverable: {}", f.reason),
+            archiver::ReportKind::Pending if f.recording_id.is_empty() => {
+                println!("pending: conversation {}: {}", f.conversation_id, f.reason)
+            }
+            kind => {
+                let what = match kind {
+                    archiver::ReportKind::Unavailable => "unavailable",
+                    archiver::ReportKind::Pending => "pending",
+                    _ => "failed",
+                };
+                let recording = if f.recording_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" recording {}", f.recording_id)
+                };
+                println!(
+                    "{what}: conversation {}{recording}: {}",
+                    f.conversation_id, f.reason
+                );
+            }
+        }
     }
     if let Some(e) = &summary.discovery_error {
         println!("discovery stopped: {e}");
@@ -839,7 +901,7 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
             }
         }
     }
-    let mut unavailable = 0u64;
+    let (mut unavailable, mut pending, mut not_discoverable) = (0u64, 0u64, 0u64);
     if v.against_source {
         let (Some(from), Some(to)) = (from, to) else {
             return Err(config_err("--against-source needs --from and --to"));
@@ -850,17 +912,51 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
         query.media_types = source.media_types.clone();
         let mut listed = std::pin::pin!(client.discover(query));
         while let Some(item) = listed.next().await {
-            let rec = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
+            let item = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
+            let rec = match item {
+                genesys_media::Discovered::Recording(r) => r,
+                genesys_media::Discovered::Pending(p) => {
+                    pending += 1;
+                    println!(
+                        "pending: conversation {}{} is not ready at the source: {}",
+                        p.conversation_id,
+                        p.recording_id
+                            .map(|r| format!(" recording {r}"))
+                            .unwrap_or_default(),
+                        p.reason
+                    );
+                    continue;
+                }
+                genesys_media::Discovered::NotDiscoverable(span) => {
+                    not_discoverable += 1;
+                    println!(
+                        "not discoverable: {} to {}: {}",
+                        span.start.to_rfc3339(),
+                        span.end.to_rfc3339(),
+                        span.reason
+                    );
+                    continue;
+                }
+                genesys_media::Discovered::Unresolved {
+                    conversation_id,
+                    reason,
+                } => {
+                    missing += 1;
+                    println!("missing: conversation {conversation_id}: {reason}");
+                    continue;
+                }
+            };
             if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
                 unavailable += 1;
                 println!(
                     "unavailable: recording {} (conversation {}) at the source: {reason}",
-                    rec.recording_id, rec.conversation_id
+                    rec.ledger_id(),
+                    rec.conversation_id
                 );
                 continue;
             }
             let entry = ledger
-                .entry(&rec.recording_id)
+                .entry(&rec.ledger_id())
                 .await
                 .map_err(|e| config_err(e.to_string()))?;
             match entry {
@@ -877,7 +973,8 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
                     };
                     println!(
                         "missing: recording {} (conversation {}) listed by the source is not archived; {why}",
-                        rec.recording_id, rec.conversation_id
+                        rec.ledger_id(),
+                        rec.conversation_id
                     );
                 }
             }
@@ -906,13 +1003,15 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
             String::new()
         },
         if v.against_source {
-            format!(", unavailable at the source {unavailable}")
+            format!(
+                ", unavailable at the source {unavailable}, pending {pending}, not discoverable {not_discoverable}"
+            )
         } else {
             String::new()
         },
         if v.rehash { " (re-hashed)" } else { "" }
     );
-    Ok(if missing + corrupt > 0 {
+    Ok(if missing + corrupt + pending + not_discoverable > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -937,7 +1036,12 @@ async fn run_config_check(run: RunArgs, file: &FileConfig) -> Result<ExitCode, C
     let source = run.source.resolve(file)?;
     let store = run.store.resolve(file)?;
     println!("settings: ok (key template {})", store.key_template_text);
-    settings::connect_source(&source).await?;
+    let client = settings::connect_source(&source).await?;
+    client
+        .tokens()
+        .token()
+        .await
+        .map_err(|e| config_err(format!("genesys: no token: {e}")))?;
     println!(
         "genesys: ok (token obtained from {})",
         source.client.environment.api_base()
@@ -1088,6 +1192,20 @@ async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
         .filter(|(a, b)| a <= b)
         .ok_or_else(|| config_err(format!("--sizes {:?} must be MIN..MAX in bytes", s.sizes)))?;
+    if let Some(f) = s.login_faults.iter().find(|f| !(400..=599).contains(*f)) {
+        return Err(config_err(format!(
+            "--login-fault {f} is not an HTTP error status (400-599)"
+        )));
+    }
+    let defaults = SimConfig::default();
+    let start = match &s.start {
+        Some(v) => parse_time("start", v)?,
+        None => defaults.start,
+    };
+    let span = match &s.span {
+        Some(v) => parse_duration("--span", v)?,
+        None => defaults.span,
+    };
     let sim = Simulator::start(SimConfig {
         listen: s.listen,
         recordings: s.recordings,
@@ -1095,7 +1213,16 @@ async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         faults,
         rate_limit_per_minute: s.rate_limit,
         size_range: (lo, hi),
-        ..SimConfig::default()
+        start,
+        span,
+        data_lake_lag: parse_duration("--data-lake-lag", &s.data_lake_lag)?,
+        upload_lag: parse_duration("--upload-lag", &s.upload_lag)?,
+        hold_open: s.hold_open,
+        hold_open_for: parse_duration("--hold-open-for", &s.hold_open_for)?,
+        login_faults: s.login_faults.clone(),
+        throttle_first_api_calls: s.throttle_first,
+        retry_after_secs: s.retry_after,
+        ..defaults
     })
     .await
     .map_err(|e| config_err(format!("cannot listen on {}: {e}", s.listen)))?;

@@ -29,8 +29,9 @@ struct CallLabel {
     status: String,
 }
 
-/// API counter values already added: calls by (endpoint, status), and token requests.
-type ApiSeen = (HashMap<(String, u16), u64>, u64);
+/// API counter values already added: calls by (endpoint, status), token requests, token
+/// failures.
+type ApiSeen = (HashMap<(String, u16), u64>, u64, u64);
 
 /// The daemon's metrics, fed by archiver events and the API client's counters.
 pub(crate) struct Metrics {
@@ -42,7 +43,10 @@ pub(crate) struct Metrics {
     upload_seconds: Histogram,
     api_calls: Family<CallLabel, Counter>,
     token_requests: Counter,
+    token_failures: Counter,
     polls: Counter,
+    poll_failures: Counter,
+    pending: Gauge,
     started: Mutex<HashMap<String, Instant>>,
     api_seen: Mutex<ApiSeen>,
     ready: AtomicBool,
@@ -96,8 +100,26 @@ impl Metrics {
             "OAuth token requests (initial and refreshes)",
             token_requests.clone(),
         );
+        let token_failures = Counter::default();
+        registry.register(
+            "token_request_failures",
+            "OAuth token requests that got no token (login host down or throttled, credentials refused)",
+            token_failures.clone(),
+        );
         let polls = Counter::default();
         registry.register("polls", "Completed discovery polls", polls.clone());
+        let poll_failures = Counter::default();
+        registry.register(
+            "poll_failures",
+            "Polls whose window was not reconciled (discovery stopped early, a part could not be listed, or shutdown); the next poll reads it again",
+            poll_failures.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "pending_recordings",
+            "Conversations in progress and recordings not uploaded yet, as of the last poll",
+            pending.clone(),
+        );
         Arc::new(Self {
             registry,
             recordings,
@@ -107,9 +129,12 @@ impl Metrics {
             upload_seconds,
             api_calls,
             token_requests,
+            token_failures,
             polls,
+            poll_failures,
+            pending,
             started: Mutex::new(HashMap::new()),
-            api_seen: Mutex::new((HashMap::new(), 0)),
+            api_seen: Mutex::new((HashMap::new(), 0, 0)),
             ready: AtomicBool::new(false),
             client,
         })
@@ -175,9 +200,15 @@ impl Metrics {
             }
             Event::Polled {
                 checkpoint_advanced,
+                pending,
                 ..
             } => {
                 self.polls.inc();
+                if !checkpoint_advanced {
+                    self.poll_failures.inc();
+                }
+                self.pending
+                    .set(i64::try_from(*pending).unwrap_or(i64::MAX));
                 self.ready.store(*checkpoint_advanced, Ordering::Relaxed);
             }
             _ => {}
@@ -202,6 +233,10 @@ impl Metrics {
         if snap.token_requests > seen.1 {
             self.token_requests.inc_by(snap.token_requests - seen.1);
             seen.1 = snap.token_requests;
+        }
+        if snap.token_failures > seen.2 {
+            self.token_failures.inc_by(snap.token_failures - seen.2);
+            seen.2 = snap.token_failures;
         }
     }
 

@@ -57,8 +57,14 @@ struct Report<'a> {
     store: String,
     ledger: Option<String>,
     summary: &'a Summary,
+    /// What the source listed against what was archived or reported with a reason; the exit
+    /// code is 0 only when it is clean.
+    reconciliation: archiver::Reconciliation,
     api_calls: u64,
     api_throttled: u64,
+    /// Token requests that got no token (a login host having a bad moment, or refused
+    /// credentials).
+    api_token_failures: u64,
     /// Seconds API calls waited for the client's pacing or a `Retry-After`, summed over
     /// concurrent calls.
     api_wait_seconds: f64,
@@ -189,8 +195,10 @@ impl Output {
                 store: store.to_string(),
                 ledger: ledger.map(|l| l.location().to_string()),
                 summary,
+                reconciliation: summary.reconcile(),
                 api_calls: calls.total_calls(),
                 api_throttled: calls.throttled(),
+                api_token_failures: calls.token_failures,
                 api_wait_seconds: calls.waited_seconds(),
                 exit_code,
             };

@@ -372,13 +372,21 @@ impl SourceArgs {
 }
 
 /// Builds the client and proves the credentials by getting a token.
+/// Builds the Genesys client and gets a first token, so refused credentials are a
+/// configuration error (exit 2) before any work. A login host that stays unreachable through
+/// the retries is not a configuration error: it is logged, and the run (or the daemon's first
+/// poll) tries again and reports it.
 pub(crate) async fn connect_source(s: &SourceSettings) -> Result<GenesysClient, ConfigError> {
     let client = GenesysClient::new(s.client.clone()).map_err(|e| config_err(e.to_string()))?;
-    client
-        .tokens()
-        .token()
-        .await
-        .map_err(|e| config_err(e.to_string()))?;
+    match client.tokens().token().await {
+        Ok(_) => {}
+        Err(e @ (genesys_media::Error::Auth { .. } | genesys_media::Error::InvalidArgument(_))) => {
+            return Err(config_err(e.to_string()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the login host did not issue a token yet; going on, it is asked again")
+        }
+    }
     Ok(client)
 }
 

@@ -108,14 +108,28 @@ where
                     summary.discovery_error.unwrap_or_default(),
                 ));
             }
-            let complete = summary.discovery_error.is_none() && summary.interrupted == 0;
-            if complete {
+            // The window is reconciled when discovery completed, every part of it was
+            // listed and nothing was cut short. Failed recordings are in the ledger and
+            // retried below; pending ones (conversations in progress, recordings uploading)
+            // are not: the checkpoint stays at the earliest of them, so the next poll reads
+            // them again.
+            let reconciled = summary.discovery_error.is_none()
+                && summary.interrupted == 0
+                && summary.not_discoverable == 0;
+            let next = summary.pending_since.map_or(to, |p| p.min(to));
+            // It may move back too: a conversation found in progress before the checkpoint
+            // (through the overlap) keeps the next polls reading from its start.
+            let advanced = reconciled && checkpoint != Some(next);
+            if advanced {
                 ledger
                     .set_checkpoint(
                         &poll.checkpoint,
-                        &to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     )
                     .await?;
+            }
+            if let Some(e) = &summary.discovery_error {
+                tracing::warn!(error = %e, "poll did not complete; the next poll reads the same window again");
             }
             events.handle(&Event::Polled {
                 from,
@@ -123,7 +137,10 @@ where
                 found: summary.found,
                 archived: summary.archived,
                 failed: summary.failed,
-                checkpoint_advanced: complete,
+                pending: summary.pending,
+                not_discoverable: summary.not_discoverable,
+                discovery_error: summary.discovery_error.clone(),
+                checkpoint_advanced: reconciled,
             });
             total.absorb(summary);
         }
@@ -166,9 +183,15 @@ pub fn entry_to_recording(e: &LedgerEntry) -> DiscoveredRecording {
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
     };
+    // One file of several is kept as `recording~file` (DiscoveredRecording::ledger_id).
+    let (recording_id, file) = match e.recording_id.split_once('~') {
+        Some((r, f)) => (r.to_string(), Some(f.to_string())),
+        None => (e.recording_id.clone(), None),
+    };
     DiscoveredRecording {
         conversation_id: e.conversation_id.clone(),
-        recording_id: e.recording_id.clone(),
+        recording_id,
+        file,
         start_time: t(&e.start_time),
         end_time: t(&e.end_time),
         media_type: e.media_type.clone().unwrap_or_default(),

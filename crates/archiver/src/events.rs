@@ -79,8 +79,28 @@ pub enum Event {
         archived: u64,
         /// Failed in this poll.
         failed: u64,
-        /// Whether the checkpoint moved to `to` (discovery completed, nothing interrupted).
+        /// Conversations and recordings not ready yet (pending) in this poll.
+        pending: u64,
+        /// Parts of the interval no API could list in this poll.
+        not_discoverable: u64,
+        /// Why discovery stopped early, when it did (a login outage, an API outage, ...).
+        discovery_error: Option<String>,
+        /// Whether the checkpoint moved (discovery completed, nothing interrupted, every
+        /// part listed); it moves to `to`, or back to the earliest pending conversation.
         checkpoint_advanced: bool,
+    },
+    /// Discovery listed something that cannot be archived now: a conversation in progress, a
+    /// recording still uploading, a part of the interval no API can list, a conversation
+    /// whose results were malformed.
+    NotArchivable {
+        /// Conversation id (empty for a part of the interval).
+        conversation_id: String,
+        /// Recording id, when known.
+        recording_id: String,
+        /// Why.
+        reason: String,
+        /// True when it is expected to become archivable later (pending).
+        pending: bool,
     },
     /// The ledger put a persistently failing recording in quarantine (after `Failed`).
     Quarantined {

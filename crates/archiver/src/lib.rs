@@ -9,7 +9,7 @@
 //! | failure | action |
 //! |---|---|
 //! | 403 on the media URL | refresh that recording's URL and retry (bounded) |
-//! | 429 | wait `Retry-After` (clamped), retry |
+//! | 429 | wait `Retry-After` as given (within the retry budget; a longer one fails, named), retry |
 //! | 5xx, transport error, body broken mid-stream, store 5xx | jittered exponential backoff, bounded total time |
 //! | any other 4xx, refused URL, bad id | fail, no retry |
 //! | MD5 or length mismatch | the sink removed the object; retry once, then fail as an integrity failure |
@@ -33,7 +33,8 @@ pub use ledger::{
     AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, RecordStatus, redact_url,
 };
 pub use pipeline::{
-    ArchiverConfig, FailureReport, Summary, archive, default_instance_id, tags_for,
+    ArchiverConfig, FailureReport, Reconciliation, ReportKind, Summary, archive,
+    default_instance_id, tags_for,
 };
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use genesys_media::{
-    DiscoveredRecording, ErrorClass, GenesysClient, MediaAvailability, MediaUrl, RetryPolicy,
+    Discovered, DiscoveredRecording, ErrorClass, GenesysClient, MediaAvailability, MediaUrl,
+    RetryPolicy,
 };
 use http_body_util::BodyExt;
 use integrity::{BoxError, Md5Digest};
@@ -91,17 +92,35 @@ impl Default for ArchiverConfig {
     }
 }
 
-/// A recording that was not archived, and why.
+/// What kind of account a [`FailureReport`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Tried and given up (or waiting in quarantine).
+    Failed,
+    /// The source has no media for it (archived, deleted, ...).
+    Unavailable,
+    /// Exists but is not ready: the conversation is in progress or the recording is
+    /// uploading or being restored. The daemon comes back for it.
+    Pending,
+    /// A part of the interval no API could list.
+    NotDiscoverable,
+}
+
+/// A recording (or conversation, or part of the interval) that was not archived, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FailureReport {
-    /// Conversation id.
+    /// Conversation id (empty for a part of the interval).
     pub conversation_id: String,
-    /// Recording id.
+    /// Recording id as the ledger knows it (`~file` appended for one file of several);
+    /// empty when not known (a conversation in progress, a part of the interval).
     pub recording_id: String,
     /// Why.
     pub reason: String,
     /// Whether it is unavailable at the source rather than failed.
     pub unavailable: bool,
+    /// The kind of account.
+    pub kind: ReportKind,
 }
 
 /// The outcome of a run.
@@ -123,14 +142,50 @@ pub struct Summary {
     pub leased_elsewhere: u64,
     /// Not finished because of shutdown; their claims were released for the next run.
     pub interrupted: u64,
+    /// Conversations in progress and recordings not uploaded yet: not archivable now.
+    pub pending: u64,
+    /// Parts of the interval no API could list.
+    pub not_discoverable: u64,
+    /// The earliest start of a conversation counted in `pending`: a poll loop must read
+    /// from here again.
+    pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Bytes stored in this run.
     pub bytes: u64,
-    /// Failures and unavailable recordings with reasons.
+    /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons.
     pub failures: Vec<FailureReport>,
     /// Discovery stopped early with this error.
     pub discovery_error: Option<String>,
     /// Whether the discovery error is a configuration problem (credentials, region).
     pub discovery_error_is_config: bool,
+}
+
+/// Every account of a run, checked: what the source listed equals what was archived plus
+/// what is reported with a reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciliation {
+    /// Recording files the source listed (discovered).
+    pub listed: u64,
+    /// Archived in this run or earlier (skipped).
+    pub archived: u64,
+    /// Unavailable at the source (archived, deleted), with the source's reason.
+    pub unavailable: u64,
+    /// Failed, or waiting in quarantine.
+    pub failed: u64,
+    /// Held by another live instance's lease.
+    pub leased_elsewhere: u64,
+    /// Stopped by shutdown.
+    pub interrupted: u64,
+    /// Conversations and recordings not ready yet.
+    pub pending: u64,
+    /// Parts of the interval that could not be listed.
+    pub not_discoverable: u64,
+    /// Listed but in none of the above: always 0 unless the archiver lost track of one.
+    pub unaccounted: u64,
+    /// Discovery did not complete (the listing itself is incomplete).
+    pub discovery_incomplete: bool,
+    /// Clean: everything listed is archived or unavailable at the source with a reason,
+    /// nothing is pending, failed or unlisted, and discovery completed.
+    pub clean: bool,
 }
 
 impl Summary {
@@ -149,16 +204,53 @@ impl Summary {
                 line.push_str(&format!(", {n} {what}"));
             }
         }
+        for (n, what) in [
+            (self.pending, "pending (not ready at the source)"),
+            (
+                self.not_discoverable,
+                "part(s) of the interval not discoverable",
+            ),
+        ] {
+            if n > 0 {
+                line.push_str(&format!(", {n} {what}"));
+            }
+        }
         line.push_str(&format!(" ({} bytes)", self.bytes));
         line
     }
 
-    /// True when nothing failed or waits in quarantine, and the run was not cut short.
+    /// True when the reconciliation is clean: nothing failed, waits in quarantine, is
+    /// pending or could not be listed, and the run was not cut short.
     pub fn success(&self) -> bool {
-        self.failed == 0
-            && self.quarantined == 0
-            && self.interrupted == 0
-            && self.discovery_error.is_none()
+        self.reconcile().clean
+    }
+
+    /// Checks that every recording the source listed is accounted for.
+    pub fn reconcile(&self) -> Reconciliation {
+        let archived = self.archived + self.skipped;
+        let failed = self.failed + self.quarantined;
+        let accounted =
+            archived + self.unavailable + failed + self.leased_elsewhere + self.interrupted;
+        let discovery_incomplete = self.discovery_error.is_some();
+        let unaccounted = self.found.saturating_sub(accounted);
+        Reconciliation {
+            listed: self.found,
+            archived,
+            unavailable: self.unavailable,
+            failed,
+            leased_elsewhere: self.leased_elsewhere,
+            interrupted: self.interrupted,
+            pending: self.pending,
+            not_discoverable: self.not_discoverable,
+            unaccounted,
+            discovery_incomplete,
+            clean: failed == 0
+                && self.interrupted == 0
+                && self.pending == 0
+                && self.not_discoverable == 0
+                && unaccounted == 0
+                && !discovery_incomplete,
+        }
     }
 
     /// Adds the counts of another run (continuous mode sums its polls).
@@ -171,6 +263,12 @@ impl Summary {
         self.quarantined += other.quarantined;
         self.leased_elsewhere += other.leased_elsewhere;
         self.interrupted += other.interrupted;
+        self.pending += other.pending;
+        self.not_discoverable += other.not_discoverable;
+        self.pending_since = match (self.pending_since, other.pending_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.bytes += other.bytes;
         self.failures.extend(other.failures);
         if other.discovery_error.is_some() {
@@ -218,7 +316,11 @@ struct Shared {
 
 /// Archives every recording `source` yields into `sink`, with `cfg.workers` at a time,
 /// and returns the counts. Never panics on bad data; failures are counted and reported.
-pub async fn archive<S>(
+///
+/// `source` yields [`Discovered`] items ([`GenesysClient::discover`]) or plain
+/// [`DiscoveredRecording`]s; pending items and undiscoverable parts are counted and reported,
+/// never dropped.
+pub async fn archive<S, T>(
     client: GenesysClient,
     sink: Arc<dyn ObjectSink>,
     source: S,
@@ -226,7 +328,8 @@ pub async fn archive<S>(
     events: Arc<dyn EventHandler>,
 ) -> Summary
 where
-    S: Stream<Item = genesys_media::Result<DiscoveredRecording>> + Send,
+    S: Stream<Item = genesys_media::Result<T>> + Send,
+    T: Into<Discovered>,
 {
     let workers = cfg.workers.max(1);
     let shared = Arc::new(Shared {
@@ -251,8 +354,8 @@ where
                 None => break,
             },
         };
-        let rec = match item {
-            Ok(r) => r,
+        let item = match item {
+            Ok(r) => r.into(),
             Err(e) => {
                 summary.discovery_error_is_config = matches!(e, genesys_media::Error::Auth { .. })
                     || e.status() == Some(403)
@@ -261,10 +364,17 @@ where
                 break;
             }
         };
+        let rec = match item {
+            Discovered::Recording(r) => r,
+            other => {
+                account_unlisted(&mut summary, &shared.events, other);
+                continue;
+            }
+        };
         let received_at = tokio::time::Instant::now();
         summary.found += 1;
         shared.events.handle(&Event::Discovered {
-            recording_id: rec.recording_id.clone(),
+            recording_id: rec.ledger_id().into_owned(),
         });
         let permit = tokio::select! {
             biased;
@@ -316,13 +426,69 @@ where
     for (_, rec) in in_flight.drain() {
         summary.interrupted += 1;
         if let Some(l) = &shared.cfg.ledger
-            && let Err(e) = l.release(&rec.recording_id, &shared.cfg.instance_id).await
+            && let Err(e) = l.release(&rec.ledger_id(), &shared.cfg.instance_id).await
         {
-            tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not release a claim");
+            tracing::warn!(recording_id = %rec.ledger_id(), error = %e, "could not release a claim");
         }
     }
     summary.bytes = bytes.load(Ordering::Relaxed);
     summary
+}
+
+/// Counts and reports a discovery item that is not a recording to archive.
+fn account_unlisted(summary: &mut Summary, events: &Arc<dyn EventHandler>, item: Discovered) {
+    let (conversation_id, recording_id, reason, kind) = match item {
+        Discovered::Recording(_) => unreachable!("recordings are archived, not accounted here"),
+        Discovered::Pending(p) => {
+            summary.pending += 1;
+            if let Some(t) = p.since {
+                summary.pending_since = Some(summary.pending_since.map_or(t, |s| s.min(t)));
+            }
+            (
+                p.conversation_id,
+                p.recording_id.unwrap_or_default(),
+                p.reason,
+                ReportKind::Pending,
+            )
+        }
+        Discovered::NotDiscoverable(span) => {
+            summary.not_discoverable += 1;
+            let t = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            };
+            (
+                String::new(),
+                String::new(),
+                format!(
+                    "{} to {} could not be listed: {}",
+                    t(span.start),
+                    t(span.end),
+                    span.reason
+                ),
+                ReportKind::NotDiscoverable,
+            )
+        }
+        Discovered::Unresolved {
+            conversation_id,
+            reason,
+        } => {
+            summary.failed += 1;
+            (conversation_id, String::new(), reason, ReportKind::Failed)
+        }
+    };
+    events.handle(&Event::NotArchivable {
+        conversation_id: conversation_id.clone(),
+        recording_id: recording_id.clone(),
+        reason: reason.clone(),
+        pending: kind == ReportKind::Pending,
+    });
+    summary.failures.push(FailureReport {
+        conversation_id,
+        recording_id,
+        reason,
+        unavailable: false,
+        kind,
+    });
 }
 
 fn tally(
@@ -345,9 +511,10 @@ fn tally(
                     .as_ref()
                     .map(|r| r.conversation_id.clone())
                     .unwrap_or_default(),
-                recording_id: rec.map(|r| r.recording_id).unwrap_or_default(),
+                recording_id: rec.map(|r| r.ledger_id().into_owned()).unwrap_or_default(),
                 reason: format!("worker task failed: {e}"),
                 unavailable: false,
+                kind: ReportKind::Failed,
             });
             return;
         }
@@ -355,9 +522,14 @@ fn tally(
     let mut report = |reason: String, unavailable: bool| {
         summary.failures.push(FailureReport {
             conversation_id: rec.conversation_id.clone(),
-            recording_id: rec.recording_id.clone(),
+            recording_id: rec.ledger_id().into_owned(),
             reason,
             unavailable,
+            kind: if unavailable {
+                ReportKind::Unavailable
+            } else {
+                ReportKind::Failed
+            },
         })
     };
     match outcome {
@@ -405,7 +577,8 @@ async fn process_claimed(
     rec: &DiscoveredRecording,
     url_received: tokio::time::Instant,
 ) -> Outcome {
-    let rid = rec.recording_id.as_str();
+    let ledger_id = rec.ledger_id();
+    let rid: &str = &ledger_id;
     let key = match sh.cfg.key_template.render(rec, None) {
         Ok(k) => k,
         Err(e) => return fail(sh, rid, format!("cannot build its key: {e}"), false, 0),
@@ -503,7 +676,7 @@ async fn adopt_existing(
             None => sh.sink.head(key).await.ok().flatten(),
         };
         let obj = AdoptedObject {
-            recording_id: rec.recording_id.clone(),
+            recording_id: rec.ledger_id().into_owned(),
             conversation_id: rec.conversation_id.clone(),
             key: key.to_string(),
             size: meta.as_ref().map(|m| m.size),
@@ -513,11 +686,11 @@ async fn adopt_existing(
             end_time: None,
         };
         if let Err(e) = l.adopt(obj).await {
-            tracing::warn!(recording_id = %rec.recording_id, error = %e, "could not record an existing object in the ledger");
+            tracing::warn!(recording_id = %rec.ledger_id(), error = %e, "could not record an existing object in the ledger");
         }
     }
     sh.events.handle(&Event::Skipped {
-        recording_id: rec.recording_id.clone(),
+        recording_id: rec.ledger_id().into_owned(),
         key: key.to_string(),
     });
     Outcome::Skipped
@@ -532,7 +705,7 @@ async fn process(
     mut url_received: tokio::time::Instant,
     resumed: bool,
 ) -> Outcome {
-    let rid = rec.recording_id.clone();
+    let rid = rec.ledger_id().into_owned();
     let key = key.to_string();
     let mut media = rec.media.clone();
     if sh.cfg.skip_existing && !resumed {
@@ -597,7 +770,10 @@ async fn process(
             ))),
         };
         let (wait, reason) = match result {
-            Ok((size, md5, store_verified)) => {
+            Ok((written_key, size, md5, store_verified)) => {
+                // The key the object was written under (the response's content type may
+                // have decided its extension): the ledger, manifest and verify use it.
+                let key = written_key;
                 if let Some(l) = &sh.cfg.ledger
                     && let Err(e) = l.archived(&rid, &key, size, &md5.to_hex(), attempt).await
                 {
@@ -666,7 +842,32 @@ async fn process(
                 }
                 (Duration::ZERO, m)
             }
-            Err(AttemptError::Throttled(d, m)) => (policy.retry_after(Some(d)), m),
+            Err(AttemptError::Throttled(d, m)) => {
+                let wait = policy.retry_after(Some(d));
+                if !policy.allows_retry_after(attempt, started.elapsed(), wait) {
+                    return fail(
+                        sh,
+                        &rid,
+                        format!(
+                            "gave up after {attempt} attempts: the source asked to wait {wait:?}, more than the retry budget allows: {m}"
+                        ),
+                        false,
+                        attempt,
+                    );
+                }
+                overwrite = true;
+                sh.events.handle(&Event::Retrying {
+                    recording_id: rid.clone(),
+                    attempt,
+                    reason: m,
+                    wait,
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = sh.cfg.shutdown.cancelled() => return Outcome::Interrupted,
+                }
+                continue;
+            }
             Err(AttemptError::Temporary(m)) => (policy.backoff(attempt), m),
         };
         overwrite = true;
@@ -709,7 +910,7 @@ async fn attempt_once(
     key: &str,
     url: &MediaUrl,
     create_only: bool,
-) -> Result<(u64, Md5Digest, bool), AttemptError> {
+) -> Result<(String, u64, Md5Digest, bool), AttemptError> {
     let resp = match sh.client.open_media(url).await {
         Ok(r) => r,
         Err(e) => {
@@ -766,6 +967,9 @@ async fn attempt_once(
         .map(|(k, v)| (k.replace('_', "-"), v))
         .collect();
     metadata.insert("source".into(), "genesys-cloud".into());
+    if let Some(f) = &rec.file {
+        metadata.insert("file".into(), f.clone());
+    }
     if let Some(m) = expected_md5 {
         metadata.insert("md5".into(), m.to_hex());
     }
@@ -779,7 +983,7 @@ async fn attempt_once(
     };
     let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
     match sh.sink.put(&key, body, opts).await {
-        Ok(r) => Ok((r.size, r.md5, r.store_verified)),
+        Ok(r) => Ok((key, r.size, r.md5, r.store_verified)),
         Err(e) => {
             let m = e.to_string();
             Err(match e.kind {

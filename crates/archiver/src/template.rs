@@ -136,7 +136,16 @@ impl KeyTemplate {
                         "month" => format!("{:02}", start.month()),
                         "day" => format!("{:02}", start.day()),
                         "conversation_id" => plain(&rec.conversation_id, "conversation id")?,
-                        "recording_id" => plain(&rec.recording_id, "recording id")?,
+                        // One file of several gets its label appended, so that every
+                        // file has a key of its own whatever the template.
+                        "recording_id" => match &rec.file {
+                            None => plain(&rec.recording_id, "recording id")?,
+                            Some(f) => format!(
+                                "{}-{}",
+                                plain(&rec.recording_id, "recording id")?,
+                                plain(f, "file label")?
+                            ),
+                        },
                         "media_type" => plain(&rec.media_type, "media type")?,
                         "ext" => {
                             extension(content_type.or(rec.content_type.as_deref())).to_string()
@@ -212,6 +221,7 @@ mod tests {
 
     fn rec(cid: &str, rid: &str) -> DiscoveredRecording {
         DiscoveredRecording {
+            file: None,
             conversation_id: cid.into(),
             recording_id: rid.into(),
             start_time: Some("2026-11-03T23:59:59Z".parse().unwrap()),

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 fn rec(cid: String, rid: String, media: String) -> DiscoveredRecording {
     DiscoveredRecording {
+        file: None,
         conversation_id: cid,
         recording_id: rid,
         start_time: None,

@@ -4,14 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use oauth2::basic::BasicClient;
-use oauth2::{ClientId, ClientSecret, TokenResponse, TokenUrl};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 use crate::transport::{ApiMetrics, HyperClient};
 
 /// A bearer token. `Debug` and `Display` never show it.
@@ -47,6 +47,7 @@ pub struct TokenProvider {
     token_url: String,
     http: HyperClient,
     metrics: ApiMetrics,
+    retry: RetryPolicy,
     cache: Mutex<Option<Cached>>,
 }
 
@@ -69,6 +70,7 @@ impl TokenProvider {
         token_url: String,
         http: HyperClient,
         metrics: ApiMetrics,
+        retry: RetryPolicy,
     ) -> Self {
         Self {
             client_id,
@@ -76,6 +78,7 @@ impl TokenProvider {
             token_url,
             http,
             metrics,
+            retry,
             cache: Mutex::new(None),
         }
     }
@@ -109,66 +112,184 @@ impl TokenProvider {
         }
     }
 
+    /// Gets a token, retrying what the login host may answer on a bad moment (429 with its
+    /// `Retry-After`, 5xx, transport errors and timeouts) with the API calls' backoff and
+    /// budget. Only a refusal of the credentials (400/401/403, or another 4xx naming a wrong
+    /// login URL) is returned at once, as [`Error::Auth`].
     async fn fetch(&self) -> Result<(AccessToken, Duration)> {
-        self.metrics.token_request();
-        let token_url = TokenUrl::new(self.token_url.clone())
-            .map_err(|e| Error::InvalidArgument(format!("token URL: {e}")))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.clone()))
-            .set_token_uri(token_url);
-        let http = self.http.clone();
-        let send = move |req: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let req = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
-                let resp = tokio::time::timeout(Duration::from_secs(30), http.request(req))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "token request timed out")
-                    })?
-                    .map_err(|e| std::io::Error::other(format!("token request failed: {e}")))?;
-                let (parts, body) = resp.into_parts();
-                let body = Limited::new(body, 1 << 20)
-                    .collect()
-                    .await
-                    .map_err(|e| std::io::Error::other(format!("reading token response: {e}")))?
-                    .to_bytes();
-                Ok::<_, std::io::Error>(http::Response::from_parts(parts, body.to_vec()))
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            self.metrics.token_request();
+            let attempt = self.fetch_once().await;
+            if attempt.is_err() {
+                self.metrics.token_failure();
             }
-        };
-        let resp = client
-            .exchange_client_credentials()
-            .request_async(&send)
-            .await
-            .map_err(|e| match e {
-                oauth2::RequestTokenError::ServerResponse(r) => Error::Auth {
-                    status: 401,
-                    description: r
-                        .error_description()
-                        .cloned()
-                        .unwrap_or_else(|| r.error().to_string()),
-                },
-                oauth2::RequestTokenError::Request(e) => Error::Transport {
-                    endpoint: "POST /oauth/token".into(),
-                    message: e.to_string(),
-                },
-                oauth2::RequestTokenError::Parse(e, _) => Error::Decode {
-                    endpoint: "POST /oauth/token".into(),
-                    message: e.to_string(),
-                },
-                oauth2::RequestTokenError::Other(m) => Error::Auth {
-                    status: 0,
-                    description: m,
-                },
+            let (err, wait, allowed) = match attempt {
+                Ok(t) => return Ok(t),
+                Err(e @ (Error::Auth { .. } | Error::Decode { .. })) => return Err(e),
+                Err(e) => {
+                    let elapsed = started.elapsed();
+                    let (wait, allowed) = match &e {
+                        Error::Status {
+                            status: 429,
+                            retry_after,
+                            ..
+                        } => {
+                            let wait = self.retry.retry_after(*retry_after);
+                            (wait, self.retry.allows_retry_after(attempts, elapsed, wait))
+                        }
+                        _ => {
+                            let wait = self.retry.backoff(attempts);
+                            (wait, self.retry.allows(attempts, elapsed, wait))
+                        }
+                    };
+                    (e, wait, allowed)
+                }
+            };
+            if !allowed {
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    elapsed: started.elapsed(),
+                    last: Box::new(err),
+                });
+            }
+            tracing::debug!(error = %err, ?wait, "token request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One client-credentials request: `Authorization: Basic base64(id:secret)` with the raw
+    /// id and secret, as the official SDKs send it (the oauth2 crate URL-encodes both first,
+    /// which changes secrets holding `+ / = ~`).
+    async fn fetch_once(&self) -> Result<(AccessToken, Duration)> {
+        const ENDPOINT: &str = "POST /oauth/token";
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.client_id, self.client_secret));
+        let req = http::Request::post(&self.token_url)
+            .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from_static(
+                b"grant_type=client_credentials",
+            )))
+            .map_err(|e| Error::InvalidArgument(format!("token URL: {e}")))?;
+        let exchange = async {
+            let resp = self.http.request(req).await.map_err(|e| Error::Transport {
+                endpoint: ENDPOINT.into(),
+                message: crate::client::cause_chain(&e),
             })?;
-        let ttl = resp
-            .expires_in()
-            .unwrap_or(Duration::from_secs(3600))
-            .max(Duration::from_secs(1));
-        Ok((
-            AccessToken(Arc::from(resp.access_token().secret().as_str())),
-            ttl,
-        ))
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| Error::Transport {
+                    endpoint: ENDPOINT.into(),
+                    message: format!("reading the token response: {e}"),
+                })?
+                .to_bytes();
+            Ok::<_, Error>((parts, body))
+        };
+        let (parts, body) = tokio::time::timeout(TOKEN_TIMEOUT, exchange)
+            .await
+            .map_err(|_| Error::Transport {
+                endpoint: ENDPOINT.into(),
+                message: "the token request timed out".into(),
+            })??;
+        let status = parts.status;
+        if status.is_success() {
+            let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
+                endpoint: ENDPOINT.into(),
+                message: format!("token response: {e}"),
+            })?;
+            return Ok((
+                AccessToken(Arc::from(t.access_token.as_str())),
+                token_lifetime(t.expires_in),
+            ));
+        }
+        let retry_after =
+            crate::retry::parse_retry_after(parts.headers.get(http::header::RETRY_AFTER));
+        let described = serde_json::from_slice::<TokenError>(&body).ok();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Error::Status {
+                endpoint: ENDPOINT.into(),
+                status: status.as_u16(),
+                message: status.canonical_reason().unwrap_or("error").into(),
+                retry_after,
+            });
+        }
+        let description = described
+            .map(|d| {
+                let text = d.error_description.or(d.description).unwrap_or_default();
+                match d.error {
+                    Some(code) if text.is_empty() => code,
+                    Some(code) => format!("{code}: {text}"),
+                    None => text,
+                }
+            })
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| {
+                format!("the login host answered {status} (is the region or API base URL right?)")
+            });
+        Err(Error::Auth {
+            status: status.as_u16(),
+            description,
+        })
+    }
+}
+
+/// Time limit of one token request.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest lifetime a Genesys token can have (48 h); longer `expires_in` values are taken
+/// as this, so no deadline computed from them can overflow.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+/// `expires_in` as a usable lifetime: absent means an hour, and it is kept between 1 s and
+/// [`MAX_TOKEN_LIFETIME`].
+fn token_lifetime(expires_in: Option<f64>) -> Duration {
+    match expires_in {
+        Some(s) if s.is_finite() => {
+            Duration::from_secs_f64(s.clamp(1.0, MAX_TOKEN_LIFETIME.as_secs_f64()))
+        }
+        Some(_) => Duration::from_secs(1),
+        None => Duration::from_secs(3600),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        assert_eq!(token_lifetime(None), Duration::from_secs(3600));
+        assert_eq!(token_lifetime(Some(86_400.0)), Duration::from_secs(86_400));
+        assert_eq!(token_lifetime(Some(1e300)), MAX_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(-5.0)), Duration::from_secs(1));
+        assert_eq!(token_lifetime(Some(f64::NAN)), Duration::from_secs(1));
+        // The deadline the cache computes from the largest lifetime does not overflow.
+        let _ = Instant::now() + token_lifetime(Some(u64::MAX as f64));
     }
 }

@@ -177,6 +177,7 @@ impl GenesysClient {
             cfg.environment.token_url(),
             http.clone(),
             metrics.clone(),
+            cfg.retry,
         );
         let pacer = Pacer::new(cfg.requests_per_minute);
         Ok(Self {
@@ -228,7 +229,7 @@ impl GenesysClient {
         loop {
             attempts += 1;
             let token = inner.tokens.token().await?;
-            let waited = inner.pacer.acquire().await;
+            let waited = inner.pacer.acquire(&endpoint).await;
             inner.metrics.waited(waited);
             tracing::trace!(%endpoint, waited_ms = waited.as_millis() as u64, "API call");
             let mut req = Request::builder()
@@ -291,9 +292,10 @@ impl GenesysClient {
             inner
                 .pacer
                 .observe(
-                    hdr("inin-ratelimit-allowed").map(|v| v as u32),
-                    hdr("inin-ratelimit-count").map(|v| v as u32),
-                    hdr("inin-ratelimit-reset").map(Duration::from_secs),
+                    &endpoint,
+                    hdr("inin-ratelimit-allowed").map(|v| v.min(u32::MAX as u64) as u32),
+                    hdr("inin-ratelimit-count").map(|v| v.min(u32::MAX as u64) as u32),
+                    hdr("inin-ratelimit-reset").map(|s| Duration::from_secs(s.min(3600))),
                 )
                 .await;
             if status.is_success() {
@@ -326,7 +328,7 @@ impl GenesysClient {
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let wait = policy.retry_after(retry_after);
-                if policy.allows(attempts, started.elapsed(), wait) {
+                if policy.allows_retry_after(attempts, started.elapsed(), wait) {
                     tracing::debug!(%endpoint, ?wait, "429: waiting Retry-After");
                     inner.pacer.block_for(wait).await;
                     continue;
@@ -398,7 +400,15 @@ impl GenesysClient {
 }
 
 fn transport(endpoint: &str, e: &(dyn std::error::Error + 'static)) -> Error {
-    // hyper-util's errors print the cause chain without the URL, so no query string leaks.
+    Error::Transport {
+        endpoint: endpoint.to_string(),
+        message: cause_chain(e),
+    }
+}
+
+/// An error with its causes, `a: b: c`. hyper-util's errors print the cause chain without the
+/// URL, so no query string leaks.
+pub(crate) fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -406,10 +416,7 @@ fn transport(endpoint: &str, e: &(dyn std::error::Error + 'static)) -> Error {
         message.push_str(&s.to_string());
         src = s.source();
     }
-    Error::Transport {
-        endpoint: endpoint.to_string(),
-        message,
-    }
+    message
 }
 
 fn exhausted(attempts: u32, started: Instant, last: Error) -> Error {

@@ -1,28 +1,40 @@
-//! Discovery: which recordings exist in an interval, with a media URL for each.
+//! Discovery: which recordings exist in an interval, with a media URL for each, and an
+//! explicit item for everything that cannot be archived yet or cannot be listed at all.
+//!
+//! The flow (see `docs/architecture.md`):
+//!
+//! 1. **Plan** ([`crate::analytics`]): history before the data lake's availability date comes
+//!    from analytics jobs, what lies after it from the synchronous details query (which reaches
+//!    35 days back). A part neither can serve is a [`Discovered::NotDiscoverable`] item.
+//! 2. **Conversations**: every conversation with activity in the interval, de-duplicated
+//!    across pages, pieces and APIs. No filter on the sessions' `recording` flag (it is about
+//!    audio only). A conversation without `conversationEnd` is still going on: a
+//!    [`Discovered::Pending`] item, resolved on a later pass.
+//! 3. **Media** ([`crate::resolve`]): chunks of 100 finished conversations go to batch
+//!    downloads (or `recordingmetadata` + the per-recording GET); every file of every
+//!    recording becomes one [`DiscoveredRecording`].
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 
-use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::channel::mpsc;
-use futures::{SinkExt, Stream, StreamExt};
-use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use futures::future::BoxFuture;
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use http::Method;
 
-use crate::client::{AnalyticsMode, GenesysClient, SourceMode};
+use crate::client::{GenesysClient, SourceMode};
 use crate::error::{Error, Result};
 use crate::media::MediaUrl;
-use crate::models::{
-    AnalyticsConversation, BatchDownloadJobResult, BatchDownloadJobStatusResult,
-    BatchDownloadJobSubmissionResult, BatchDownloadRequest, CompatListing, CompatRecording,
-    ConversationQueryResponse, Recording, RecordingMetadata,
-};
+use crate::models::{AnalyticsConversation, CompatListing, CompatRecording};
 
 /// What to discover: an interval and the filters users expect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryQuery {
-    /// Interval start (inclusive): conversations that started at or after it.
+    /// Interval start (inclusive).
     pub start: DateTime<Utc>,
-    /// Interval end (exclusive).
+    /// Interval end (exclusive). The interval's conversations are those with activity in it:
+    /// started before its end and not ended before its start.
     pub end: DateTime<Utc>,
     /// Keep only these media types (`audio`, `screen`, `chat`, `email`); empty keeps all.
     pub media_types: Vec<String>,
@@ -35,7 +47,7 @@ pub struct DiscoveryQuery {
 }
 
 impl DiscoveryQuery {
-    /// All recordings of conversations started in `[start, end)`.
+    /// All recordings of conversations with activity in `[start, end)`.
     pub fn interval(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         Self {
             start,
@@ -57,13 +69,17 @@ pub enum MediaAvailability {
     Unavailable(String),
 }
 
-/// A recording found by discovery.
+/// A recording (one file of it) found by discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveredRecording {
     /// Conversation id.
     pub conversation_id: String,
     /// Recording id.
     pub recording_id: String,
+    /// Which file of the recording, when it has several: `part1`, `part2`... for several
+    /// batch results, `ch0`, `ch1`, `chS`... for several `mediaUris` channels. `None` for
+    /// the only file.
+    pub file: Option<String>,
     /// Recording (or conversation) start.
     pub start_time: Option<DateTime<Utc>>,
     /// Recording (or conversation) end.
@@ -80,32 +96,158 @@ pub struct DiscoveredRecording {
     pub media: MediaAvailability,
 }
 
-const MAX_INTERVAL_DAYS: i64 = 7;
-
-/// Takes one page of conversations: keeps the recorded ones not seen before, and hands every
-/// full chunk of 100 to media resolution. Returns false when the consumer has gone.
-async fn absorb(
-    page: Vec<AnalyticsConversation>,
-    seen: &mut HashSet<String>,
-    pending: &mut Vec<AnalyticsConversation>,
-    chunks: &mut mpsc::Sender<Vec<AnalyticsConversation>>,
-) -> bool {
-    for c in page {
-        if c.has_recording() && seen.insert(c.conversation_id.clone()) {
-            pending.push(c);
+impl DiscoveredRecording {
+    /// The identity of this file in the ledger, reports and events: the recording id, with
+    /// `~file` appended when the recording has several files.
+    pub fn ledger_id(&self) -> Cow<'_, str> {
+        match &self.file {
+            None => Cow::Borrowed(&self.recording_id),
+            Some(f) => Cow::Owned(format!("{}~{f}", self.recording_id)),
         }
     }
-    while pending.len() >= BATCH_MAX {
-        let chunk: Vec<_> = pending.drain(..BATCH_MAX).collect();
-        if chunks.send(chunk).await.is_err() {
-            return false;
-        }
-    }
-    true
 }
-const BATCH_MAX: usize = 100;
 
-fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+/// A recording (or a whole conversation) that exists but cannot be archived yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingItem {
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Recording id; `None` when the conversation is still going on and its recordings are
+    /// not listed yet.
+    pub recording_id: Option<String>,
+    /// When the conversation started: a poll loop must come back to at least here.
+    pub since: Option<DateTime<Utc>>,
+    /// Why it must wait (conversation in progress, `fileState` `UPLOADING`, ...).
+    pub reason: String,
+}
+
+/// A part of the interval that no API could list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndiscoverableSpan {
+    /// Start of the part.
+    pub start: DateTime<Utc>,
+    /// End of the part (exclusive).
+    pub end: DateTime<Utc>,
+    /// Why it could not be listed.
+    pub reason: String,
+}
+
+/// One item of discovery: a recording to archive, or an explicit account of what could not be
+/// listed or archived yet. Nothing the source lists is left out silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovered {
+    /// A recording file, with its media URL or the reason there is none.
+    Recording(DiscoveredRecording),
+    /// Exists, not ready: the conversation is in progress or the recording is uploading or
+    /// being restored.
+    Pending(PendingItem),
+    /// A conversation whose recordings could not be resolved (malformed results, ...).
+    Unresolved {
+        /// Conversation id (empty when the source did not name it).
+        conversation_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A part of the interval neither analytics API can list.
+    NotDiscoverable(UndiscoverableSpan),
+}
+
+impl From<DiscoveredRecording> for Discovered {
+    fn from(r: DiscoveredRecording) -> Self {
+        Discovered::Recording(r)
+    }
+}
+
+impl Discovered {
+    /// The recording, when this item is one.
+    pub fn recording(&self) -> Option<&DiscoveredRecording> {
+        match self {
+            Discovered::Recording(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) const BATCH_MAX: usize = 100;
+
+/// What the media stage receives, in discovery order.
+pub(crate) enum Work {
+    /// Finished conversations to resolve (at most 100).
+    Conversations(Vec<AnalyticsConversation>),
+    /// An item to pass on as it is.
+    Item(Box<Discovered>),
+}
+
+/// De-duplicates conversations across pages, pieces and APIs; keeps those with activity in
+/// the query's interval; reports the ones still in progress; hands finished ones on in
+/// chunks of 100.
+pub(crate) struct Collector<'a> {
+    q: &'a DiscoveryQuery,
+    seen: HashSet<String>,
+    pending: Vec<AnalyticsConversation>,
+    out: mpsc::Sender<Work>,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(q: &'a DiscoveryQuery, out: mpsc::Sender<Work>) -> Self {
+        Self {
+            q,
+            seen: HashSet::new(),
+            pending: Vec::new(),
+            out,
+        }
+    }
+
+    /// Takes one page. Returns false when the consumer has gone.
+    pub(crate) async fn absorb(&mut self, page: Vec<AnalyticsConversation>) -> bool {
+        for c in page {
+            let start = parse_time(c.conversation_start.as_deref());
+            let end = parse_time(c.conversation_end.as_deref());
+            // Activity in [q.start, q.end): started before its end, not ended before its
+            // start. An unreadable time keeps the conversation (never drop on doubt).
+            let active =
+                start.is_none_or(|s| s < self.q.end) && end.is_none_or(|e| e >= self.q.start);
+            if !active || !self.seen.insert(c.conversation_id.clone()) {
+                continue;
+            }
+            if c.conversation_end.is_none() {
+                let item = Discovered::Pending(PendingItem {
+                    conversation_id: c.conversation_id.clone(),
+                    recording_id: None,
+                    since: start,
+                    reason: "the conversation is still in progress; its recordings are archived once it has ended".into(),
+                });
+                if !self.send(Work::Item(Box::new(item))).await {
+                    return false;
+                }
+                continue;
+            }
+            self.pending.push(c);
+            if self.pending.len() >= BATCH_MAX {
+                let chunk = std::mem::take(&mut self.pending);
+                if !self.send(Work::Conversations(chunk)).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Passes an item on. Returns false when the consumer has gone.
+    pub(crate) async fn send(&mut self, w: Work) -> bool {
+        self.out.send(w).await.is_ok()
+    }
+
+    /// Hands on the last, partial chunk.
+    pub(crate) async fn finish(mut self) {
+        if !self.pending.is_empty() {
+            let chunk = std::mem::take(&mut self.pending);
+            let _ = self.out.send(Work::Conversations(chunk)).await;
+        }
+    }
+}
+
+pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -135,6 +277,9 @@ pub fn media_type_of(content_type: Option<&str>, api_media: Option<&str>) -> Str
     }
 }
 
+/// The longest interval of one details query.
+const MAX_INTERVAL_DAYS: i64 = 7;
+
 /// Splits `[start, end)` into pieces of at most 7 days (the details query's limit).
 pub fn split_interval(
     start: DateTime<Utc>,
@@ -150,29 +295,35 @@ pub fn split_interval(
     out
 }
 
-fn or_filter(dimension: &str, values: &[String]) -> Option<Value> {
-    (!values.is_empty()).then(|| {
-        json!({"type": "or", "predicates": values.iter().map(|v| json!({"type": "dimension", "dimension": dimension, "operator": "matches", "value": v})).collect::<Vec<_>>()})
-    })
-}
-
 impl GenesysClient {
-    /// Discovers the recordings of conversations started in the query's interval, as a stream
-    /// that yields each recording once, with its media URL (or the reason there is none).
+    /// Discovers the interval's recordings as a stream: each recording file once, with its
+    /// media URL (or the reason there is none), plus an item for every conversation or
+    /// recording that is not ready yet and every part of the interval that cannot be listed.
     ///
     /// The work runs in a spawned task that stays at most a few items ahead of the consumer.
-    /// An error ends the stream after being yielded.
+    /// An error ends the stream after being yielded; so does a panic inside discovery (as an
+    /// error): the stream ends without an error only when discovery completed.
     pub fn discover(
         &self,
         query: DiscoveryQuery,
-    ) -> impl Stream<Item = Result<DiscoveredRecording>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Discovered>> + Send + 'static {
         let (tx, rx) = mpsc::channel(BATCH_MAX);
         let client = self.clone();
         tokio::spawn(async move {
             let mut tx2 = tx.clone();
-            if let Err(e) = client.discover_into(&query, tx).await {
-                let _ = tx2.send(Err(e)).await;
-            }
+            let run = std::panic::AssertUnwindSafe(client.discover_into(&query, tx));
+            let err = match run.catch_unwind().await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(panic) => Error::Decode {
+                    endpoint: "discovery".into(),
+                    message: format!(
+                        "discovery stopped unexpectedly ({}); the interval was not fully listed",
+                        panic_message(&panic)
+                    ),
+                },
+            };
+            let _ = tx2.send(Err(err)).await;
         });
         rx
     }
@@ -180,7 +331,7 @@ impl GenesysClient {
     async fn discover_into(
         &self,
         q: &DiscoveryQuery,
-        mut tx: mpsc::Sender<Result<DiscoveredRecording>>,
+        mut tx: mpsc::Sender<Result<Discovered>>,
     ) -> Result<()> {
         if q.start >= q.end {
             return Err(Error::InvalidArgument(format!(
@@ -196,71 +347,40 @@ impl GenesysClient {
                     .any(|m| m.eq_ignore_ascii_case(&r.media_type))
         };
         if self.config().source == SourceMode::CompatListing {
-            let mut page = 1u64;
-            loop {
-                let size = self.config().page_size.min(100) as u64;
-                let listing = self.compat_page(page, size).await?;
-                let n = listing.entities.len() as u64;
-                for e in listing.entities {
-                    let r = compat_to_discovered(e);
-                    let in_interval = r.start_time.is_none_or(|t| t >= q.start && t < q.end);
-                    if in_interval && keep(&r) && tx.send(Ok(r)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                if n < size || listing.page_count.is_some_and(|c| page >= c) {
-                    return Ok(());
-                }
-                page += 1;
-            }
+            return self.compat_into(q, &keep, &mut tx).await;
         }
         // Reading analytics (the producer) and resolving media for chunks of 100
-        // conversations (batch requests, each submitted and polled until complete) overlap:
-        // up to `batch_parallelism` chunks are resolved at once, and recordings come out in
-        // discovery order.
-        let (mut chunk_tx, chunk_rx) = mpsc::channel::<Vec<AnalyticsConversation>>(1);
+        // conversations overlap: up to `batch_parallelism` chunks are resolved at once, and
+        // items come out in discovery order.
+        let (work_tx, work_rx) = mpsc::channel::<Work>(1);
         let producer = async move {
-            let mut seen: HashSet<String> = HashSet::new();
-            let mut pending: Vec<AnalyticsConversation> = Vec::new();
-            let use_jobs = match self.config().analytics {
-                AnalyticsMode::Query => false,
-                AnalyticsMode::Jobs => true,
-                AnalyticsMode::Auto => q.start < Utc::now() - ChronoDuration::days(30),
-            };
-            if use_jobs {
-                let job_id = self.submit_details_job(q).await?;
-                let mut cursor: Option<String> = None;
-                loop {
-                    let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
-                    if !absorb(page.conversations, &mut seen, &mut pending, &mut chunk_tx).await {
-                        return Ok(());
-                    }
-                    match page.cursor.filter(|c| !c.is_empty()) {
-                        Some(c) => cursor = Some(c),
-                        None => break,
-                    }
-                }
-            } else if !self
-                .query_into(q, &mut seen, &mut pending, &mut chunk_tx)
-                .await?
-            {
+            let mut collector = Collector::new(q, work_tx);
+            if !self.list_conversations(q, &mut collector).await? {
                 return Ok(());
             }
-            if !pending.is_empty() {
-                let _ = chunk_tx.send(pending).await;
-            }
+            collector.finish().await;
             Ok(())
         };
         let parallelism = self.config().batch_parallelism.max(1);
         let consumer = async {
             let mut resolved = std::pin::pin!(
-                chunk_rx
-                    .map(|chunk| self.resolve_conversations(chunk))
+                work_rx
+                    .map(|w| -> BoxFuture<'_, Result<Vec<Discovered>>> {
+                        match w {
+                            Work::Conversations(chunk) => {
+                                Box::pin(self.resolve_conversations(chunk))
+                            }
+                            Work::Item(item) => Box::pin(std::future::ready(Ok(vec![*item]))),
+                        }
+                    })
                     .buffered(parallelism)
             );
-            while let Some(recs) = resolved.next().await {
-                for r in recs? {
-                    if keep(&r) && tx.send(Ok(r)).await.is_err() {
+            while let Some(items) = resolved.next().await {
+                for item in items? {
+                    if item.recording().is_some_and(|r| !keep(r)) {
+                        continue;
+                    }
+                    if tx.send(Ok(item)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -273,393 +393,29 @@ impl GenesysClient {
         consumed.and(produced)
     }
 
-    /// Reads the synchronous details query for the interval (split as needed) into `pending`,
-    /// emitting full batches on the way. Returns false when the consumer has gone.
-    async fn query_into(
+    async fn compat_into(
         &self,
         q: &DiscoveryQuery,
-        seen: &mut HashSet<String>,
-        pending: &mut Vec<AnalyticsConversation>,
-        chunks: &mut mpsc::Sender<Vec<AnalyticsConversation>>,
-    ) -> Result<bool> {
-        let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(q.start, q.end);
-        stack.reverse();
-        while let Some((s, e)) = stack.pop() {
-            let page_size = self.config().page_size;
-            let mut page_number = 1u32;
-            loop {
-                let resp = self.details_query(q, s, e, page_size, page_number).await?;
-                let total = resp.total_hits.unwrap_or(0);
-                let cap = self.config().max_query_results;
-                // totalHits is approximate: split well before the cap, and whenever reading
-                // every page would pass it.
-                let needed = total.div_ceil(page_size as u64) * page_size as u64;
-                if page_number == 1
-                    && (needed > cap || total >= cap / 10 * 9)
-                    && e - s > ChronoDuration::minutes(2)
-                {
-                    let mid = s + (e - s) / 2;
-                    stack.push((mid, e));
-                    stack.push((s, mid));
-                    tracing::debug!(total_hits = ?resp.total_hits, "splitting interval near the result cap");
-                    break;
-                }
-                let n = resp.conversations.len();
-                if !absorb(resp.conversations, seen, pending, chunks).await {
-                    return Ok(false);
-                }
-                if n < page_size as usize || (page_number as u64 + 1) * page_size as u64 > cap {
-                    break;
-                }
-                page_number += 1;
-            }
-        }
-        Ok(true)
-    }
-
-    /// Resolves media for a chunk of conversations into its recordings.
-    async fn resolve_conversations(
-        &self,
-        convs: Vec<AnalyticsConversation>,
-    ) -> Result<Vec<DiscoveredRecording>> {
-        let mut out = Vec::new();
-        match self.config().source.clone() {
-            SourceMode::Batch | SourceMode::CompatListing => {
-                let by_id: HashMap<&str, &AnalyticsConversation> = convs
-                    .iter()
-                    .map(|c| (c.conversation_id.as_str(), c))
-                    .collect();
-                let items = convs
-                    .iter()
-                    .map(|c| BatchDownloadRequest {
-                        conversation_id: c.conversation_id.clone(),
-                        recording_id: None,
-                    })
-                    .collect();
-                let mut seen = HashSet::new();
-                for r in self.batch_download(items).await? {
-                    let (Some(cid), Some(rid)) =
-                        (r.conversation_id.clone(), r.recording_id.clone())
-                    else {
-                        continue;
-                    };
-                    if !seen.insert(rid.clone()) {
-                        continue;
-                    }
-                    let conv = by_id.get(cid.as_str());
-                    out.push(DiscoveredRecording {
-                        media_type: media_type_of(
-                            r.content_type.as_deref(),
-                            conv.and_then(|c| c.media_type()),
-                        ),
-                        start_time: conv.and_then(|c| parse_time(c.conversation_start.as_deref())),
-                        end_time: conv.and_then(|c| parse_time(c.conversation_end.as_deref())),
-                        content_type: r.content_type.clone(),
-                        expected_md5: None,
-                        expected_size: None,
-                        media: batch_availability(&r),
-                        conversation_id: cid,
-                        recording_id: rid,
-                    });
-                }
-            }
-            SourceMode::PerRecording { format_id } => {
-                for c in &convs {
-                    for m in self.recording_metadata(&c.conversation_id).await? {
-                        let available = m
-                            .file_state
-                            .as_deref()
-                            .is_none_or(|s| s == "AVAILABLE" || s == "RESTORED");
-                        let media = if available {
-                            self.per_recording_availability(&c.conversation_id, &m.id, &format_id)
-                                .await?
-                        } else {
-                            (
-                                MediaAvailability::Unavailable(format!(
-                                    "recording fileState is {}",
-                                    m.file_state.clone().unwrap_or_default()
-                                )),
-                                None,
-                                None,
-                            )
-                        };
-                        out.push(DiscoveredRecording {
-                            conversation_id: c.conversation_id.clone(),
-                            start_time: parse_time(m.start_time.as_deref())
-                                .or_else(|| parse_time(c.conversation_start.as_deref())),
-                            end_time: parse_time(m.end_time.as_deref())
-                                .or_else(|| parse_time(c.conversation_end.as_deref())),
-                            media_type: media_type_of(None, m.media.as_deref().or(c.media_type())),
-                            content_type: media.1,
-                            expected_md5: None,
-                            expected_size: media.2,
-                            media: media.0,
-                            recording_id: m.id,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Requests a fresh media URL for one recording (after a 403 or near expiry), the way the
-    /// source mode obtained it.
-    pub async fn refresh_media(&self, rec: &DiscoveredRecording) -> Result<MediaAvailability> {
-        match self.config().source.clone() {
-            SourceMode::Batch => {
-                let results = self
-                    .batch_download(vec![BatchDownloadRequest {
-                        conversation_id: rec.conversation_id.clone(),
-                        recording_id: Some(rec.recording_id.clone()),
-                    }])
-                    .await?;
-                Ok(results
-                    .iter()
-                    .find(|r| r.recording_id.as_deref() == Some(rec.recording_id.as_str()))
-                    .map(batch_availability)
-                    .unwrap_or_else(|| {
-                        MediaAvailability::Unavailable(
-                            "batch request returned no result for the recording".into(),
-                        )
-                    }))
-            }
-            SourceMode::PerRecording { format_id } => Ok(self
-                .per_recording_availability(&rec.conversation_id, &rec.recording_id, &format_id)
-                .await?
-                .0),
-            SourceMode::CompatListing => {
-                let (_, e): (_, CompatRecording) = self
-                    .call(
-                        Method::GET,
-                        &format!(
-                            "/api/v2/recordings/recordings/{}",
-                            path_segment(&rec.recording_id)?
-                        ),
-                        None,
-                    )
-                    .await?;
-                Ok(compat_to_discovered(e).media)
-            }
-        }
-    }
-
-    /// One page of the analytics conversation details query.
-    pub async fn details_query(
-        &self,
-        q: &DiscoveryQuery,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        page_size: u32,
-        page_number: u32,
-    ) -> Result<ConversationQueryResponse> {
-        let mut body = self.query_body(q, start, end);
-        body["paging"] = json!({"pageSize": page_size, "pageNumber": page_number});
-        let (_, r) = self
-            .call(
-                Method::POST,
-                "/api/v2/analytics/conversations/details/query",
-                Some(&body),
-            )
-            .await?;
-        Ok(r)
-    }
-
-    fn query_body(&self, q: &DiscoveryQuery, start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
-        let interval = format!(
-            "{}/{}",
-            start.to_rfc3339_opts(SecondsFormat::Millis, true),
-            end.to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
-        let segment: Vec<Value> = or_filter("queueId", &q.queue_ids).into_iter().collect();
-        let mut conversation: Vec<Value> = or_filter("divisionId", &q.division_ids)
-            .into_iter()
-            .collect();
-        if let Some(d) = &q.direction {
-            conversation.extend(or_filter("originatingDirection", std::slice::from_ref(d)));
-        }
-        let mut body =
-            json!({"interval": interval, "order": "asc", "orderBy": "conversationStart"});
-        if !segment.is_empty() {
-            body["segmentFilters"] = Value::Array(segment);
-        }
-        if !conversation.is_empty() {
-            body["conversationFilters"] = Value::Array(conversation);
-        }
-        body
-    }
-
-    /// Submits an asynchronous analytics details job for the query's interval and waits until
-    /// it is `FULFILLED` (polling with backoff). Returns the job id.
-    pub async fn submit_details_job(&self, q: &DiscoveryQuery) -> Result<String> {
-        let body = self.query_body(q, q.start, q.end);
-        let (_, job): (_, crate::models::AsyncJobSubmission) = self
-            .call(
-                Method::POST,
-                "/api/v2/analytics/conversations/details/jobs",
-                Some(&body),
-            )
-            .await?;
-        let path = format!(
-            "/api/v2/analytics/conversations/details/jobs/{}",
-            path_segment(&job.job_id)?
-        );
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
+        keep: &(dyn Fn(&DiscoveredRecording) -> bool + Sync),
+        tx: &mut mpsc::Sender<Result<Discovered>>,
+    ) -> Result<()> {
+        let mut page = 1u64;
         loop {
-            tokio::time::sleep(wait).await;
-            let (_, st): (_, crate::models::AsyncQueryStatus) =
-                self.call(Method::GET, &path, None).await?;
-            match st.state.as_deref() {
-                Some("FULFILLED") => return Ok(job.job_id),
-                Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => {
-                    return Err(Error::Status {
-                        endpoint: "GET /api/v2/analytics/conversations/details/jobs/{id}".into(),
-                        status: 200,
-                        message: format!(
-                            "analytics job {s}: {}",
-                            st.error_message.unwrap_or_default()
-                        ),
-                        retry_after: None,
-                    });
+            let size = self.config().page_size.min(100) as u64;
+            let listing = self.compat_page(page, size).await?;
+            let n = listing.entities.len() as u64;
+            for e in listing.entities {
+                let r = compat_to_discovered(e);
+                let in_interval = r.start_time.is_none_or(|t| t >= q.start && t < q.end);
+                if in_interval && keep(&r) && tx.send(Ok(r.into())).await.is_err() {
+                    return Ok(());
                 }
-                _ => {}
             }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!(
-                    "analytics details job {}",
-                    job.job_id
-                )));
+            if n < size || listing.page_count.is_some_and(|c| page >= c) {
+                return Ok(());
             }
-            wait = (wait * 2).min(cfg.poll_max);
+            page += 1;
         }
-    }
-
-    /// One cursor page of a fulfilled analytics details job.
-    pub async fn details_job_page(
-        &self,
-        job_id: &str,
-        cursor: Option<&str>,
-    ) -> Result<crate::models::AsyncJobResults> {
-        let mut path = format!(
-            "/api/v2/analytics/conversations/details/jobs/{}/results?pageSize=1000",
-            path_segment(job_id)?
-        );
-        if let Some(c) = cursor {
-            path.push_str("&cursor=");
-            path.push_str(&url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
-        }
-        Ok(self.call(Method::GET, &path, None).await?.1)
-    }
-
-    /// Submits a batch download request (at most 100 items) and polls it until `Completed`
-    /// with every expected result, backing off between polls.
-    pub async fn batch_download(
-        &self,
-        items: Vec<BatchDownloadRequest>,
-    ) -> Result<Vec<BatchDownloadJobResult>> {
-        if items.is_empty() || items.len() > BATCH_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "a batch request holds 1 to 100 items, not {}",
-                items.len()
-            )));
-        }
-        let body = json!({"batchDownloadRequestList": items});
-        let (_, job): (_, BatchDownloadJobSubmissionResult) = self
-            .call(Method::POST, "/api/v2/recording/batchrequests", Some(&body))
-            .await?;
-        let path = format!("/api/v2/recording/batchrequests/{}", path_segment(&job.id)?);
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
-        loop {
-            tokio::time::sleep(wait).await;
-            let (_, st): (_, BatchDownloadJobStatusResult) =
-                self.call(Method::GET, &path, None).await?;
-            let complete = st.status.as_deref() == Some("Completed")
-                && st.result_count.unwrap_or(st.results.len() as u64)
-                    >= st.expected_result_count.unwrap_or(0);
-            if complete {
-                return Ok(st.results);
-            }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!("batch request {}", job.id)));
-            }
-            wait = (wait * 2).min(cfg.poll_max);
-        }
-    }
-
-    /// `GET /api/v2/conversations/{id}/recordingmetadata`.
-    pub async fn recording_metadata(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Vec<RecordingMetadata>> {
-        let path = format!(
-            "/api/v2/conversations/{}/recordingmetadata",
-            path_segment(conversation_id)?
-        );
-        Ok(self.call(Method::GET, &path, None).await?.1)
-    }
-
-    /// The per-recording GET with `formatId`, polling while it answers 202 (transcoding).
-    pub async fn recording_media(
-        &self,
-        conversation_id: &str,
-        recording_id: &str,
-        format_id: &str,
-    ) -> Result<Recording> {
-        let path = format!(
-            "/api/v2/conversations/{}/recordings/{}?formatId={}",
-            path_segment(conversation_id)?,
-            path_segment(recording_id)?,
-            path_segment(format_id)?
-        );
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
-        loop {
-            let (status, rec): (_, Recording) = self.call(Method::GET, &path, None).await?;
-            if status != StatusCode::ACCEPTED {
-                return Ok(rec);
-            }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!(
-                    "transcoding of recording {recording_id}"
-                )));
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(cfg.poll_max);
-        }
-    }
-
-    async fn per_recording_availability(
-        &self,
-        cid: &str,
-        rid: &str,
-        format_id: &str,
-    ) -> Result<(MediaAvailability, Option<String>, Option<u64>)> {
-        let rec = self.recording_media(cid, rid, format_id).await?;
-        let size = rec.output_size_in_bytes.filter(|s| *s > 0);
-        let uri = rec
-            .media_uris
-            .get("0")
-            .or_else(|| rec.media_uris.values().next())
-            .and_then(|m| m.media_uri.clone());
-        Ok(match uri {
-            Some(u) => match MediaUrl::parse(&u) {
-                Ok(u) => (MediaAvailability::Url(u), None, size),
-                Err(e) => (MediaAvailability::Unavailable(e.to_string()), None, None),
-            },
-            None => (
-                MediaAvailability::Unavailable(format!(
-                    "no media URI (fileState {})",
-                    rec.meta.file_state.unwrap_or_else(|| "unknown".into())
-                )),
-                None,
-                None,
-            ),
-        })
     }
 
     /// One page of the compat listing (`status=completed`).
@@ -671,20 +427,14 @@ impl GenesysClient {
     }
 }
 
-fn batch_availability(r: &BatchDownloadJobResult) -> MediaAvailability {
-    match (&r.result_url, &r.error_msg) {
-        (Some(u), _) => match MediaUrl::parse(u) {
-            Ok(u) => MediaAvailability::Url(u),
-            Err(e) => MediaAvailability::Unavailable(e.to_string()),
-        },
-        (None, Some(m)) => MediaAvailability::Unavailable(m.clone()),
-        (None, None) => {
-            MediaAvailability::Unavailable("batch result has neither resultUrl nor errorMsg".into())
-        }
-    }
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
-fn compat_to_discovered(e: CompatRecording) -> DiscoveredRecording {
+pub(crate) fn compat_to_discovered(e: CompatRecording) -> DiscoveredRecording {
     let media = match e.uri.as_deref().map(MediaUrl::parse) {
         Some(Ok(u)) => MediaAvailability::Url(u),
         Some(Err(err)) => MediaAvailability::Unavailable(err.to_string()),
@@ -695,6 +445,7 @@ fn compat_to_discovered(e: CompatRecording) -> DiscoveredRecording {
     };
     DiscoveredRecording {
         conversation_id: e.interaction_id.clone().unwrap_or_default(),
+        file: None,
         start_time: parse_time(e.start_time.as_deref()),
         end_time: parse_time(e.end_time.as_deref()),
         media_type: media_type_of(e.content_type.as_deref(), e.media_type.as_deref()),
@@ -755,5 +506,71 @@ mod tests {
         for bad in ["", "..", "a/b", "a\nb", "a?b", "%2e%2e"] {
             assert!(path_segment(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn conv(id: &str, start: &str, end: Option<&str>) -> AnalyticsConversation {
+        AnalyticsConversation {
+            conversation_id: id.into(),
+            conversation_start: Some(start.into()),
+            conversation_end: end.map(str::to_string),
+            ..AnalyticsConversation::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_collector_keeps_activity_dedupes_and_reports_open_conversations() {
+        let t = |s: &str| parse_time(Some(s)).unwrap();
+        let q = DiscoveryQuery::interval(t("2026-11-02T00:00:00Z"), t("2026-11-03T00:00:00Z"));
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut c = Collector::new(&q, tx);
+        let page = vec![
+            // Started the day before, ended inside: its recordings belong to the window.
+            conv(
+                "early",
+                "2026-11-01T23:50:00Z",
+                Some("2026-11-02T00:10:00Z"),
+            ),
+            // Ended before the window: not the window's.
+            conv(
+                "before",
+                "2026-11-01T10:00:00Z",
+                Some("2026-11-01T10:05:00Z"),
+            ),
+            conv(
+                "inside",
+                "2026-11-02T10:00:00Z",
+                Some("2026-11-02T10:05:00Z"),
+            ),
+            conv(
+                "inside",
+                "2026-11-02T10:00:00Z",
+                Some("2026-11-02T10:05:00Z"),
+            ),
+            conv("open", "2026-11-02T23:00:00Z", None),
+            conv(
+                "after",
+                "2026-11-03T00:00:00Z",
+                Some("2026-11-03T00:05:00Z"),
+            ),
+        ];
+        assert!(c.absorb(page).await);
+        c.finish().await;
+        let mut finished = Vec::new();
+        let mut pending = Vec::new();
+        while let Ok(w) = rx.try_recv() {
+            match w {
+                Work::Conversations(cs) => {
+                    finished.extend(cs.into_iter().map(|c| c.conversation_id))
+                }
+                Work::Item(item) => match *item {
+                    Discovered::Pending(p) => pending.push(p),
+                    other => panic!("unexpected {other:?}"),
+                },
+            }
+        }
+        assert_eq!(finished, ["early", "inside"]);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].conversation_id, "open");
+        assert_eq!(pending[0].since, Some(t("2026-11-02T23:00:00Z")));
     }
 }

@@ -30,6 +30,11 @@ impl MediaUrl {
         self.0.as_str()
     }
 
+    /// The path (no query string: safe to show and stable across re-signing).
+    pub fn path(&self) -> &str {
+        self.0.path()
+    }
+
     /// The host, for allow-list checks and metrics.
     pub fn host(&self) -> String {
         self.0.host_str().unwrap_or_default().to_string()

@@ -41,7 +41,8 @@ pub struct AnalyticsConversation {
 }
 
 impl AnalyticsConversation {
-    /// Whether any session says a recording was started.
+    /// Whether any session says an *audio* recording was started. Screen recordings and
+    /// chat, email and message transcripts need not set it: discovery does not filter on it.
     pub fn has_recording(&self) -> bool {
         self.participants
             .iter()
@@ -112,6 +113,19 @@ pub struct AsyncJobResults {
     /// Cursor of the next page; absent on the last.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// "Data available up to at least this datetime": what lies after it is not in the
+    /// results.
+    #[serde(default)]
+    pub data_availability_date: Option<String>,
+}
+
+/// `DataAvailabilityResponse` of `GET /api/v2/analytics/conversations/details/jobs/availability`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataAvailability {
+    /// "The date and time before which data is guaranteed to be available in the datalake."
+    #[serde(default)]
+    pub data_availability_date: Option<String>,
 }
 
 /// `RecordingMetadata` (and the non-media fields of `Recording`).

@@ -11,9 +11,11 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Largest single backoff.
     pub max_delay: Duration,
-    /// Total time after which no further attempt starts.
+    /// Total time after which no further attempt starts after a backoff.
     pub max_elapsed: Duration,
-    /// Largest `Retry-After` honoured; longer ones are clamped to this.
+    /// Longest `Retry-After` the client waits. A longer one is not cut short (retrying
+    /// before the server's time only earns another 429): the call fails instead, naming the
+    /// server's wait. 429 waits may take the total past `max_elapsed` by up to this much.
     pub max_retry_after: Duration,
 }
 
@@ -24,7 +26,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_elapsed: Duration::from_secs(300),
-            max_retry_after: Duration::from_secs(180),
+            max_retry_after: Duration::from_secs(600),
         }
     }
 }
@@ -43,20 +45,36 @@ impl RetryPolicy {
         half + Duration::from_millis(fastrand::u64(0..=jitter))
     }
 
-    /// Clamps a server's `Retry-After` to [`RetryPolicy::max_retry_after`] (at least 1 s when
-    /// the header is absent).
+    /// The wait a server's `Retry-After` asks for, as given (1 s when the header is absent).
+    /// Whether to wait it is [`RetryPolicy::allows_retry_after`]'s decision.
     pub fn retry_after(&self, header: Option<Duration>) -> Duration {
-        header
-            .unwrap_or(Duration::from_secs(1))
-            .min(self.max_retry_after)
+        header.unwrap_or(Duration::from_secs(1))
     }
 
     /// Whether another attempt may start: `attempts_made` so far, `elapsed` since the first,
     /// and the `wait` before the next.
     pub fn allows(&self, attempts_made: u32, elapsed: Duration, wait: Duration) -> bool {
-        attempts_made < self.max_attempts && elapsed + wait <= self.max_elapsed
+        attempts_made < self.max_attempts && elapsed.saturating_add(wait) <= self.max_elapsed
+    }
+
+    /// Whether to wait a 429's `Retry-After` of `wait` and try again: the wait is at most
+    /// [`RetryPolicy::max_retry_after`] and ends within `max_elapsed + max_retry_after` of the
+    /// first attempt.
+    pub fn allows_retry_after(
+        &self,
+        attempts_made: u32,
+        elapsed: Duration,
+        wait: Duration,
+    ) -> bool {
+        attempts_made < self.max_attempts
+            && wait <= self.max_retry_after
+            && elapsed.saturating_add(wait) <= self.max_elapsed.saturating_add(self.max_retry_after)
     }
 }
+
+/// The longest `Retry-After` taken from a header (a day); larger values are read as this, so
+/// no deadline computed from one can overflow.
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(86_400);
 
 /// Parses `Retry-After` given in seconds (the form Genesys Cloud and S3 use).
 pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
@@ -65,7 +83,7 @@ pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CEILING))
 }
 
 #[cfg(test)]
@@ -88,26 +106,35 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_clamped_and_budget_is_bounded() {
-        let p = RetryPolicy {
-            max_retry_after: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        };
+    fn retry_after_is_waited_as_given_within_the_budget() {
+        let p = RetryPolicy::default();
+        // Above the Go SDK's 180 s: waited as given, not cut short.
         assert_eq!(
-            p.retry_after(Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
+            p.retry_after(Some(Duration::from_secs(300))),
+            Duration::from_secs(300)
         );
-        assert_eq!(
-            p.retry_after(Some(Duration::from_secs(3600))),
-            Duration::from_secs(10)
-        );
+        assert!(p.allows_retry_after(1, Duration::from_millis(10), Duration::from_secs(300)));
+        // Beyond what the run may wait: not retried early, given up (and reported).
+        assert!(!p.allows_retry_after(1, Duration::ZERO, Duration::from_secs(3600)));
+        assert!(!p.allows_retry_after(1, Duration::from_secs(800), Duration::from_secs(300)));
         assert_eq!(p.retry_after(None), Duration::from_secs(1));
         assert!(p.allows(1, Duration::ZERO, Duration::from_secs(1)));
         assert!(!p.allows(8, Duration::ZERO, Duration::ZERO));
         assert!(!p.allows(1, Duration::from_secs(299), Duration::from_secs(2)));
+        assert!(
+            !p.allows(1, Duration::from_secs(1), Duration::MAX),
+            "no overflow"
+        );
+        assert!(!p.allows_retry_after(1, Duration::from_secs(1), Duration::MAX));
         assert_eq!(
             parse_retry_after(Some(&http::HeaderValue::from_static(" 7"))),
             Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&http::HeaderValue::from_static(
+                "18446744073709551615"
+            ))),
+            Some(RETRY_AFTER_CEILING)
         );
         assert_eq!(
             parse_retry_after(Some(&http::HeaderValue::from_static("soon"))),

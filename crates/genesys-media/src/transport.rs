@@ -40,6 +40,7 @@ pub struct ApiMetrics {
 struct MetricsInner {
     calls: BTreeMap<(String, u16), u64>,
     token_requests: u64,
+    token_failures: u64,
     waited_ms: u64,
 }
 
@@ -50,6 +51,8 @@ pub struct ApiMetricsSnapshot {
     pub calls: BTreeMap<(String, u16), u64>,
     /// Requests to the OAuth token endpoint.
     pub token_requests: u64,
+    /// Token requests that got no token (login host down, throttled, credentials refused).
+    pub token_failures: u64,
     /// Milliseconds spent waiting for rate-limit pacing or `Retry-After`.
     pub waited_ms: u64,
 }
@@ -88,6 +91,13 @@ impl ApiMetrics {
             .token_requests += 1;
     }
 
+    pub(crate) fn token_failure(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .token_failures += 1;
+    }
+
     pub(crate) fn waited(&self, d: std::time::Duration) {
         self.inner
             .lock()
@@ -101,6 +111,7 @@ impl ApiMetrics {
         ApiMetricsSnapshot {
             calls: g.calls.clone(),
             token_requests: g.token_requests,
+            token_failures: g.token_failures,
             waited_ms: g.waited_ms,
         }
     }

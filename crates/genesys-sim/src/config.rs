@@ -49,6 +49,35 @@ pub struct SimConfig {
     pub rates: FaultRates,
     /// Revoke each token after it has served this many API requests (401 afterwards).
     pub revoke_tokens_after: Option<u32>,
+    /// How far the analytics data lake lags behind now: details jobs answer
+    /// `dataAvailabilityDate = now - lag` and hold only conversations that ended before it
+    /// (the real lake lags "up to 48 hours").
+    pub data_lake_lag: Duration,
+    /// Oldest interval start the synchronous details query accepts, back from now (the real
+    /// limit: 35 days). Older starts are refused with 400.
+    pub sync_query_max_age: Duration,
+    /// How long after its conversation ends a recording stays `UPLOADING`.
+    pub upload_lag: Duration,
+    /// The most recent N conversations start out still in progress (no `conversationEnd`,
+    /// recordings `UPLOADING`) until `hold_open_for` has passed or
+    /// [`crate::SimHandle::close_all_conversations`] is called.
+    pub hold_open: usize,
+    /// How long the `hold_open` conversations stay open; zero keeps them open until closed.
+    pub hold_open_for: Duration,
+    /// Statuses the login host answers to the first token requests, in order (e.g. 503, 429),
+    /// before it issues tokens normally.
+    pub login_faults: Vec<u16>,
+    /// The first N API requests answer 429 with `Retry-After: retry_after_secs`.
+    pub throttle_first_api_calls: u32,
+    /// `Retry-After` (seconds) of injected 429s (faults and `throttle_first_api_calls`).
+    pub retry_after_secs: u64,
+    /// `inin-ratelimit-allowed` for batch-request status polls
+    /// (`GET /api/v2/recording/batchrequests/{id}`), which have a bucket of their own; `None`
+    /// counts them against the token's budget like every other call.
+    pub batch_status_limit_per_minute: Option<u32>,
+    /// Conversations without any recording, spread over the same range (most of a real org's
+    /// traffic may be unrecorded): analytics lists them, batch requests return nothing.
+    pub unrecorded_conversations: usize,
 }
 
 impl Default for SimConfig {
@@ -57,10 +86,7 @@ impl Default for SimConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             recordings: 50,
             seed: 1,
-            start: Utc
-                .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
-                .single()
-                .expect("valid date"),
+            start: default_start(),
             span: Duration::from_secs(2 * 24 * 3600),
             size_range: (16 * 1024, 256 * 1024),
             client_id: "sim-client".into(),
@@ -76,8 +102,28 @@ impl Default for SimConfig {
             faults: Vec::new(),
             rates: FaultRates::default(),
             revoke_tokens_after: None,
+            data_lake_lag: Duration::from_secs(24 * 3600),
+            sync_query_max_age: Duration::from_secs(35 * 24 * 3600),
+            upload_lag: Duration::ZERO,
+            hold_open: 0,
+            hold_open_for: Duration::ZERO,
+            login_faults: Vec::new(),
+            throttle_first_api_calls: 0,
+            retry_after_secs: 1,
+            batch_status_limit_per_minute: None,
+            unrecorded_conversations: 0,
         }
     }
+}
+
+/// Three days before now, to the minute: the default org's two days of conversations end at
+/// least a day before now, so they are finished and inside every API's reach whenever a test
+/// runs (a fixed date would drift past the details query's 35-day limit).
+fn default_start() -> DateTime<Utc> {
+    let t = Utc::now() - chrono::Duration::days(3);
+    Utc.timestamp_opt(t.timestamp() / 60 * 60, 0)
+        .single()
+        .unwrap_or(t)
 }
 
 impl SimConfig {

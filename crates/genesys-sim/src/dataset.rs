@@ -167,6 +167,23 @@ impl Dataset {
                 recordings: idxs,
             });
         }
+        // Unrecorded conversations draw from their own generator, so adding them changes
+        // nothing about the recorded ones.
+        let mut extra = Rng::new(config.seed ^ 0x00DE_CADE);
+        for _ in 0..config.unrecorded_conversations {
+            let start = config.start + Duration::milliseconds(extra.below(span_ms) as i64);
+            let dur = Duration::seconds(30 + extra.below(1800) as i64);
+            conversations.push(SimConversation {
+                id: extra.uuid(),
+                start,
+                end: start + dur,
+                direction: "inbound".into(),
+                session_media: "voice".into(),
+                queue_id: queues[extra.below(queues.len() as u64) as usize].clone(),
+                division_id: divisions[extra.below(divisions.len() as u64) as usize].clone(),
+                recordings: vec![],
+            });
+        }
         conversations.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
         Self {
             conversations,

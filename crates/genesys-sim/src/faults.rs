@@ -22,6 +22,11 @@ pub enum Fault {
     Slow(Duration),
     /// The recording is archived: batch results carry `errorMsg` and no URL.
     Archived,
+    /// Not a fault but a shape the contract allows: the recording has two files. A batch
+    /// request returns two results for it ("a recording could be associated with multiple
+    /// results"), and the per-recording GET two `mediaUris` channels, `"0"` and `"1"`, each
+    /// with its own bytes.
+    TwoFiles,
 }
 
 /// A fault for one recording, applied to its first `times` media requests (or always).
@@ -38,7 +43,7 @@ pub struct FaultSpec {
 /// Error parsing a [`FaultSpec`] or [`Fault`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, archived)"
+    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, archived, twofiles)"
 )]
 pub struct FaultParseError {
     input: String,
@@ -57,6 +62,7 @@ impl FromStr for Fault {
             "corrupt" => Fault::Corrupt,
             "slow" => Fault::Slow(Duration::from_millis(20)),
             "archived" => Fault::Archived,
+            "twofiles" | "tworesults" | "twochannels" => Fault::TwoFiles,
             _ => {
                 return Err(FaultParseError {
                     input: s.into(),

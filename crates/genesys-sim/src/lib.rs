@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod analytics;
 mod config;
 mod content;
 mod dataset;

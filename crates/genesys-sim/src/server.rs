@@ -1,6 +1,6 @@
 //! The simulator's hyper server and request handlers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,14 +16,15 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::analytics;
 use crate::config::SimConfig;
 use crate::content::{ContentGen, content_md5};
-use crate::dataset::{Dataset, Rng, SimRecording};
+use crate::dataset::{Dataset, Rng, SimConversation, SimRecording};
 use crate::faults::Fault;
 use crate::ratelimit::RateLimiter;
 use crate::signing;
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Counters of what the simulator served, for tests and benchmarks.
 #[derive(Debug, Clone, Default)]
@@ -54,26 +55,70 @@ struct Job {
     created: Instant,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     tokens: HashMap<String, TokenInfo>,
     limiter: RateLimiter,
     jobs: HashMap<String, Job>,
-    analytics_jobs: HashMap<String, (Value, Instant)>,
+    pub(crate) analytics_jobs: HashMap<String, (Value, Instant)>,
     transcode: HashMap<(usize, String), u32>,
     media_attempts: HashMap<usize, u32>,
     md5_cache: HashMap<usize, [u8; 16]>,
-    rng: Rng,
-    counter: u64,
+    pub(crate) rng: Rng,
+    pub(crate) counter: u64,
     stats: SimStats,
     /// Conversations analytics does not report yet (data lag).
-    hidden: std::collections::HashSet<String>,
+    hidden: HashSet<String>,
+    /// Conversations still in progress (no `conversationEnd`, recordings `UPLOADING`).
+    held_open: HashSet<String>,
+    /// When `held_open` was filled, for `hold_open_for`.
+    held_since: Instant,
     /// Every API request answers 503 (a platform outage); tokens and media still work.
     outage: bool,
+    /// Every token request answers 503 (a login-host outage).
+    login_outage: bool,
+    /// Token requests answered with a `login_faults` status so far.
+    login_faults_served: usize,
+    /// API requests answered 429 by `throttle_first_api_calls` so far.
+    throttled_served: u32,
+    /// The separate bucket of batch-request status polls.
+    batch_limiter: RateLimiter,
 }
 
-struct State {
-    cfg: SimConfig,
-    data: Dataset,
+/// What analytics and the recording API may show right now: a snapshot taken per request.
+#[derive(Debug)]
+pub(crate) struct Visibility {
+    pub(crate) hidden: HashSet<String>,
+    held_open: HashSet<String>,
+    now: DateTime<Utc>,
+    upload_lag: chrono::Duration,
+}
+
+impl Visibility {
+    /// Whether the conversation is still in progress.
+    pub(crate) fn is_open(&self, c: &SimConversation) -> bool {
+        self.held_open.contains(&c.id) || c.end > self.now
+    }
+
+    /// The recording's `fileState` now: its own state when not `AVAILABLE`, else
+    /// `UPLOADING` while its conversation is open or for `upload_lag` after it ended.
+    pub(crate) fn file_state(&self, data: &Dataset, r: &SimRecording) -> String {
+        if r.file_state != "AVAILABLE" {
+            return r.file_state.clone();
+        }
+        let open = data
+            .conversation(&r.conversation_id)
+            .is_some_and(|c| self.is_open(c));
+        if open || self.now < r.end + self.upload_lag {
+            "UPLOADING".into()
+        } else {
+            "AVAILABLE".into()
+        }
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) cfg: SimConfig,
+    pub(crate) data: Dataset,
     by_id: HashMap<String, usize>,
     key: [u8; 16],
     base_url: String,
@@ -81,8 +126,26 @@ struct State {
 }
 
 impl State {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn visibility(&self) -> Visibility {
+        let mut inner = self.lock();
+        if !self.cfg.hold_open_for.is_zero() && inner.held_since.elapsed() >= self.cfg.hold_open_for
+        {
+            inner.held_open.clear();
+        }
+        Visibility {
+            hidden: inner.hidden.clone(),
+            held_open: inner.held_open.clone(),
+            now: Utc::now(),
+            upload_lag: chrono::Duration::from_std(self.cfg.upload_lag).unwrap_or_default(),
+        }
+    }
+
+    fn file_state(&self, r: &SimRecording) -> String {
+        self.visibility().file_state(&self.data, r)
     }
 }
 
@@ -201,6 +264,39 @@ impl SimHandle {
     pub fn reveal_all_conversations(&self) {
         self.state.lock().hidden.clear();
     }
+
+    /// Starts or ends an outage of the login host: every token request answers 503.
+    pub fn set_login_outage(&self, on: bool) {
+        self.state.lock().login_outage = on;
+    }
+
+    /// Ends every conversation held open (`SimConfig::hold_open`): analytics reports their
+    /// `conversationEnd`, and their recordings become `AVAILABLE` (after `upload_lag`).
+    pub fn close_all_conversations(&self) {
+        self.state.lock().held_open.clear();
+    }
+
+    /// Ids of the conversations held open now.
+    pub fn open_conversations(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.visibility().held_open.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    /// MD5 of file `part` of a recording (0 for the first; 1 for the second file of a
+    /// [`Fault::TwoFiles`] recording).
+    pub fn expected_part_md5(&self, index: usize, part: u32) -> [u8; 16] {
+        if part == 0 {
+            return md5_of(&self.state, index);
+        }
+        let r = &self.state.data.recordings[index];
+        content_md5(part_seed(r.body_seed, part), r.size)
+    }
+
+    /// Whether recording `index` has two files ([`Fault::TwoFiles`]).
+    pub fn has_two_files(&self, index: usize) -> bool {
+        has_two_files(&self.state, index)
+    }
 }
 
 impl Simulator {
@@ -217,6 +313,13 @@ impl Simulator {
                 r.file_state = "ARCHIVED".into();
             }
         }
+        let mut by_start: Vec<&SimConversation> = data.conversations.iter().collect();
+        by_start.sort_by_key(|c| std::cmp::Reverse(c.start));
+        let held_open: HashSet<String> = by_start
+            .iter()
+            .take(config.hold_open)
+            .map(|c| c.id.clone())
+            .collect();
         let by_id = data
             .recordings
             .iter()
@@ -239,7 +342,13 @@ impl Simulator {
                 counter: 0,
                 stats: SimStats::default(),
                 hidden: Default::default(),
+                held_open,
+                held_since: Instant::now(),
                 outage: false,
+                login_outage: false,
+                login_faults_served: 0,
+                throttled_served: 0,
+                batch_limiter: RateLimiter::default(),
             }),
             cfg: config,
             data,
@@ -271,11 +380,27 @@ impl Simulator {
     }
 }
 
+fn has_two_files(st: &State, index: usize) -> bool {
+    st.cfg
+        .faults
+        .iter()
+        .any(|f| f.recording == index && f.fault == Fault::TwoFiles)
+}
+
+/// Body seed of file `part` of a recording.
+fn part_seed(seed: u64, part: u32) -> u64 {
+    if part == 0 {
+        seed
+    } else {
+        seed ^ 0xA5A5_5A5A_0F0F_F0F0u64.wrapping_mul(part as u64)
+    }
+}
+
 fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let mut r = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -285,7 +410,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     json_response(
         status,
         &json!({
@@ -299,7 +424,7 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     )
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -349,7 +474,22 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
 }
 
 async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
-    st.lock().stats.token_requests += 1;
+    let fault = {
+        let mut inner = st.lock();
+        inner.stats.token_requests += 1;
+        if inner.login_outage {
+            Some(503)
+        } else {
+            let f = st.cfg.login_faults.get(inner.login_faults_served).copied();
+            if f.is_some() {
+                inner.login_faults_served += 1;
+            }
+            f
+        }
+    };
+    if let Some(status) = fault {
+        return login_fault(status);
+    }
     if req.method() != Method::POST {
         return api_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -408,6 +548,31 @@ async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
     )
 }
 
+/// A login host having a bad moment: 429 with `Retry-After` and a JSON body, anything else
+/// with the plain HTML page a load balancer sends.
+fn login_fault(status: u16) -> Response<Body> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let mut r = api_error(
+            status,
+            "too.many.requests.retry.after",
+            "Rate limit exceeded the maximum. Retry the request in [1] seconds",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let mut r = Response::new(full(format!(
+        "<html><body><h1>{} {}</h1></body></html>",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("error")
+    )));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    r
+}
+
 fn route_name(method: &Method, path: &str) -> String {
     let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
     let shape: Vec<&str> = segs
@@ -460,9 +625,19 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 "Invalid login credentials.",
             );
         }
-        let budget = inner.limiter.hit(&tok, st.cfg.rate_limit_per_minute, now);
+        let budget = match st.cfg.batch_status_limit_per_minute {
+            // Status polls of batch requests count against a bucket of their own.
+            Some(limit) if route == "GET /api/v2/recording/batchrequests/{id}" => {
+                inner.batch_limiter.hit(&tok, limit, now)
+            }
+            _ => inner.limiter.hit(&tok, st.cfg.rate_limit_per_minute, now),
+        };
         let r = &st.cfg.rates;
-        let fault = if budget.exceeded {
+        let fault = if inner.throttled_served < st.cfg.throttle_first_api_calls {
+            inner.throttled_served += 1;
+            inner.stats.injected_429s += 1;
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        } else if budget.exceeded {
             inner.stats.budget_429s += 1;
             Some(StatusCode::TOO_MANY_REQUESTS)
         } else if r.api_429 > 0.0 && inner.rng.unit() < r.api_429 {
@@ -480,7 +655,7 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             let secs = if budget.exceeded {
                 budget.reset.as_secs().max(1)
             } else {
-                1
+                st.cfg.retry_after_secs
             };
             let mut r = api_error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -531,17 +706,27 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            details_query(st, &body)
+            analytics::details_query(st, &body)
         }
         (&Method::POST, ["analytics", "conversations", "details", "jobs"]) => {
             let body = match read_body(req).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            analytics_job_submit(st, &body)
+            analytics::job_submit(st, &body)
         }
+        (
+            &Method::GET,
+            [
+                "analytics",
+                "conversations",
+                "details",
+                "jobs",
+                "availability",
+            ],
+        ) => analytics::job_availability(st),
         (&Method::GET, ["analytics", "conversations", "details", "jobs", id]) => {
-            analytics_job_status(st, id)
+            analytics::job_status(st, id)
         }
         (
             &Method::GET,
@@ -553,7 +738,7 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 id,
                 "results",
             ],
-        ) => analytics_job_results(st, id, &query),
+        ) => analytics::job_results(st, id, &query),
         (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
         (&Method::GET, ["conversations", cid, "recordings", rid]) => {
             recording_get(st, cid, rid, &query)
@@ -576,220 +761,7 @@ async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn parse_interval(s: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let (a, b) = s.split_once('/')?;
-    let a = DateTime::parse_from_rfc3339(a).ok()?.with_timezone(&Utc);
-    let b = DateTime::parse_from_rfc3339(b).ok()?.with_timezone(&Utc);
-    (a < b).then_some((a, b))
-}
-
-fn conversation_matches(conv: &crate::dataset::SimConversation, filters: Option<&Value>) -> bool {
-    let Some(Value::Array(filters)) = filters else {
-        return true;
-    };
-    filters.iter().all(|f| {
-        let preds = f
-            .get("predicates")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let any = f.get("type").and_then(Value::as_str) == Some("or");
-        let check = |p: &Value| {
-            let dim = p.get("dimension").and_then(Value::as_str).unwrap_or("");
-            let val = p.get("value").and_then(Value::as_str).unwrap_or("");
-            match dim {
-                "mediaType" => conv.session_media == val,
-                "queueId" => conv.queue_id == val,
-                "divisionId" => conv.division_id == val,
-                "direction" | "originatingDirection" => conv.direction == val,
-                "recording" => val == "true",
-                "conversationId" => conv.id == val,
-                _ => true,
-            }
-        };
-        if preds.is_empty() {
-            true
-        } else if any {
-            preds.iter().any(check)
-        } else {
-            preds.iter().all(check)
-        }
-    })
-}
-
-/// Conversations started in `[start, end)` that pass the query's segment and conversation
-/// filters (shared by the details query and the analytics jobs).
-fn matching_conversations<'a>(
-    st: &'a State,
-    q: &Value,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Vec<&'a crate::dataset::SimConversation> {
-    let hidden = st.lock().hidden.clone();
-    st.data
-        .conversations
-        .iter()
-        .filter(|c| c.start >= start && c.start < end)
-        .filter(|c| !hidden.contains(&c.id))
-        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
-        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
-        .collect()
-}
-
-fn details_query(st: &State, body: &[u8]) -> Response<Body> {
-    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
-    let Ok(q) = serde_json::from_slice::<Value>(body) else {
-        return bad("body is not valid JSON");
-    };
-    let Some((start, end)) = q
-        .get("interval")
-        .and_then(Value::as_str)
-        .and_then(parse_interval)
-    else {
-        return bad("interval is required as ISO-8601 start/end");
-    };
-    if end - start > chrono::Duration::days(7) {
-        return bad("Max interval is 7 days");
-    }
-    let paging = q.get("paging");
-    let page_size = paging
-        .and_then(|p| p.get("pageSize"))
-        .and_then(Value::as_u64)
-        .unwrap_or(25) as u32;
-    let page_number = paging
-        .and_then(|p| p.get("pageNumber"))
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as u32;
-    if page_size == 0 || page_size > st.cfg.max_page_size {
-        return bad(&format!(
-            "pageSize must be between 1 and {}",
-            st.cfg.max_page_size
-        ));
-    }
-    if page_number == 0 {
-        return bad("pageNumber must be at least 1");
-    }
-    if (page_number as u64) * (page_size as u64) > st.cfg.max_query_results as u64 {
-        return bad(&format!(
-            "query results exceed the maximum of {}",
-            st.cfg.max_query_results
-        ));
-    }
-    let desc = q.get("order").and_then(Value::as_str) == Some("desc");
-    let mut matched = matching_conversations(st, &q, start, end);
-    if desc {
-        matched.reverse();
-    }
-    let total = matched.len();
-    let from = ((page_number - 1) * page_size) as usize;
-    let page: Vec<Value> = matched
-        .iter()
-        .skip(from)
-        .take(page_size as usize)
-        .map(|c| conversation_json(c))
-        .collect();
-    let mut out = json!({"totalHits": total});
-    if !page.is_empty() {
-        out["conversations"] = Value::Array(page);
-    }
-    json_response(StatusCode::OK, &out)
-}
-
-fn analytics_job_submit(st: &State, body: &[u8]) -> Response<Body> {
-    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
-    let Ok(q) = serde_json::from_slice::<Value>(body) else {
-        return bad("body is not valid JSON");
-    };
-    if q.get("interval")
-        .and_then(Value::as_str)
-        .and_then(parse_interval)
-        .is_none()
-    {
-        return bad("interval is required as ISO-8601 start/end");
-    }
-    let mut inner = st.lock();
-    inner.counter += 1;
-    let id = format!("job-a{:08x}-{}", inner.rng.next_u64() as u32, inner.counter);
-    inner.analytics_jobs.insert(id.clone(), (q, Instant::now()));
-    json_response(StatusCode::ACCEPTED, &json!({"jobId": id}))
-}
-
-fn analytics_job_status(st: &State, id: &str) -> Response<Body> {
-    let Some((_, created)) = st.lock().analytics_jobs.get(id).cloned() else {
-        return api_error(StatusCode::NOT_FOUND, "not.found", "job not found");
-    };
-    let state = if created.elapsed() >= st.cfg.batch_ready_after {
-        "FULFILLED"
-    } else {
-        "PENDING"
-    };
-    json_response(
-        StatusCode::OK,
-        &json!({"state": state, "submissionDate": rfc3339(Utc::now())}),
-    )
-}
-
-fn analytics_job_results(st: &State, id: &str, query: &HashMap<String, String>) -> Response<Body> {
-    let Some((q, created)) = st.lock().analytics_jobs.get(id).cloned() else {
-        return api_error(StatusCode::NOT_FOUND, "not.found", "job not found");
-    };
-    if created.elapsed() < st.cfg.batch_ready_after {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad.request",
-            "job is not fulfilled yet",
-        );
-    }
-    let Some((start, end)) = q
-        .get("interval")
-        .and_then(Value::as_str)
-        .and_then(parse_interval)
-    else {
-        return api_error(StatusCode::BAD_REQUEST, "bad.request", "bad interval");
-    };
-    let page_size: usize = query
-        .get("pageSize")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
-        .clamp(1, 1000);
-    let from: usize = query
-        .get("cursor")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let matched = matching_conversations(st, &q, start, end);
-    let page: Vec<Value> = matched
-        .iter()
-        .skip(from)
-        .take(page_size)
-        .map(|c| conversation_json(c))
-        .collect();
-    let mut out = json!({"conversations": page, "dataAvailabilityDate": rfc3339(Utc::now())});
-    if from + page_size < matched.len() {
-        out["cursor"] = json!((from + page_size).to_string());
-    }
-    json_response(StatusCode::OK, &out)
-}
-
-fn conversation_json(c: &crate::dataset::SimConversation) -> Value {
-    json!({
-        "conversationId": c.id,
-        "conversationStart": rfc3339(c.start),
-        "conversationEnd": rfc3339(c.end),
-        "originatingDirection": c.direction,
-        "divisionIds": [c.division_id],
-        "participants": [
-            {"participantId": format!("{}-c", &c.id[..8]), "purpose": "customer", "sessions": [
-                {"sessionId": format!("{}-s1", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction, "recording": true}
-            ]},
-            {"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
-                {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
-                 "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
-            ]}
-        ]
-    })
-}
-
-fn metadata_json(r: &SimRecording) -> Value {
+fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
     json!({
         "id": r.id,
         "conversationId": r.conversation_id,
@@ -797,7 +769,7 @@ fn metadata_json(r: &SimRecording) -> Value {
         "endTime": rfc3339(r.end),
         "media": r.media,
         "mediaSubtype": if r.media == "screen" { "Screen" } else { "Trunk" },
-        "fileState": r.file_state,
+        "fileState": file_state,
         "region": "us-east-1",
         "selfUri": format!("/api/v2/conversations/{}/recordingmetadata/{}", r.conversation_id, r.id),
     })
@@ -807,35 +779,56 @@ fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
     let Some(conv) = st.data.conversation(cid) else {
         return api_error(StatusCode::NOT_FOUND, "not.found", "conversation not found");
     };
+    let vis = st.visibility();
     let list: Vec<Value> = conv
         .recordings
         .iter()
-        .map(|&i| metadata_json(&st.data.recordings[i]))
+        .map(|&i| {
+            let r = &st.data.recordings[i];
+            metadata_json(r, &vis.file_state(&st.data, r))
+        })
         .collect();
     json_response(StatusCode::OK, &Value::Array(list))
 }
 
+/// The content type a `formatId` gives a recording: `formatId` picks the audio format;
+/// screen recordings are WebM, chats and messages ZIP (`chatFormatId`/`messageFormatId`),
+/// emails EML (`emailFormatId`), whatever `formatId` says. `None`: an unknown format.
 fn format_content_type(format: &str, r: &SimRecording) -> Option<&'static str> {
-    Some(match format {
+    let audio = match format {
+        "NONE" | "NATIVE" => return Some(r.native_content_type()),
         "WAV" | "WAV_ULAW" => "audio/wav",
-        "WEBM" => {
-            if r.media == "screen" {
-                "video/webm"
-            } else {
-                "audio/webm"
-            }
-        }
+        "WEBM" => "audio/webm",
         "OGG_VORBIS" | "OGG_OPUS" => "audio/ogg",
         "MP3" => "audio/mpeg",
-        "NONE" | "NATIVE" => r.native_content_type(),
         _ => return None,
+    };
+    Some(match r.media.as_str() {
+        "screen" => "video/webm",
+        "chat" | "messaging" => "application/zip",
+        "email" => "message/rfc822",
+        _ => audio,
     })
 }
 
+/// What a media URL signs: the path (which names the file) and the format.
+fn signed_resource(path: &str, format: &str) -> String {
+    format!("{path}?{format}")
+}
+
 fn media_url(st: &State, r: &SimRecording, format: &str) -> String {
-    let path = format!("/media/{}/{}", r.conversation_id, r.id);
+    media_part_url(st, r, format, 0)
+}
+
+/// A signed URL of file `part` of a recording: `/media/{cid}/{rid}` for the first file,
+/// `/media/{cid}/{rid}/{part}` for another (distinct files are distinct objects).
+fn media_part_url(st: &State, r: &SimRecording, format: &str, part: u32) -> String {
+    let mut path = format!("/media/{}/{}", r.conversation_id, r.id);
+    if part > 0 {
+        path.push_str(&format!("/{part}"));
+    }
     let expires = Utc::now().timestamp() + st.cfg.url_ttl.as_secs() as i64;
-    let sig = signing::sign(&st.key, &format!("{path}?{format}"), expires);
+    let sig = signing::sign(&st.key, &signed_resource(&path, format), expires);
     format!(
         "{}{path}?format={format}&X-Expires={expires}&X-Signature={sig}",
         st.base_url
@@ -867,8 +860,9 @@ fn recording_get(
     let Some(ct) = format_content_type(&format, r) else {
         return api_error(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
     };
-    let mut body = metadata_json(r);
-    if r.file_state != "AVAILABLE" {
+    let file_state = st.file_state(r);
+    let mut body = metadata_json(r, &file_state);
+    if file_state != "AVAILABLE" {
         return json_response(StatusCode::OK, &body);
     }
     let polls = {
@@ -881,10 +875,15 @@ fn recording_get(
         body["estimatedTranscodeTimeMs"] = json!(1000);
         return json_response(StatusCode::ACCEPTED, &body);
     }
-    body["mediaUris"] = json!({"0": {"mediaUri": media_url(st, r, &format)}});
+    // `Recording` has no content type field: the format asked for decides it (`ct`).
+    let _ = ct;
+    let mut uris = json!({"0": {"mediaUri": media_url(st, r, &format)}});
+    if has_two_files(st, idx) {
+        uris["1"] = json!({"mediaUri": media_part_url(st, r, &format, 1)});
+    }
+    body["mediaUris"] = uris;
     body["outputSizeInBytes"] = json!(r.size);
     body["outputDurationMs"] = json!((r.end - r.start).num_milliseconds());
-    body["contentType"] = json!(ct);
     json_response(StatusCode::OK, &body)
 }
 
@@ -958,23 +957,28 @@ fn batch_status(st: &State, id: &str) -> Response<Body> {
         );
     }
     let mut errors = 0;
-    let results: Vec<Value> = items
-        .iter()
-        .map(|&i| {
-            let r = &st.data.recordings[i];
-            if r.file_state == "AVAILABLE" {
-                json!({"conversationId": r.conversation_id, "recordingId": r.id,
-                       "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()})
-            } else {
-                errors += 1;
-                json!({"conversationId": r.conversation_id, "recordingId": r.id,
-                       "errorMsg": format!("Recording is {}; restore it before downloading", r.file_state.to_lowercase())})
+    let vis = st.visibility();
+    let mut results: Vec<Value> = Vec::new();
+    for &i in &items {
+        let r = &st.data.recordings[i];
+        let file_state = vis.file_state(&st.data, r);
+        if file_state == "AVAILABLE" {
+            results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                   "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()}));
+            // "A recording could be associated with multiple results."
+            if has_two_files(st, i) {
+                results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                       "resultUrl": media_part_url(st, r, "NATIVE", 1), "contentType": r.native_content_type()}));
             }
-        })
-        .collect();
+        } else {
+            errors += 1;
+            results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                   "errorMsg": format!("Recording is {}; it cannot be downloaded now", file_state.to_lowercase())}));
+        }
+    }
     json_response(
         StatusCode::OK,
-        &json!({"id": id, "jobId": id, "expectedResultCount": items.len(), "resultCount": results.len(),
+        &json!({"id": id, "jobId": id, "expectedResultCount": results.len(), "resultCount": results.len(),
                 "errorCount": errors, "status": "Completed", "results": results,
                 "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
     )
@@ -1074,7 +1078,7 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     let format = q.get("format").cloned().unwrap_or_default();
     let expires: i64 = q.get("X-Expires").and_then(|s| s.parse().ok()).unwrap_or(0);
     let sig = q.get("X-Signature").cloned().unwrap_or_default();
-    if !signing::verify(&st.key, &format!("{path}?{format}"), expires, &sig) {
+    if !signing::verify(&st.key, &signed_resource(&path, &format), expires, &sig) {
         st.lock().stats.media_requests += 1;
         return media_error(
             StatusCode::FORBIDDEN,
@@ -1086,7 +1090,13 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
         st.lock().stats.media_requests += 1;
         return media_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
     }
-    let rid = path.rsplit('/').next().unwrap_or_default();
+    // /media/{cid}/{rid} or /media/{cid}/{rid}/{part}
+    let segs: Vec<&str> = path.trim_start_matches("/media/").split('/').collect();
+    let (rid, part) = match segs.as_slice() {
+        [_, rid] => (*rid, 0u32),
+        [_, rid, part] => (*rid, part.parse().unwrap_or(u32::MAX)),
+        _ => ("", 0),
+    };
     let Some(&idx) = st.by_id.get(rid) else {
         return media_error(
             StatusCode::NOT_FOUND,
@@ -1094,6 +1104,13 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
             "The specified key does not exist.",
         );
     };
+    if part > 1 || (part == 1 && !has_two_files(st, idx)) {
+        return media_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
+    }
     let r = st.data.recordings[idx].clone();
     let Some(ct) = format_content_type(&format, &r) else {
         return media_error(StatusCode::BAD_REQUEST, "InvalidArgument", "unknown format");
@@ -1137,7 +1154,7 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
             Some(Fault::Truncated) => BodyMode::Truncated,
             Some(Fault::Corrupt) => BodyMode::Corrupt,
             Some(Fault::Slow(d)) => BodyMode::Slow(d),
-            Some(Fault::Archived) | None => {
+            Some(Fault::Archived | Fault::TwoFiles) | None => {
                 if rates.media_5xx > 0.0 && inner.rng.unit() < rates.media_5xx {
                     return media_error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -1154,7 +1171,13 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
             }
         }
     };
-    let etag = st.cfg.media_etag.then(|| hex::encode(md5_of(st, idx)));
+    let etag = st.cfg.media_etag.then(|| {
+        if part == 0 {
+            hex::encode(md5_of(st, idx))
+        } else {
+            hex::encode(content_md5(part_seed(r.body_seed, part), r.size))
+        }
+    });
     if req.method() == Method::HEAD {
         let mut resp = Response::new(full(Bytes::new()));
         resp.headers_mut()
@@ -1163,7 +1186,7 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     }
     let size = r.size;
     let half = size / 2;
-    let cgen = ContentGen::new(r.body_seed, size);
+    let cgen = ContentGen::new(part_seed(r.body_seed, part), size);
     let stream = futures::stream::unfold(
         (cgen, 0u64, mode),
         move |(mut cgen, pos, mode)| async move {

@@ -37,6 +37,7 @@ pub fn sim_recording(sim: &SimHandle, index: usize) -> DiscoveredRecording {
     let ds = sim.dataset();
     let r = &ds.recordings[index];
     DiscoveredRecording {
+        file: None,
         conversation_id: r.conversation_id.clone(),
         recording_id: r.id.clone(),
         start_time: Some(
@@ -57,6 +58,7 @@ pub fn sim_recording(sim: &SimHandle, index: usize) -> DiscoveredRecording {
 /// with reason "test"), for ledger tests that only need ids.
 pub fn bare_recording(conversation_id: &str, recording_id: &str) -> DiscoveredRecording {
     DiscoveredRecording {
+        file: None,
         conversation_id: conversation_id.into(),
         recording_id: recording_id.into(),
         start_time: None,

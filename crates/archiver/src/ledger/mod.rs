@@ -223,7 +223,7 @@ impl RecordInfo {
             v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         };
         Self {
-            recording_id: rec.recording_id.clone(),
+            recording_id: rec.ledger_id().into_owned(),
             conversation_id: rec.conversation_id.clone(),
             key: key.to_string(),
             media_type: Some(rec.media_type.clone()).filter(|m| !m.is_empty()),

@@ -1,0 +1,334 @@
+//! Listing the conversations of an interval: analytics details jobs for what the data lake
+//! holds, the synchronous details query for what lies after its availability date, and an
+//! explicit "not discoverable" item for a part neither can reach.
+
+use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::client::{AnalyticsMode, GenesysClient};
+use crate::discovery::path_segment;
+use crate::discovery::{
+    Collector, Discovered, DiscoveryQuery, UndiscoverableSpan, Work, parse_time, split_interval,
+};
+use crate::error::{Error, Result};
+use crate::models::{AsyncJobResults, ConversationQueryResponse, DataAvailability};
+
+/// How far back the synchronous details query reaches ("interval starts up to 35 days back").
+const SYNC_REACH: ChronoDuration = ChronoDuration::days(35);
+/// Kept clear of the 35-day edge, so a query built now is not refused a moment later.
+const SYNC_MARGIN: ChronoDuration = ChronoDuration::minutes(10);
+/// At the jobs/query boundary the query starts this much before the data lake's
+/// availability date, to catch conversations that were still going on at that date (the
+/// lake holds finished conversations; the query returns conversations by start day).
+const BOUNDARY_LOOKBACK: ChronoDuration = ChronoDuration::days(1);
+/// When the availability endpoint gives no date: the documented worst-case lag.
+const DEFAULT_LAKE_LAG: ChronoDuration = ChronoDuration::hours(48);
+/// `pageSize` of a details job's results pages (the documented maximum).
+const JOB_PAGE_SIZE: u32 = 1000;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn or_filter(dimension: &str, values: &[String]) -> Option<Value> {
+    (!values.is_empty()).then(|| {
+        json!({"type": "or", "predicates": values.iter().map(|v| json!({"type": "dimension", "dimension": dimension, "operator": "matches", "value": v})).collect::<Vec<_>>()})
+    })
+}
+
+fn gap(start: DateTime<Utc>, end: DateTime<Utc>, reason: String) -> Work {
+    Work::Item(Box::new(Discovered::NotDiscoverable(UndiscoverableSpan {
+        start,
+        end,
+        reason,
+    })))
+}
+
+impl GenesysClient {
+    /// Lists the conversations of `q` into `out`: analytics jobs up to the data lake's
+    /// availability date (when the interval reaches back past the details query's 35 days, or
+    /// jobs are forced), the details query after it, and a not-discoverable item for any part
+    /// neither reaches. Returns false when the consumer has gone.
+    pub(crate) async fn list_conversations(
+        &self,
+        q: &DiscoveryQuery,
+        out: &mut Collector<'_>,
+    ) -> Result<bool> {
+        let now = Utc::now();
+        let sync_floor = now - SYNC_REACH + SYNC_MARGIN;
+        let use_jobs = match self.config().analytics {
+            AnalyticsMode::Query => false,
+            AnalyticsMode::Jobs => true,
+            AnalyticsMode::Auto => q.start < sync_floor,
+        };
+        if q.end > now {
+            let from = now.max(q.start);
+            let reason = format!(
+                "still in the future when discovery ran ({}): conversations may yet start there",
+                rfc3339(now)
+            );
+            if !out.send(gap(from, q.end, reason)).await {
+                return Ok(false);
+            }
+        }
+        let mut covered_to = q.start;
+        if use_jobs {
+            let lake = self
+                .data_availability()
+                .await?
+                .unwrap_or(now - DEFAULT_LAKE_LAG);
+            let job_end = q.end.min(lake);
+            if job_end > q.start {
+                let held_to = self.job_into(q, q.start, job_end, out).await?;
+                let Some(held_to) = held_to else {
+                    return Ok(false);
+                };
+                covered_to = held_to.max(q.start);
+            }
+        }
+        if covered_to >= q.end {
+            return Ok(true);
+        }
+        if covered_to < sync_floor {
+            let end = sync_floor.min(q.end);
+            let reason = if use_jobs {
+                format!(
+                    "the analytics data lake holds data up to {}, and the details query reaches back only 35 days (to {})",
+                    rfc3339(covered_to),
+                    rfc3339(sync_floor)
+                )
+            } else {
+                format!(
+                    "older than the details query's 35-day reach (it reaches back to {}), and analytics jobs are off (--analytics query)",
+                    rfc3339(sync_floor)
+                )
+            };
+            if !out.send(gap(covered_to, end, reason)).await {
+                return Ok(false);
+            }
+            covered_to = end;
+            if covered_to >= q.end {
+                return Ok(true);
+            }
+        }
+        let query_start = if covered_to > q.start {
+            (covered_to - BOUNDARY_LOOKBACK).max(sync_floor)
+        } else {
+            covered_to
+        };
+        self.query_into(q, query_start, q.end, out).await
+    }
+
+    /// Runs one analytics details job over `[start, end)` into `out`. Returns the time up to
+    /// which its results hold data (the lowest `dataAvailabilityDate` its pages named, at most
+    /// `end`), or `None` when the consumer has gone.
+    async fn job_into(
+        &self,
+        q: &DiscoveryQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        out: &mut Collector<'_>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let job_id = self.submit_details_job(q, start, end).await?;
+        let mut held_to = end;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.details_job_page(&job_id, cursor.as_deref()).await?;
+            if let Some(avail) = parse_time(page.data_availability_date.as_deref()) {
+                held_to = held_to.min(avail);
+            }
+            if !out.absorb(page.conversations).await {
+                return Ok(None);
+            }
+            match page.cursor.filter(|c| !c.is_empty()) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(Some(held_to)),
+            }
+        }
+    }
+
+    /// `GET /api/v2/analytics/conversations/details/jobs/availability`: the time before which
+    /// the data lake is complete.
+    pub async fn data_availability(&self) -> Result<Option<DateTime<Utc>>> {
+        let (_, a): (_, DataAvailability) = self
+            .call(
+                Method::GET,
+                "/api/v2/analytics/conversations/details/jobs/availability",
+                None,
+            )
+            .await?;
+        Ok(parse_time(a.data_availability_date.as_deref()))
+    }
+
+    /// Reads the synchronous details query over `[start, end)` (in pieces of at most 7 days,
+    /// split further near the result cap) into `out`. Returns false when the consumer has
+    /// gone.
+    async fn query_into(
+        &self,
+        q: &DiscoveryQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        out: &mut Collector<'_>,
+    ) -> Result<bool> {
+        let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(start, end);
+        stack.reverse();
+        while let Some((s, e)) = stack.pop() {
+            let page_size = self.config().page_size;
+            let mut page_number = 1u32;
+            loop {
+                let resp = self.details_query(q, s, e, page_size, page_number).await?;
+                let total = resp.total_hits.unwrap_or(0);
+                let cap = self.config().max_query_results;
+                // totalHits is approximate: split well before the cap, and whenever reading
+                // every page would pass it.
+                let needed = total.div_ceil(page_size as u64) * page_size as u64;
+                if page_number == 1
+                    && (needed > cap || total >= cap / 10 * 9)
+                    && e - s > ChronoDuration::minutes(2)
+                {
+                    let mid = s + (e - s) / 2;
+                    stack.push((mid, e));
+                    stack.push((s, mid));
+                    tracing::debug!(total_hits = ?resp.total_hits, "splitting interval near the result cap");
+                    break;
+                }
+                let n = resp.conversations.len();
+                if !out.absorb(resp.conversations).await {
+                    return Ok(false);
+                }
+                let read = page_number as u64 * page_size as u64;
+                if n < page_size as usize {
+                    break;
+                }
+                if (page_number as u64 + 1) * page_size as u64 > cap {
+                    if read >= total {
+                        // The cap stops paging exactly where the (approximate) total ends.
+                        break;
+                    }
+                    // A full last page at the cap in a piece too short to split: more
+                    // conversations may exist than the query can page to.
+                    let reason = format!(
+                        "the details query holds more than its {cap} results here (about {total}) and the piece is too short to split"
+                    );
+                    if !out.send(gap(s, e, reason)).await {
+                        return Ok(false);
+                    }
+                    break;
+                }
+                page_number += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// One page of the analytics conversation details query.
+    pub async fn details_query(
+        &self,
+        q: &DiscoveryQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        page_size: u32,
+        page_number: u32,
+    ) -> Result<ConversationQueryResponse> {
+        let mut body = self.query_body(q, start, end);
+        body["paging"] = json!({"pageSize": page_size, "pageNumber": page_number});
+        let (_, r) = self
+            .call(
+                Method::POST,
+                "/api/v2/analytics/conversations/details/query",
+                Some(&body),
+            )
+            .await?;
+        Ok(r)
+    }
+
+    fn query_body(&self, q: &DiscoveryQuery, start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
+        let interval = format!("{}/{}", rfc3339(start), rfc3339(end));
+        let segment: Vec<Value> = or_filter("queueId", &q.queue_ids).into_iter().collect();
+        let mut conversation: Vec<Value> = or_filter("divisionId", &q.division_ids)
+            .into_iter()
+            .collect();
+        if let Some(d) = &q.direction {
+            conversation.extend(or_filter("originatingDirection", std::slice::from_ref(d)));
+        }
+        let mut body =
+            json!({"interval": interval, "order": "asc", "orderBy": "conversationStart"});
+        if !segment.is_empty() {
+            body["segmentFilters"] = Value::Array(segment);
+        }
+        if !conversation.is_empty() {
+            body["conversationFilters"] = Value::Array(conversation);
+        }
+        body
+    }
+
+    /// Submits an asynchronous analytics details job for `[start, end)` with the query's
+    /// filters and waits until it is `FULFILLED` (polling with backoff). Returns the job id.
+    pub async fn submit_details_job(
+        &self,
+        q: &DiscoveryQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<String> {
+        let body = self.query_body(q, start, end);
+        let (_, job): (_, crate::models::AsyncJobSubmission) = self
+            .call(
+                Method::POST,
+                "/api/v2/analytics/conversations/details/jobs",
+                Some(&body),
+            )
+            .await?;
+        let path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}",
+            path_segment(&job.job_id)?
+        );
+        let cfg = self.config();
+        let started = tokio::time::Instant::now();
+        let mut wait = cfg.poll_initial;
+        loop {
+            tokio::time::sleep(wait).await;
+            let (_, st): (_, crate::models::AsyncQueryStatus) =
+                self.call(Method::GET, &path, None).await?;
+            match st.state.as_deref() {
+                Some("FULFILLED") => return Ok(job.job_id),
+                Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => {
+                    return Err(Error::Status {
+                        endpoint: "GET /api/v2/analytics/conversations/details/jobs/{id}".into(),
+                        status: 200,
+                        message: format!(
+                            "analytics job {s}: {}",
+                            st.error_message.unwrap_or_default()
+                        ),
+                        retry_after: None,
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() >= cfg.poll_timeout {
+                return Err(Error::Timeout(format!(
+                    "analytics details job {}",
+                    job.job_id
+                )));
+            }
+            wait = (wait * 2).min(cfg.poll_max);
+        }
+    }
+
+    /// One cursor page of a fulfilled analytics details job.
+    pub async fn details_job_page(
+        &self,
+        job_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<AsyncJobResults> {
+        let mut path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}/results?pageSize={JOB_PAGE_SIZE}",
+            path_segment(job_id)?
+        );
+        if let Some(c) = cursor {
+            path.push_str("&cursor=");
+            path.push_str(&url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+        }
+        Ok(self.call(Method::GET, &path, None).await?.1)
+    }
+}

@@ -1,0 +1,211 @@
+//! Completeness through the real binary against a simulator as strict as the published
+//! contract: a 45-day backfill with a lagging data lake, per-recording archives that verify
+//! finds, a login host that hiccups at start, pending work that keeps the exit code at 1, and
+//! the simulator's switches for rehearsing all of it.
+
+use std::collections::HashSet;
+use std::io::BufRead;
+use std::process::Output;
+use std::time::Duration;
+
+use chrono::Utc;
+use e2e::{Server, archiver_command, assert_store_holds, fresh_sink};
+use genesys_sim::{SimConfig, SimHandle, Simulator};
+
+async fn sim(cfg: SimConfig) -> SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..cfg
+    })
+    .await
+    .unwrap()
+}
+
+async fn run(mut c: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn rfc(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+const FLAGS: [&str; 4] = [
+    "--allow-loopback-media",
+    "--verify-source-etag",
+    "--tag-mode",
+    "disabled",
+];
+
+/// The done-when of the issue: a 45-day interval reaching the last hour, with the data lake a
+/// day behind, archives every recording with its MD5.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_45_day_backfill_reaching_the_last_hour_archives_everything() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 120,
+        start: now - chrono::Duration::days(45),
+        span: Duration::from_secs(45 * 24 * 3600 - 2 * 3600),
+        data_lake_lag: Duration::from_secs(24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "backfill45").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = archiver_command(s.base_url(), &sink.config().bucket);
+    c.current_dir(dir.path())
+        .args(["archive", "--from", &rfc(now - chrono::Duration::days(45))])
+        .args(["--to", &rfc(now - chrono::Duration::minutes(1))])
+        .args(FLAGS)
+        .args(["--report", "run.json"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all: HashSet<String> = s
+        .dataset()
+        .recordings
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_store_holds(&s, &sink, &all).await;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let r = &report["reconciliation"];
+    assert_eq!(r["listed"], 120, "{report}");
+    assert_eq!(r["archived"], 120);
+    assert_eq!(r["clean"], true);
+    assert_eq!(r["not_discoverable"], 0);
+}
+
+/// `--source per-recording`: the ledger holds the key each object was written under, so
+/// `verify` (and `verify --against-source`) find every object.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_recording_archive_then_verify_finds_every_object() {
+    let s = sim(SimConfig {
+        recordings: 10,
+        transcode_polls: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "perrec").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path()).args(args);
+        c
+    };
+    let mut a = cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--source",
+        "per-recording",
+    ]);
+    a.args(FLAGS);
+    let out = run(a).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(cmd(&["verify", "--from", from, "--to", to, "--rehash"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("verified 10, missing 0, corrupt 0"),
+        "{}",
+        text(&out)
+    );
+    let out = run(cmd(&[
+        "verify",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--against-source",
+        "--source",
+        "per-recording",
+        "--allow-loopback-media",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A 503 and a 429 from the login host at start cost retries, not the run (before: exit 2,
+/// "unexpected response from POST /oauth/token").
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_503_at_start_costs_a_retry_not_the_run() {
+    let s = sim(SimConfig {
+        recordings: 4,
+        login_faults: vec![503, 429],
+        ..SimConfig::default()
+    })
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "login503").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let mut c = archiver_command(s.base_url(), &sink.config().bucket);
+    c.current_dir(dir.path())
+        .args(["archive", "--from", from, "--to", to])
+        .args(FLAGS)
+        .args(["--report", "run.json"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("archived 4"), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["api_token_failures"], 2, "{report}");
+}
+
+/// The simulator's switches, as an operator rehearses them: `sim --hold-open 1
+/// --login-fault 503` makes `archive` retry the login and end with exit 1, the open
+/// conversation reported as pending in the output and the report.
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_switches_rehearse_pending_work_and_a_login_hiccup() {
+    let mut sim = std::process::Command::new(e2e::archiver_bin())
+        .args([
+            "sim",
+            "--recordings",
+            "6",
+            "--hold-open",
+            "1",
+            "--login-fault",
+            "503",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sim.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let sink = fresh_sink(Server::S3sFs, "simswitches").await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let mut c = archiver_command(&base, &sink.config().bucket);
+    c.current_dir(dir.path())
+        .args(["archive", "--from", &rfc(now - chrono::Duration::days(4))])
+        .args(["--to", &rfc(now - chrono::Duration::minutes(1))])
+        .args(FLAGS)
+        .args(["--report", "run.json"]);
+    let out = run(c).await;
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pending: conversation "), "{stdout}");
+    assert!(stdout.contains("1 pending"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["reconciliation"]["pending"], 1, "{report}");
+    assert_eq!(report["reconciliation"]["clean"], false);
+    assert_eq!(report["api_token_failures"], 1);
+    assert_eq!(report["exit_code"], 1);
+}
