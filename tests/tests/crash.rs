@@ -216,7 +216,16 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
     let n = 20;
-    let s = sim(n, vec![]).await;
+    // The login host answers 503 to the first token request: the daemon starts anyway (a
+    // retry, not exit 2) and counts it.
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        login_faults: vec![503],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
     let sink = fresh_sink(Server::S3sFs, "daemon").await;
     let bucket = sink.config().bucket.clone();
     let dir = tempfile::tempdir().unwrap();
@@ -274,7 +283,10 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
         "genesys_archiver_in_flight 0",
         "genesys_archiver_upload_seconds_count 20",
         "genesys_archiver_api_calls_total{endpoint=",
-        "genesys_archiver_token_requests_total 1",
+        "genesys_archiver_token_requests_total 2",
+        "genesys_archiver_token_request_failures_total 1",
+        "genesys_archiver_poll_failures_total 0",
+        "genesys_archiver_pending_recordings 0",
         "genesys_archiver_polls_total ",
     ] {
         assert!(body.contains(needle), "{needle} missing from\n{body}");

@@ -76,7 +76,8 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
-        Claim::Claimed
+        Claim::Resumed,
+        "a released recording is written again, not adopted from what its failure left"
     );
     c.set_checkpoint("discovery", "2026-11-01T00:00:00.000Z")
         .await

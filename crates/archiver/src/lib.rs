@@ -13,12 +13,13 @@
 //! | 5xx, transport error, body broken mid-stream, store 5xx | jittered exponential backoff, bounded total time |
 //! | any other 4xx, refused URL, bad id | fail, no retry |
 //! | MD5 or length mismatch | the sink removed the object; retry once, then fail as an integrity failure |
-//! | object already exists (create-only) | skipped |
+//! | object already under the key | adopted (skipped) only when nothing contradicts it (size, MD5, owner); after a failed attempt, or when a create-only write finds one without proof, written over and verified |
 //!
 //! Outcomes are reported as typed [`Event`]s through an [`EventHandler`] and counted in a
 //! [`Summary`].
 #![warn(missing_docs)]
 
+mod adopt;
 mod continuous;
 mod events;
 mod ledger;

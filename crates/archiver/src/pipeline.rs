@@ -16,6 +16,7 @@ use sink::{ObjectSink, PutOptions, SinkErrorKind};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::adopt::{Proof, check_existing};
 use crate::events::{Event, EventHandler};
 use crate::ledger::{AdoptedObject, Claim, Ledger};
 use crate::template::KeyTemplate;
@@ -663,24 +664,22 @@ async fn process_claimed(
     outcome
 }
 
-/// Records an object that is already in the store as archived, and reports it skipped.
+/// Records an object that is already in the store as archived (after [`check_existing`]),
+/// and reports it skipped.
 async fn adopt_existing(
     sh: &Shared,
     rec: &DiscoveredRecording,
     key: &str,
-    meta: Option<sink::ObjectMeta>,
+    meta: sink::ObjectMeta,
+    md5: Option<String>,
 ) -> Outcome {
     if let Some(l) = &sh.cfg.ledger {
-        let meta = match meta {
-            Some(m) => Some(m),
-            None => sh.sink.head(key).await.ok().flatten(),
-        };
         let obj = AdoptedObject {
             recording_id: rec.ledger_id().into_owned(),
             conversation_id: rec.conversation_id.clone(),
             key: key.to_string(),
-            size: meta.as_ref().map(|m| m.size),
-            md5: meta.as_ref().and_then(|m| m.metadata.get("md5").cloned()),
+            size: Some(meta.size),
+            md5,
             media_type: Some(rec.media_type.clone()),
             start_time: None,
             end_time: None,
@@ -708,9 +707,20 @@ async fn process(
     let rid = rec.ledger_id().into_owned();
     let key = key.to_string();
     let mut media = rec.media.clone();
+    // Create-only writes guard against another writer. Once one of our own attempts may have
+    // reached the store (or an earlier run's did: `resumed`, which includes a failed earlier
+    // attempt), an object under the key may be our own partial or unverified write, so later
+    // attempts write over it and verify.
+    let mut overwrite = resumed;
     if sh.cfg.skip_existing && !resumed {
         match sh.sink.head(&key).await {
-            Ok(Some(meta)) => return adopt_existing(sh, rec, &key, Some(meta)).await,
+            Ok(Some(meta)) => match check_existing(rec, &meta, Proof::NoContradiction) {
+                Ok(md5) => return adopt_existing(sh, rec, &key, meta, md5).await,
+                Err(why) => {
+                    tracing::warn!(recording_id = %rid, key, why, "an object under its key is not this recording's as far as can be told; writing it over");
+                    overwrite = true;
+                }
+            },
             Ok(None) => {}
             Err(e) => {
                 tracing::debug!(key, error = %e, "HEAD before upload failed; uploading with create-only")
@@ -722,10 +732,6 @@ async fn process(
     let mut attempt = 0u32;
     let mut refreshes = 0u32;
     let mut integrity_failures = 0u32;
-    // Create-only writes guard against another writer. Once one of our own attempts may have
-    // reached the store (or an earlier run's did: `resumed`), an object under the key may be
-    // our own partial or unverified write, so later attempts write over it and verify.
-    let mut overwrite = resumed;
     loop {
         attempt += 1;
         if url_received.elapsed() > sh.cfg.url_max_age {
@@ -795,7 +801,27 @@ async fn process(
                 return Outcome::Archived { size };
             }
             Err(AttemptError::AlreadyExists) => {
-                return adopt_existing(sh, rec, &key, None).await;
+                // Someone wrote the key between our HEAD and our create-only write: adopt it
+                // only with proof that it holds this recording's bytes.
+                match sh.sink.head(&key).await {
+                    Ok(Some(meta)) => match check_existing(rec, &meta, Proof::Positive) {
+                        Ok(md5) => return adopt_existing(sh, rec, &key, meta, md5).await,
+                        Err(why) => (
+                            Duration::ZERO,
+                            format!(
+                                "an object appeared under its key without proof that it is this recording ({why}); writing it over"
+                            ),
+                        ),
+                    },
+                    Ok(None) => (
+                        Duration::ZERO,
+                        "an object appeared under its key and went again".into(),
+                    ),
+                    Err(e) => (
+                        policy.backoff(attempt),
+                        format!("reading the object that appeared under its key: {e}"),
+                    ),
+                }
             }
             Err(AttemptError::Permanent(m)) => return fail(sh, &rid, m, false, attempt),
             Err(AttemptError::Integrity(m)) => {

@@ -101,9 +101,11 @@ pub struct LedgerEntry {
 pub enum Claim {
     /// The caller holds the lease and should archive the recording.
     Claimed,
-    /// The caller holds the lease of a recording whose earlier attempt was cut short (a
-    /// crash, a kill, an expired lease): an object under its key may be incomplete or
-    /// unverified, so the caller must write it again rather than trust it.
+    /// The caller holds the lease of a recording with an earlier attempt that did not end in
+    /// a verified object: cut short (a crash, a kill, an expired lease) or failed (an
+    /// integrity failure whose object could not be removed, a quarantined recording released
+    /// by an operator). An object under its key may be incomplete or unverified, so the
+    /// caller must write it again rather than adopt it.
     Resumed,
     /// Already stored under this key; nothing to do.
     Archived {
@@ -168,8 +170,6 @@ pub(crate) struct RowState {
 pub(crate) enum Decision {
     /// No row yet: insert it as pending with our lease.
     Insert,
-    /// Take the existing row: set pending with our lease.
-    Take,
     /// Take a row left pending by an interrupted attempt.
     Resume,
     /// Answer without writing.
@@ -196,7 +196,8 @@ pub(crate) fn decide(
         RecordStatus::Quarantined => Decision::Answer(Claim::Quarantined {
             reason: row.last_error.clone().unwrap_or_default(),
         }),
-        RecordStatus::Failed => Decision::Take,
+        // An earlier attempt failed: whatever it left under the key is not trusted.
+        RecordStatus::Failed => Decision::Resume,
         RecordStatus::Pending => match (&row.lease_owner, row.lease_until_ms) {
             (Some(o), Some(until)) if o != owner && until > now_ms && !exclusive => {
                 Decision::Answer(Claim::Busy { owner: o.clone() })
@@ -543,7 +544,8 @@ mod tests {
         );
         assert_eq!(
             decide(Some(&row(Failed, None, None)), "a", 0, false),
-            Decision::Take
+            Decision::Resume,
+            "a failed attempt's leftovers are written over, never adopted"
         );
         // A live lease of another instance is respected...
         assert_eq!(

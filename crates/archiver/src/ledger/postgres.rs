@@ -292,7 +292,7 @@ impl Backend for PgLedger {
         let now: i64 = row.get(5);
         let claim = match decide(Some(&state), owner, now, false) {
             Decision::Answer(a) => a,
-            d @ (Decision::Insert | Decision::Take | Decision::Resume) => {
+            d @ (Decision::Insert | Decision::Resume) => {
                 tx.execute(
                     "UPDATE recordings SET status = 'pending', conversation_id = $2,
                        object_key = $3, lease_owner = $4, lease_until = $5::bigint + $6::bigint,

@@ -237,7 +237,7 @@ impl Backend for SqliteLedger {
                     )?;
                     Claim::Claimed
                 }
-                d @ (Decision::Take | Decision::Resume) => {
+                Decision::Resume => {
                     tx.execute(
                         &format!(
                             "UPDATE recordings SET status = 'pending', conversation_id = ?2,
@@ -258,11 +258,7 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
-                    if d == Decision::Resume {
-                        Claim::Resumed
-                    } else {
-                        Claim::Claimed
-                    }
+                    Claim::Resumed
                 }
             };
             tx.commit()?;
@@ -508,7 +504,8 @@ mod tests {
         assert_eq!(released.len(), 1);
         assert_eq!(
             l.claim(&rec("r2"), "k2", "next", LEASE).await.unwrap(),
-            Claim::Claimed
+            Claim::Resumed,
+            "a released recording is written again, not adopted from what its failure left"
         );
     }
 
