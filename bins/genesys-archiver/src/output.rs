@@ -130,7 +130,8 @@ impl Output {
         extra: Option<Arc<dyn EventHandler>>,
     ) -> Arc<dyn EventHandler> {
         let bar = self.bar.clone();
-        let archived = self.archived.clone();
+        // Kept only for a manifest: a daemon without one must not grow with every recording.
+        let archived = self.args.manifest.is_some().then(|| self.archived.clone());
         let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let started = std::time::Instant::now();
         Arc::new(move |e: &Event| {
@@ -146,10 +147,12 @@ impl Output {
                 recording_id, size, ..
             } = e
             {
-                archived
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((recording_id.clone(), Utc::now()));
+                if let Some(archived) = &archived {
+                    archived
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((recording_id.clone(), Utc::now()));
+                }
                 bytes.fetch_add(*size, std::sync::atomic::Ordering::Relaxed);
             }
             if let Some(pb) = &bar {

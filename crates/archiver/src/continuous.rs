@@ -28,7 +28,10 @@ pub struct PollSettings {
     pub settle: Duration,
     /// Name of the checkpoint in the ledger (one per source configuration).
     pub checkpoint: String,
-    /// Ledger rows with status `failed` and fewer attempts than this are retried each poll.
+    /// Ledger rows with status `failed` are retried with backoff (the poll interval, doubling
+    /// per attempt, at most [`MAX_RETRY_BACKOFF`]) until they have this many attempts; then
+    /// they are given up: put in quarantine with the reason, where `quarantine list` shows
+    /// them and `quarantine retry` releases them.
     pub retry_failed_below_attempts: u32,
     /// Stop after this many polls (tests, `--once`); `None` runs until shutdown.
     pub max_polls: Option<u64>,
@@ -145,12 +148,7 @@ where
             total.absorb(summary);
         }
         if !cfg.shutdown.is_cancelled() {
-            let failed: Vec<LedgerEntry> = ledger
-                .entries(Some(RecordStatus::Failed))
-                .await?
-                .into_iter()
-                .filter(|e| e.attempts < poll.retry_failed_below_attempts)
-                .collect();
+            let failed = due_failed_rows(&ledger, &poll, &events).await?;
             if !failed.is_empty() {
                 let s = archive_entries(
                     client.clone(),
@@ -173,6 +171,51 @@ where
         }
     }
     Ok(total)
+}
+
+/// The longest wait between two retries of a failed ledger row.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+
+/// How long a failed row with `attempts` waits after its last change before the next retry:
+/// the poll interval, doubling per attempt, at most [`MAX_RETRY_BACKOFF`].
+pub fn retry_backoff(interval: Duration, attempts: u32) -> Duration {
+    interval
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(MAX_RETRY_BACKOFF)
+}
+
+/// The failed rows due for a retry now. Rows that reached the attempt bound are given up:
+/// quarantined with the reason (and a `Quarantined` event), not retried forever.
+async fn due_failed_rows(
+    ledger: &crate::ledger::Ledger,
+    poll: &PollSettings,
+    events: &Arc<dyn EventHandler>,
+) -> Result<Vec<LedgerEntry>, ContinuousError> {
+    let now = Utc::now();
+    let mut due = Vec::new();
+    for e in ledger.entries(Some(RecordStatus::Failed)).await? {
+        if e.attempts >= poll.retry_failed_below_attempts {
+            let reason = format!(
+                "gave up after {} attempts over several polls: {}",
+                e.attempts,
+                e.last_error.as_deref().unwrap_or("no error recorded")
+            );
+            ledger.failed(&e.recording_id, &reason, true, 0).await?;
+            events.handle(&Event::Quarantined {
+                recording_id: e.recording_id.clone(),
+                reason,
+            });
+            continue;
+        }
+        let waited = DateTime::parse_from_rfc3339(&e.updated_at)
+            .ok()
+            .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok());
+        let wait = retry_backoff(poll.interval, e.attempts);
+        if waited.is_none_or(|w| w >= wait) {
+            due.push(e);
+        }
+    }
+    Ok(due)
 }
 
 /// Rebuilds what discovery would have yielded for a ledger row (ids, times, media type); the

@@ -27,15 +27,16 @@ mod pipeline;
 mod template;
 
 pub use continuous::{
-    ContinuousError, PollSettings, archive_entries, entry_to_recording, run_continuous,
+    ContinuousError, MAX_RETRY_BACKOFF, PollSettings, archive_entries, entry_to_recording,
+    retry_backoff, run_continuous,
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{
     AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, RecordStatus, redact_url,
 };
 pub use pipeline::{
-    ArchiverConfig, FailureReport, Reconciliation, ReportKind, Summary, archive,
-    default_instance_id, tags_for,
+    ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,
+    archive, default_instance_id, tags_for,
 };
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

@@ -93,6 +93,10 @@ impl Default for ArchiverConfig {
     }
 }
 
+/// The most reasons [`Summary::absorb`] keeps; older ones are counted in
+/// `failures_dropped`.
+pub const MAX_REPORTED_FAILURES: usize = 1000;
+
 /// What kind of account a [`FailureReport`] gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,8 +156,11 @@ pub struct Summary {
     pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Bytes stored in this run.
     pub bytes: u64,
-    /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons.
+    /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons
+    /// (when several runs are summed, the most recent [`MAX_REPORTED_FAILURES`]).
     pub failures: Vec<FailureReport>,
+    /// Reports left out of `failures` to keep it bounded (the counts include them).
+    pub failures_dropped: u64,
     /// Discovery stopped early with this error.
     pub discovery_error: Option<String>,
     /// Whether the discovery error is a configuration problem (credentials, region).
@@ -271,7 +278,14 @@ impl Summary {
             (a, b) => a.or(b),
         };
         self.bytes += other.bytes;
+        // A long-running daemon sums its polls: the counts keep growing, the list of
+        // reasons keeps the most recent MAX_REPORTED_FAILURES (memory stays flat).
         self.failures.extend(other.failures);
+        if self.failures.len() > MAX_REPORTED_FAILURES {
+            let excess = self.failures.len() - MAX_REPORTED_FAILURES;
+            self.failures.drain(..excess);
+            self.failures_dropped += excess as u64;
+        }
         if other.discovery_error.is_some() {
             self.discovery_error = other.discovery_error;
             self.discovery_error_is_config = other.discovery_error_is_config;
@@ -653,7 +667,8 @@ async fn process_claimed(
             }
             r
         }
-        Outcome::Unavailable(reason) => ledger.failed(rid, reason, false, 0).await,
+        // Counted as an attempt, so the poll loop's retries of it are bounded.
+        Outcome::Unavailable(reason) => ledger.failed(rid, reason, false, 1).await,
         Outcome::Interrupted | Outcome::Busy | Outcome::Quarantined(_) => {
             ledger.release(rid, owner).await
         }

@@ -159,3 +159,112 @@ async fn the_poll_loop_rides_out_a_source_outage() {
     assert_eq!(total.archived, 24);
     assert!(ledger.checkpoint("discovery").await.unwrap().is_some());
 }
+
+/// A recording that keeps failing (its media URL is always refused) is retried with backoff
+/// and then given up into quarantine with the reason, where an operator sees it; before, it
+/// stayed `failed` and, past the attempt bound, was neither retried nor reported.
+#[tokio::test]
+async fn failing_rows_are_retried_with_backoff_then_quarantined() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 4,
+        start: Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        faults: vec![genesys_sim::FaultSpec {
+            recording: 0,
+            fault: genesys_sim::Fault::ExpiredUrl,
+            times: None,
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        ..ArchiverConfig::default()
+    };
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(20),
+        // Every poll reads the recording again (and claims it: a failed row is retried).
+        overlap: Duration::from_secs(3 * 3600),
+        settle: Duration::ZERO,
+        // Each try makes 4 attempts (1 + 3 URL refreshes): given up after the second.
+        retry_failed_below_attempts: 6,
+        max_polls: Some(4),
+        ..PollSettings::default()
+    };
+    run_continuous(
+        c.clone(),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        cfg.clone(),
+        poll.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    let rid = &s.dataset().recordings[0].id;
+    let row = ledger.entry(rid).await.unwrap().unwrap();
+    assert_eq!(row.status, archiver::RecordStatus::Quarantined, "{row:?}");
+    let reason = row.last_error.unwrap_or_default();
+    assert!(reason.starts_with("gave up after"), "{reason}");
+    assert!(reason.contains("refused"), "{reason}");
+    // Given up means no more spending on it: further polls do not download it again.
+    let before = s.stats().media_requests;
+    let more = PollSettings {
+        max_polls: Some(5),
+        ..poll
+    };
+    run_continuous(
+        c,
+        sink,
+        DiscoveryQuery::interval,
+        cfg,
+        more,
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.stats().media_requests, before);
+}
+
+#[test]
+fn retry_backoff_doubles_from_the_interval_and_is_capped() {
+    let i = Duration::from_secs(300);
+    assert_eq!(archiver::retry_backoff(i, 0), i);
+    assert_eq!(archiver::retry_backoff(i, 1), i);
+    assert_eq!(archiver::retry_backoff(i, 3), i * 4);
+    assert_eq!(archiver::retry_backoff(i, 60), archiver::MAX_RETRY_BACKOFF);
+}
+
+#[test]
+fn summed_summaries_keep_a_bounded_list_of_reasons() {
+    let mut total = archiver::Summary::default();
+    for i in 0..1500u64 {
+        let mut one = archiver::Summary {
+            failed: 1,
+            ..archiver::Summary::default()
+        };
+        one.failures.push(archiver::FailureReport {
+            conversation_id: "c".into(),
+            recording_id: format!("r{i}"),
+            reason: "x".into(),
+            unavailable: false,
+            kind: archiver::ReportKind::Failed,
+        });
+        total.absorb(one);
+    }
+    assert_eq!(total.failed, 1500, "counts keep everything");
+    assert_eq!(total.failures.len(), archiver::MAX_REPORTED_FAILURES);
+    assert_eq!(total.failures_dropped, 500);
+    assert_eq!(
+        total.failures.last().unwrap().recording_id,
+        "r1499",
+        "the newest are kept"
+    );
+}
