@@ -209,3 +209,39 @@ async fn sim_switches_rehearse_pending_work_and_a_login_hiccup() {
     assert_eq!(report["api_token_failures"], 1);
     assert_eq!(report["exit_code"], 1);
 }
+
+/// Times as people type them: a date (midnight in --tz) and a duration ago.
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_takes_a_date_and_a_duration_ago() {
+    let s = sim(SimConfig {
+        recordings: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let sink = fresh_sink(Server::S3sFs, "times").await;
+    let dir = tempfile::tempdir().unwrap();
+    let day = (Utc::now() - chrono::Duration::days(4))
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut c = archiver_command(s.base_url(), &sink.config().bucket);
+    c.current_dir(dir.path())
+        .args([
+            "archive",
+            "--from",
+            &day,
+            "--to",
+            "1h",
+            "--tz",
+            "Europe/Berlin",
+        ])
+        .args(FLAGS);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("found 5, archived 5"), "{}", text(&out));
+    let mut bad = archiver_command(s.base_url(), &sink.config().bucket);
+    bad.current_dir(dir.path())
+        .args(["archive", "--from", "last tuesday", "--to", "now"]);
+    let out = run(bad).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("accepted forms"), "{}", text(&out));
+}

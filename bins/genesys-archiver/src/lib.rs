@@ -5,6 +5,7 @@
 mod metrics;
 mod output;
 mod settings;
+mod times;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -22,6 +23,7 @@ use genesys_sim::{Fault, FaultSpec, SimConfig, Simulator};
 use sink::{LocalDirSink, ObjectSink};
 
 use settings::{FileConfig, SourceArgs, StateArgs, StoreArgs, parse_duration};
+use times::{Zone, parse_time, parse_zone};
 
 /// Exit code for configuration and usage errors (clap uses it too).
 const EXIT_CONFIG: u8 = 2;
@@ -100,14 +102,32 @@ struct RunArgs {
     output: output::OutputArgs,
 }
 
+/// `--tz`, shared by the commands that take times.
+#[derive(Args, Debug, Clone)]
+struct TzArg {
+    /// Time zone of dates and times given without an offset: UTC, +02:00, or a name such as
+    /// Europe/Berlin [default: UTC].
+    #[arg(long, env = "GENESYS_ARCHIVER_TZ")]
+    tz: Option<String>,
+}
+
+impl TzArg {
+    fn zone(&self) -> Result<Zone, ConfigError> {
+        self.tz.as_deref().map_or(Ok(Zone::default()), parse_zone)
+    }
+}
+
 #[derive(Args, Debug)]
 struct ArchiveArgs {
-    /// Interval start, RFC 3339 (e.g. 2026-11-01T00:00:00Z).
+    /// Interval start: 2026-11-01 (midnight in --tz), 2026-11-01T08:30 (in --tz),
+    /// 2026-11-01T08:30:00Z (RFC 3339), 7d or 24h (that long ago), now.
     #[arg(long)]
     from: String,
-    /// Interval end (exclusive), RFC 3339.
+    /// Interval end (exclusive), in the same forms.
     #[arg(long)]
     to: String,
+    #[command(flatten)]
+    tz: TzArg,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -116,10 +136,12 @@ struct ArchiveArgs {
 struct DaemonArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Where the first poll starts when the ledger has no checkpoint (RFC 3339)
-    /// [default: 24 hours ago].
+    /// Where the first poll starts when the ledger has no checkpoint: a date, a time, or
+    /// 7d / 24h ago, as for archive --from [default: 24h].
     #[arg(long)]
     since: Option<String>,
+    #[command(flatten)]
+    tz: TzArg,
     /// Time between polls [default: 5m].
     #[arg(long)]
     interval: Option<String>,
@@ -143,12 +165,14 @@ struct VerifyArgs {
     store: StoreArgs,
     #[command(flatten)]
     state: StateArgs,
-    /// Only recordings that started at or after this time (RFC 3339).
+    /// Only recordings that started at or after this time (forms as for archive --from).
     #[arg(long)]
     from: Option<String>,
-    /// Only recordings that started before this time (RFC 3339).
+    /// Only recordings that started before this time.
     #[arg(long)]
     to: Option<String>,
+    #[command(flatten)]
+    tz: TzArg,
     /// Read every object back and compare its MD5 with the ledger's (slow; reads all bytes).
     #[arg(long)]
     rehash: bool,
@@ -343,16 +367,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-fn parse_time(flag: &str, v: &str) -> Result<DateTime<Utc>, ConfigError> {
-    DateTime::parse_from_rfc3339(v.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            config_err(format!(
-                "--{flag} {v:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"
-            ))
-        })
 }
 
 pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
@@ -577,8 +591,9 @@ async fn conclude(
 }
 
 async fn run_archive(a: ArchiveArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
-    let from = parse_time("from", &a.from)?;
-    let to = parse_time("to", &a.to)?;
+    let zone = a.tz.zone()?;
+    let from = parse_time("from", &a.from, zone)?;
+    let to = parse_time("to", &a.to, zone)?;
     if from >= to {
         return Err(config_err(format!(
             "--from {} must be before --to {}",
@@ -630,7 +645,7 @@ async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, Config
         return Err(config_err("--interval must be longer than zero"));
     }
     let since = match d.since.as_ref().or(fd.since.as_ref()) {
-        Some(v) => parse_time("since", v)?,
+        Some(v) => parse_time("since", v, d.tz.zone()?)?,
         None => Utc::now() - chrono::Duration::days(1),
     };
     let metrics_listen = d
@@ -831,9 +846,12 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
     let from = v
         .from
         .as_deref()
-        .map(|t| parse_time("from", t))
+        .map(|t| parse_time("from", t, v.tz.zone()?))
         .transpose()?;
-    let to = v.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
+    let to =
+        v.to.as_deref()
+            .map(|t| parse_time("to", t, v.tz.zone()?))
+            .transpose()?;
     let settings = v.store.resolve(file)?;
     let sink = settings::connect_store(&settings).await?;
     let ledger = v.state.open_shared(file).await?;
@@ -1199,7 +1217,7 @@ async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
     }
     let defaults = SimConfig::default();
     let start = match &s.start {
-        Some(v) => parse_time("start", v)?,
+        Some(v) => parse_time("start", v, Zone::default())?,
         None => defaults.start,
     };
     let span = match &s.span {
