@@ -27,6 +27,15 @@ fn demo_archives_everything_but_the_broken_ones_and_reruns_skip() {
         "{stdout}"
     );
     assert!(stdout.contains("demo OK"), "{stdout}");
+    // Quiet by default: retries are counted, not logged; warnings only for what needs a
+    // person (the two recordings that failed, the one archived at the source).
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    let warnings = stderr.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(warnings <= 6, "{warnings} log lines:\n{stderr}");
+    for rid in ["failed", "unavailable"] {
+        assert!(stderr.contains(rid), "{stderr}");
+    }
     let mut files = Vec::new();
     let mut stack = vec![out.clone()];
     while let Some(d) = stack.pop() {

@@ -360,8 +360,10 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,genesys_archiver=info"));
+    // Colours only on a terminal: a journal or a log file gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -483,7 +485,9 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             reason,
             wait,
         } => {
-            tracing::info!(recording_id, attempt, ?wait, reason, "retrying")
+            // Retries are the retry table doing its job: counted in the progress output, logged
+            // only at debug (RUST_LOG=genesys_archiver=debug). Failures are warnings.
+            tracing::debug!(recording_id, attempt, ?wait, reason, "retrying")
         }
         Event::Archived {
             recording_id,

@@ -37,6 +37,61 @@ pub(crate) enum ProgressMode {
     Never,
 }
 
+/// How often a run without a progress bar prints a progress line.
+const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Event counts for the progress output.
+#[derive(Debug, Default)]
+struct Counts {
+    found: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+    retries: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    pending: std::sync::atomic::AtomicU64,
+}
+
+impl Counts {
+    fn count(&self, e: &Event) {
+        let c = match e {
+            Event::Discovered { .. } => &self.found,
+            Event::Archived { .. } | Event::Skipped { .. } | Event::Unavailable { .. } => {
+                &self.done
+            }
+            Event::Failed { .. } => {
+                self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                &self.failed
+            }
+            Event::Retrying { .. } => &self.retries,
+            Event::NotArchivable { .. } => &self.pending,
+            _ => return,
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn load(&self, c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn done(&self) -> u64 {
+        self.load(&self.done)
+    }
+
+    /// `, 3 retries, 1 failed` (only what is not zero).
+    fn problems(&self) -> String {
+        let mut out = String::new();
+        for (n, what) in [
+            (self.load(&self.retries), "retries"),
+            (self.load(&self.failed), "failed"),
+            (self.load(&self.pending), "not archivable yet"),
+        ] {
+            if n > 0 {
+                out.push_str(&format!(", {n} {what}"));
+            }
+        }
+        out
+    }
+}
+
 /// A recording archived in this run, and when.
 type ArchivedAt = (String, DateTime<Utc>);
 
@@ -134,7 +189,12 @@ impl Output {
         let archived = self.args.manifest.is_some().then(|| self.archived.clone());
         let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let started = std::time::Instant::now();
+        let counts = Arc::new(Counts::default());
+        // Without a bar (not a terminal), one progress line every 10 s unless --progress never.
+        let lines = (self.bar.is_none() && self.args.progress != ProgressMode::Never)
+            .then(|| Arc::new(Mutex::new(std::time::Instant::now())));
         Arc::new(move |e: &Event| {
+            counts.count(e);
             if let Some(x) = &extra {
                 x.handle(e);
             }
@@ -166,12 +226,34 @@ impl Output {
                         let b = bytes.load(std::sync::atomic::Ordering::Relaxed);
                         let secs = started.elapsed().as_secs_f64().max(0.001);
                         pb.set_message(format!(
-                            "{} at {}/s",
+                            "{} at {}/s{}",
                             HumanBytes(b),
-                            HumanBytes((b as f64 / secs) as u64)
+                            HumanBytes((b as f64 / secs) as u64),
+                            counts.problems()
+                        ));
+                    }
+                    Event::Retrying { .. } => {
+                        pb.set_message(format!(
+                            "{}{}",
+                            HumanBytes(bytes.load(std::sync::atomic::Ordering::Relaxed)),
+                            counts.problems()
                         ));
                     }
                     _ => {}
+                }
+            }
+            if let Some(last) = &lines {
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                if last.elapsed() >= PROGRESS_LINE_EVERY {
+                    *last = std::time::Instant::now();
+                    let b = bytes.load(std::sync::atomic::Ordering::Relaxed);
+                    eprintln!(
+                        "progress: {} of {} recordings done, {}{}",
+                        counts.done(),
+                        counts.load(&counts.found),
+                        HumanBytes(b),
+                        counts.problems()
+                    );
                 }
             }
         })
@@ -245,5 +327,54 @@ impl Output {
             .map_err(|e| e.to_string())?;
         }
         w.flush().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_retries_failures_and_pending() {
+        let c = Counts::default();
+        let rid = || "r".to_string();
+        for e in [
+            Event::Discovered {
+                recording_id: rid(),
+            },
+            Event::Discovered {
+                recording_id: rid(),
+            },
+            Event::Retrying {
+                recording_id: rid(),
+                attempt: 1,
+                reason: "503".into(),
+                wait: std::time::Duration::ZERO,
+            },
+            Event::Failed {
+                recording_id: rid(),
+                reason: "x".into(),
+                integrity: false,
+            },
+            Event::Skipped {
+                recording_id: rid(),
+                key: "k".into(),
+            },
+            Event::NotArchivable {
+                conversation_id: "c".into(),
+                recording_id: String::new(),
+                reason: "in progress".into(),
+                pending: true,
+            },
+        ] {
+            c.count(&e);
+        }
+        assert_eq!((c.load(&c.found), c.done()), (2, 2));
+        assert_eq!(c.problems(), ", 1 retries, 1 failed, 1 not archivable yet");
+        assert_eq!(
+            Counts::default().problems(),
+            "",
+            "nothing to report: nothing said"
+        );
     }
 }
