@@ -185,6 +185,10 @@ pub struct ProxyStats {
     pub forwarded: std::sync::atomic::AtomicU64,
     /// PUTs answered `503 SlowDown` instead.
     pub injected_503: std::sync::atomic::AtomicU64,
+    /// PUTs answered with a scripted error instead.
+    pub injected_scripted: std::sync::atomic::AtomicU64,
+    /// DELETE requests passed to the store.
+    pub deletes: std::sync::atomic::AtomicU64,
 }
 
 /// A fault-injecting HTTP proxy in front of an S3 server: a share of PUT requests (object
@@ -207,6 +211,21 @@ impl Drop for FaultyProxy {
 
 /// Starts a [`FaultyProxy`] to `upstream` answering 503 to `put_503_rate` of the PUTs.
 pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> FaultyProxy {
+    proxy(upstream, put_503_rate, seed, Vec::new()).await
+}
+
+/// Starts a [`FaultyProxy`] to `upstream` that answers its first PUTs with the scripted
+/// `(status, S3 error code)` pairs, in order, and passes everything else through.
+pub async fn scripted_proxy(upstream: &str, script: Vec<(u16, &'static str)>) -> FaultyProxy {
+    proxy(upstream, 0.0, 0, script).await
+}
+
+async fn proxy(
+    upstream: &str,
+    put_503_rate: f64,
+    seed: u64,
+    script: Vec<(u16, &'static str)>,
+) -> FaultyProxy {
     use http_body_util::BodyExt;
     use std::sync::atomic::Ordering;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -217,29 +236,61 @@ pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> Fault
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
     let rng = std::sync::Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)));
+    let script = std::sync::Arc::new(std::sync::Mutex::new(
+        script
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
     let st = stats.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (client, upstream, st, rng) =
-                (client.clone(), upstream.clone(), st.clone(), rng.clone());
+            let (client, upstream, st, rng, script) = (
+                client.clone(),
+                upstream.clone(),
+                st.clone(),
+                rng.clone(),
+                script.clone(),
+            );
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (client, upstream, st, rng) =
-                            (client.clone(), upstream.clone(), st.clone(), rng.clone());
+                        let (client, upstream, st, rng, script) = (
+                            client.clone(),
+                            upstream.clone(),
+                            st.clone(),
+                            rng.clone(),
+                            script.clone(),
+                        );
                         async move {
-                            let fail = req.method() == hyper::Method::PUT
-                                && rng.lock().unwrap().f64() < put_503_rate;
+                            let is_put = req.method() == hyper::Method::PUT;
+                            let scripted = if is_put {
+                                script.lock().unwrap().pop_front()
+                            } else {
+                                None
+                            };
+                            let fail = scripted.is_some()
+                                || (is_put && rng.lock().unwrap().f64() < put_503_rate);
                             if fail {
-                                st.injected_503.fetch_add(1, Ordering::Relaxed);
+                                let (status, code) = match scripted {
+                                    Some(s) => {
+                                        st.injected_scripted.fetch_add(1, Ordering::Relaxed);
+                                        s
+                                    }
+                                    None => {
+                                        st.injected_503.fetch_add(1, Ordering::Relaxed);
+                                        (503, "SlowDown")
+                                    }
+                                };
                                 let _ = req.into_body().collect().await;
-                                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                                let body = format!(
+                                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+                                );
                                 return Ok::<_, std::convert::Infallible>(
                                     hyper::Response::builder()
-                                        .status(503)
+                                        .status(status)
                                         .header("content-type", "application/xml")
                                         .body(
                                             http_body_util::Full::new(bytes::Bytes::from(body))
@@ -250,6 +301,9 @@ pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> Fault
                                 );
                             }
                             st.forwarded.fetch_add(1, Ordering::Relaxed);
+                            if req.method() == hyper::Method::DELETE {
+                                st.deletes.fetch_add(1, Ordering::Relaxed);
+                            }
                             let (mut parts, body) = req.into_parts();
                             let pq = parts
                                 .uri

@@ -743,12 +743,13 @@ async fn process(
         }
     }
     let policy = sh.cfg.retry;
-    let started = tokio::time::Instant::now();
+    let mut waited = Duration::ZERO;
     let mut attempt = 0u32;
     let mut refreshes = 0u32;
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
+        let mut throttled = false;
         if url_received.elapsed() > sh.cfg.url_max_age {
             match sh.client.refresh_media(rec).await {
                 Ok(fresh) => {
@@ -884,39 +885,29 @@ async fn process(
                 (Duration::ZERO, m)
             }
             Err(AttemptError::Throttled(d, m)) => {
-                let wait = policy.retry_after(Some(d));
-                if !policy.allows_retry_after(attempt, started.elapsed(), wait) {
-                    return fail(
-                        sh,
-                        &rid,
-                        format!(
-                            "gave up after {attempt} attempts: the source asked to wait {wait:?}, more than the retry budget allows: {m}"
-                        ),
-                        false,
-                        attempt,
-                    );
-                }
-                overwrite = true;
-                sh.events.handle(&Event::Retrying {
-                    recording_id: rid.clone(),
-                    attempt,
-                    reason: m,
-                    wait,
-                });
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = sh.cfg.shutdown.cancelled() => return Outcome::Interrupted,
-                }
-                continue;
+                throttled = true;
+                (policy.retry_after(Some(d)), m)
             }
             Err(AttemptError::Temporary(m)) => (policy.backoff(attempt), m),
         };
         overwrite = true;
-        if !policy.allows(attempt, started.elapsed(), wait) {
+        // The budget counts the time spent waiting between attempts, not the time spent
+        // transferring: a long upload that fails once is retried.
+        let allowed = if throttled {
+            policy.allows_retry_after(attempt, waited, wait)
+        } else {
+            policy.allows(attempt, waited, wait)
+        };
+        if !allowed {
+            let why = if throttled {
+                format!("the source asked to wait {wait:?}, more than the retry budget allows: ")
+            } else {
+                String::new()
+            };
             return fail(
                 sh,
                 &rid,
-                format!("gave up after {attempt} attempts: {reason}"),
+                format!("gave up after {attempt} attempts: {why}{reason}"),
                 false,
                 attempt,
             );
@@ -932,6 +923,7 @@ async fn process(
                 _ = tokio::time::sleep(wait) => {}
                 _ = sh.cfg.shutdown.cancelled() => return Outcome::Interrupted,
             }
+            waited += wait;
         }
     }
 }
@@ -1030,7 +1022,9 @@ async fn attempt_once(
             Err(match e.kind {
                 SinkErrorKind::AlreadyExists => AttemptError::AlreadyExists,
                 SinkErrorKind::Verification => AttemptError::Integrity(m),
-                SinkErrorKind::Source | SinkErrorKind::StoreTemporary => AttemptError::Temporary(m),
+                SinkErrorKind::Source | SinkErrorKind::StoreTemporary | SinkErrorKind::Conflict => {
+                    AttemptError::Temporary(m)
+                }
                 SinkErrorKind::StorePermanent | SinkErrorKind::Invalid => {
                     AttemptError::Permanent(m)
                 }

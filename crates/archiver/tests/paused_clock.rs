@@ -139,3 +139,32 @@ async fn a_persistent_429_gives_up_once_the_time_budget_is_spent() {
     );
     assert!(real < Duration::from_secs(10), "real time {real:?}");
 }
+
+/// A transfer that runs far longer than the retry budget and then breaks is still retried:
+/// the budget counts the waits between attempts, not the transfer time.
+#[tokio::test(start_paused = true)]
+async fn a_long_transfer_that_fails_once_is_retried() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 1,
+        // 16 blocks of 64 KiB: the reset comes after 8 blocks at 60 s each, 480 s in.
+        size_range: (1 << 20, 1 << 20),
+        faults: vec![FaultSpec {
+            recording: 0,
+            fault: Fault::SlowReset(Duration::from_secs(60)),
+            times: Some(1),
+        }],
+        batch_ready_after: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (summary, waits, virt, _) = run(&s).await;
+    let budget = ArchiverConfig::default().retry.max_elapsed;
+    assert!(
+        virt > budget,
+        "the first transfer took {virt:?}, past the {budget:?} budget"
+    );
+    assert_eq!(summary.archived, 1, "{summary:?}");
+    assert_eq!(waits.len(), 1, "one retry: {waits:?}");
+}

@@ -20,6 +20,9 @@ pub enum Fault {
     Corrupt,
     /// The media body is sent slowly (`delay` per 64 KiB block).
     Slow(Duration),
+    /// The media body is sent slowly (`delay` per 64 KiB block) and the connection is reset
+    /// after half of it: a long transfer that fails.
+    SlowReset(Duration),
     /// The recording is archived: batch results carry `errorMsg` and no URL.
     Archived,
     /// Not a fault but a shape the contract allows: the recording has two files. A batch
@@ -43,7 +46,7 @@ pub struct FaultSpec {
 /// Error parsing a [`FaultSpec`] or [`Fault`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, archived, twofiles)"
+    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, slowreset, archived, twofiles)"
 )]
 pub struct FaultParseError {
     input: String,
@@ -61,6 +64,7 @@ impl FromStr for Fault {
             "truncated" => Fault::Truncated,
             "corrupt" => Fault::Corrupt,
             "slow" => Fault::Slow(Duration::from_millis(20)),
+            "slowreset" => Fault::SlowReset(Duration::from_millis(20)),
             "archived" => Fault::Archived,
             "twofiles" | "tworesults" | "twochannels" => Fault::TwoFiles,
             _ => {

@@ -1062,6 +1062,7 @@ enum BodyMode {
     Truncated,
     Corrupt,
     Slow(Duration),
+    SlowReset(Duration),
 }
 
 async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
@@ -1154,6 +1155,7 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
             Some(Fault::Truncated) => BodyMode::Truncated,
             Some(Fault::Corrupt) => BodyMode::Corrupt,
             Some(Fault::Slow(d)) => BodyMode::Slow(d),
+            Some(Fault::SlowReset(d)) => BodyMode::SlowReset(d),
             Some(Fault::Archived | Fault::TwoFiles) | None => {
                 if rates.media_5xx > 0.0 && inner.rng.unit() < rates.media_5xx {
                     return media_error(
@@ -1190,16 +1192,16 @@ async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     let stream = futures::stream::unfold(
         (cgen, 0u64, mode),
         move |(mut cgen, pos, mode)| async move {
-            if let BodyMode::Slow(d) = mode {
+            if let BodyMode::Slow(d) | BodyMode::SlowReset(d) = mode {
                 tokio::time::sleep(d).await;
             }
             let limit = match mode {
-                BodyMode::Reset | BodyMode::Truncated => half,
+                BodyMode::Reset | BodyMode::Truncated | BodyMode::SlowReset(_) => half,
                 _ => u64::MAX,
             };
             if pos >= limit && pos < size {
                 return match mode {
-                    BodyMode::Reset => Some((
+                    BodyMode::Reset | BodyMode::SlowReset(_) => Some((
                         Err(std::io::Error::new(
                             std::io::ErrorKind::ConnectionReset,
                             "simulated connection reset",

@@ -16,8 +16,20 @@ pub enum SinkErrorKind {
     StoreTemporary,
     /// The store refused the request (403, 404 bucket, 400). Not retryable.
     StorePermanent,
+    /// Another write to the same key was in progress (409 `ConditionalRequestConflict`,
+    /// `OperationAborted`): nothing was removed, since the object under the key may be the
+    /// other writer's. Retryable.
+    Conflict,
     /// Bad key or configuration.
     Invalid,
+}
+
+impl SinkErrorKind {
+    /// Whether a failed write may remove what is under the key: not when the key was another
+    /// writer's all along (create-only conflict) or another write is in progress (409).
+    pub fn may_clean_up(self) -> bool {
+        !matches!(self, SinkErrorKind::AlreadyExists | SinkErrorKind::Conflict)
+    }
 }
 
 /// An error from an [`ObjectSink`](crate::ObjectSink). It names the key and the store.

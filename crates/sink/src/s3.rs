@@ -264,6 +264,9 @@ impl S3Sink {
         let status = status_of(&e);
         let kind = match (&e, status) {
             (_, Some(412)) => SinkErrorKind::AlreadyExists,
+            (_, Some(409)) => SinkErrorKind::Conflict,
+            // The store gave up waiting for a stalled body: the stream, not the request, failed.
+            (_, Some(400)) if e.code() == Some("RequestTimeout") => SinkErrorKind::StoreTemporary,
             (_, Some(s)) if s == 429 || s >= 500 => SinkErrorKind::StoreTemporary,
             (SdkError::ServiceError(_), Some(_)) => SinkErrorKind::StorePermanent,
             (SdkError::ConstructionFailure(_), _) => SinkErrorKind::Invalid,
@@ -409,7 +412,7 @@ impl S3Sink {
                     Some(ie) => integrity_err(self, key, ie),
                     None => self.sdk_err("put", key, e),
                 };
-                if err.kind != SinkErrorKind::AlreadyExists {
+                if err.kind.may_clean_up() {
                     self.cleanup(key).await;
                 }
                 return Err(err);
@@ -577,7 +580,7 @@ impl S3Sink {
                     Err(e) => {
                         let err = self.sdk_err("complete-multipart", key, e);
                         self.abort(key, &upload_id).await;
-                        if err.kind != SinkErrorKind::AlreadyExists {
+                        if err.kind.may_clean_up() {
                             self.cleanup(key).await;
                         }
                         return Err(err);
