@@ -17,7 +17,9 @@ use crate::models::ApiErrorBody;
 use crate::pacer::Pacer;
 use crate::region::Environment;
 use crate::retry::{RetryPolicy, parse_retry_after};
-use crate::transport::{ApiMetrics, HyperClient, build_client, endpoint_shape};
+use crate::transport::{
+    ApiMetrics, HyperClient, MediaClient, build_client, build_media_client, endpoint_shape,
+};
 
 /// How discovery asks for media URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -153,6 +155,7 @@ pub struct GenesysClient {
 pub(crate) struct Inner {
     pub(crate) cfg: ClientConfig,
     pub(crate) http: HyperClient,
+    pub(crate) media_http: MediaClient,
     pub(crate) tokens: TokenProvider,
     pub(crate) pacer: Pacer,
     pub(crate) metrics: ApiMetrics,
@@ -170,6 +173,8 @@ impl GenesysClient {
     /// Builds a client. No request is made until first use.
     pub fn new(cfg: ClientConfig) -> Result<Self> {
         let http = build_client().map_err(|e| Error::InvalidArgument(format!("TLS roots: {e}")))?;
+        let media_http = build_media_client(cfg.media_policy.allow_loopback)
+            .map_err(|e| Error::InvalidArgument(format!("TLS roots: {e}")))?;
         let metrics = ApiMetrics::default();
         let tokens = TokenProvider::new(
             cfg.client_id.clone(),
@@ -184,6 +189,7 @@ impl GenesysClient {
             inner: Arc::new(Inner {
                 cfg,
                 http,
+                media_http,
                 tokens,
                 pacer,
                 metrics,
@@ -359,7 +365,7 @@ impl GenesysClient {
             .map_err(|_| Error::Refused(format!("media URL {url} is not a valid request URI")))?;
         let resp = tokio::time::timeout(
             self.inner.cfg.media_header_timeout,
-            self.inner.http.request(req),
+            self.inner.media_http.request(req),
         )
         .await
         .map_err(|_| Error::Transport {

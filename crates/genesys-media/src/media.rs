@@ -116,7 +116,11 @@ impl MediaPolicy {
     }
 }
 
-fn is_public(ip: IpAddr) -> bool {
+/// Whether media may be fetched from `ip`: not private, loopback, link-local, shared
+/// (100.64/10), benchmarking (198.18/15), IETF protocol (192.0.0/24), documentation,
+/// multicast or reserved; for IPv6 also not unique-local, NAT64 (64:ff9b::/96), 6to4
+/// (2002::/16), IPv4-compatible (::/96) or IPv4-mapped to any of those.
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -128,12 +132,19 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || o[0] >= 224)
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
+                || (s[0] & 0xff00) == 0xff00
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
+                || s[0] == 0x2002
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || s[..6] == [0, 0, 0, 0, 0, 0]
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
                 || v6
@@ -146,6 +157,38 @@ fn is_public(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_and_reserved_ranges_are_not_public() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.8",
+            "224.0.0.1",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "::a9fe:a9fe",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "52.95.110.1", "198.20.0.1", "2600:1f18::1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn display_redacts_the_signature() {

@@ -8,8 +8,77 @@ use http_body_util::Full;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
-/// The hyper client type every request of this crate goes through.
+/// The hyper client type every API request of this crate goes through.
 pub(crate) type HyperClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The client for presigned media URLs: its resolver refuses host names that resolve to
+/// private, loopback, link-local or reserved addresses (the URLs come from API responses; a
+/// name is checked after DNS, not only as written).
+pub(crate) type MediaClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>, Full<Bytes>>;
+
+/// Resolves with the system resolver and keeps only the addresses media may be fetched from:
+/// public ones, and loopback when the policy allows it (the simulator).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublicResolver {
+    allow_loopback: bool,
+}
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for PublicResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<std::net::SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| {
+                    crate::media::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback())
+                })
+                .collect();
+            if ok.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "refused: media host {host:?} resolves only to private, loopback or reserved addresses"
+                    ),
+                ));
+            }
+            Ok(ok.into_iter())
+        })
+    }
+}
+
+/// Builds the media client (see [`MediaClient`]).
+pub(crate) fn build_media_client(allow_loopback: bool) -> std::io::Result<MediaClient> {
+    let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_loopback });
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(https))
+}
 
 /// Builds the HTTP(S) client: rustls with the platform's root certificates, HTTP/1.1, pooled.
 pub(crate) fn build_client() -> std::io::Result<HyperClient> {
@@ -130,4 +199,31 @@ pub(crate) fn endpoint_shape(method: &http::Method, path: &str) -> String {
         })
         .collect();
     format!("{method} {}", shaped.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_service::Service;
+
+    fn name(s: &str) -> hyper_util::client::legacy::connect::dns::Name {
+        s.parse().unwrap()
+    }
+
+    /// The check happens after DNS: `localhost` is a name, and what it resolves to
+    /// (loopback) is refused unless the policy allows loopback.
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_refused() {
+        let mut strict = PublicResolver {
+            allow_loopback: false,
+        };
+        let e = strict.call(name("localhost")).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("resolves only to private"), "{e}");
+        let mut sim = PublicResolver {
+            allow_loopback: true,
+        };
+        let addrs: Vec<_> = sim.call(name("localhost")).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
 }
