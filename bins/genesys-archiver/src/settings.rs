@@ -45,6 +45,15 @@ pub(crate) struct SourceArgs {
     /// Allow media URLs on loopback over plain http (the simulator only).
     #[arg(long)]
     pub(crate) allow_loopback_media: bool,
+    /// Fetch media only from these hosts or their subdomains (e.g. the Genesys media hosts
+    /// of your region); repeatable, or comma-separated in GENESYS_MEDIA_HOSTS [default: any
+    /// public host].
+    #[arg(
+        long = "media-host",
+        env = "GENESYS_MEDIA_HOSTS",
+        value_delimiter = ','
+    )]
+    pub(crate) media_hosts: Vec<String>,
     /// Treat a media response's ETag as its MD5 (the simulator sends one; Genesys does not
     /// document one).
     #[arg(long)]
@@ -177,6 +186,8 @@ pub(crate) struct FileGenesys {
     pub(crate) api_budget: Option<u32>,
     pub(crate) batch_parallelism: Option<usize>,
     pub(crate) poll_initial: Option<String>,
+    #[serde(default)]
+    pub(crate) media_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -319,9 +330,28 @@ impl SourceArgs {
             Source::PerRecording => SourceMode::PerRecording { format_id },
             Source::Compat => SourceMode::CompatListing,
         };
+        let hosts = if self.media_hosts.is_empty() {
+            &f.media_hosts
+        } else {
+            &self.media_hosts
+        };
+        let mut allowed_host_suffixes = Vec::new();
+        for h in hosts {
+            let h = h.trim().trim_start_matches('.').to_ascii_lowercase();
+            let plain = !h.is_empty()
+                && h.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !plain {
+                return Err(config_err(format!(
+                    "--media-host (GENESYS_MEDIA_HOSTS, genesys.media_hosts) {h:?} is not a host                      name such as mypurecloud.de (no scheme, port or path)"
+                )));
+            }
+            allowed_host_suffixes.push(h);
+        }
         ccfg.media_policy = MediaPolicy {
             allow_loopback: self.allow_loopback_media,
-            ..MediaPolicy::default()
+            allowed_host_suffixes,
         };
         if let Some(n) = self.api_budget.or(f.api_budget) {
             if n == 0 {
@@ -650,6 +680,40 @@ mod tests {
         assert_eq!(s.client.batch_parallelism, 16);
         assert_eq!(s.client.poll_initial, Duration::from_secs(2));
         assert_eq!(s.client.requests_per_minute, 200);
+    }
+
+    #[test]
+    fn media_hosts_from_file_or_flags_become_the_allow_list() {
+        let url = |h: &str| genesys_media::MediaUrl::parse(&format!("https://{h}/m.ogg")).unwrap();
+        let mut f = FileConfig::default();
+        f.genesys.media_hosts = vec!["Example.COM".into()];
+        let s = args().resolve(&f).unwrap();
+        assert_eq!(s.client.media_policy.allowed_host_suffixes, ["example.com"]);
+        assert!(s.client.media_policy.check(&url("cdn.example.com")).is_ok());
+        assert!(s.client.media_policy.check(&url("example.org")).is_err());
+        let flags = SourceArgs {
+            media_hosts: vec!["mypurecloud.de".into(), ".pure.cloud".into()],
+            ..args()
+        };
+        let s = flags.resolve(&f).unwrap();
+        assert_eq!(
+            s.client.media_policy.allowed_host_suffixes,
+            ["mypurecloud.de", "pure.cloud"],
+            "flags replace the file's list"
+        );
+        assert!(s.client.media_policy.check(&url("example.com")).is_err());
+        let open = args().resolve(&FileConfig::default()).unwrap();
+        assert!(open.client.media_policy.check(&url("example.org")).is_ok());
+        for bad in ["https://x.com", "x.com:443", "x.com/p", "", "a..b"] {
+            let err = SourceArgs {
+                media_hosts: vec![bad.into()],
+                ..args()
+            }
+            .resolve(&FileConfig::default())
+            .unwrap_err()
+            .0;
+            assert!(err.contains("--media-host"), "{bad}: {err}");
+        }
     }
 
     #[test]
