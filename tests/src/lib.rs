@@ -235,36 +235,42 @@ async fn proxy(
     let client: hyper_util::client::legacy::Client<_, hyper::body::Incoming> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
-    let rng = std::sync::Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)));
-    let script = std::sync::Arc::new(std::sync::Mutex::new(
-        script
-            .into_iter()
-            .collect::<std::collections::VecDeque<_>>(),
-    ));
-    let st = stats.clone();
+    // Everything a request handler needs, shared.
+    struct Shared {
+        client: hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            hyper::body::Incoming,
+        >,
+        upstream: hyper::Uri,
+        st: std::sync::Arc<ProxyStats>,
+        rng: std::sync::Mutex<fastrand::Rng>,
+        script: std::sync::Mutex<std::collections::VecDeque<(u16, &'static str)>>,
+    }
+    let shared = std::sync::Arc::new(Shared {
+        client,
+        upstream,
+        st: stats.clone(),
+        rng: std::sync::Mutex::new(fastrand::Rng::with_seed(seed)),
+        script: std::sync::Mutex::new(script.into_iter().collect()),
+    });
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (client, upstream, st, rng, script) = (
-                client.clone(),
-                upstream.clone(),
-                st.clone(),
-                rng.clone(),
-                script.clone(),
-            );
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (client, upstream, st, rng, script) = (
-                            client.clone(),
-                            upstream.clone(),
-                            st.clone(),
-                            rng.clone(),
-                            script.clone(),
-                        );
+                        let shared = shared.clone();
                         async move {
+                            let Shared {
+                                client,
+                                upstream,
+                                st,
+                                rng,
+                                script,
+                            } = &*shared;
                             let is_put = req.method() == hyper::Method::PUT;
                             let scripted = if is_put {
                                 script.lock().unwrap().pop_front()

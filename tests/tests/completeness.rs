@@ -10,16 +10,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use e2e::{Server, archiver_command, assert_store_holds, fresh_sink};
-use genesys_sim::{SimConfig, SimHandle, Simulator};
-
-async fn sim(cfg: SimConfig) -> SimHandle {
-    Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..cfg
-    })
-    .await
-    .unwrap()
-}
+use genesys_sim::SimConfig;
+use test_support::start_sim as sim;
 
 async fn run(mut c: std::process::Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().unwrap())

@@ -12,18 +12,9 @@ use archiver::{
 };
 use chrono::Utc;
 use genesys_media::{DiscoveryQuery, GenesysClient, SourceMode};
-use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
+use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle};
 use sink::{LocalDirSink, ObjectSink};
-use test_support::sim_client;
-
-async fn sim(cfg: SimConfig) -> SimHandle {
-    Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..cfg
-    })
-    .await
-    .unwrap()
-}
+use test_support::{sim_client, start_sim as sim};
 
 fn client(s: &SimHandle, source: SourceMode) -> GenesysClient {
     sim_client(s, |c| {
@@ -42,6 +33,35 @@ fn cfg(ledger: &Ledger) -> ArchiverConfig {
 
 fn whole(s: &SimHandle) -> DiscoveryQuery {
     DiscoveryQuery::interval(s.config().start, s.config().end())
+}
+
+/// A fresh directory store and in-memory ledger.
+struct Target {
+    dir: tempfile::TempDir,
+    sink: Arc<dyn ObjectSink>,
+    ledger: Ledger,
+}
+
+fn target() -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    Target {
+        dir,
+        sink,
+        ledger: Ledger::in_memory().unwrap(),
+    }
+}
+
+/// Archives the simulator's whole interval into `t`.
+async fn archive_whole(c: &GenesysClient, s: &SimHandle, t: &Target) -> archiver::Summary {
+    archive(
+        c.clone(),
+        t.sink.clone(),
+        c.discover(whole(s)),
+        cfg(&t.ledger),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
 }
 
 fn md5_file(path: &std::path::Path) -> String {
@@ -65,17 +85,8 @@ async fn pending_conversations_are_reported_and_keep_the_run_unclean() {
         .filter(|r| open.contains(&r.conversation_id))
         .count() as u64;
     let c = client(&s, SourceMode::Batch);
-    let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
-    let run = archive(
-        c.clone(),
-        sink.clone(),
-        c.discover(whole(&s)),
-        cfg(&ledger),
-        Arc::new(archiver::NoEvents),
-    )
-    .await;
+    let t = target();
+    let run = archive_whole(&c, &s, &t).await;
     assert_eq!(run.pending, 2, "{run:?}");
     assert_eq!(run.archived, 20 - open_recordings);
     assert!(!run.success(), "pending work is not a clean run");
@@ -102,14 +113,7 @@ async fn pending_conversations_are_reported_and_keep_the_run_unclean() {
     assert_eq!(run.pending_since, earliest);
 
     s.close_all_conversations();
-    let rerun = archive(
-        c.clone(),
-        sink,
-        c.discover(whole(&s)),
-        cfg(&ledger),
-        Arc::new(archiver::NoEvents),
-    )
-    .await;
+    let rerun = archive_whole(&c, &s, &t).await;
     assert_eq!(rerun.archived, open_recordings, "{rerun:?}");
     assert!(rerun.success(), "{rerun:?}");
     assert!(rerun.reconcile().clean);
@@ -138,17 +142,8 @@ async fn every_file_is_stored_under_its_own_key_in_both_source_modes() {
         })
         .await;
         let c = client(&s, source.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-        let ledger = Ledger::in_memory().unwrap();
-        let run = archive(
-            c.clone(),
-            sink,
-            c.discover(whole(&s)),
-            cfg(&ledger),
-            Arc::new(archiver::NoEvents),
-        )
-        .await;
+        let t = target();
+        let run = archive_whole(&c, &s, &t).await;
         assert!(run.success(), "{source:?}: {run:?}");
         assert_eq!(
             run.archived, 7,
@@ -157,14 +152,15 @@ async fn every_file_is_stored_under_its_own_key_in_both_source_modes() {
         let rid = &s.dataset().recordings[2].id;
         let mut md5s = HashSet::new();
         for (part, label) in labels.iter().enumerate() {
-            let row = ledger
+            let row = t
+                .ledger
                 .entry(&format!("{rid}~{label}"))
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{source:?}: no ledger row for file {label}"));
             assert_eq!(row.status, RecordStatus::Archived);
             assert!(row.key.contains(&format!("{rid}-{label}.")), "{}", row.key);
-            let md5 = md5_file(&dir.path().join(&row.key));
+            let md5 = md5_file(&t.dir.path().join(&row.key));
             assert_eq!(md5, hex::encode(s.expected_part_md5(2, part as u32)));
             assert_eq!(row.md5.as_deref(), Some(md5.as_str()));
             md5s.insert(md5);
@@ -190,22 +186,17 @@ async fn the_ledger_holds_the_key_each_object_was_written_under() {
                 format_id: format.into(),
             },
         );
-        let dir = tempfile::tempdir().unwrap();
-        let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-        let ledger = Ledger::in_memory().unwrap();
-        let run = archive(
-            c.clone(),
-            sink,
-            c.discover(whole(&s)),
-            cfg(&ledger),
-            Arc::new(archiver::NoEvents),
-        )
-        .await;
+        let t = target();
+        let run = archive_whole(&c, &s, &t).await;
         assert!(run.success(), "{run:?}");
-        let rows = ledger.entries(Some(RecordStatus::Archived)).await.unwrap();
+        let rows = t
+            .ledger
+            .entries(Some(RecordStatus::Archived))
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 12);
         for row in rows {
-            let path = dir.path().join(&row.key);
+            let path = t.dir.path().join(&row.key);
             assert!(
                 path.exists(),
                 "{format}: no object under the ledger's key {}",

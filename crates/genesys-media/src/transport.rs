@@ -66,23 +66,30 @@ impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for 
 
 /// Builds the media client (see [`MediaClient`]).
 pub(crate) fn build_media_client(allow_loopback: bool) -> std::io::Result<MediaClient> {
-    let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_loopback });
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build(https))
+    over(HttpConnector::new_with_resolver(PublicResolver {
+        allow_loopback,
+    }))
 }
 
 /// Builds the HTTP(S) client: rustls with the platform's root certificates, HTTP/1.1, pooled.
 pub(crate) fn build_client() -> std::io::Result<HyperClient> {
-    let mut http = HttpConnector::new();
+    over(HttpConnector::new())
+}
+
+/// The client every request goes through, over `http` (plain connections with a resolver):
+/// rustls with the platform's root certificates, HTTP/1.1, pooled.
+fn over<R>(
+    mut http: HttpConnector<R>,
+) -> std::io::Result<Client<hyper_rustls::HttpsConnector<HttpConnector<R>>, Full<Bytes>>>
+where
+    R: Clone + Send + Sync + 'static,
+    HttpConnector<R>: tower_service::Service<
+            http::Uri,
+            Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            Future: Send + 'static,
+        >,
+{
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));

@@ -13,18 +13,9 @@ use genesys_media::{
     AnalyticsMode, ClientConfig, Discovered, DiscoveredRecording, DiscoveryQuery, Error,
     GenesysClient, MediaAvailability, SourceMode,
 };
-use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
+use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle};
 use http_body_util::BodyExt;
-use test_support::sim_client;
-
-async fn sim(cfg: SimConfig) -> SimHandle {
-    Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..cfg
-    })
-    .await
-    .unwrap()
-}
+use test_support::{sim_client, start_sim as sim};
 
 fn client(sim: &SimHandle, f: impl FnOnce(&mut ClientConfig)) -> GenesysClient {
     sim_client(sim, |cfg| {

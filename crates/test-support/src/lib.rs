@@ -70,3 +70,16 @@ pub fn bare_recording(conversation_id: &str, recording_id: &str) -> DiscoveredRe
         media: MediaAvailability::Unavailable("test".into()),
     }
 }
+
+/// Starts the simulator with `cfg` on a free port of 127.0.0.1 (whatever `cfg.listen` says).
+///
+/// # Panics
+/// If it cannot listen; this is a test helper.
+pub async fn start_sim(cfg: genesys_sim::SimConfig) -> SimHandle {
+    genesys_sim::Simulator::start(genesys_sim::SimConfig {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..cfg
+    })
+    .await
+    .expect("the simulator starts")
+}
