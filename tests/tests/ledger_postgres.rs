@@ -39,7 +39,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     );
     assert!(a.renew("r1", "a", long).await.unwrap());
     assert!(!b.renew("r1", "b", long).await.unwrap(), "b holds no lease");
-    a.archived("r1", "k1", 10, "md5", 1).await.unwrap();
+    a.archived("r1", "a", "k1", 10, "md5", 1).await.unwrap();
     assert_eq!(
         b.claim(&rec("r1"), "k1", "b", long).await.unwrap(),
         Claim::Archived { key: "k1".into() }
@@ -64,9 +64,26 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         !a.renew("r2", "a", long).await.unwrap(),
         "the old owner learns it lost the lease"
     );
+    // Fenced: the old owner's late outcome is refused; the new owner's claim stands.
+    let stale = a
+        .archived("r2", "a", "k2", 1, "stale", 1)
+        .await
+        .unwrap_err();
+    assert!(stale.is_lease_lost(), "{stale}");
+    assert!(
+        a.failed("r2", "a", "x", false, 1)
+            .await
+            .unwrap_err()
+            .is_lease_lost()
+    );
+    let row = b.entry("r2").await.unwrap().unwrap();
+    assert_eq!(row.lease_owner.as_deref(), Some("b"));
+    assert_eq!(row.md5, None);
 
     // Quarantine, release, checkpoints, and a third instance re-running migrations.
-    b.failed("r2", "md5 mismatch twice", true, 2).await.unwrap();
+    b.failed("r2", "b", "md5 mismatch twice", true, 2)
+        .await
+        .unwrap();
     assert!(matches!(
         a.claim(&rec("r2"), "k2", "a", long).await.unwrap(),
         Claim::Quarantined { .. }

@@ -200,11 +200,12 @@ async fn due_failed_rows(
                 e.attempts,
                 e.last_error.as_deref().unwrap_or("no error recorded")
             );
-            ledger.failed(&e.recording_id, &reason, true, 0).await?;
-            events.handle(&Event::Quarantined {
-                recording_id: e.recording_id.clone(),
-                reason,
-            });
+            if ledger.give_up(&e.recording_id, &reason).await? {
+                events.handle(&Event::Quarantined {
+                    recording_id: e.recording_id.clone(),
+                    reason,
+                });
+            }
             continue;
         }
         let waited = DateTime::parse_from_rfc3339(&e.updated_at)

@@ -634,16 +634,14 @@ async fn process_claimed(
             );
         }
     };
+    // Renews the lease while the work runs; ends when the lease is lost to another instance.
     let renew = async {
         let every = (sh.cfg.lease / 3).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
             match ledger.renew(rid, owner, sh.cfg.lease).await {
                 Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    recording_id = rid,
-                    "lease lost to another instance; continuing (create-only writes prevent a duplicate)"
-                ),
+                Ok(false) => return,
                 Err(e) => {
                     tracing::warn!(recording_id = rid, error = %e, "could not renew the lease")
                 }
@@ -652,13 +650,20 @@ async fn process_claimed(
     };
     let outcome = tokio::select! {
         o = process(sh, rec, &key, url_received, resumed) => o,
-        _ = renew => unreachable!("the renewal loop never ends"),
+        () = renew => {
+            // Another instance owns the recording now: stop (the in-flight transfer is
+            // dropped) and write nothing; the new owner writes over whatever we left.
+            tracing::warn!(recording_id = rid, "lease lost to another instance; stopped work on it");
+            return Outcome::Busy;
+        }
     };
     let written = match &outcome {
         Outcome::Archived { .. } => Ok(()), // written by `process` before reporting
         Outcome::Skipped => Ok(()),
         Outcome::Failed(reason, integrity, attempts) => {
-            let r = ledger.failed(rid, reason, *integrity, *attempts).await;
+            let r = ledger
+                .failed(rid, owner, reason, *integrity, *attempts)
+                .await;
             if *integrity && r.is_ok() {
                 sh.events.handle(&Event::Quarantined {
                     recording_id: rid.to_string(),
@@ -668,15 +673,23 @@ async fn process_claimed(
             r
         }
         // Counted as an attempt, so the poll loop's retries of it are bounded.
-        Outcome::Unavailable(reason) => ledger.failed(rid, reason, false, 1).await,
+        Outcome::Unavailable(reason) => ledger.failed(rid, owner, reason, false, 1).await,
         Outcome::Interrupted | Outcome::Busy | Outcome::Quarantined(_) => {
             ledger.release(rid, owner).await
         }
     };
-    if let Err(e) = written {
-        tracing::warn!(recording_id = rid, error = %e, "could not record the outcome in the ledger; the next run retries it");
+    match written {
+        Ok(()) => outcome,
+        // Fenced: another instance took the recording over; its outcome stands.
+        Err(e) if e.is_lease_lost() => {
+            tracing::warn!(recording_id = rid, error = %e, "lease lost to another instance");
+            Outcome::Busy
+        }
+        Err(e) => {
+            tracing::warn!(recording_id = rid, error = %e, "could not record the outcome in the ledger; the next run retries it");
+            outcome
+        }
     }
-    outcome
 }
 
 /// Records an object that is already in the store as archived (after [`check_existing`]),
@@ -797,8 +810,21 @@ async fn process(
                 // have decided its extension): the ledger, manifest and verify use it.
                 let key = written_key;
                 if let Some(l) = &sh.cfg.ledger
-                    && let Err(e) = l.archived(&rid, &key, size, &md5.to_hex(), attempt).await
+                    && let Err(e) = l
+                        .archived(
+                            &rid,
+                            &sh.cfg.instance_id,
+                            &key,
+                            size,
+                            &md5.to_hex(),
+                            attempt,
+                        )
+                        .await
                 {
+                    if e.is_lease_lost() {
+                        tracing::warn!(recording_id = %rid, error = %e, "stored, but another instance owns the recording now");
+                        return Outcome::Busy;
+                    }
                     return fail(
                         sh,
                         &rid,

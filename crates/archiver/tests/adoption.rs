@@ -81,7 +81,7 @@ async fn what_a_failed_attempt_left_is_written_over_not_adopted() {
         .await
         .unwrap();
     ledger
-        .failed(&rec.recording_id, "md5 mismatch", false, 2)
+        .failed(&rec.recording_id, "earlier", "md5 mismatch", false, 2)
         .await
         .unwrap();
 

@@ -132,6 +132,7 @@ pub struct LedgerError {
     pub(crate) message: String,
     #[source]
     pub(crate) source: Option<integrity::BoxError>,
+    pub(crate) lease_lost: bool,
 }
 
 impl LedgerError {
@@ -140,6 +141,25 @@ impl LedgerError {
             location: location.to_string(),
             message: message.into(),
             source: None,
+            lease_lost: false,
+        }
+    }
+
+    /// The write was refused because the caller no longer holds the recording's lease
+    /// (another instance took it over): the caller must stop working on it and write nothing.
+    pub fn is_lease_lost(&self) -> bool {
+        self.lease_lost
+    }
+
+    fn lease_lost(location: &str, recording_id: &str, owner: &str) -> Self {
+        Self {
+            lease_lost: true,
+            ..Self::new(
+                location,
+                format!(
+                    "recording {recording_id}: {owner} no longer holds its lease (another instance took it over); nothing was written"
+                ),
+            )
         }
     }
 
@@ -151,6 +171,7 @@ impl LedgerError {
             location: location.to_string(),
             message: e.to_string(),
             source: Some(Box::new(e)),
+            lease_lost: false,
         }
     }
 }
@@ -271,12 +292,15 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, LedgerError>;
+    /// False when the row is not `pending` under `outcome.owner`'s lease.
     async fn finish(
         &self,
         recording_id: &str,
         status: RecordStatus,
         outcome: Finish,
-    ) -> Result<(), LedgerError>;
+    ) -> Result<bool, LedgerError>;
+    /// Quarantines a `failed` row with `reason`; false when it is not `failed` (any more).
+    async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError>;
     async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError>;
     async fn adopt(&self, obj: AdoptedObject) -> Result<bool, LedgerError>;
     async fn entries(&self, status: Option<RecordStatus>) -> Result<Vec<LedgerEntry>, LedgerError>;
@@ -291,9 +315,11 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError>;
 }
 
-/// Columns written when an attempt ends.
+/// Columns written when an attempt ends. The row is written only while `owner` holds its
+/// lease (status `pending`, `lease_owner = owner`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Finish {
+    pub(crate) owner: String,
     pub(crate) key: Option<String>,
     pub(crate) size: Option<u64>,
     pub(crate) md5: Option<String>,
@@ -386,34 +412,40 @@ impl Ledger {
         self.inner.renew(recording_id, owner, lease_ms(lease)).await
     }
 
-    /// Records a verified upload (and the attempts it took), releasing the lease.
+    /// Records a verified upload (and the attempts it took) by `owner`, releasing the lease.
+    /// Fenced: refused with [`LedgerError::is_lease_lost`] when `owner` no longer holds the
+    /// recording's lease (another instance took it over), so a stale instance can never
+    /// overwrite the new owner's outcome.
     pub async fn archived(
         &self,
         recording_id: &str,
+        owner: &str,
         key: &str,
         size: u64,
         md5: &str,
         attempts: u32,
     ) -> Result<(), LedgerError> {
-        self.inner
-            .finish(
-                recording_id,
-                RecordStatus::Archived,
-                Finish {
-                    key: Some(key.to_string()),
-                    size: Some(size),
-                    md5: Some(md5.to_string()),
-                    error: None,
-                    attempts,
-                },
-            )
-            .await
+        self.finish(
+            recording_id,
+            RecordStatus::Archived,
+            Finish {
+                owner: owner.to_string(),
+                key: Some(key.to_string()),
+                size: Some(size),
+                md5: Some(md5.to_string()),
+                error: None,
+                attempts,
+            },
+        )
+        .await
     }
 
-    /// Records that this run gave up (`quarantine`: persistently, until released).
+    /// Records that `owner`'s run gave up (`quarantine`: persistently, until released).
+    /// Fenced like [`Ledger::archived`].
     pub async fn failed(
         &self,
         recording_id: &str,
+        owner: &str,
         reason: &str,
         quarantine: bool,
         attempts: u32,
@@ -423,17 +455,42 @@ impl Ledger {
         } else {
             RecordStatus::Failed
         };
-        self.inner
-            .finish(
+        self.finish(
+            recording_id,
+            status,
+            Finish {
+                owner: owner.to_string(),
+                error: Some(reason.to_string()),
+                attempts,
+                ..Finish::default()
+            },
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        recording_id: &str,
+        status: RecordStatus,
+        f: Finish,
+    ) -> Result<(), LedgerError> {
+        let owner = f.owner.clone();
+        if self.inner.finish(recording_id, status, f).await? {
+            Ok(())
+        } else {
+            Err(LedgerError::lease_lost(
+                self.location(),
                 recording_id,
-                status,
-                Finish {
-                    error: Some(reason.to_string()),
-                    attempts,
-                    ..Finish::default()
-                },
-            )
-            .await
+                &owner,
+            ))
+        }
+    }
+
+    /// Gives up on a `failed` recording: quarantines it with `reason` (the poll loop, at its
+    /// attempt bound). Returns false when the row is no longer `failed` (another instance
+    /// took it meanwhile).
+    pub async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
+        self.inner.give_up(recording_id, reason).await
     }
 
     /// Gives a pending recording's lease back (shutdown before the upload finished); the row

@@ -101,6 +101,7 @@ impl PgLedger {
             location: self.location.clone(),
             message,
             source: Some(Box::new(e)),
+            lease_lost: false,
         }
     }
 
@@ -347,12 +348,12 @@ impl Backend for PgLedger {
         recording_id: &str,
         status: RecordStatus,
         f: Finish,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<bool, LedgerError> {
         self.execute(
             "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
                size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
                attempts = attempts + $7, lease_owner = NULL, lease_until = NULL, updated_at = now()
-             WHERE recording_id = $1",
+             WHERE recording_id = $1 AND status = 'pending' AND lease_owner = $8",
             &[
                 &recording_id,
                 &status.as_str(),
@@ -361,10 +362,21 @@ impl Backend for PgLedger {
                 &f.md5,
                 &f.error,
                 &(f.attempts as i32),
+                &f.owner,
             ],
         )
         .await
-        .map(|_| ())
+        .map(|n| n == 1)
+    }
+
+    async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
+        self.execute(
+            "UPDATE recordings SET status = 'quarantined', last_error = $2, updated_at = now()
+             WHERE recording_id = $1 AND status = 'failed'",
+            &[&recording_id, &reason],
+        )
+        .await
+        .map(|n| n == 1)
     }
 
     async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {

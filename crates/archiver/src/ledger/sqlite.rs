@@ -290,7 +290,7 @@ impl Backend for SqliteLedger {
         recording_id: &str,
         status: RecordStatus,
         f: Finish,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<bool, LedgerError> {
         let r = recording_id.to_string();
         self.run(move |c| {
             c.execute(
@@ -299,7 +299,7 @@ impl Backend for SqliteLedger {
                        size = COALESCE(?4, size), md5 = COALESCE(?5, md5), last_error = ?6,
                        attempts = attempts + ?7, lease_owner = NULL, lease_until = NULL,
                        updated_at = {NOW}
-                     WHERE recording_id = ?1"
+                     WHERE recording_id = ?1 AND status = 'pending' AND lease_owner = ?8"
                 ),
                 params![
                     r,
@@ -308,12 +308,29 @@ impl Backend for SqliteLedger {
                     f.size.map(|s| s as i64),
                     f.md5,
                     f.error,
-                    f.attempts
+                    f.attempts,
+                    f.owner
                 ],
             )
         })
         .await
-        .map(|_| ())
+        .map(|n| n == 1)
+    }
+
+    async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
+        let (r, why) = (recording_id.to_string(), reason.to_string());
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE recordings SET status = 'quarantined', last_error = ?2,
+                       updated_at = {NOW}
+                     WHERE recording_id = ?1 AND status = 'failed'"
+                ),
+                params![r, why],
+            )
+        })
+        .await
+        .map(|n| n == 1)
     }
 
     async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {
@@ -462,13 +479,13 @@ mod tests {
             None,
             "pending is not archived"
         );
-        l.archived("r1", "k1", 42, "abc", 1).await.unwrap();
+        l.archived("r1", "me", "k1", 42, "abc", 1).await.unwrap();
         assert_eq!(
             l.claim(&rec("r1"), "k1", "me", LEASE).await.unwrap(),
             Claim::Archived { key: "k1".into() }
         );
         l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap();
-        l.failed("r2", "md5 mismatch", true, 2).await.unwrap();
+        l.failed("r2", "me", "md5 mismatch", true, 2).await.unwrap();
         assert_eq!(
             l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap(),
             Claim::Quarantined {
@@ -507,6 +524,56 @@ mod tests {
             Claim::Resumed,
             "a released recording is written again, not adopted from what its failure left"
         );
+    }
+
+    /// Ledger writes are fenced by the lease: once another owner has taken a recording over,
+    /// the old owner's outcome is refused and the new owner's row is left as it is.
+    #[tokio::test]
+    async fn a_stale_owner_cannot_write_the_outcome() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(
+            l.claim(&rec("r1"), "k1", "old", LEASE).await.unwrap(),
+            Claim::Claimed
+        );
+        // The old owner is gone as far as this (exclusive) ledger can tell: taken over.
+        assert_eq!(
+            l.claim(&rec("r1"), "k1", "new", LEASE).await.unwrap(),
+            Claim::Resumed
+        );
+        for stale in [
+            l.archived("r1", "old", "k1", 1, "bad", 1).await,
+            l.failed("r1", "old", "its upload failed", true, 2).await,
+        ] {
+            let e = stale.unwrap_err();
+            assert!(e.is_lease_lost(), "{e}");
+        }
+        let row = l.entry("r1").await.unwrap().unwrap();
+        assert_eq!(row.status, RecordStatus::Pending);
+        assert_eq!(row.lease_owner.as_deref(), Some("new"));
+        l.archived("r1", "new", "k1", 42, "abc", 1).await.unwrap();
+        let row = l.entry("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.md5.as_deref()),
+            (RecordStatus::Archived, Some("abc"))
+        );
+        // And once archived, no late writer changes it.
+        assert!(
+            l.failed("r1", "new", "late", false, 1)
+                .await
+                .unwrap_err()
+                .is_lease_lost()
+        );
+        // Giving up takes only a failed row.
+        l.claim(&rec("r2"), "k2", "new", LEASE).await.unwrap();
+        assert!(
+            !l.give_up("r2", "x").await.unwrap(),
+            "a pending row is not given up"
+        );
+        l.failed("r2", "new", "refused", false, 9).await.unwrap();
+        assert!(l.give_up("r2", "gave up after 9 attempts").await.unwrap());
+        let row = l.entry("r2").await.unwrap().unwrap();
+        assert_eq!(row.status, RecordStatus::Quarantined);
+        assert_eq!(row.last_error.as_deref(), Some("gave up after 9 attempts"));
     }
 
     #[tokio::test]
