@@ -13,6 +13,16 @@ use genesys_sim::{SimConfig, Simulator};
 use sink::{ObjectSink, S3Sink};
 
 async fn run_behind(script: Vec<(u16, &'static str)>) -> (archiver::Summary, u64, u64) {
+    run_behind_over(script, false).await
+}
+
+/// As [`run_behind`]; with `occupied`, another writer's object is under the recording's key
+/// first and the archiver writes over keys (no HEAD, no create-only), so its failed first PUT
+/// meets an object that is not its own.
+async fn run_behind_over(
+    script: Vec<(u16, &'static str)>,
+    occupied: bool,
+) -> (archiver::Summary, u64, u64) {
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: 1,
@@ -26,9 +36,24 @@ async fn run_behind(script: Vec<(u16, &'static str)>) -> (archiver::Summary, u64
         client_at(&proxy.endpoint).await,
         direct.config().clone(),
     ));
+    if occupied {
+        let key = archiver::KeyTemplate::default()
+            .render(&test_support::sim_recording(&s, 0), None)
+            .unwrap();
+        direct
+            .put(
+                &key,
+                sink::full_body("another writer's object"),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
     let c = test_support::sim_client(&s, |c| c.poll_initial = Duration::from_millis(100));
     let mut cfg = ArchiverConfig {
         verify_source_etag: true,
+        skip_existing: !occupied,
+        create_only: !occupied,
         ..ArchiverConfig::default()
     };
     cfg.retry.base_delay = Duration::from_millis(20);
@@ -75,4 +100,14 @@ async fn other_400s_are_not_retried() {
     let (summary, injected, _) = run_behind(vec![(400, "InvalidArgument")]).await;
     assert_eq!(injected, 1);
     assert_eq!((summary.archived, summary.failed), (0, 1), "{summary:?}");
+}
+
+/// A write that fails leaves another writer's object alone: the cleanup removes only an
+/// object carrying this write's own mark (before, it deleted whatever was under the key).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_write_does_not_delete_another_writers_object() {
+    let (summary, injected, deletes) = run_behind_over(vec![(503, "SlowDown")], true).await;
+    assert_eq!(injected, 1);
+    assert_eq!(summary.archived, 1, "{summary:?}");
+    assert_eq!(deletes, 0, "the object under the key was not this write's");
 }

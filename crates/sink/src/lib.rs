@@ -29,7 +29,9 @@ pub use error::{SinkError, SinkErrorKind};
 pub use integrity::Md5Digest;
 pub use key::validate_key;
 pub use local::LocalDirSink;
-pub use s3::{ChecksumMode, ObjectLock, S3Sink, S3SinkConfig, ServerSideEncryption, TagMode};
+pub use s3::{
+    ATTEMPT_KEY, ChecksumMode, ObjectLock, S3Sink, S3SinkConfig, ServerSideEncryption, TagMode,
+};
 pub use tags::{MAX_TAGS, sanitize_tag_key, sanitize_tag_value};
 pub use upload::Upload;
 

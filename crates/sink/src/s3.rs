@@ -28,6 +28,10 @@ use crate::{
     ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind, validate_key,
 };
 
+/// User-metadata key of the random mark every write carries, so that a failed write removes
+/// only an object it wrote itself.
+pub const ATTEMPT_KEY: &str = "archiver-attempt";
+
 /// How object tags are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TagMode {
@@ -354,7 +358,27 @@ impl S3Sink {
         }
     }
 
-    async fn cleanup(&self, key: &str) {
+    /// Removes what a failed write left under `key`, but only when the object there carries
+    /// this write's mark (`opts`' [`ATTEMPT_KEY`] metadata): an object of another writer (a
+    /// concurrent instance, an earlier verified archive) is left in place, and so is one that
+    /// cannot be read (the ledger does not trust it either: the next attempt writes over it).
+    async fn cleanup(&self, key: &str, opts: &PutOptions) {
+        let mine = opts.metadata.get(ATTEMPT_KEY);
+        let theirs = match self.head(key).await {
+            Ok(None) => return,
+            Ok(Some(meta)) => meta.metadata.get(ATTEMPT_KEY).cloned(),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "could not check what a failed upload left; leaving it");
+                return;
+            }
+        };
+        if mine.is_none() || theirs.as_ref() != mine {
+            tracing::warn!(
+                key,
+                "an object not written by this attempt is under the key; leaving it"
+            );
+            return;
+        }
         if let Err(e) = self.delete(key).await {
             tracing::warn!(key, error = %e, "could not remove a failed upload");
         }
@@ -413,7 +437,7 @@ impl S3Sink {
                     None => self.sdk_err("put", key, e),
                 };
                 if err.kind.may_clean_up() {
-                    self.cleanup(key).await;
+                    self.cleanup(key, opts).await;
                 }
                 return Err(err);
             }
@@ -428,7 +452,7 @@ impl S3Sink {
             })
         });
         let Some(digests) = digests else {
-            self.cleanup(key).await;
+            self.cleanup(key, opts).await;
             return Err(self.err(
                 SinkErrorKind::Source,
                 "put",
@@ -437,10 +461,10 @@ impl S3Sink {
             ));
         };
         if let Err(e) = self.check_sse(key, out.server_side_encryption()) {
-            self.cleanup(key).await;
+            self.cleanup(key, opts).await;
             return Err(e);
         }
-        self.finish(key, out.e_tag(), &digests.md5_hex(), digests, &tags)
+        self.finish(key, out.e_tag(), &digests.md5_hex(), digests, &tags, opts)
             .await
     }
 
@@ -477,18 +501,19 @@ impl S3Sink {
         expected_etag: &str,
         d: Digests,
         tags: &[(String, String)],
+        opts: &PutOptions,
     ) -> Result<PutResult, SinkError> {
         let verified = match self.verify_etag(key, etag, expected_etag).await {
             Ok(v) => v,
             Err(e) => {
-                self.cleanup(key).await;
+                self.cleanup(key, opts).await;
                 return Err(e);
             }
         };
         if self.cfg.tag_mode == TagMode::Separate
             && let Err(e) = self.put_tags(key, tags).await
         {
-            self.cleanup(key).await;
+            self.cleanup(key, opts).await;
             return Err(e);
         }
         Ok(PutResult {
@@ -581,7 +606,7 @@ impl S3Sink {
                         let err = self.sdk_err("complete-multipart", key, e);
                         self.abort(key, &upload_id).await;
                         if err.kind.may_clean_up() {
-                            self.cleanup(key).await;
+                            self.cleanup(key, opts).await;
                         }
                         return Err(err);
                     }
@@ -601,13 +626,13 @@ impl S3Sink {
                     None => None,
                 };
                 if let Err(e) = self.check_sse(key, sse.as_ref()) {
-                    self.cleanup(key).await;
+                    self.cleanup(key, opts).await;
                     return Err(e);
                 }
                 if self.cfg.tag_mode == TagMode::Header
                     && let Err(e) = self.put_tags(key, &tags).await
                 {
-                    self.cleanup(key).await;
+                    self.cleanup(key, opts).await;
                     return Err(e);
                 }
                 self.finish(
@@ -616,6 +641,7 @@ impl S3Sink {
                     &multipart_etag(&part_md5s),
                     digests,
                     &tags,
+                    opts,
                 )
                 .await
             }
@@ -805,6 +831,11 @@ impl ObjectSink for S3Sink {
         opts: PutOptions,
     ) -> Result<PutResult, SinkError> {
         validate_key(key).map_err(|m| self.err(SinkErrorKind::Invalid, "put", key, m))?;
+        // Every write carries a random mark of its own, so a failed write removes only an
+        // object it wrote itself, never another writer's under the same key.
+        let mut opts = opts;
+        opts.metadata
+            .insert(ATTEMPT_KEY.into(), format!("{:016x}", fastrand::u64(..)));
         if opts.create_only && self.head(key).await?.is_some() {
             return Err(self.err(
                 SinkErrorKind::AlreadyExists,
