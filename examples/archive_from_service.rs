@@ -44,5 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     println!("{}", summary.line());
     println!("API calls: {}", client.metrics().snapshot().total_calls());
+    // A service decides by the reconciliation: everything listed is archived or accounted for.
+    if !summary.success() {
+        return Err(format!("not everything was archived: {:?}", summary.reconcile()).into());
+    }
     Ok(())
 }

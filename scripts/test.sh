@@ -15,6 +15,14 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets
+# The library crates' documentation builds without warnings (broken links, missing docs).
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# The examples a dependent service would start from, run as its authors would.
+echo "== examples"
+for example in archive_from_service custom_sink custom_key_layout; do
+  cargo run -q -p examples --example "$example" > /dev/null
+done
 # The README's first command, as a newcomer types it (debug build, a throwaway directory):
 # catches a workspace change that makes `cargo run -p genesys-archiver` ambiguous or broken.
 echo "== README demo command"
