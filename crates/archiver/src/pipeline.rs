@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use genesys_media::{
     Discovered, DiscoveredRecording, ErrorClass, GenesysClient, MediaAvailability, MediaUrl,
-    RetryPolicy,
+    RetryPolicy, Wait,
 };
 use http_body_util::BodyExt;
 use integrity::{BoxError, Md5Digest};
@@ -273,10 +273,11 @@ impl Summary {
         self.interrupted += other.interrupted;
         self.pending += other.pending;
         self.not_discoverable += other.not_discoverable;
-        self.pending_since = match (self.pending_since, other.pending_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.pending_since = self
+            .pending_since
+            .into_iter()
+            .chain(other.pending_since)
+            .min();
         self.bytes += other.bytes;
         // A long-running daemon sums its polls: the counts keep growing, the list of
         // reasons keeps the most recent MAX_REPORTED_FAILURES (memory stays flat).
@@ -456,9 +457,7 @@ fn account_unlisted(summary: &mut Summary, events: &Arc<dyn EventHandler>, item:
         Discovered::Recording(_) => unreachable!("recordings are archived, not accounted here"),
         Discovered::Pending(p) => {
             summary.pending += 1;
-            if let Some(t) = p.since {
-                summary.pending_since = Some(summary.pending_since.map_or(t, |s| s.min(t)));
-            }
+            summary.pending_since = summary.pending_since.into_iter().chain(p.since).min();
             (
                 p.conversation_id,
                 p.recording_id.unwrap_or_default(),
@@ -762,7 +761,6 @@ async fn process(
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
-        let mut throttled = false;
         if url_received.elapsed() > sh.cfg.url_max_age {
             match sh.client.refresh_media(rec).await {
                 Ok(fresh) => {
@@ -804,7 +802,7 @@ async fn process(
                 sh.cfg.attempt_timeout
             ))),
         };
-        let (wait, reason) = match result {
+        let (why, reason) = match result {
             Ok((written_key, size, md5, store_verified)) => {
                 // The key the object was written under (the response's content type may
                 // have decided its extension): the ledger, manifest and verify use it.
@@ -849,18 +847,18 @@ async fn process(
                     Ok(Some(meta)) => match check_existing(rec, &meta, Proof::Positive) {
                         Ok(md5) => return adopt_existing(sh, rec, &key, meta, md5).await,
                         Err(why) => (
-                            Duration::ZERO,
+                            Wait::Immediately,
                             format!(
                                 "an object appeared under its key without proof that it is this recording ({why}); writing it over"
                             ),
                         ),
                     },
                     Ok(None) => (
-                        Duration::ZERO,
+                        Wait::Immediately,
                         "an object appeared under its key and went again".into(),
                     ),
                     Err(e) => (
-                        policy.backoff(attempt),
+                        Wait::Backoff,
                         format!("reading the object that appeared under its key: {e}"),
                     ),
                 }
@@ -877,7 +875,7 @@ async fn process(
                         attempt,
                     );
                 }
-                (Duration::ZERO, m)
+                (Wait::Immediately, m)
             }
             Err(AttemptError::Forbidden(m)) => {
                 refreshes += 1;
@@ -908,36 +906,29 @@ async fn process(
                         tracing::debug!(recording_id = %rid, error = %e, "URL refresh failed; will retry")
                     }
                 }
-                (Duration::ZERO, m)
+                (Wait::Immediately, m)
             }
-            Err(AttemptError::Throttled(d, m)) => {
-                throttled = true;
-                (policy.retry_after(Some(d)), m)
-            }
-            Err(AttemptError::Temporary(m)) => (policy.backoff(attempt), m),
+            Err(AttemptError::Throttled(d, m)) => (Wait::RetryAfter(Some(d)), m),
+            Err(AttemptError::Temporary(m)) => (Wait::Backoff, m),
         };
         overwrite = true;
         // The budget counts the time spent waiting between attempts, not the time spent
         // transferring: a long upload that fails once is retried.
-        let allowed = if throttled {
-            policy.allows_retry_after(attempt, waited, wait)
-        } else {
-            policy.allows(attempt, waited, wait)
-        };
-        if !allowed {
-            let why = if throttled {
-                format!("the source asked to wait {wait:?}, more than the retry budget allows: ")
-            } else {
-                String::new()
+        let Some(wait) = policy.next_wait(attempt, waited, why) else {
+            let asked = match why {
+                Wait::RetryAfter(Some(d)) => {
+                    format!("the source asked to wait {d:?}, more than the retry budget allows: ")
+                }
+                _ => String::new(),
             };
             return fail(
                 sh,
                 &rid,
-                format!("gave up after {attempt} attempts: {why}{reason}"),
+                format!("gave up after {attempt} attempts: {asked}{reason}"),
                 false,
                 attempt,
             );
-        }
+        };
         sh.events.handle(&Event::Retrying {
             recording_id: rid.clone(),
             attempt,

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, Wait};
 use crate::transport::{ApiMetrics, HyperClient};
 
 /// A bearer token. `Debug` and `Display` never show it.
@@ -126,35 +126,26 @@ impl TokenProvider {
             if attempt.is_err() {
                 self.metrics.token_failure();
             }
-            let (err, wait, allowed) = match attempt {
+            let err = match attempt {
                 Ok(t) => return Ok(t),
                 Err(e @ (Error::Auth { .. } | Error::Decode { .. })) => return Err(e),
-                Err(e) => {
-                    let elapsed = started.elapsed();
-                    let (wait, allowed) = match &e {
-                        Error::Status {
-                            status: 429,
-                            retry_after,
-                            ..
-                        } => {
-                            let wait = self.retry.retry_after(*retry_after);
-                            (wait, self.retry.allows_retry_after(attempts, elapsed, wait))
-                        }
-                        _ => {
-                            let wait = self.retry.backoff(attempts);
-                            (wait, self.retry.allows(attempts, elapsed, wait))
-                        }
-                    };
-                    (e, wait, allowed)
-                }
+                Err(e) => e,
             };
-            if !allowed {
+            let why = match &err {
+                Error::Status {
+                    status: 429,
+                    retry_after,
+                    ..
+                } => Wait::RetryAfter(*retry_after),
+                _ => Wait::Backoff,
+            };
+            let Some(wait) = self.retry.next_wait(attempts, started.elapsed(), why) else {
                 return Err(Error::RetriesExhausted {
                     attempts,
                     elapsed: started.elapsed(),
                     last: Box::new(err),
                 });
-            }
+            };
             tracing::debug!(error = %err, ?wait, "token request failed; retrying");
             tokio::time::sleep(wait).await;
         }

@@ -16,7 +16,7 @@ use crate::media::{MediaPolicy, MediaUrl};
 use crate::models::ApiErrorBody;
 use crate::pacer::Pacer;
 use crate::region::Environment;
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::retry::{RetryPolicy, Wait, parse_retry_after};
 use crate::transport::{
     ApiMetrics, HyperClient, MediaClient, build_client, build_media_client, endpoint_shape,
 };
@@ -277,8 +277,8 @@ impl GenesysClient {
                 Ok(ok) => ok,
                 Err(e) => {
                     inner.metrics.record(&endpoint, 0);
-                    let wait = policy.backoff(attempts);
-                    if policy.allows(attempts, started.elapsed(), wait) {
+                    if let Some(wait) = policy.next_wait(attempts, started.elapsed(), Wait::Backoff)
+                    {
                         tracing::debug!(%endpoint, error = %e, ?wait, "retrying after transport error");
                         tokio::time::sleep(wait).await;
                         continue;
@@ -333,8 +333,8 @@ impl GenesysClient {
                 continue;
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = policy.retry_after(retry_after);
-                if policy.allows_retry_after(attempts, started.elapsed(), wait) {
+                let why = Wait::RetryAfter(retry_after);
+                if let Some(wait) = policy.next_wait(attempts, started.elapsed(), why) {
                     tracing::debug!(%endpoint, ?wait, "429: waiting Retry-After");
                     inner.pacer.block_for(wait).await;
                     continue;
@@ -342,8 +342,7 @@ impl GenesysClient {
                 return Err(exhausted(attempts, started, err));
             }
             if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
-                let wait = policy.backoff(attempts);
-                if policy.allows(attempts, started.elapsed(), wait) {
+                if let Some(wait) = policy.next_wait(attempts, started.elapsed(), Wait::Backoff) {
                     tracing::debug!(%endpoint, %status, ?wait, "retrying after server error");
                     tokio::time::sleep(wait).await;
                     continue;

@@ -66,5 +66,5 @@ pub use error::{Error, ErrorClass, Result};
 pub use media::{MediaPolicy, MediaUrl};
 pub use region::{Environment, REGIONS, RegionError};
 pub use resolve::format_content_type;
-pub use retry::{RETRY_AFTER_CEILING, RetryPolicy, parse_retry_after};
+pub use retry::{RETRY_AFTER_CEILING, RetryPolicy, Wait, parse_retry_after};
 pub use transport::{ApiMetrics, ApiMetricsSnapshot};

@@ -173,15 +173,13 @@ impl GenesysClient {
                 .and_then(|ms| ms.iter().find(|m| &m.id == rid));
             let state = meta.and_then(|m| m.file_state.clone());
             match state.as_deref() {
-                Some(s) if is_not_yet(s) => out.push(pending(cid, rid, conv, s, &msg)),
-                Some(s) if is_downloadable(Some(s)) => out.push(Discovered::Pending(PendingItem {
-                    conversation_id: cid.clone(),
-                    recording_id: Some(rid.clone()),
-                    since: conv.and_then(|c| parse_time(c.conversation_start.as_deref())),
-                    reason: format!(
-                        "the batch download gave no URL although its fileState is {s}: {msg}"
-                    ),
-                })),
+                Some(s) if is_not_yet(s) => out.push(pending(cid, rid, conv, not_yet(s, &msg))),
+                Some(s) if is_downloadable(Some(s)) => out.push(pending(
+                    cid,
+                    rid,
+                    conv,
+                    format!("the batch download gave no URL although its fileState is {s}: {msg}"),
+                )),
                 Some(s) => out.push(Discovered::Recording(base(
                     None,
                     MediaAvailability::Unavailable(format!("{msg} (fileState {s})")),
@@ -203,7 +201,12 @@ impl GenesysClient {
                     && !listed
                     && is_not_yet(s)
                 {
-                    out.push(pending(cid, &m.id, conv, s, "not in the batch results"));
+                    out.push(pending(
+                        cid,
+                        &m.id,
+                        conv,
+                        not_yet(s, "not in the batch results"),
+                    ));
                 }
             }
         }
@@ -220,7 +223,12 @@ impl GenesysClient {
         for m in self.recording_metadata(cid).await? {
             let state = m.file_state.as_deref();
             if let Some(s) = state.filter(|s| is_not_yet(s)) {
-                out.push(pending(cid, &m.id, Some(c), s, "recordingmetadata"));
+                out.push(pending(
+                    cid,
+                    &m.id,
+                    Some(c),
+                    not_yet(s, "recordingmetadata"),
+                ));
                 continue;
             }
             let media_type = media_type_of(None, m.media.as_deref().or(c.media_type()));
@@ -412,19 +420,24 @@ impl GenesysClient {
     }
 }
 
+/// A recording that exists but cannot be archived yet.
 fn pending(
     cid: &str,
     rid: &str,
     conv: Option<&AnalyticsConversation>,
-    state: &str,
-    detail: &str,
+    reason: String,
 ) -> Discovered {
     Discovered::Pending(PendingItem {
         conversation_id: cid.to_string(),
         recording_id: Some(rid.to_string()),
         since: conv.and_then(|c| parse_time(c.conversation_start.as_deref())),
-        reason: format!("its fileState is {state} ({detail}); archived once it is available"),
+        reason,
     })
+}
+
+/// The reason of a recording whose `fileState` says "not yet".
+fn not_yet(state: &str, detail: &str) -> String {
+    format!("its fileState is {state} ({detail}); archived once it is available")
 }
 
 /// The files of a per-recording GET: every `mediaUris` entry with a URI; one entry has no

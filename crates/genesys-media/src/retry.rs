@@ -72,6 +72,38 @@ impl RetryPolicy {
     }
 }
 
+/// Why another attempt would wait, for [`RetryPolicy::next_wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A 429: its `Retry-After` (1 s when absent), waited as given.
+    RetryAfter(Option<Duration>),
+    /// A temporary failure (5xx, transport, broken body): jittered exponential backoff.
+    Backoff,
+    /// Try again at once (a refreshed URL, a verification retry).
+    Immediately,
+}
+
+impl RetryPolicy {
+    /// The one retry decision: how long to wait before the next attempt, or `None` when the
+    /// budget is spent (`attempts_made` so far, `elapsed` counted by the caller).
+    pub fn next_wait(&self, attempts_made: u32, elapsed: Duration, why: Wait) -> Option<Duration> {
+        match why {
+            Wait::RetryAfter(header) => {
+                let wait = self.retry_after(header);
+                self.allows_retry_after(attempts_made, elapsed, wait)
+                    .then_some(wait)
+            }
+            Wait::Backoff => {
+                let wait = self.backoff(attempts_made);
+                self.allows(attempts_made, elapsed, wait).then_some(wait)
+            }
+            Wait::Immediately => self
+                .allows(attempts_made, elapsed, Duration::ZERO)
+                .then_some(Duration::ZERO),
+        }
+    }
+}
+
 /// The longest `Retry-After` taken from a header (a day); larger values are read as this, so
 /// no deadline computed from one can overflow.
 pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(86_400);
@@ -103,6 +135,31 @@ mod tests {
         }
         let draws: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(5)).collect();
         assert!(draws.len() > 1, "jitter varies the delay");
+    }
+
+    #[test]
+    fn next_wait_is_the_one_decision() {
+        let p = RetryPolicy::default();
+        let t = Duration::from_millis(10);
+        assert_eq!(
+            p.next_wait(1, t, Wait::RetryAfter(Some(Duration::from_secs(300)))),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            p.next_wait(1, t, Wait::RetryAfter(Some(Duration::from_secs(3600)))),
+            None
+        );
+        assert_eq!(
+            p.next_wait(1, t, Wait::RetryAfter(None)),
+            Some(Duration::from_secs(1))
+        );
+        assert!(
+            p.next_wait(2, t, Wait::Backoff)
+                .is_some_and(|w| w <= p.base_delay * 2)
+        );
+        assert_eq!(p.next_wait(1, t, Wait::Immediately), Some(Duration::ZERO));
+        assert_eq!(p.next_wait(p.max_attempts, t, Wait::Immediately), None);
+        assert_eq!(p.next_wait(1, p.max_elapsed * 2, Wait::Backoff), None);
     }
 
     #[test]
