@@ -180,11 +180,18 @@ impl GenesysClient {
                     conv,
                     format!("the batch download gave no URL although its fileState is {s}: {msg}"),
                 )),
-                Some(s) => out.push(Discovered::Recording(base(
-                    None,
-                    MediaAvailability::Unavailable(format!("{msg} (fileState {s})")),
-                    meta.and_then(|m| m.media.clone()),
-                ))),
+                Some(s) => {
+                    // No content type is known for it; its media type is the metadata's.
+                    let mut r = base(
+                        None,
+                        MediaAvailability::Unavailable(format!("{msg} (fileState {s})")),
+                        None,
+                    );
+                    if let Some(m) = meta.and_then(|m| m.media.as_deref()) {
+                        r.media_type = media_type_of(None, Some(m));
+                    }
+                    out.push(Discovered::Recording(r));
+                }
                 None => out.push(Discovered::Recording(base(
                     None,
                     MediaAvailability::Unavailable(msg),

@@ -435,3 +435,36 @@ async fn resolving_every_conversation_costs_batch_jobs_per_100_conversations() {
     assert!(counts[0] <= 25, "{counts:?}");
     assert!(counts[1] <= 55, "{counts:?}");
 }
+
+/// An archived recording (batch `errorMsg`, metadata `fileState` ARCHIVED) is unavailable with
+/// its reason, its media type from the metadata and no made-up content type.
+#[tokio::test]
+async fn an_archived_recording_is_unavailable_with_the_metadata_media_type() {
+    let s = sim(SimConfig {
+        recordings: 20,
+        faults: vec![FaultSpec {
+            recording: 3,
+            fault: Fault::Archived,
+            times: None,
+        }],
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |_| {});
+    let found = items(
+        &c,
+        DiscoveryQuery::interval(s.config().start, s.config().end()),
+    )
+    .await;
+    let sr = &s.dataset().recordings[3];
+    let r = recordings(&found)
+        .into_iter()
+        .find(|r| r.recording_id == sr.id)
+        .expect("reported");
+    let MediaAvailability::Unavailable(why) = &r.media else {
+        panic!("{r:?}")
+    };
+    assert!(why.contains("ARCHIVED"), "{why}");
+    assert_eq!(r.content_type, None);
+    assert_eq!(r.media_type, sr.media);
+}
