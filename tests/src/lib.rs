@@ -89,7 +89,6 @@ pub async fn fresh_sink(server: Server, label: &str) -> S3Sink {
     } else {
         TagMode::Disabled
     };
-    cfg.stale_upload_age = std::time::Duration::ZERO;
     S3Sink::new(client, cfg)
 }
 
@@ -211,13 +210,20 @@ impl Drop for FaultyProxy {
 
 /// Starts a [`FaultyProxy`] to `upstream` answering 503 to `put_503_rate` of the PUTs.
 pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> FaultyProxy {
-    proxy(upstream, put_503_rate, seed, Vec::new()).await
+    proxy(upstream, put_503_rate, seed, Vec::new(), false).await
+}
+
+/// A proxy that answers as a bucket whose *default* encryption is SSE-KMS (which Ceph 16 and
+/// s3s-fs cannot be made to do): every response says `x-amz-server-side-encryption: aws:kms`
+/// and its ETag is not the MD5 of the object, as on AWS.
+pub async fn kms_default_proxy(upstream: &str) -> FaultyProxy {
+    proxy(upstream, 0.0, 0, Vec::new(), true).await
 }
 
 /// Starts a [`FaultyProxy`] to `upstream` that answers its first PUTs with the scripted
 /// `(status, S3 error code)` pairs, in order, and passes everything else through.
 pub async fn scripted_proxy(upstream: &str, script: Vec<(u16, &'static str)>) -> FaultyProxy {
-    proxy(upstream, 0.0, 0, script).await
+    proxy(upstream, 0.0, 0, script, false).await
 }
 
 async fn proxy(
@@ -225,6 +231,7 @@ async fn proxy(
     put_503_rate: f64,
     seed: u64,
     script: Vec<(u16, &'static str)>,
+    kms_default: bool,
 ) -> FaultyProxy {
     use http_body_util::BodyExt;
     use std::sync::atomic::Ordering;
@@ -326,8 +333,14 @@ async fn proxy(
                                 .request(hyper::Request::from_parts(parts, body))
                                 .await
                             {
-                                Ok(resp) => Ok(resp
-                                    .map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed())),
+                                Ok(mut resp) => {
+                                    if kms_default {
+                                        as_kms_default(resp.headers_mut());
+                                    }
+                                    Ok(resp.map(|b| {
+                                        b.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+                                    }))
+                                }
                                 Err(e) => Ok(hyper::Response::builder()
                                     .status(502)
                                     .body(
@@ -404,4 +417,19 @@ pub fn sim_window(sim: &genesys_sim::SimHandle) -> (&'static str, &'static str) 
         )
     };
     (t(sim.config().start), t(sim.config().end()))
+}
+
+/// Rewrites a store's response headers as a bucket with default SSE-KMS answers: the ETag is
+/// no longer the object's MD5 (its hex digits reversed here) and the encryption is named.
+fn as_kms_default(h: &mut hyper::HeaderMap) {
+    if let Some(etag) = h.get("etag").and_then(|v| v.to_str().ok()) {
+        let hex: String = etag.trim_matches('"').chars().rev().collect();
+        if let Ok(v) = format!("\"{hex}\"").parse() {
+            h.insert("etag", v);
+        }
+    }
+    h.insert(
+        "x-amz-server-side-encryption",
+        hyper::header::HeaderValue::from_static("aws:kms"),
+    );
 }

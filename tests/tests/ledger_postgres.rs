@@ -21,7 +21,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     let url = fresh_postgres_database("claims").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 1);
+    assert_eq!(a.schema_version().await.unwrap(), 2);
     assert!(
         !a.location().contains("password"),
         "location is printable: {}",
@@ -89,7 +89,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         Claim::Quarantined { .. }
     ));
     let c = Ledger::open(&url).await.unwrap();
-    assert_eq!(c.schema_version().await.unwrap(), 1);
+    assert_eq!(c.schema_version().await.unwrap(), 2);
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
@@ -210,4 +210,34 @@ async fn two_instances_on_one_postgres_ledger_archive_a_set_without_duplicates()
             Some(hex::encode(sim.expected_md5(sr.index)).as_str())
         );
     }
+}
+
+/// Uploads recorded in the shared ledger: one instance's sweep sees another live instance's
+/// upload as taken (never abandoned), and a dead instance's once its lease expired.
+#[tokio::test]
+async fn only_uploads_of_writers_without_a_live_lease_are_abandoned() {
+    let url = fresh_postgres_database("uploads").await;
+    let a = Ledger::open(&url).await.unwrap();
+    let b = Ledger::open(&url).await.unwrap();
+    let up = |id: &str| sink::StartedUpload {
+        key: format!("k/{id}"),
+        upload_id: id.into(),
+    };
+    a.claim(&rec("r1"), "k1", "a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.upload_started("r1", "a", &up("u1")).await.unwrap();
+    b.claim(&rec("r2"), "k2", "b", Duration::from_millis(300))
+        .await
+        .unwrap();
+    b.upload_started("r2", "b", &up("u2")).await.unwrap();
+    assert_eq!(a.abandoned_uploads().await.unwrap(), []);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        a.abandoned_uploads().await.unwrap(),
+        [up("u2")],
+        "b's lease expired: its upload is abandoned; a's is not"
+    );
+    a.uploads_ended(&["u2".into()]).await.unwrap();
+    assert_eq!(b.abandoned_uploads().await.unwrap(), []);
 }

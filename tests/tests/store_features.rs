@@ -192,3 +192,44 @@ async fn ceph_ignored_sse_s3_is_refused_and_removed() {
         assert!(s.head(key).await.unwrap().is_none(), "{key}: nothing left");
     }
 }
+
+/// A bucket whose *default* encryption is SSE-KMS (nothing configured in the tool): ETags are
+/// not MD5s there, so the sink must not take them for corruption (delete and quarantine every
+/// upload). It verifies by the store's check of Content-MD5 (single PUT with a known MD5, and
+/// every multipart part) and keeps the object.
+#[tokio::test]
+async fn default_bucket_sse_kms_is_verified_without_the_etag() {
+    let direct = e2e::fresh_sink(Server::S3sFs, "kms-default").await;
+    let proxy = e2e::kms_default_proxy(&Server::S3sFs.endpoint()).await;
+    let sink = S3Sink::new(
+        e2e::client_at(&proxy.endpoint).await,
+        direct.config().clone(),
+    );
+    let data = pattern(100_000, 4);
+    let md5 = sink::Md5Digest::of(&data);
+    let cases = [
+        ("recordings/known-md5.bin", Some(100_000), Some(md5), true),
+        ("recordings/no-md5.bin", Some(100_000), None, false),
+        ("recordings/multipart.bin", None, None, true),
+    ];
+    for (key, len, expected_md5, store_checked) in cases {
+        let r = sink
+            .put(
+                key,
+                chunked(data.clone(), 8192),
+                PutOptions {
+                    content_length: len,
+                    expected_md5,
+                    ..PutOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{key}: a KMS ETag is not corruption: {e}"));
+        assert_eq!(r.md5, md5, "{key}");
+        assert_eq!(
+            r.store_verified, store_checked,
+            "{key}: verified by the store only when it checked a Content-MD5"
+        );
+        assert_eq!(sink::testkit::read_all(&direct, key).await, data, "{key}");
+    }
+}

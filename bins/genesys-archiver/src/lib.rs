@@ -439,10 +439,24 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     let sink = settings::connect_store(&store).await?;
     let ledger = run.state.open(file).await?;
     let prefix = StoreArgs::prefix(&store);
-    match sink.abort_stale_uploads(&prefix).await {
-        Ok(n) if n > 0 => tracing::info!(n, "aborted multipart uploads left by an earlier run"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "startup sweep of stale multipart uploads failed"),
+    // Aborts only the multipart uploads the ledger recorded for writers that are gone.
+    match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
+        Ok(s) => {
+            if !s.aborted.is_empty() || s.temp_files_removed > 0 {
+                tracing::info!(
+                    aborted = s.aborted.len(),
+                    temp_files = s.temp_files_removed,
+                    "aborted uploads left by an earlier run"
+                );
+            }
+            if !s.failed.is_empty() {
+                tracing::warn!(
+                    n = s.failed.len(),
+                    "could not abort uploads left by an earlier run; the next start tries again"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "startup sweep of unfinished uploads failed"),
     }
     let cfg = ArchiverConfig {
         ledger: Some(ledger),

@@ -32,7 +32,8 @@ pub use continuous::{
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{
-    AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, RecordStatus, redact_url,
+    AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, LedgerUploadLog, RecordStatus,
+    redact_url, sweep_uploads,
 };
 pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,

@@ -1030,6 +1030,13 @@ async fn attempt_once(
         tags: tags_for(rec),
         expected_md5,
         create_only,
+        upload_log: sh.cfg.ledger.as_ref().map(|l| {
+            sink::UploadLogHandle(std::sync::Arc::new(crate::LedgerUploadLog::new(
+                l.clone(),
+                &rec.recording_id,
+                &sh.cfg.instance_id,
+            )))
+        }),
     };
     let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
     match sh.sink.put(&key, body, opts).await {

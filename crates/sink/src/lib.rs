@@ -20,6 +20,7 @@ mod tags;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod upload;
+mod upload_log;
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,7 @@ pub use s3::{
 };
 pub use tags::{MAX_TAGS, sanitize_tag_key, sanitize_tag_value};
 pub use upload::Upload;
+pub use upload_log::{StartedUpload, UploadLog, UploadLogHandle, UploadSweep};
 
 /// How to write one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,6 +53,9 @@ pub struct PutOptions {
     pub expected_md5: Option<Md5Digest>,
     /// Fail with [`SinkErrorKind::AlreadyExists`] instead of replacing an existing object.
     pub create_only: bool,
+    /// Told of every multipart upload this write starts and ends (S3), so that one left open
+    /// by a crash can be swept later without touching anybody else's.
+    pub upload_log: Option<UploadLogHandle>,
 }
 
 /// What a successful write stored.
@@ -113,11 +118,20 @@ pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
     /// The object's tags, or `None` when this sink or store does not keep tags.
     async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError>;
 
-    /// Aborts unfinished multipart uploads under `prefix` left by a crashed run; returns how
-    /// many were aborted.
-    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
+    /// Aborts the multipart uploads of `started` (recorded through an [`UploadLog`] by
+    /// writers that are gone) that the store still holds open, looking for them page by page
+    /// under `prefix` and by id. Uploads not in `started` are never touched. A directory sink
+    /// removes its leftover temporary files under `prefix` instead.
+    async fn sweep_uploads(
+        &self,
+        prefix: &str,
+        started: &[StartedUpload],
+    ) -> Result<UploadSweep, SinkError> {
         let _ = prefix;
-        Ok(0)
+        Ok(UploadSweep {
+            gone: started.to_vec(),
+            ..UploadSweep::default()
+        })
     }
 
     /// Every object whose key starts with `prefix`, in key order, page by page (for audits

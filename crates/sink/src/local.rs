@@ -296,7 +296,11 @@ impl ObjectSink for LocalDirSink {
         )
     }
 
-    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
+    async fn sweep_uploads(
+        &self,
+        prefix: &str,
+        started: &[crate::StartedUpload],
+    ) -> Result<crate::UploadSweep, SinkError> {
         let start = self.root.join(prefix.trim_end_matches('/'));
         let mut stack = vec![start];
         let mut removed = 0;
@@ -319,7 +323,11 @@ impl ObjectSink for LocalDirSink {
                 }
             }
         }
-        Ok(removed)
+        Ok(crate::UploadSweep {
+            gone: started.to_vec(),
+            temp_files_removed: removed,
+            ..crate::UploadSweep::default()
+        })
     }
 }
 

@@ -40,7 +40,10 @@ async fn never_leaves_a_partial_file_and_sweeps_leftovers() {
     );
     std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
     std::fs::write(dir.path().join("a/b/.c.bin.partial-0123"), b"junk").unwrap();
-    assert_eq!(s.abort_stale_uploads("a").await.unwrap(), 1);
+    assert_eq!(
+        s.sweep_uploads("a", &[]).await.unwrap().temp_files_removed,
+        1
+    );
     assert!(walk(dir.path()).is_empty());
     s.put(
         "a/b/c.bin",

@@ -14,6 +14,7 @@
 
 mod postgres;
 mod sqlite;
+mod uploads;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use genesys_media::DiscoveredRecording;
 
 pub use postgres::redact_url;
+pub use uploads::{LedgerUploadLog, sweep_uploads};
 
 /// Status of a recording in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,6 +315,17 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     ) -> Result<bool, LedgerError>;
     async fn checkpoint(&self, name: &str) -> Result<Option<String>, LedgerError>;
     async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError>;
+    /// Records an open multipart upload of `recording_id` by `owner`.
+    async fn upload_started(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        upload: &sink::StartedUpload,
+    ) -> Result<(), LedgerError>;
+    /// Forgets uploads (completed, aborted, or gone from the store).
+    async fn uploads_ended(&self, upload_ids: &[String]) -> Result<(), LedgerError>;
+    /// Recorded uploads whose writer no longer holds the recording's lease.
+    async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError>;
 }
 
 /// Columns written when an attempt ends. The row is written only while `owner` holds its

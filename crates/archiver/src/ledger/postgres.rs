@@ -34,6 +34,14 @@ const MIGRATIONS: &[&str] = &["
         name  TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+", "
+    CREATE TABLE uploads (
+        upload_id    TEXT PRIMARY KEY,
+        object_key   TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        started_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
 "];
 
 /// Server clock in epoch milliseconds.
@@ -471,6 +479,55 @@ impl Backend for PgLedger {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn upload_started(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        upload: &sink::StartedUpload,
+    ) -> Result<(), LedgerError> {
+        self.execute(
+            "INSERT INTO uploads (upload_id, object_key, recording_id, owner)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (upload_id) DO NOTHING",
+            &[&upload.upload_id, &upload.key, &recording_id, &owner],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn uploads_ended(&self, upload_ids: &[String]) -> Result<(), LedgerError> {
+        if upload_ids.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            "DELETE FROM uploads WHERE upload_id = ANY($1)",
+            &[&upload_ids],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT u.object_key, u.upload_id FROM uploads u
+                     WHERE NOT EXISTS (SELECT 1 FROM recordings r
+                       WHERE r.recording_id = u.recording_id AND r.status = 'pending'
+                         AND r.lease_owner = u.owner AND r.lease_until > {NOW_MS})
+                     ORDER BY u.started_at, u.upload_id"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| sink::StartedUpload {
+                key: r.get(0),
+                upload_id: r.get(1),
+            })
+            .collect())
     }
 }
 

@@ -40,6 +40,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE recordings ADD COLUMN start_time TEXT;
     ALTER TABLE recordings ADD COLUMN end_time TEXT;
     ",
+    "
+    CREATE TABLE uploads (
+        upload_id    TEXT PRIMARY KEY,
+        object_key   TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        started_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    ",
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -448,6 +457,58 @@ impl Backend for SqliteLedger {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn upload_started(
+        &self,
+        recording_id: &str,
+        owner: &str,
+        upload: &sink::StartedUpload,
+    ) -> Result<(), LedgerError> {
+        let (r, o) = (recording_id.to_string(), owner.to_string());
+        let (k, u) = (upload.key.clone(), upload.upload_id.clone());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO uploads (upload_id, object_key, recording_id, owner)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(upload_id) DO NOTHING",
+                params![u, k, r, o],
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn uploads_ended(&self, upload_ids: &[String]) -> Result<(), LedgerError> {
+        let ids = upload_ids.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                tx.execute("DELETE FROM uploads WHERE upload_id = ?1", params![id])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError> {
+        let now = now_ms();
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT u.object_key, u.upload_id FROM uploads u
+                 WHERE NOT EXISTS (SELECT 1 FROM recordings r
+                   WHERE r.recording_id = u.recording_id AND r.status = 'pending'
+                     AND r.lease_owner = u.owner AND r.lease_until > ?1)
+                 ORDER BY u.started_at, u.upload_id",
+            )?;
+            st.query_map(params![now], |r| {
+                Ok(sink::StartedUpload {
+                    key: r.get(0)?,
+                    upload_id: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+        .await
     }
 }
 

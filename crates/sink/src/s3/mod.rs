@@ -10,23 +10,29 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::types::{Tag, Tagging};
 use aws_smithy_types::body::SdkBody;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use integrity::{
     BoxError, Digests, Expectations, HashingBody, IntegrityError, Md5Digest, etag_matches_md5,
-    multipart_etag,
 };
-use tokio::sync::Semaphore;
 
 use crate::local::integrity_err;
 use crate::tags::{encode_tagging, sanitize_all};
 use crate::{
-    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind, validate_key,
+    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind,
+    StartedUpload, UploadSweep, validate_key,
 };
+
+mod multipart;
+
+/// Whether an object stored with this encryption has an MD5 for its ETag (not under KMS).
+fn etag_is_md5(sse: &aws_sdk_s3::types::ServerSideEncryption) -> bool {
+    !sse.as_str().starts_with("aws:kms")
+}
 
 /// User-metadata key of the random mark every write carries, so that a failed write removes
 /// only an object it wrote itself.
@@ -103,8 +109,8 @@ pub struct S3SinkConfig {
     pub max_parts_in_flight: usize,
     /// Use `If-None-Match: *` for create-only writes (else only the HEAD check).
     pub conditional_writes: bool,
-    /// Multipart uploads older than this are aborted by the startup sweep.
-    pub stale_upload_age: Duration,
+    /// Entries per page of ListObjectsV2 and ListMultipartUploads (1 to 1000).
+    pub list_page_size: i32,
 }
 
 impl S3SinkConfig {
@@ -121,7 +127,7 @@ impl S3SinkConfig {
             part_size: 8 << 20,
             max_parts_in_flight: 2,
             conditional_writes: true,
-            stale_upload_age: Duration::from_secs(3600),
+            list_page_size: 1000,
         }
     }
 }
@@ -327,25 +333,36 @@ impl S3Sink {
     }
 
     /// Checks the store's ETag against the expected value; falls back to HEAD when the store
-    /// answered an empty ETag. Returns whether it could compare.
+    /// answered an empty ETag. Returns whether the store vouched for the bytes.
+    ///
+    /// Under SSE-KMS (configured here, or the bucket's default that the response names) an ETag
+    /// is not an MD5 and proves nothing; the store's check of Content-MD5 or of a flexible
+    /// checksum (`checked_otherwise`) is the proof then. A mismatching ETag from a response
+    /// that named no encryption is looked up with HEAD before it fails the write, because
+    /// some stores echo the encryption on PUT only.
     async fn verify_etag(
         &self,
         key: &str,
         etag: Option<&str>,
+        sse: Option<&aws_sdk_s3::types::ServerSideEncryption>,
         expected: &str,
+        checked_otherwise: bool,
     ) -> Result<bool, SinkError> {
-        if self.sse_is_kms() {
-            return Ok(false);
+        if self.sse_is_kms() || sse.is_some_and(|s| !etag_is_md5(s)) {
+            return Ok(checked_otherwise);
         }
         let etag = match etag.map(|e| e.trim_matches('"')).filter(|e| !e.is_empty()) {
             Some(e) => e.to_string(),
             None => match self.head(key).await?.and_then(|m| m.etag) {
                 Some(e) => e,
-                None => return Ok(false),
+                None => return Ok(checked_otherwise),
             },
         };
         match etag_matches_md5(&etag, expected) {
             Some(true) => Ok(true),
+            Some(false) if sse.is_none() && self.stored_under_kms(key).await => {
+                Ok(checked_otherwise)
+            }
             Some(false) => Err(self.err(
                 SinkErrorKind::Verification,
                 "put",
@@ -354,8 +371,21 @@ impl S3Sink {
                     "store checksum mismatch: ETag {etag} but the streamed bytes give {expected}"
                 ),
             )),
-            None => Ok(false),
+            None => Ok(checked_otherwise),
         }
+    }
+
+    /// Whether HEAD says `key` is encrypted with KMS (whose ETags are not MD5s).
+    async fn stored_under_kms(&self, key: &str) -> bool {
+        self.client
+            .head_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()
+            .and_then(|h| h.server_side_encryption().cloned())
+            .is_some_and(|s| !etag_is_md5(&s))
     }
 
     /// Removes what a failed write left under `key`, but only when the object there carries
@@ -464,8 +494,25 @@ impl S3Sink {
             self.cleanup(key, opts).await;
             return Err(e);
         }
-        self.finish(key, out.e_tag(), &digests.md5_hex(), digests, &tags, opts)
-            .await
+        // The store checked the bytes itself when it accepted a Content-MD5 or a flexible
+        // checksum the SDK computed over this (verified) stream.
+        let store_checked = opts.expected_md5.is_some()
+            || out.checksum_crc32().is_some()
+            || out.checksum_crc32_c().is_some()
+            || out.checksum_crc64_nvme().is_some()
+            || out.checksum_sha1().is_some()
+            || out.checksum_sha256().is_some();
+        self.finish(
+            key,
+            out.e_tag(),
+            out.server_side_encryption(),
+            &digests.md5_hex(),
+            store_checked,
+            digests,
+            &tags,
+            opts,
+        )
+        .await
     }
 
     /// A store that silently ignores a requested encryption (Ceph 16 does for SSE-S3) must not
@@ -494,16 +541,22 @@ impl S3Sink {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         key: &str,
         etag: Option<&str>,
+        sse: Option<&aws_sdk_s3::types::ServerSideEncryption>,
         expected_etag: &str,
+        store_checked: bool,
         d: Digests,
         tags: &[(String, String)],
         opts: &PutOptions,
     ) -> Result<PutResult, SinkError> {
-        let verified = match self.verify_etag(key, etag, expected_etag).await {
+        let verified = match self
+            .verify_etag(key, etag, sse, expected_etag, store_checked)
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 self.cleanup(key, opts).await;
@@ -549,276 +602,6 @@ impl S3Sink {
             lock_mode: lock.as_ref().map(|l| l.0.clone()),
             retain_until: lock.map(|l| l.1),
         }
-    }
-
-    async fn put_multipart(
-        &self,
-        key: &str,
-        body: PutBody,
-        opts: &PutOptions,
-    ) -> Result<PutResult, SinkError> {
-        let tags = sanitize_all(&opts.tags);
-        let create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .set_content_type(opts.content_type.clone())
-            .set_metadata(Some(Self::metadata(opts)));
-        let ws = self.write_settings();
-        let create = create
-            .set_server_side_encryption(ws.sse)
-            .set_ssekms_key_id(ws.kms_key_id)
-            .set_storage_class(ws.storage_class)
-            .set_object_lock_mode(ws.lock_mode)
-            .set_object_lock_retain_until_date(ws.retain_until);
-        let created = create
-            .send()
-            .await
-            .map_err(|e| self.sdk_err("create-multipart", key, e))?;
-        let Some(upload_id) = created.upload_id().map(str::to_string) else {
-            return Err(self.err(
-                SinkErrorKind::StoreTemporary,
-                "create-multipart",
-                key,
-                "no upload id",
-            ));
-        };
-        match self.upload_parts(key, &upload_id, body, opts).await {
-            Ok((parts, part_md5s, digests)) => {
-                let mut complete = self
-                    .client
-                    .complete_multipart_upload()
-                    .bucket(&self.cfg.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts))
-                            .build(),
-                    );
-                if opts.create_only && self.cfg.conditional_writes {
-                    complete = complete.if_none_match("*");
-                }
-                let out = match complete.send().await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let err = self.sdk_err("complete-multipart", key, e);
-                        self.abort(key, &upload_id).await;
-                        if err.kind.may_clean_up() {
-                            self.cleanup(key, opts).await;
-                        }
-                        return Err(err);
-                    }
-                };
-                // Ceph does not echo the encryption on CompleteMultipartUpload: ask HEAD then.
-                let sse = match out.server_side_encryption() {
-                    Some(s) => Some(s.clone()),
-                    None if self.cfg.sse != ServerSideEncryption::None => self
-                        .client
-                        .head_object()
-                        .bucket(&self.cfg.bucket)
-                        .key(key)
-                        .send()
-                        .await
-                        .ok()
-                        .and_then(|h| h.server_side_encryption().cloned()),
-                    None => None,
-                };
-                if let Err(e) = self.check_sse(key, sse.as_ref()) {
-                    self.cleanup(key, opts).await;
-                    return Err(e);
-                }
-                if self.cfg.tag_mode == TagMode::Header
-                    && let Err(e) = self.put_tags(key, &tags).await
-                {
-                    self.cleanup(key, opts).await;
-                    return Err(e);
-                }
-                self.finish(
-                    key,
-                    out.e_tag(),
-                    &multipart_etag(&part_md5s),
-                    digests,
-                    &tags,
-                    opts,
-                )
-                .await
-            }
-            Err(e) => {
-                self.abort(key, &upload_id).await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn abort(&self, key: &str, upload_id: &str) {
-        if let Err(e) = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            tracing::warn!(key, error = %DisplayErrorContext(&e), "could not abort a multipart upload");
-        }
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        body: PutBody,
-        opts: &PutOptions,
-    ) -> Result<(Vec<CompletedPart>, Vec<Md5Digest>, Digests), SinkError> {
-        let expect = Expectations {
-            length: opts.content_length,
-            md5: opts.expected_md5,
-            sha256: false,
-            crc32c: false,
-        };
-        let (mut body, handle) = HashingBody::new(body, expect);
-        let part_size = self.cfg.part_size.max(5 << 20);
-        let permits = Arc::new(Semaphore::new(self.cfg.max_parts_in_flight.max(1)));
-        let mut tasks = Vec::new();
-        let mut md5s = Vec::new();
-        let mut buf = BytesMut::with_capacity(part_size);
-        let mut part_number = 0i32;
-        let mut done = false;
-        while !done {
-            match body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(mut data) = frame.into_data() {
-                        while !data.is_empty() {
-                            let take = (part_size - buf.len()).min(data.len());
-                            buf.extend_from_slice(&data.split_to(take));
-                            if buf.len() == part_size {
-                                let part =
-                                    std::mem::replace(&mut buf, BytesMut::with_capacity(part_size))
-                                        .freeze();
-                                part_number += 1;
-                                md5s.push(Md5Digest::of(&part));
-                                tasks.push(
-                                    self.spawn_part(
-                                        key,
-                                        upload_id,
-                                        part_number,
-                                        part,
-                                        permits.clone(),
-                                    )
-                                    .await,
-                                );
-                            }
-                        }
-                    }
-                }
-                Some(Err(e)) => {
-                    for t in &tasks {
-                        t.abort();
-                    }
-                    return Err(integrity_err(self, key, e));
-                }
-                None => done = true,
-            }
-        }
-        if !buf.is_empty() || part_number == 0 {
-            let part = buf.freeze();
-            part_number += 1;
-            md5s.push(Md5Digest::of(&part));
-            tasks.push(
-                self.spawn_part(key, upload_id, part_number, part, permits.clone())
-                    .await,
-            );
-        }
-        let digests = handle.get().ok_or_else(|| {
-            self.err(
-                SinkErrorKind::Source,
-                "put",
-                key,
-                "body ended without digests",
-            )
-        })?;
-        let mut parts = Vec::with_capacity(tasks.len());
-        let mut first_err = None;
-        for t in tasks {
-            match t.await {
-                Ok(Ok(p)) => parts.push(p),
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(j) => {
-                    first_err.get_or_insert(self.err(
-                        SinkErrorKind::StoreTemporary,
-                        "upload-part",
-                        key,
-                        j.to_string(),
-                    ));
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok((parts, md5s, digests)),
-        }
-    }
-
-    async fn spawn_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: i32,
-        part: Bytes,
-        permits: Arc<Semaphore>,
-    ) -> tokio::task::JoinHandle<Result<CompletedPart, SinkError>> {
-        let permit = permits
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        let this = self.clone();
-        let key = key.to_string();
-        let upload_id = upload_id.to_string();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let md5 = Md5Digest::of(&part);
-            let len = part.len() as i64;
-            let out = this
-                .client
-                .upload_part()
-                .bucket(&this.cfg.bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .content_length(len)
-                .content_md5(md5.to_base64())
-                .body(ByteStream::from(part))
-                .customize()
-                // Content-MD5 already protects the part; hashing it again with SHA-256 for the
-                // signature would cost more CPU than the upload itself.
-                .disable_payload_signing()
-                .send()
-                .await
-                .map_err(|e| this.sdk_err("upload-part", &key, e))?;
-            if let Some(etag) = out.e_tag()
-                && etag_matches_md5(etag, &md5.to_hex()) == Some(false)
-                && !this.sse_is_kms()
-            {
-                return Err(this.err(
-                    SinkErrorKind::Verification,
-                    "upload-part",
-                    &key,
-                    format!(
-                        "part {number} ETag {etag} differs from its MD5 {}",
-                        md5.to_hex()
-                    ),
-                ));
-            }
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .build())
-        })
     }
 }
 
@@ -886,6 +669,7 @@ impl ObjectSink for S3Sink {
                 .list_objects_v2()
                 .bucket(&self.cfg.bucket)
                 .prefix(prefix)
+                .max_keys(self.cfg.list_page_size)
                 .set_continuation_token(token)
                 .send()
                 .await
@@ -969,40 +753,11 @@ impl ObjectSink for S3Sink {
         }
     }
 
-    async fn abort_stale_uploads(&self, prefix: &str) -> Result<usize, SinkError> {
-        let out = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.cfg.bucket)
-            .prefix(prefix)
-            .send()
-            .await;
-        let out = match out {
-            Ok(o) => o,
-            // s3s-fs does not implement ListMultipartUploads; there is nothing to sweep there.
-            Err(e) if status_of(&e) == Some(501) => {
-                tracing::warn!(store = %self, "the store cannot list multipart uploads; startup sweep skipped");
-                return Ok(0);
-            }
-            Err(e) => return Err(self.sdk_err("list-multipart", prefix, e)),
-        };
-        let now = std::time::SystemTime::now();
-        let mut n = 0;
-        for u in out.uploads() {
-            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
-                continue;
-            };
-            let old = u
-                .initiated()
-                .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-                .is_none_or(|t| {
-                    now.duration_since(t).unwrap_or_default() >= self.cfg.stale_upload_age
-                });
-            if old {
-                self.abort(key, id).await;
-                n += 1;
-            }
-        }
-        Ok(n)
+    async fn sweep_uploads(
+        &self,
+        prefix: &str,
+        started: &[StartedUpload],
+    ) -> Result<UploadSweep, SinkError> {
+        self.sweep(prefix, started).await
     }
 }
