@@ -50,6 +50,8 @@ pg_port=$(python3 scripts/servers/free-port.py)
 echo "== starting PostgreSQL"
 scripts/servers/postgres.sh start "$state/postgres" "$pg_port"
 export E2E_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export E2E_POSTGRES_CA="$state/postgres/ca.pem"
+export E2E_POSTGRES_OTHER_CA="$state/postgres/other-ca.pem"
 export E2E_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 export E2E_CEPH_ENDPOINT="http://127.0.0.1:$ceph_port"
 

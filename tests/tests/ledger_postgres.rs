@@ -241,3 +241,88 @@ async fn only_uploads_of_writers_without_a_live_lease_are_abandoned() {
     a.uploads_ended(&["u2".into()]).await.unwrap();
     assert_eq!(b.abandoned_uploads().await.unwrap(), []);
 }
+
+/// TLS to the ledger per libpq's `sslmode` against the local PostgreSQL, whose certificate a
+/// self-signed CA issued for `localhost` only: each mode connects (or refuses) as libpq does,
+/// and the server confirms which connections are encrypted (`pg_stat_ssl`).
+#[tokio::test]
+async fn tls_to_the_ledger_honours_sslmode() {
+    let url = fresh_postgres_database("tls").await;
+    let ca = std::env::var("E2E_POSTGRES_CA").expect("E2E_POSTGRES_CA (scripts/test.sh)");
+    let other = std::env::var("E2E_POSTGRES_OTHER_CA").expect("E2E_POSTGRES_OTHER_CA");
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let admin = e2e::postgres_url();
+    let (probe, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // (URL, encrypted when connected; None: the connection must be refused, naming why)
+    let cases: Vec<(String, Option<bool>, &str)> = vec![
+        (format!("{url}?sslmode=disable"), Some(false), ""),
+        (url.clone(), Some(true), ""),
+        (format!("{url}?sslmode=prefer"), Some(true), ""),
+        (format!("{url}?sslmode=require"), Some(true), ""),
+        (
+            format!("{url}?sslmode=verify-ca&sslrootcert={ca}"),
+            Some(true),
+            "",
+        ),
+        (
+            format!("{by_name}?sslmode=verify-full&sslrootcert={ca}"),
+            Some(true),
+            "",
+        ),
+        (
+            format!("{url}?sslmode=verify-full&sslrootcert={ca}"),
+            None,
+            "not valid for name",
+        ),
+        (
+            format!("{url}?sslmode=verify-ca&sslrootcert={other}"),
+            None,
+            "invalid peer certificate",
+        ),
+        // libpq: `require` with a root certificate checks the chain like verify-ca.
+        (
+            format!("{url}?sslmode=require&sslrootcert={other}"),
+            None,
+            "invalid peer certificate",
+        ),
+        (
+            format!("{url}?sslmode=verify-ca&sslrootcert=/nonexistent.pem"),
+            None,
+            "/nonexistent.pem",
+        ),
+        (
+            format!("{url}?sslmode=verify_full"),
+            None,
+            "sslmode=verify_full",
+        ),
+    ];
+    for (i, (spec, encrypted, why)) in cases.into_iter().enumerate() {
+        let app = format!("tls-case-{i}");
+        let sep = if spec.contains('?') { '&' } else { '?' };
+        let spec = format!("{spec}{sep}application_name={app}");
+        match (Ledger::open(&spec).await, encrypted) {
+            (Ok(ledger), Some(want)) => {
+                ledger.checkpoint("probe").await.unwrap();
+                let rows = probe
+                    .query(
+                        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                         WHERE a.application_name = $1",
+                        &[&app],
+                    )
+                    .await
+                    .unwrap();
+                let ssl: Vec<bool> = rows.iter().map(|r| r.get(0)).collect();
+                assert_eq!(ssl, [want], "{spec}: encrypted as the mode says");
+            }
+            (Err(e), None) => {
+                let m = e.to_string();
+                assert!(m.contains(why), "{spec}: the error names why: {m}");
+            }
+            (Ok(_), None) => panic!("{spec}: must be refused"),
+            (Err(e), Some(_)) => panic!("{spec}: must connect: {e}"),
+        }
+    }
+}

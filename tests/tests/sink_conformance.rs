@@ -123,7 +123,10 @@ async fn the_sweep_aborts_only_recorded_uploads() {
         let mut aborted = sweep.aborted.clone();
         aborted.sort();
         ours.sort();
-        assert_eq!(aborted, ours, "{server:?}: every recorded open upload aborted");
+        assert_eq!(
+            aborted, ours,
+            "{server:?}: every recorded open upload aborted"
+        );
         let gone: Vec<&str> = sweep.gone.iter().map(|u| &u.upload_id[..]).collect();
         let failed: Vec<&str> = sweep.failed.iter().map(|u| &u.upload_id[..]).collect();
         if server == Server::Ceph {
@@ -135,7 +138,10 @@ async fn the_sweep_aborts_only_recorded_uploads() {
             assert_eq!((gone.len(), failed), (0, vec![FINISHED]), "{server:?}");
         }
         if server == Server::Ceph {
-            assert_eq!(sweep.others, 2, "{server:?}: the listing paged past the others");
+            assert_eq!(
+                sweep.others, 2,
+                "{server:?}: the listing paged past the others"
+            );
         }
         for u in &ours {
             assert!(
@@ -175,9 +181,9 @@ async fn a_dropped_multipart_write_aborts_its_upload() {
         let sink = fresh_sink(server, "dropped").await;
         let log = Arc::new(Log::default());
         // One whole part (5 MiB), then the source stalls for ever.
-        let first = futures::stream::iter(vec![Ok::<_, std::io::Error>(
-            http_body::Frame::data(pattern(6 << 20, 3)),
-        )]);
+        let first = futures::stream::iter(vec![Ok::<_, std::io::Error>(http_body::Frame::data(
+            pattern(6 << 20, 3),
+        ))]);
         let body = StreamBody::new(first.chain(futures::stream::pending()))
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
         let put = sink.put(

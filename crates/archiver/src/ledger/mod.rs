@@ -12,6 +12,7 @@
 //!   claim is a lease with an expiry (renewed while the upload runs), so a dead instance's
 //!   work is picked up once its lease expires and a live instance's work is never repeated.
 
+mod pg_tls;
 mod postgres;
 mod sqlite;
 mod uploads;

@@ -4,6 +4,9 @@
 
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::pg_tls;
 
 use super::{
     AdoptedObject, Backend, Claim, Decision, Finish, LedgerEntry, LedgerError, RecordInfo,
@@ -77,18 +80,42 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[derive(Debug)]
 pub(super) struct PgLedger {
-    url: String,
+    config: tokio_postgres::Config,
+    /// TLS per `sslmode`; `None` for `disable`.
+    tls: Option<MakeRustlsConnect>,
     location: String,
     client: Mutex<Option<Client>>,
 }
 
+impl std::fmt::Debug for PgLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLedger")
+            .field("location", &self.location)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PgLedger {
     pub(super) async fn connect(url: &str) -> Result<Self, LedgerError> {
+        let location = redact_url(url);
+        let (rest, tls) = pg_tls::split_url(url).map_err(|m| LedgerError::new(&location, m))?;
+        let mut config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e| LedgerError::new(&location, format!("not a PostgreSQL URL: {e}")))?;
+        config.ssl_mode(tls.driver_mode());
+        let tls = match tls.mode {
+            pg_tls::SslMode::Disable => None,
+            _ => Some(MakeRustlsConnect::new(
+                tls.client_config()
+                    .map_err(|m| LedgerError::new(&location, m))?,
+            )),
+        };
         let this = Self {
-            url: url.to_string(),
-            location: redact_url(url),
+            config,
+            tls,
+            location,
             client: Mutex::new(None),
         };
         let mut guard = this.client.lock().await;
@@ -103,7 +130,16 @@ impl PgLedger {
         // only "db error"; the server's own message says what went wrong.
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => e.to_string(),
+            // A TLS or connection failure says why only in its sources (never the password).
+            None => {
+                let mut m = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    m.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                m
+            }
         };
         LedgerError {
             location: self.location.clone(),
@@ -119,15 +155,29 @@ impl PgLedger {
         slot: &'a mut Option<Client>,
     ) -> Result<&'a mut Client, LedgerError> {
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
-                .await
-                .map_err(|e| self.err(e))?;
             let location = self.location.clone();
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
+            let ended = move |r: Result<(), tokio_postgres::Error>| {
+                if let Err(e) = r {
                     tracing::warn!(ledger = %location, error = %e, "PostgreSQL connection ended");
                 }
-            });
+            };
+            let client = match &self.tls {
+                Some(tls) => {
+                    let (client, conn) = self
+                        .config
+                        .connect(tls.clone())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    tokio::spawn(async move { ended(conn.await) });
+                    client
+                }
+                None => {
+                    let (client, conn) =
+                        self.config.connect(NoTls).await.map_err(|e| self.err(e))?;
+                    tokio::spawn(async move { ended(conn.await) });
+                    client
+                }
+            };
             *slot = Some(client);
         }
         Ok(slot.as_mut().expect("set above"))

@@ -120,7 +120,11 @@ mod tests {
         let r1 = test_support::bare_recording("c1", "r1");
         l.claim(&r1, "k1", "a", lease).await.unwrap();
         l.upload_started("r1", "a", &up("u1")).await.unwrap();
-        assert_eq!(l.abandoned_uploads().await.unwrap(), [], "a live writer's upload");
+        assert_eq!(
+            l.abandoned_uploads().await.unwrap(),
+            [],
+            "a live writer's upload"
+        );
         // Recorded by another owner than the lease holder (a writer that lost the lease).
         l.upload_started("r1", "b", &up("u2")).await.unwrap();
         // A recording nobody holds.
