@@ -540,6 +540,8 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             reason,
             pending: false,
         } => tracing::warn!(conversation_id, recording_id, reason, "not archivable"),
+        // continuous mode logs it as a warning itself
+        Event::ClockJump { .. } => {}
         other => tracing::trace!(?other),
     })
 }

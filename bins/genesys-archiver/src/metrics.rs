@@ -46,6 +46,7 @@ pub(crate) struct Metrics {
     token_failures: Counter,
     polls: Counter,
     poll_failures: Counter,
+    clock_jumps: Counter,
     pending: Gauge,
     started: Mutex<HashMap<String, Instant>>,
     api_seen: Mutex<ApiSeen>,
@@ -114,6 +115,12 @@ impl Metrics {
             "Polls whose window was not reconciled (discovery stopped early, a part could not be listed, or shutdown); the next poll reads it again",
             poll_failures.clone(),
         );
+        let clock_jumps = Counter::default();
+        registry.register(
+            "clock_jumps",
+            "Times this machine's clock disagreed with elapsed time or with the source's clock by more than overlap plus settle",
+            clock_jumps.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_recordings",
@@ -132,6 +139,7 @@ impl Metrics {
             token_failures,
             polls,
             poll_failures,
+            clock_jumps,
             pending,
             started: Mutex::new(HashMap::new()),
             api_seen: Mutex::new((HashMap::new(), 0, 0)),
@@ -211,6 +219,7 @@ impl Metrics {
                     .set(i64::try_from(*pending).unwrap_or(i64::MAX));
                 self.ready.store(*checkpoint_advanced, Ordering::Relaxed);
             }
+            Event::ClockJump { .. } => self.clock_jumps.inc(),
             _ => {}
         }
     }

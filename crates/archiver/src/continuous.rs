@@ -85,9 +85,16 @@ where
     let mut polls = 0u64;
     let overlap = chrono::Duration::from_std(poll.overlap).unwrap_or(chrono::Duration::zero());
     let settle = chrono::Duration::from_std(poll.settle).unwrap_or(chrono::Duration::zero());
+    let tolerance = overlap + settle;
+    let mut previous: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
     while !cfg.shutdown.is_cancelled() && poll.max_polls.is_none_or(|m| polls < m) {
         polls += 1;
         let started = tokio::time::Instant::now();
+        let wall = Utc::now();
+        if let Some(seconds) = previous.and_then(|p| clock_jump(p, (wall, started), tolerance)) {
+            report_jump(&events, seconds, "elapsed time");
+        }
+        previous = Some((wall, started));
         let checkpoint = ledger
             .checkpoint(&poll.checkpoint)
             .await?
@@ -96,7 +103,8 @@ where
         let from = checkpoint
             .map(|c| (c - overlap).max(poll.start))
             .unwrap_or(poll.start);
-        let to = Utc::now() - settle;
+        // The earlier of this machine's clock and the source's (as its last answer showed it).
+        let to = client.now() - settle;
         if to > from {
             let summary = archive(
                 client.clone(),
@@ -119,7 +127,20 @@ where
             let reconciled = summary.discovery_error.is_none()
                 && summary.interrupted == 0
                 && summary.not_discoverable == 0;
-            let next = summary.pending_since.map_or(to, |p| p.min(to));
+            let mut next = summary.pending_since.map_or(to, |p| p.min(to));
+            // Never past the source's present when the poll began (the source's clock is known
+            // once it answered): a local clock running ahead must not skip what the source has
+            // not listed yet.
+            if let Some(source) = client.source_now() {
+                let source_start = source
+                    - chrono::Duration::from_std(started.elapsed())
+                        .unwrap_or(chrono::Duration::zero());
+                let skew = wall - source_start;
+                if skew.abs() > tolerance {
+                    report_jump(&events, skew.num_seconds(), "source");
+                }
+                next = next.min(source_start - settle);
+            }
             // It may move back too: a conversation found in progress before the checkpoint
             // (through the overlap) keeps the next polls reading from its start.
             let advanced = reconciled && checkpoint != Some(next);
@@ -171,6 +192,29 @@ where
         }
     }
     Ok(total)
+}
+
+/// How far the wall clock moved beyond (or short of) the monotonic clock between two readings,
+/// in seconds, when that exceeds `tolerance`.
+pub(crate) fn clock_jump(
+    before: (DateTime<Utc>, tokio::time::Instant),
+    now: (DateTime<Utc>, tokio::time::Instant),
+    tolerance: chrono::Duration,
+) -> Option<i64> {
+    let wall = now.0 - before.0;
+    let elapsed = chrono::Duration::from_std(now.1.saturating_duration_since(before.1))
+        .unwrap_or(chrono::Duration::MAX);
+    let jump = wall - elapsed;
+    (jump.abs() > tolerance).then(|| jump.num_seconds())
+}
+
+fn report_jump(events: &Arc<dyn EventHandler>, seconds: i64, against: &'static str) {
+    tracing::warn!(
+        seconds,
+        against,
+        "this machine's clock disagrees with {against} by more than the poll overlap plus settle time; the checkpoint stays within what the source has listed"
+    );
+    events.handle(&Event::ClockJump { seconds, against });
 }
 
 /// The longest wait between two retries of a failed ledger row.
@@ -277,4 +321,36 @@ pub async fn archive_entries(
         })
         .buffered(cfg.workers.max(1));
     archive(client, sink, stream, cfg, events).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wall_clock_step_beyond_the_tolerance_is_a_jump() {
+        let t0 = Utc::now();
+        let m0 = tokio::time::Instant::now();
+        let tol = chrono::Duration::minutes(61);
+        let m1 = m0 + Duration::from_secs(300);
+        // Five minutes on both clocks: no jump.
+        assert_eq!(
+            clock_jump((t0, m0), (t0 + chrono::Duration::minutes(5), m1), tol),
+            None
+        );
+        // The wall clock stepped two hours forward, or back, during five minutes.
+        assert_eq!(
+            clock_jump((t0, m0), (t0 + chrono::Duration::minutes(125), m1), tol),
+            Some(7200)
+        );
+        assert_eq!(
+            clock_jump((t0, m0), (t0 - chrono::Duration::minutes(115), m1), tol),
+            Some(-7200)
+        );
+        // Within the tolerance (an NTP slew, a short step): not reported.
+        assert_eq!(
+            clock_jump((t0, m0), (t0 + chrono::Duration::minutes(65), m1), tol),
+            None
+        );
+    }
 }

@@ -89,6 +89,16 @@ pub enum Event {
         /// part listed); it moves to `to`, or back to the earliest pending conversation.
         checkpoint_advanced: bool,
     },
+    /// This machine's wall clock moved unlike elapsed time between two polls (a step by NTP, a
+    /// resumed VM, a manual change), or disagrees with the source's clock, by more than the
+    /// poll's overlap plus settle time. The checkpoint never moves past the source's present,
+    /// so nothing is skipped, but the operator should fix the clock.
+    ClockJump {
+        /// How far the wall clock is ahead of the reference (negative: behind).
+        seconds: i64,
+        /// The reference: `"elapsed time"` (the monotonic clock) or `"source"`.
+        against: &'static str,
+    },
     /// Discovery listed something that cannot be archived now: a conversation in progress, a
     /// recording still uploading, a part of the interval no API can list, a conversation
     /// whose results were malformed.

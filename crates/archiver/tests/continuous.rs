@@ -268,3 +268,67 @@ fn summed_summaries_keep_a_bounded_list_of_reasons() {
         "the newest are kept"
     );
 }
+
+/// This machine's clock runs three hours ahead of the source's (or jumped forward): the
+/// checkpoint stays at the source's present (minus settle), never at the local clock's, so
+/// the next polls still read the three hours the source has not reached yet; the disagreement
+/// is reported as a `ClockJump` event.
+#[tokio::test]
+async fn a_local_clock_ahead_of_the_source_never_moves_the_checkpoint_past_the_source() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 12,
+        start: Utc::now() - chrono::Duration::hours(5),
+        span: Duration::from_secs(3600),
+        clock_offset_secs: -3 * 3600,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        ..ArchiverConfig::default()
+    };
+    let settle = Duration::from_secs(60);
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(10),
+        overlap: Duration::from_secs(600),
+        settle,
+        max_polls: Some(2),
+        ..PollSettings::default()
+    };
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events: Arc<dyn archiver::EventHandler> = {
+        let seen = seen.clone();
+        Arc::new(move |e: &archiver::Event| {
+            if let archiver::Event::ClockJump { seconds, against } = e {
+                seen.lock().unwrap().push((*seconds, *against));
+            }
+        })
+    };
+    let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
+        .await
+        .unwrap();
+    assert_eq!(total.archived, 12, "{total:?}");
+    let source_now = Utc::now() - chrono::Duration::hours(3);
+    let cp = ledger.checkpoint("discovery").await.unwrap().unwrap();
+    let cp = chrono::DateTime::parse_from_rfc3339(&cp)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert!(
+        cp <= source_now - chrono::Duration::from_std(settle).unwrap()
+            && cp > source_now - chrono::Duration::minutes(5),
+        "checkpoint {cp}: at the source's present {source_now} minus settle, not this machine's"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the disagreement is reported");
+    for (seconds, against) in seen {
+        assert_eq!(against, "source");
+        assert!((seconds - 10_800).abs() < 120, "{seconds}");
+    }
+}

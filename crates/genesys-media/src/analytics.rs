@@ -55,7 +55,8 @@ impl GenesysClient {
         q: &DiscoveryQuery,
         out: &mut Collector<'_>,
     ) -> Result<bool> {
-        let now = Utc::now();
+        // The source's clock when it is behind ours: what it has not reached is not listed yet.
+        let now = self.now();
         let sync_floor = now - SYNC_REACH + SYNC_MARGIN;
         let use_jobs = match self.config().analytics {
             AnalyticsMode::Query => false,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde::de::DeserializeOwned;
@@ -159,6 +160,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenProvider,
     pub(crate) pacer: Pacer,
     pub(crate) metrics: ApiMetrics,
+    /// The source's clock: the `Date` of the latest API answer and when it arrived.
+    pub(crate) source_clock: std::sync::Mutex<Option<(DateTime<Utc>, Instant)>>,
 }
 
 impl fmt::Debug for GenesysClient {
@@ -193,8 +196,30 @@ impl GenesysClient {
                 tokens,
                 pacer,
                 metrics,
+                source_clock: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// The source's time now, from the `Date` of its latest API answer plus the (monotonic)
+    /// time since; `None` before the first answer. Its one-second resolution errs early.
+    pub fn source_now(&self) -> Option<DateTime<Utc>> {
+        let g = self
+            .inner
+            .source_clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        g.map(|(date, at)| {
+            date + chrono::Duration::from_std(at.elapsed()).unwrap_or(chrono::Duration::zero())
+        })
+    }
+
+    /// The present as both clocks allow: the earlier of this machine's clock and the source's
+    /// ([`Self::source_now`]). A local clock running ahead of the source must not make
+    /// discovery treat as past (and complete) a time the source has not reached.
+    pub fn now(&self) -> DateTime<Utc> {
+        let local = Utc::now();
+        self.source_now().map_or(local, |s| s.min(local))
     }
 
     /// The configuration.
@@ -288,6 +313,15 @@ impl GenesysClient {
             };
             let status = parts.status;
             inner.metrics.record(&endpoint, status.as_u16());
+            if let Some(date) = parts
+                .headers
+                .get(header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            {
+                *inner.source_clock.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((date.with_timezone(&Utc), Instant::now()));
+            }
             let hdr = |n: &str| {
                 parts
                     .headers

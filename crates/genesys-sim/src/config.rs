@@ -78,6 +78,10 @@ pub struct SimConfig {
     /// Conversations without any recording, spread over the same range (most of a real org's
     /// traffic may be unrecorded): analytics lists them, batch requests return nothing.
     pub unrecorded_conversations: usize,
+    /// The simulated service's clock relative to this machine's, in seconds, as its API
+    /// answers' `Date` header shows it (negative: the source is behind, i.e. the client's
+    /// clock runs ahead or jumped forward).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimConfig {
@@ -112,6 +116,7 @@ impl Default for SimConfig {
             retry_after_secs: 1,
             batch_status_limit_per_minute: None,
             unrecorded_conversations: 0,
+            clock_offset_secs: 0,
         }
     }
 }

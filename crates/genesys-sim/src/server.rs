@@ -684,6 +684,10 @@ async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         "inin-correlation-id",
         HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
     );
+    let date = chrono::Utc::now() + chrono::Duration::seconds(st.cfg.clock_offset_secs);
+    if let Ok(v) = HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        h.insert(header::DATE, v);
+    }
     resp
 }
 
