@@ -219,7 +219,9 @@ impl Metrics {
                     .set(i64::try_from(*pending).unwrap_or(i64::MAX));
                 self.ready.store(*checkpoint_advanced, Ordering::Relaxed);
             }
-            Event::ClockJump { .. } => self.clock_jumps.inc(),
+            Event::ClockJump { .. } => {
+                self.clock_jumps.inc();
+            }
             _ => {}
         }
     }
