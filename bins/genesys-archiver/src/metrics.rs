@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::Instant;
 
 use archiver::Event;
@@ -57,6 +58,24 @@ pub(crate) struct Metrics {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Limits of the metrics server (see [`Metrics::serve_within`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServeLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) connection_lifetime: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 32,
+            header_read_timeout: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(120),
+        }
     }
 }
 
@@ -262,17 +281,39 @@ impl Metrics {
     }
 
     /// Serves `/metrics`, `/healthz` (alive) and `/readyz` (the last poll completed) on
-    /// `addr` until the process ends. Binding errors are returned at once.
+    /// `addr` until the process ends, within [`ServeLimits::default`]. Binding errors are
+    /// returned at once.
     pub(crate) async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        self.serve_within(addr, ServeLimits::default()).await
+    }
+
+    /// [`Self::serve`] with explicit limits: connections beyond `max_connections` are closed at
+    /// once, a request head not read within `header_read_timeout` closes its connection, and
+    /// no connection lives longer than `connection_lifetime`. A scraper is one connection
+    /// every few seconds; these keep a slow or hostile client from tying up the daemon.
+    pub(crate) async fn serve_within(
+        self: Arc<Self>,
+        addr: SocketAddr,
+        limits: ServeLimits,
+    ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    // Out of file descriptors and the like: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "metrics server at its connection limit; closing a connection");
+                    drop(stream);
                     continue;
                 };
                 let me = self.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let svc =
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                             let me = me.clone();
@@ -281,9 +322,12 @@ impl Metrics {
                             }
                         });
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(limits.header_read_timeout)
+                        .max_buf_size(16 * 1024)
+                        .serve_connection(io, svc);
+                    let _ = tokio::time::timeout(limits.connection_lifetime, conn).await;
                 });
             }
         });
@@ -317,5 +361,88 @@ impl Metrics {
             .header("content-type", ctype)
             .body(Full::new(Bytes::from(body)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    fn metrics() -> Arc<Metrics> {
+        let cfg = genesys_media::ClientConfig::new(
+            genesys_media::Environment::from_base_url("http://127.0.0.1:9").unwrap(),
+            "id",
+            "secret",
+        );
+        Metrics::new(GenesysClient::new(cfg).unwrap())
+    }
+
+    /// Whether the server closes `s` within `within` (EOF or reset), sending nothing else.
+    async fn closed(s: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        matches!(
+            tokio::time::timeout(within, s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// A client that sends half a request head and waits (slowloris) is cut off after the
+    /// header read timeout; one connection too many is closed at once; the server still
+    /// answers once they are gone.
+    #[tokio::test]
+    async fn slow_and_excess_connections_are_cut_off() {
+        let limits = ServeLimits {
+            max_connections: 2,
+            header_read_timeout: Duration::from_millis(300),
+            connection_lifetime: Duration::from_secs(30),
+        };
+        let addr = metrics()
+            .serve_within("127.0.0.1:0".parse().unwrap(), limits)
+            .await
+            .unwrap();
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        let mut slow = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            slow.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let _ = extra
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        assert!(
+            closed(&mut extra, Duration::from_secs(2)).await,
+            "a connection beyond the limit is closed"
+        );
+        for s in &mut slow {
+            assert!(
+                closed(s, Duration::from_secs(3)).await,
+                "an unfinished request head is cut off after the header read timeout"
+            );
+        }
+        drop(slow);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
     }
 }
