@@ -140,10 +140,40 @@ pub(crate) fn integrity_err(store: &dyn fmt::Display, key: &str, e: IntegrityErr
     err
 }
 
-async fn sync_dir(dir: &Path) {
-    if let Ok(f) = tokio::fs::File::open(dir).await {
-        let _ = f.sync_all().await;
+/// Flushes a directory's entries (names created, renamed or removed in it) to disk.
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    tokio::fs::File::open(dir).await?.sync_all().await?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` and its missing ancestors under `root` so that they survive a crash: each
+/// new directory's entry is flushed in its parent (a rename into a directory whose own entry
+/// was never flushed can vanish with it). Returns the directories flushed, parents first.
+pub(crate) async fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !tokio::fs::try_exists(d).await.unwrap_or(false) {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) if d != root => d = p,
+            _ => break,
+        }
     }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    tokio::fs::create_dir_all(dir).await?;
+    let mut synced = Vec::new();
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent).await?;
+            synced.push(parent.to_path_buf());
+        }
+    }
+    Ok(synced)
 }
 
 #[async_trait::async_trait]
@@ -156,7 +186,7 @@ impl ObjectSink for LocalDirSink {
     ) -> Result<PutResult, SinkError> {
         let path = self.path("put", key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&dir)
+        create_dirs_durably(&self.root, &dir)
             .await
             .map_err(|e| self.io("put", key, e))?;
         let name = path
@@ -212,7 +242,13 @@ impl ObjectSink for LocalDirSink {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(self.io("put", key, e));
         }
-        sync_dir(&dir).await;
+        // The object's and the sidecar's names are durable only once the directory is flushed;
+        // a failure here means a crash could lose a write reported as done.
+        if let Err(e) = sync_dir(&dir).await {
+            let _ = tokio::fs::remove_file(&side_path).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(self.io("put", key, e));
+        }
         Ok(PutResult {
             size: digests.length,
             md5: digests.md5,
@@ -393,4 +429,37 @@ fn sidecar_path(path: &Path) -> PathBuf {
 async fn read_sidecar(path: &Path) -> Option<Sidecar> {
     let bytes = tokio::fs::read(sidecar_path(path)).await.ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every directory a write creates has its entry flushed in its parent, parents first;
+    /// directories that existed are not touched again.
+    #[tokio::test]
+    async fn created_directories_are_flushed_in_their_parents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("archive");
+        std::fs::create_dir_all(root.join("2026")).unwrap();
+        let leaf = root.join("2026/11/27/conv");
+        let synced = create_dirs_durably(&root, &leaf).await.unwrap();
+        assert!(leaf.is_dir());
+        assert_eq!(
+            synced,
+            [
+                root.join("2026"),
+                root.join("2026/11"),
+                root.join("2026/11/27")
+            ]
+        );
+        assert_eq!(
+            create_dirs_durably(&root, &leaf).await.unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        // A root that does not exist yet is created and flushed in its own parent too.
+        let fresh = tmp.path().join("new-root");
+        let synced = create_dirs_durably(&fresh, &fresh.join("a")).await.unwrap();
+        assert_eq!(synced, [tmp.path().to_path_buf(), fresh.clone()]);
+    }
 }
