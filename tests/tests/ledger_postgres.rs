@@ -326,3 +326,121 @@ async fn tls_to_the_ledger_honours_sslmode() {
         }
     }
 }
+
+/// An induced lease takeover between two instances on one PostgreSQL ledger: instance A is
+/// uploading a recording (a slow body that fails half-way) when its lease expires (as if A
+/// froze) and instance B claims the recording, stores it and records it. A's failing upload
+/// must not delete B's object, A must not retry over it, and A's outcome must not overwrite
+/// B's in the ledger.
+#[tokio::test]
+async fn a_taken_over_recording_is_neither_deleted_nor_rewritten_by_its_old_owner() {
+    let size = 12 * 65_536;
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 1,
+        size_range: (size, size + 1),
+        faults: vec![FaultSpec {
+            recording: 0,
+            fault: Fault::SlowReset(Duration::from_millis(200)),
+            times: Some(1),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fresh_postgres_database("takeover").await;
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "takeover").await);
+    let client = sim_client(&sim, |c| c.poll_initial = Duration::from_millis(50));
+    let cfg = ArchiverConfig {
+        ledger: Some(Ledger::open(&url).await.unwrap()),
+        instance_id: "instance-a".into(),
+        // Renewed every 2 s: A's upload fails (at about 1.2 s) before a renewal notices.
+        lease: Duration::from_secs(6),
+        ..ArchiverConfig::default()
+    };
+    let (start, end) = (sim.config().start, sim.config().end());
+    let a = {
+        let (client, sink) = (client.clone(), sink.clone());
+        tokio::spawn(async move {
+            archive(
+                client.clone(),
+                sink,
+                client.discover(DiscoveryQuery::interval(start, end)),
+                cfg,
+                Arc::new(archiver::NoEvents),
+            )
+            .await
+        })
+    };
+    let b = Ledger::open(&url).await.unwrap();
+    let rid = sim.dataset().recordings[0].id.clone();
+    let row = loop {
+        if let Some(r) = b.entry(&rid).await.unwrap()
+            && r.lease_owner.as_deref() == Some("instance-a")
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // A's lease runs out (A froze), B takes the recording over, stores it and records it.
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    db.execute(
+        "UPDATE recordings SET lease_until = 0 WHERE recording_id = $1",
+        &[&rid],
+    )
+    .await
+    .unwrap();
+    let claimed = b
+        .claim(
+            &bare_recording(&row.conversation_id, &rid),
+            &row.key,
+            "instance-b",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(claimed, Claim::Claimed | Claim::Resumed),
+        "{claimed:?}"
+    );
+    let theirs = sink::testkit::pattern(1000, 9);
+    let stored = sink
+        .put(
+            &row.key,
+            sink::testkit::chunked(theirs.clone(), 100),
+            sink::PutOptions {
+                content_length: Some(1000),
+                ..sink::PutOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    b.archived(&rid, "instance-b", &row.key, 1000, &stored.md5.to_hex(), 1)
+        .await
+        .unwrap();
+
+    let a = a.await.unwrap();
+    assert_eq!(
+        (a.archived, a.failed, a.leased_elsewhere),
+        (0, 0, 1),
+        "A stops as soon as it sees the recording is B's: {a:?}"
+    );
+    let now_there = sink.head(&row.key).await.unwrap();
+    assert!(now_there.is_some(), "A deleted B's object");
+    assert_eq!(
+        sink::Md5Digest::of(&sink::testkit::read_all(sink.as_ref(), &row.key).await),
+        sink::Md5Digest::of(&theirs),
+        "B's object is not rewritten by A"
+    );
+    assert_eq!(
+        sim.stats().media_requests,
+        1,
+        "A did not download again after losing the lease"
+    );
+    let row = b.entry(&rid).await.unwrap().unwrap();
+    assert_eq!(row.status, RecordStatus::Archived);
+    assert_eq!(row.md5.as_deref(), Some(stored.md5.to_hex().as_str()));
+}

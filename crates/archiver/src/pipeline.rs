@@ -761,6 +761,16 @@ async fn process(
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
+        // Before writing again, make sure the recording is still ours: another instance may
+        // have taken it over (and stored it) while this one was failing. Renewal in the
+        // background notices too, but only every lease/3.
+        if attempt > 1
+            && let Some(l) = &sh.cfg.ledger
+            && let Ok(false) = l.renew(&rid, &sh.cfg.instance_id, sh.cfg.lease).await
+        {
+            tracing::warn!(recording_id = %rid, "lease lost to another instance; not retrying");
+            return Outcome::Busy;
+        }
         if url_received.elapsed() > sh.cfg.url_max_age {
             match sh.client.refresh_media(rec).await {
                 Ok(fresh) => {
