@@ -233,7 +233,7 @@ async fn cli_archive_with_environment_configuration() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout
-            .contains("found 12, archived 0, skipped 11, failed 0, unavailable 0, 1 in quarantine"),
+            .contains("found 1, archived 0, skipped 0, failed 0, unavailable 0, 1 in quarantine, 11 conversation(s) already archived (not resolved again)"),
         "rerun skips what is stored and leaves the quarantined recording alone: {stdout}"
     );
     assert!(state.exists(), "the ledger file was written");

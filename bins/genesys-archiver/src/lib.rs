@@ -520,8 +520,11 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             not_discoverable,
             discovery_error,
             checkpoint_advanced,
+            known_conversations,
+            api_calls,
         } => {
-            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, ?discovery_error, checkpoint_advanced, "poll finished")
+            let calls: u64 = api_calls.values().sum();
+            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
         }
         Event::NotArchivable {
             conversation_id,
@@ -627,10 +630,12 @@ async fn run_archive(a: ArchiveArgs, file: &FileConfig) -> Result<ExitCode, Conf
     let shutdown = w.cfg.shutdown.clone();
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
+    // Conversations the ledger holds as settled are listed but not resolved again.
+    let known = ledger.as_ref().map(|l| l.known_conversations());
     let summary = archiver::archive(
         w.client.clone(),
         w.sink,
-        w.client.discover(query),
+        w.client.discover_known(query, known),
         w.cfg,
         out.handler(log_events(), None),
     )
@@ -983,6 +988,8 @@ async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, Config
                     println!("missing: conversation {conversation_id}: {reason}");
                     continue;
                 }
+                // Not produced here: this listing has no memory of conversations.
+                genesys_media::Discovered::Known { .. } => continue,
             };
             if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
                 unavailable += 1;

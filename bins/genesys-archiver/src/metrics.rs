@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     polls: Counter,
     poll_failures: Counter,
     clock_jumps: Counter,
+    last_poll_calls: Gauge,
     pending: Gauge,
     started: Mutex<HashMap<String, Instant>>,
     api_seen: Mutex<ApiSeen>,
@@ -134,6 +135,12 @@ impl Metrics {
             "Polls whose window was not reconciled (discovery stopped early, a part could not be listed, or shutdown); the next poll reads it again",
             poll_failures.clone(),
         );
+        let last_poll_calls = Gauge::default();
+        registry.register(
+            "last_poll_api_calls",
+            "Genesys API calls the last poll spent (a poll with nothing new spends only analytics pages)",
+            last_poll_calls.clone(),
+        );
         let clock_jumps = Counter::default();
         registry.register(
             "clock_jumps",
@@ -159,6 +166,7 @@ impl Metrics {
             polls,
             poll_failures,
             clock_jumps,
+            last_poll_calls,
             pending,
             started: Mutex::new(HashMap::new()),
             api_seen: Mutex::new((HashMap::new(), 0, 0)),
@@ -228,9 +236,12 @@ impl Metrics {
             Event::Polled {
                 checkpoint_advanced,
                 pending,
+                api_calls,
                 ..
             } => {
                 self.polls.inc();
+                self.last_poll_calls
+                    .set(i64::try_from(api_calls.values().sum::<u64>()).unwrap_or(i64::MAX));
                 if !checkpoint_advanced {
                     self.poll_failures.inc();
                 }

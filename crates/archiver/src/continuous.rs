@@ -105,11 +105,12 @@ where
             .unwrap_or(poll.start);
         // The earlier of this machine's clock and the source's (as its last answer showed it).
         let to = client.now() - settle;
+        let calls_before = client.metrics().snapshot();
         if to > from {
             let summary = archive(
                 client.clone(),
                 sink.clone(),
-                client.discover(make_query(from, to)),
+                client.discover_known(make_query(from, to), Some(ledger.known_conversations())),
                 cfg.clone(),
                 events.clone(),
             )
@@ -165,6 +166,8 @@ where
                 not_discoverable: summary.not_discoverable,
                 discovery_error: summary.discovery_error.clone(),
                 checkpoint_advanced: reconciled,
+                known_conversations: summary.known_conversations,
+                api_calls: calls_since(&calls_before, &client.metrics().snapshot()),
             });
             total.absorb(summary);
         }
@@ -192,6 +195,25 @@ where
         }
     }
     Ok(total)
+}
+
+/// API calls by endpoint shape between two snapshots.
+fn calls_since(
+    before: &genesys_media::ApiMetricsSnapshot,
+    after: &genesys_media::ApiMetricsSnapshot,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for ((endpoint, status), n) in &after.calls {
+        let prev = before
+            .calls
+            .get(&(endpoint.clone(), *status))
+            .copied()
+            .unwrap_or(0);
+        if *n > prev {
+            *out.entry(endpoint.clone()).or_insert(0) += n - prev;
+        }
+    }
+    out
 }
 
 /// How far the wall clock moved beyond (or short of) the monotonic clock between two readings,

@@ -88,6 +88,10 @@ pub enum Event {
         /// Whether the checkpoint moved (discovery completed, nothing interrupted, every
         /// part listed); it moves to `to`, or back to the earliest pending conversation.
         checkpoint_advanced: bool,
+        /// Finished conversations the ledger held as settled: listed, not resolved again.
+        known_conversations: u64,
+        /// Genesys API calls this poll spent (token requests excluded), by endpoint shape.
+        api_calls: std::collections::BTreeMap<String, u64>,
     },
     /// This machine's wall clock moved unlike elapsed time between two polls (a step by NTP, a
     /// resumed VM, a manual change), or disagrees with the source's clock, by more than the

@@ -24,6 +24,7 @@ mod continuous;
 mod events;
 mod ledger;
 mod pipeline;
+mod refresh;
 mod template;
 
 pub use continuous::{

@@ -1,6 +1,6 @@
 //! The archive pipeline: discovery -> bounded queue -> worker pool -> sink.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adopt::{Proof, check_existing};
 use crate::events::{Event, EventHandler};
 use crate::ledger::{AdoptedObject, Claim, Ledger};
+use crate::refresh::{RefreshQueue, Refreshed, Waiting};
 use crate::template::KeyTemplate;
 
 /// Settings of a run.
@@ -45,6 +46,10 @@ pub struct ArchiverConfig {
     /// Re-request a media URL before using it when it was received longer ago than this
     /// (Genesys URLs live 60 minutes by default; a 403 triggers a refresh anyway).
     pub url_max_age: Duration,
+    /// URL refreshes are gathered and asked for together (up to 100 in one batch job): at
+    /// the latest this long after the first one is waiting, sooner when 100 are waiting or
+    /// nothing else is left to do. Workers do not wait for them.
+    pub url_refresh_window: Duration,
     /// The ledger: each recording is claimed in it before any byte moves and its outcome is
     /// written after; recordings it lists as archived or quarantined are skipped without
     /// asking the store or the source.
@@ -84,6 +89,7 @@ impl Default for ArchiverConfig {
             create_only: true,
             attempt_timeout: Duration::from_secs(3600),
             url_max_age: Duration::from_secs(45 * 60),
+            url_refresh_window: Duration::from_secs(30),
             ledger: None,
             instance_id: default_instance_id(),
             lease: Duration::from_secs(600),
@@ -151,6 +157,9 @@ pub struct Summary {
     pub pending: u64,
     /// Parts of the interval no API could list.
     pub not_discoverable: u64,
+    /// Finished conversations the ledger holds as settled (every recording archived or
+    /// accounted for before): listed by analytics, not resolved again (no API call).
+    pub known_conversations: u64,
     /// The earliest start of a conversation counted in `pending`: a poll loop must read
     /// from here again.
     pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
@@ -213,6 +222,10 @@ impl Summary {
             }
         }
         for (n, what) in [
+            (
+                self.known_conversations,
+                "conversation(s) already archived (not resolved again)",
+            ),
             (self.pending, "pending (not ready at the source)"),
             (
                 self.not_discoverable,
@@ -264,6 +277,7 @@ impl Summary {
     /// Adds the counts of another run (continuous mode sums its polls).
     pub fn absorb(&mut self, other: Summary) {
         self.found += other.found;
+        self.known_conversations += other.known_conversations;
         self.archived += other.archived;
         self.skipped += other.skipped;
         self.failed += other.failed;
@@ -305,6 +319,27 @@ enum Outcome {
     Quarantined(String),
     Busy,
     Interrupted,
+    /// The URL was refused (403) or grew too old: the claim was given back and the recording
+    /// waits for a fresh URL with others ([`crate::refresh`]); `refreshes` so far.
+    NeedsUrl {
+        refreshes: u32,
+        attempts: u32,
+    },
+}
+
+/// A recording ready for a worker.
+pub(crate) struct Ready {
+    pub(crate) rec: DiscoveredRecording,
+    /// When its URL was received.
+    pub(crate) received_at: tokio::time::Instant,
+    /// URL refreshes it had (bounded by `max_url_refreshes`).
+    pub(crate) refreshes: u32,
+    /// Download attempts it had before (a refresh does not reset them).
+    pub(crate) attempts: u32,
+    /// Its URL was just refreshed: use it, do not check its age.
+    pub(crate) refreshed: bool,
+    /// Refreshing failed for good: record this failure under a claim.
+    pub(crate) fail_with: Option<String>,
 }
 
 /// Why one attempt failed, in the classification the retry table uses.
@@ -348,6 +383,7 @@ where
     T: Into<Discovered>,
 {
     let workers = cfg.workers.max(1);
+    let refresh_window = cfg.url_refresh_window;
     let shared = Arc::new(Shared {
         client,
         sink,
@@ -361,62 +397,149 @@ where
     let bytes = Arc::new(AtomicU64::new(0));
     let shutdown = shared.cfg.shutdown.clone();
     let mut source = std::pin::pin!(source);
+    let mut source_done = false;
+    // Recordings ready for a worker: refreshed ones first (their new URLs are used at once).
+    let mut ready: VecDeque<Ready> = VecDeque::new();
+    let mut refresh = RefreshQueue::new(refresh_window);
+    // The refresh in progress, and how many recordings it carries.
+    let mut refreshing: Option<(tokio::task::JoinHandle<Vec<Refreshed>>, usize)> = None;
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            item = source.next() => match item {
-                Some(item) => item,
-                None => break,
-            },
-        };
-        let item = match item {
-            Ok(r) => r.into(),
-            Err(e) => {
-                summary.discovery_error_is_config = matches!(e, genesys_media::Error::Auth { .. })
-                    || e.status() == Some(403)
-                    || e.status() == Some(401);
-                summary.discovery_error = Some(e.to_string());
+        // Start what can start.
+        while !ready.is_empty() {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
                 break;
-            }
-        };
-        let rec = match item {
-            Discovered::Recording(r) => r,
-            other => {
-                account_unlisted(&mut summary, &shared.events, other);
+            };
+            let Some(item) = ready.pop_front() else { break };
+            // A URL discovered long ago is refreshed (with others) rather than tried.
+            if !item.refreshed
+                && item.received_at.elapsed() > shared.cfg.url_max_age
+                && matches!(item.rec.media, MediaAvailability::Url(_))
+            {
+                refresh.push(Waiting {
+                    rec: item.rec,
+                    refreshes: item.refreshes,
+                    attempts: item.attempts,
+                });
                 continue;
             }
-        };
-        let received_at = tokio::time::Instant::now();
-        summary.found += 1;
-        shared.events.handle(&Event::Discovered {
-            recording_id: rec.ledger_id().into_owned(),
-        });
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                // Discovered but never started: nothing was claimed.
-                summary.interrupted += 1;
-                break;
-            }
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
-        };
-        while let Some(done) = tasks.try_join_next_with_id() {
-            tally(&mut summary, &mut in_flight, done);
+            let shared = shared.clone();
+            let bytes = bytes.clone();
+            let rec = item.rec.clone();
+            let handle = tasks.spawn(async move {
+                let _permit = permit;
+                let outcome = process_claimed(&shared, &item).await;
+                if let Outcome::Archived { size } = &outcome {
+                    bytes.fetch_add(*size, Ordering::Relaxed);
+                }
+                (item.rec, outcome)
+            });
+            in_flight.insert(handle.id(), rec);
         }
-        let shared = shared.clone();
-        let bytes = bytes.clone();
-        let task_rec = rec.clone();
-        let handle = tasks.spawn(async move {
-            let _permit = permit;
-            let rec = task_rec;
-            let outcome = process_claimed(&shared, &rec, received_at).await;
-            if let Outcome::Archived { size } = &outcome {
-                bytes.fetch_add(*size, Ordering::Relaxed);
+        let idle = source_done && ready.is_empty() && tasks.is_empty();
+        if refreshing.is_none() && refresh.due(idle) {
+            let batch = refresh.take();
+            let n = batch.len();
+            refreshing = Some((
+                tokio::spawn(crate::refresh::refresh(shared.client.clone(), batch)),
+                n,
+            ));
+        }
+        if idle && refresh.is_empty() && refreshing.is_none() {
+            break;
+        }
+        let can_pull = !source_done && ready.is_empty() && permits.available_permits() > 0;
+        let refresh_at = refresh
+            .deadline()
+            .filter(|_| refreshing.is_none())
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            done = async { (&mut refreshing.as_mut().expect("guarded").0).await }, if refreshing.is_some() => {
+                refreshing = None;
+                let results = done.unwrap_or_default();
+                for (w, result) in results {
+                    match result {
+                        Ok(media) => ready.push_front(Ready {
+                            rec: DiscoveredRecording { media, ..w.rec },
+                            received_at: tokio::time::Instant::now(),
+                            refreshes: w.refreshes,
+                            attempts: w.attempts,
+                            refreshed: true,
+                            fail_with: None,
+                        }),
+                        // Failed through a worker, so the ledger records it under a claim.
+                        Err((class, m)) if class == ErrorClass::Permanent
+                            || w.refreshes >= shared.cfg.max_url_refreshes =>
+                        {
+                            ready.push_front(Ready {
+                                rec: w.rec,
+                                received_at: tokio::time::Instant::now(),
+                                refreshes: w.refreshes,
+                                attempts: w.attempts,
+                                refreshed: true,
+                                fail_with: Some(format!("refreshing the media URL failed: {m}")),
+                            });
+                        }
+                        Err((_, m)) => {
+                            tracing::debug!(recording_id = %w.rec.ledger_id(), error = %m, "URL refresh failed; will retry");
+                            refresh.push(Waiting { refreshes: w.refreshes + 1, ..w });
+                        }
+                    }
+                }
             }
-            (rec, outcome)
-        });
-        in_flight.insert(handle.id(), rec);
+            done = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                if let Some(done) = done
+                    && let Some(w) = tally(&mut summary, &mut in_flight, done)
+                {
+                    refresh.push(w);
+                }
+            }
+            item = source.next(), if can_pull => {
+                let Some(item) = item else {
+                    source_done = true;
+                    continue;
+                };
+                let item = match item {
+                    Ok(r) => r.into(),
+                    Err(e) => {
+                        summary.discovery_error_is_config = matches!(e, genesys_media::Error::Auth { .. })
+                            || e.status() == Some(403)
+                            || e.status() == Some(401);
+                        summary.discovery_error = Some(e.to_string());
+                        source_done = true;
+                        continue;
+                    }
+                };
+                let rec = match item {
+                    Discovered::Recording(r) => r,
+                    other => {
+                        account_unlisted(&mut summary, &shared.events, other);
+                        continue;
+                    }
+                };
+                summary.found += 1;
+                shared.events.handle(&Event::Discovered {
+                    recording_id: rec.ledger_id().into_owned(),
+                });
+                ready.push_back(Ready {
+                    rec,
+                    received_at: tokio::time::Instant::now(),
+                    refreshes: 0,
+                    attempts: 0,
+                    refreshed: false,
+                    fail_with: None,
+                });
+            }
+            _ = tokio::time::sleep_until(refresh_at), if refresh.deadline().is_some() && refreshing.is_none() => {}
+        }
+    }
+    // Shut down before they started: discovered (or refreshed) but never claimed, or their
+    // claims were given back when they went for a fresh URL.
+    summary.interrupted += (ready.len() + refresh.drain().len()) as u64;
+    if let Some((r, n)) = refreshing.take() {
+        r.abort();
+        summary.interrupted += n as u64;
     }
     if shutdown.is_cancelled() {
         let deadline = tokio::time::sleep(shared.cfg.drain_timeout);
@@ -424,7 +547,11 @@ where
         loop {
             tokio::select! {
                 done = tasks.join_next_with_id() => match done {
-                    Some(done) => tally(&mut summary, &mut in_flight, done),
+                    Some(done) => {
+                        if tally(&mut summary, &mut in_flight, done).is_some() {
+                            summary.interrupted += 1;
+                        }
+                    }
                     None => break,
                 },
                 _ = &mut deadline => {
@@ -436,7 +563,10 @@ where
         }
     }
     while let Some(done) = tasks.join_next_with_id().await {
-        tally(&mut summary, &mut in_flight, done);
+        // Shutting down: one that went for a fresh URL is not started again.
+        if tally(&mut summary, &mut in_flight, done).is_some() {
+            summary.interrupted += 1;
+        }
     }
     // Aborted at the deadline: give their claims back so the next run takes them at once.
     for (_, rec) in in_flight.drain() {
@@ -454,6 +584,10 @@ where
 /// Counts and reports a discovery item that is not a recording to archive.
 fn account_unlisted(summary: &mut Summary, events: &Arc<dyn EventHandler>, item: Discovered) {
     let (conversation_id, recording_id, reason, kind) = match item {
+        Discovered::Known { .. } => {
+            summary.known_conversations += 1;
+            return;
+        }
         Discovered::Recording(_) => unreachable!("recordings are archived, not accounted here"),
         Discovered::Pending(p) => {
             summary.pending += 1;
@@ -505,18 +639,19 @@ fn account_unlisted(summary: &mut Summary, events: &Arc<dyn EventHandler>, item:
     });
 }
 
+/// Counts a finished worker; a recording that went for a fresh URL comes back to be queued.
 fn tally(
     summary: &mut Summary,
     in_flight: &mut HashMap<tokio::task::Id, DiscoveredRecording>,
     done: Result<(tokio::task::Id, (DiscoveredRecording, Outcome)), tokio::task::JoinError>,
-) {
+) -> Option<Waiting> {
     let (rec, outcome) = match done {
         Ok((id, v)) => {
             in_flight.remove(&id);
             v
         }
         // Aborted at the drain deadline: left in `in_flight`, counted and released there.
-        Err(e) if e.is_cancelled() => return,
+        Err(e) if e.is_cancelled() => return None,
         Err(e) => {
             let rec = in_flight.remove(&e.id());
             summary.failed += 1;
@@ -530,7 +665,7 @@ fn tally(
                 unavailable: false,
                 kind: ReportKind::Failed,
             });
-            return;
+            return None;
         }
     };
     let mut report = |reason: String, unavailable: bool| {
@@ -563,7 +698,18 @@ fn tally(
             report(reason, false);
             summary.failed += 1;
         }
+        Outcome::NeedsUrl {
+            refreshes,
+            attempts,
+        } => {
+            return Some(Waiting {
+                rec,
+                refreshes,
+                attempts,
+            });
+        }
     }
+    None
 }
 
 /// The tags every object carries.
@@ -586,18 +732,19 @@ pub fn tags_for(rec: &DiscoveredRecording) -> BTreeMap<String, String> {
 
 /// Claims the recording in the ledger (when there is one), keeps the lease alive while it is
 /// processed, and writes the outcome.
-async fn process_claimed(
-    sh: &Shared,
-    rec: &DiscoveredRecording,
-    url_received: tokio::time::Instant,
-) -> Outcome {
+async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
+    let rec = &item.rec;
     let ledger_id = rec.ledger_id();
     let rid: &str = &ledger_id;
     let key = match sh.cfg.key_template.render(rec, None) {
         Ok(k) => k,
         Err(e) => return fail(sh, rid, format!("cannot build its key: {e}"), false, 0),
     };
-    if let MediaAvailability::Unavailable(reason) = &rec.media {
+    // Unavailable at discovery: reported, nothing claimed. (A refreshed recording was claimed
+    // before: it goes through the claim, so the ledger records the outcome.)
+    if !item.refreshed
+        && let MediaAvailability::Unavailable(reason) = &rec.media
+    {
         sh.events.handle(&Event::Unavailable {
             recording_id: rid.to_string(),
             reason: reason.clone(),
@@ -605,7 +752,10 @@ async fn process_claimed(
         return Outcome::Unavailable(reason.clone());
     }
     let Some(ledger) = &sh.cfg.ledger else {
-        return process(sh, rec, &key, url_received, false).await;
+        if let Some(reason) = &item.fail_with {
+            return fail(sh, rid, reason.clone(), false, item.attempts);
+        }
+        return process(sh, item, &key, false).await;
     };
     let owner = sh.cfg.instance_id.as_str();
     let resumed = match ledger.claim(rec, &key, owner, sh.cfg.lease).await {
@@ -647,8 +797,14 @@ async fn process_claimed(
             }
         }
     };
+    let work = async {
+        match &item.fail_with {
+            Some(reason) => fail(sh, rid, reason.clone(), false, item.attempts),
+            None => process(sh, item, &key, resumed).await,
+        }
+    };
     let outcome = tokio::select! {
-        o = process(sh, rec, &key, url_received, resumed) => o,
+        o = work => o,
         () = renew => {
             // Another instance owns the recording now: stop (the in-flight transfer is
             // dropped) and write nothing; the new owner writes over whatever we left.
@@ -673,9 +829,10 @@ async fn process_claimed(
         }
         // Counted as an attempt, so the poll loop's retries of it are bounded.
         Outcome::Unavailable(reason) => ledger.failed(rid, owner, reason, false, 1).await,
-        Outcome::Interrupted | Outcome::Busy | Outcome::Quarantined(_) => {
-            ledger.release(rid, owner).await
-        }
+        Outcome::Interrupted
+        | Outcome::Busy
+        | Outcome::Quarantined(_)
+        | Outcome::NeedsUrl { .. } => ledger.release(rid, owner).await,
     };
     match written {
         Ok(()) => outcome,
@@ -724,16 +881,12 @@ async fn adopt_existing(
 
 /// Downloads and stores one recording with the retry table. `resumed`: an earlier attempt was
 /// cut short, so whatever is under the key is not trusted and is written over.
-async fn process(
-    sh: &Shared,
-    rec: &DiscoveredRecording,
-    key: &str,
-    mut url_received: tokio::time::Instant,
-    resumed: bool,
-) -> Outcome {
+async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome {
+    let rec = &item.rec;
+    let url_received = item.received_at;
     let rid = rec.ledger_id().into_owned();
     let key = key.to_string();
-    let mut media = rec.media.clone();
+    let media = &rec.media;
     // Create-only writes guard against another writer. Once one of our own attempts may have
     // reached the store (or an earlier run's did: `resumed`, which includes a failed earlier
     // attempt), an object under the key may be our own partial or unverified write, so later
@@ -756,8 +909,8 @@ async fn process(
     }
     let policy = sh.cfg.retry;
     let mut waited = Duration::ZERO;
-    let mut attempt = 0u32;
-    let mut refreshes = 0u32;
+    let mut attempt = item.attempts;
+    let mut refreshes = item.refreshes;
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
@@ -771,16 +924,16 @@ async fn process(
             tracing::warn!(recording_id = %rid, "lease lost to another instance; not retrying");
             return Outcome::Busy;
         }
-        if url_received.elapsed() > sh.cfg.url_max_age {
-            match sh.client.refresh_media(rec).await {
-                Ok(fresh) => {
-                    media = fresh;
-                    url_received = tokio::time::Instant::now();
-                }
-                Err(e) => {
-                    tracing::debug!(recording_id = %rid, error = %e, "refreshing an old URL failed; trying it anyway")
-                }
-            }
+        // A retry after a long wait: an old URL is refreshed (with others) first, as long
+        // as the refresh budget lasts; then it is tried as it is.
+        if attempt > 1
+            && url_received.elapsed() > sh.cfg.url_max_age
+            && refreshes < sh.cfg.max_url_refreshes
+        {
+            return Outcome::NeedsUrl {
+                refreshes: refreshes + 1,
+                attempts: attempt - 1,
+            };
         }
         let url = match &media {
             MediaAvailability::Url(u) => u.clone(),
@@ -898,25 +1051,19 @@ async fn process(
                         attempt,
                     );
                 }
-                match sh.client.refresh_media(rec).await {
-                    Ok(fresh) => {
-                        media = fresh;
-                        url_received = tokio::time::Instant::now();
-                    }
-                    Err(e) if e.class() == ErrorClass::Permanent => {
-                        return fail(
-                            sh,
-                            &rid,
-                            format!("refreshing the media URL failed: {e}"),
-                            false,
-                            attempt,
-                        );
-                    }
-                    Err(e) => {
-                        tracing::debug!(recording_id = %rid, error = %e, "URL refresh failed; will retry")
-                    }
-                }
-                (Wait::Immediately, m)
+                // Not refreshed here (one batch job for one URL): the recording waits for a
+                // fresh URL with others while this worker takes the next one.
+                tracing::debug!(recording_id = %rid, error = %m, "media URL refused; queued for a refresh");
+                sh.events.handle(&Event::Retrying {
+                    recording_id: rid.clone(),
+                    attempt,
+                    reason: format!("{m}; retried with a fresh URL"),
+                    wait: Duration::ZERO,
+                });
+                return Outcome::NeedsUrl {
+                    refreshes,
+                    attempts: attempt,
+                };
             }
             Err(AttemptError::Throttled(d, m)) => (Wait::RetryAfter(Some(d)), m),
             Err(AttemptError::Temporary(m)) => (Wait::Backoff, m),

@@ -332,3 +332,82 @@ async fn a_local_clock_ahead_of_the_source_never_moves_the_checkpoint_past_the_s
         assert!((seconds - 10_800).abs() < 120, "{seconds}");
     }
 }
+
+/// Polls over a window with nothing new: the first poll resolves every conversation (also
+/// the unrecorded ones); the next ones find them all settled in the ledger and spend only
+/// the analytics pages: no batch job. Each poll says what it spent.
+#[tokio::test]
+async fn polls_with_nothing_new_spend_no_batch_job() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 24,
+        unrecorded_conversations: 10,
+        start: Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let conversations = s.dataset().conversations.len() as u64;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        ..ArchiverConfig::default()
+    };
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(10),
+        // Every poll re-reads the whole window.
+        overlap: Duration::from_secs(4 * 3600),
+        max_polls: Some(3),
+        ..PollSettings::default()
+    };
+    let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events: Arc<dyn archiver::EventHandler> = {
+        let polls = polls.clone();
+        Arc::new(move |e: &archiver::Event| {
+            if let archiver::Event::Polled {
+                api_calls,
+                known_conversations,
+                found,
+                ..
+            } = e
+            {
+                polls
+                    .lock()
+                    .unwrap()
+                    .push((api_calls.clone(), *known_conversations, *found));
+            }
+        })
+    };
+    let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
+        .await
+        .unwrap();
+    assert_eq!(total.archived, 24, "{total:?}");
+    let polls = polls.lock().unwrap().clone();
+    assert_eq!(polls.len(), 3);
+    let jobs = |calls: &std::collections::BTreeMap<String, u64>| -> u64 {
+        calls
+            .iter()
+            .filter(|(k, _)| k.contains("batchrequests"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(
+        jobs(&polls[0].0) > 0,
+        "the first poll resolves: {:?}",
+        polls[0]
+    );
+    for (calls, known, found) in &polls[1..] {
+        assert_eq!(jobs(calls), 0, "nothing new, no batch job: {calls:?}");
+        assert_eq!(*known, conversations, "every conversation is settled");
+        assert_eq!(*found, 0);
+        assert!(
+            calls.keys().all(|k| k.contains("analytics")),
+            "only analytics pages: {calls:?}"
+        );
+    }
+}

@@ -232,8 +232,8 @@ async fn old_urls_are_refreshed_before_use() {
         .unwrap_or(0);
     assert_eq!(
         submits,
-        1 + 4,
-        "one discovery batch plus one refresh per recording"
+        1 + 1,
+        "one discovery batch plus one refresh job for the four old URLs together"
     );
     assert_eq!(s.stats().media_requests, 4, "no 403 was needed");
 }
@@ -323,4 +323,43 @@ async fn the_ledger_records_outcomes_and_skips_archived_recordings_without_askin
         4,
         "only the failed recording is downloaded again (1 + 3 URL refreshes)"
     );
+}
+
+/// An expiry storm: a third of the URLs are refused (403) on first use. Workers do not wait
+/// for refreshes; the refused recordings are refreshed together, one batch job for all of
+/// them (at most 100 per job), and then every recording is archived.
+#[tokio::test]
+async fn expired_urls_are_refreshed_together_in_one_batch_job() {
+    let n = 60;
+    let faults = (0..n)
+        .step_by(3)
+        .map(|i| spec(i, Fault::ExpiredUrl, Some(1)))
+        .collect();
+    let s = sim(n, faults).await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        cfg(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(summary.archived, n as u64, "{summary:?}");
+    assert!(summary.success(), "{summary:?}");
+    let submits = s
+        .stats()
+        .by_route
+        .get("POST /api/v2/recording/batchrequests")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        submits,
+        1 + 1,
+        "one discovery batch job plus one refresh job for the 20 refused URLs (was one each)"
+    );
+    assert_eq!(s.stats().media_requests, (n + n / 3) as u64);
 }

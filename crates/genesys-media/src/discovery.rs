@@ -23,8 +23,11 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use http::Method;
 
+use std::sync::Arc;
+
 use crate::client::{GenesysClient, SourceMode};
 use crate::error::{Error, Result};
+use crate::known::{KnownConversations, ResolvedConversation};
 use crate::media::MediaUrl;
 use crate::models::{AnalyticsConversation, CompatListing, CompatRecording};
 
@@ -150,6 +153,12 @@ pub enum Discovered {
     },
     /// A part of the interval neither analytics API can list.
     NotDiscoverable(UndiscoverableSpan),
+    /// A finished conversation the caller's [`KnownConversations`] holds as settled (every
+    /// recording archived or accounted for): listed by analytics, not resolved again.
+    Known {
+        /// Conversation id.
+        conversation_id: String,
+    },
 }
 
 impl From<DiscoveredRecording> for Discovered {
@@ -183,15 +192,21 @@ pub(crate) enum Work {
 /// chunks of 100.
 pub(crate) struct Collector<'a> {
     q: &'a DiscoveryQuery,
+    known: Option<Arc<dyn KnownConversations>>,
     seen: HashSet<String>,
     pending: Vec<AnalyticsConversation>,
     out: mpsc::Sender<Work>,
 }
 
 impl<'a> Collector<'a> {
-    pub(crate) fn new(q: &'a DiscoveryQuery, out: mpsc::Sender<Work>) -> Self {
+    pub(crate) fn new(
+        q: &'a DiscoveryQuery,
+        known: Option<Arc<dyn KnownConversations>>,
+        out: mpsc::Sender<Work>,
+    ) -> Self {
         Self {
             q,
+            known,
             seen: HashSet::new(),
             pending: Vec::new(),
             out,
@@ -200,6 +215,22 @@ impl<'a> Collector<'a> {
 
     /// Takes one page. Returns false when the consumer has gone.
     pub(crate) async fn absorb(&mut self, page: Vec<AnalyticsConversation>) -> bool {
+        // One question per page: which of its finished conversations are settled already.
+        let settled = match &self.known {
+            Some(known) => {
+                let finished: Vec<String> = page
+                    .iter()
+                    .filter(|c| c.conversation_end.is_some())
+                    .map(|c| c.conversation_id.clone())
+                    .collect();
+                if finished.is_empty() {
+                    HashSet::new()
+                } else {
+                    known.settled(&finished).await
+                }
+            }
+            None => HashSet::new(),
+        };
         for c in page {
             let start = parse_time(c.conversation_start.as_deref());
             let end = parse_time(c.conversation_end.as_deref());
@@ -217,6 +248,15 @@ impl<'a> Collector<'a> {
                     since: start,
                     reason: "the conversation is still in progress; its recordings are archived once it has ended".into(),
                 });
+                if !self.send(Work::Item(Box::new(item))).await {
+                    return false;
+                }
+                continue;
+            }
+            if settled.contains(&c.conversation_id) {
+                let item = Discovered::Known {
+                    conversation_id: c.conversation_id,
+                };
                 if !self.send(Work::Item(Box::new(item))).await {
                     return false;
                 }
@@ -277,6 +317,40 @@ pub fn media_type_of(content_type: Option<&str>, api_media: Option<&str>) -> Str
     }
 }
 
+/// What each conversation of a resolved chunk held, for [`KnownConversations::resolved`].
+fn summarize(
+    convs: Vec<(String, Option<DateTime<Utc>>)>,
+    items: &[Discovered],
+) -> Vec<ResolvedConversation> {
+    convs
+        .into_iter()
+        .map(|(id, end)| {
+            let mut files = Vec::new();
+            let mut complete = true;
+            for item in items {
+                match item {
+                    Discovered::Recording(r) if r.conversation_id == id => {
+                        if matches!(r.media, MediaAvailability::Url(_)) {
+                            files.push(r.ledger_id().into_owned());
+                        }
+                    }
+                    Discovered::Pending(p) if p.conversation_id == id => complete = false,
+                    Discovered::Unresolved {
+                        conversation_id, ..
+                    } if *conversation_id == id || conversation_id.is_empty() => complete = false,
+                    _ => {}
+                }
+            }
+            ResolvedConversation {
+                conversation_id: id,
+                end,
+                files,
+                complete,
+            }
+        })
+        .collect()
+}
+
 /// The longest interval of one details query.
 const MAX_INTERVAL_DAYS: i64 = 7;
 
@@ -307,11 +381,22 @@ impl GenesysClient {
         &self,
         query: DiscoveryQuery,
     ) -> impl Stream<Item = Result<Discovered>> + Send + 'static {
+        self.discover_known(query, None)
+    }
+
+    /// [`Self::discover`], skipping the finished conversations `known` holds as settled (a
+    /// [`Discovered::Known`] item each, no batch job) and telling it what every resolved
+    /// conversation held.
+    pub fn discover_known(
+        &self,
+        query: DiscoveryQuery,
+        known: Option<Arc<dyn KnownConversations>>,
+    ) -> impl Stream<Item = Result<Discovered>> + Send + 'static {
         let (tx, rx) = mpsc::channel(BATCH_MAX);
         let client = self.clone();
         tokio::spawn(async move {
             let mut tx2 = tx.clone();
-            let run = std::panic::AssertUnwindSafe(client.discover_into(&query, tx));
+            let run = std::panic::AssertUnwindSafe(client.discover_into(&query, known, tx));
             let err = match run.catch_unwind().await {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e,
@@ -331,6 +416,7 @@ impl GenesysClient {
     async fn discover_into(
         &self,
         q: &DiscoveryQuery,
+        known: Option<Arc<dyn KnownConversations>>,
         mut tx: mpsc::Sender<Result<Discovered>>,
     ) -> Result<()> {
         if q.start >= q.end {
@@ -353,8 +439,9 @@ impl GenesysClient {
         // conversations overlap: up to `batch_parallelism` chunks are resolved at once, and
         // items come out in discovery order.
         let (work_tx, work_rx) = mpsc::channel::<Work>(1);
+        let memory = known.clone();
         let producer = async move {
-            let mut collector = Collector::new(q, work_tx);
+            let mut collector = Collector::new(q, memory, work_tx);
             if !self.list_conversations(q, &mut collector).await? {
                 return Ok(());
             }
@@ -362,24 +449,44 @@ impl GenesysClient {
             Ok(())
         };
         let parallelism = self.config().batch_parallelism.max(1);
+        type Resolved = (Vec<(String, Option<DateTime<Utc>>)>, Vec<Discovered>);
         let consumer = async {
             let mut resolved = std::pin::pin!(
                 work_rx
-                    .map(|w| -> BoxFuture<'_, Result<Vec<Discovered>>> {
+                    .map(|w| -> BoxFuture<'_, Result<Resolved>> {
                         match w {
                             Work::Conversations(chunk) => {
-                                Box::pin(self.resolve_conversations(chunk))
+                                let convs = chunk
+                                    .iter()
+                                    .map(|c| {
+                                        let end = parse_time(c.conversation_end.as_deref());
+                                        (c.conversation_id.clone(), end)
+                                    })
+                                    .collect();
+                                Box::pin(
+                                    self.resolve_conversations(chunk)
+                                        .map(|r| r.map(|items| (convs, items))),
+                                )
                             }
-                            Work::Item(item) => Box::pin(std::future::ready(Ok(vec![*item]))),
+                            Work::Item(item) => {
+                                Box::pin(std::future::ready(Ok((Vec::new(), vec![*item]))))
+                            }
                         }
                     })
                     .buffered(parallelism)
             );
-            while let Some(items) = resolved.next().await {
-                for item in items? {
-                    if item.recording().is_some_and(|r| !keep(r)) {
-                        continue;
-                    }
+            while let Some(r) = resolved.next().await {
+                let (convs, items) = r?;
+                let items: Vec<Discovered> = items
+                    .into_iter()
+                    .filter(|i| i.recording().is_none_or(keep))
+                    .collect();
+                if let Some(known) = &known
+                    && !convs.is_empty()
+                {
+                    known.resolved(summarize(convs, &items)).await;
+                }
+                for item in items {
                     if tx.send(Ok(item)).await.is_err() {
                         return Ok(());
                     }
@@ -522,7 +629,7 @@ mod tests {
         let t = |s: &str| parse_time(Some(s)).unwrap();
         let q = DiscoveryQuery::interval(t("2026-11-02T00:00:00Z"), t("2026-11-03T00:00:00Z"));
         let (tx, mut rx) = mpsc::channel(16);
-        let mut c = Collector::new(&q, tx);
+        let mut c = Collector::new(&q, None, tx);
         let page = vec![
             // Started the day before, ended inside: its recordings belong to the window.
             conv(

@@ -48,6 +48,7 @@ mod auth;
 mod client;
 mod discovery;
 mod error;
+mod known;
 mod media;
 pub mod models;
 mod pacer;
@@ -63,6 +64,7 @@ pub use discovery::{
     UndiscoverableSpan, media_type_of, path_segment, split_interval,
 };
 pub use error::{Error, ErrorClass, Result};
+pub use known::{KnownConversations, ResolvedConversation};
 pub use media::{MediaPolicy, MediaUrl};
 pub use region::{Environment, REGIONS, RegionError};
 pub use resolve::format_content_type;

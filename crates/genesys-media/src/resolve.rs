@@ -292,30 +292,11 @@ impl GenesysClient {
     /// way the source mode obtained it.
     pub async fn refresh_media(&self, rec: &DiscoveredRecording) -> Result<MediaAvailability> {
         match self.config().source.clone() {
-            SourceMode::Batch => {
-                let results = self
-                    .batch_download(vec![BatchDownloadRequest {
-                        conversation_id: rec.conversation_id.clone(),
-                        recording_id: Some(rec.recording_id.clone()),
-                    }])
-                    .await?;
-                let mine: Vec<&BatchDownloadJobResult> = results
-                    .iter()
-                    .filter(|r| r.recording_id.as_deref() == Some(rec.recording_id.as_str()))
-                    .collect();
-                let files = batch_files(&mine);
-                if let Some((_, media, _)) = files.into_iter().find(|(f, _, _)| *f == rec.file) {
-                    return Ok(media);
-                }
-                Ok(MediaAvailability::Unavailable(
-                    mine.iter()
-                        .find_map(|r| r.error_msg.clone())
-                        .unwrap_or_else(|| {
-                            "the batch request returned no result for this file of the recording"
-                                .into()
-                        }),
-                ))
-            }
+            SourceMode::Batch => Ok(self
+                .refresh_media_batch(std::slice::from_ref(rec))
+                .await?
+                .pop()
+                .expect("one result per recording")),
             SourceMode::PerRecording { format_id } => {
                 let r = self
                     .recording_media(&rec.conversation_id, &rec.recording_id, &format_id)
@@ -344,6 +325,52 @@ impl GenesysClient {
                 Ok(crate::discovery::compat_to_discovered(e).media)
             }
         }
+    }
+
+    /// Fresh media URLs for up to 100 recording files with one batch download job (batch
+    /// source mode), in the order of `recs`: a file the job returned no URL for is
+    /// `Unavailable` with the job's `errorMsg`. Used to refresh many expired URLs at once.
+    pub async fn refresh_media_batch(
+        &self,
+        recs: &[DiscoveredRecording],
+    ) -> Result<Vec<MediaAvailability>> {
+        if recs.len() > 100 {
+            return Err(Error::InvalidArgument(format!(
+                "a batch download job takes at most 100 recordings, not {}",
+                recs.len()
+            )));
+        }
+        if recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let items: Vec<BatchDownloadRequest> = recs
+            .iter()
+            .filter(|r| seen.insert((r.conversation_id.as_str(), r.recording_id.as_str())))
+            .map(|r| BatchDownloadRequest {
+                conversation_id: r.conversation_id.clone(),
+                recording_id: Some(r.recording_id.clone()),
+            })
+            .collect();
+        let results = self.batch_download(items).await?;
+        Ok(recs
+            .iter()
+            .map(|rec| {
+                let mine: Vec<&BatchDownloadJobResult> = results
+                    .iter()
+                    .filter(|r| r.recording_id.as_deref() == Some(rec.recording_id.as_str()))
+                    .collect();
+                match batch_files(&mine).into_iter().find(|(f, _, _)| *f == rec.file) {
+                    Some((_, media, _)) => media,
+                    None => MediaAvailability::Unavailable(
+                        mine.iter().find_map(|r| r.error_msg.clone()).unwrap_or_else(|| {
+                            "the batch request returned no result for this file of the recording"
+                                .into()
+                        }),
+                    ),
+                }
+            })
+            .collect())
     }
 
     /// Submits a batch download request (at most 100 items) and polls it until `Completed`

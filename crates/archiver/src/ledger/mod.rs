@@ -12,6 +12,7 @@
 //!   claim is a lease with an expiry (renewed while the upload runs), so a dead instance's
 //!   work is picked up once its lease expires and a live instance's work is never repeated.
 
+mod conversations;
 mod pg_tls;
 mod postgres;
 mod sqlite;
@@ -327,6 +328,21 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     async fn uploads_ended(&self, upload_ids: &[String]) -> Result<(), LedgerError>;
     /// Recorded uploads whose writer no longer holds the recording's lease.
     async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError>;
+    /// Inserts or replaces conversation rows.
+    async fn put_conversations(
+        &self,
+        rows: Vec<conversations::ConversationRow>,
+    ) -> Result<(), LedgerError>;
+    /// The rows of these conversations that exist.
+    async fn conversations(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<conversations::ConversationRow>, LedgerError>;
+    /// The status of each of these recordings that has a row.
+    async fn statuses(
+        &self,
+        recording_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, RecordStatus>, LedgerError>;
 }
 
 /// Columns written when an attempt ends. The row is written only while `owner` holds its

@@ -45,6 +45,14 @@ const MIGRATIONS: &[&str] = &["
         owner        TEXT NOT NULL,
         started_at   TIMESTAMPTZ NOT NULL DEFAULT now()
     );
+", "
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        end_time        TEXT,
+        files           TEXT NOT NULL,
+        complete        BOOLEAN NOT NULL,
+        resolved_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
 "];
 
 /// Server clock in epoch milliseconds.
@@ -556,6 +564,68 @@ impl Backend for PgLedger {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn put_conversations(
+        &self,
+        rows: Vec<super::conversations::ConversationRow>,
+    ) -> Result<(), LedgerError> {
+        for r in &rows {
+            let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
+            self.execute(
+                "INSERT INTO conversations (conversation_id, end_time, files, complete)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (conversation_id) DO UPDATE SET end_time = excluded.end_time,
+                   files = excluded.files, complete = excluded.complete, resolved_at = now()",
+                &[&r.conversation_id, &r.end_time, &files, &r.complete],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn conversations(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT conversation_id, end_time, files, complete FROM conversations
+                 WHERE conversation_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let files: String = r.get(2);
+                super::conversations::ConversationRow {
+                    conversation_id: r.get(0),
+                    end_time: r.get(1),
+                    files: serde_json::from_str(&files).unwrap_or_else(|_| vec![String::new()]),
+                    complete: r.get(3),
+                }
+            })
+            .collect())
+    }
+
+    async fn statuses(
+        &self,
+        recording_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, RecordStatus>, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT recording_id, status FROM recordings WHERE recording_id = ANY($1)",
+                &[&recording_ids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let s: String = r.get(1);
+                RecordStatus::parse(&s).map(|s| (r.get(0), s))
+            })
+            .collect())
     }
 
     async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError> {

@@ -49,6 +49,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         started_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
     );
     ",
+    "
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        end_time        TEXT,
+        files           TEXT NOT NULL,
+        complete        INTEGER NOT NULL,
+        resolved_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    ",
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -486,6 +495,84 @@ impl Backend for SqliteLedger {
                 tx.execute("DELETE FROM uploads WHERE upload_id = ?1", params![id])?;
             }
             tx.commit()
+        })
+        .await
+    }
+
+    async fn put_conversations(
+        &self,
+        rows: Vec<super::conversations::ConversationRow>,
+    ) -> Result<(), LedgerError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            for r in &rows {
+                let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
+                tx.execute(
+                    &format!(
+                        "INSERT INTO conversations (conversation_id, end_time, files, complete)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(conversation_id) DO UPDATE SET end_time = excluded.end_time,
+                           files = excluded.files, complete = excluded.complete,
+                           resolved_at = {NOW}"
+                    ),
+                    params![r.conversation_id, r.end_time, files, r.complete],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn conversations(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
+        let ids = ids.to_vec();
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT conversation_id, end_time, files, complete FROM conversations
+                 WHERE conversation_id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in &ids {
+                if let Some(row) = st
+                    .query_row(params![id], |r| {
+                        let files: String = r.get(2)?;
+                        Ok(super::conversations::ConversationRow {
+                            conversation_id: r.get(0)?,
+                            end_time: r.get(1)?,
+                            // An unreadable list keeps the conversation unsettled.
+                            files: serde_json::from_str(&files)
+                                .unwrap_or_else(|_| vec![String::new()]),
+                            complete: r.get(3)?,
+                        })
+                    })
+                    .optional()?
+                {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn statuses(
+        &self,
+        recording_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, RecordStatus>, LedgerError> {
+        let ids = recording_ids.to_vec();
+        self.run(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT status FROM recordings WHERE recording_id = ?1")?;
+            let mut out = std::collections::HashMap::new();
+            for id in ids {
+                let s: Option<String> = st.query_row(params![id], |r| r.get(0)).optional()?;
+                if let Some(s) = s.as_deref().and_then(RecordStatus::parse) {
+                    out.insert(id, s);
+                }
+            }
+            Ok(out)
         })
         .await
     }
