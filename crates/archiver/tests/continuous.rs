@@ -411,3 +411,97 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
         );
     }
 }
+
+/// The daemon's steady state with the default overlap (1 h) and settle: conversations keep
+/// arriving (an org's conversations revealed in ten slices in the order they ended, one poll
+/// after each). Every poll spends
+/// the analytics pages of its window and batch jobs only for the new conversations (at most
+/// one more than a job per 100 of them). Prints the calls per 1,000 new recordings
+/// (docs/benchmarks.md quotes it).
+#[tokio::test]
+async fn steady_state_polls_resolve_only_new_conversations() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 1000,
+        // Conversations that all ended 15 to 55 minutes ago: inside every poll's overlap.
+        start: Utc::now() - chrono::Duration::minutes(55),
+        span: Duration::from_secs(10 * 60),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // They appear in the order they ended, as analytics shows them.
+    let mut convs = s.dataset().conversations.clone();
+    convs.sort_by_key(|c| c.end);
+    s.hide_conversations(convs.iter().map(|c| c.id.clone()));
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        ..ArchiverConfig::default()
+    };
+    let poll = PollSettings {
+        start: s.config().start,
+        max_polls: Some(1),
+        ..PollSettings::default()
+    };
+    let slices = 10;
+    let per = convs.len().div_ceil(slices);
+    let (mut steady_calls, mut steady_recordings) = (0u64, 0u64);
+    let mut by_endpoint = std::collections::BTreeMap::new();
+    for (i, slice) in convs.chunks(per).enumerate() {
+        s.reveal_conversations(slice.iter().map(|c| c.id.clone()));
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let events: Arc<dyn archiver::EventHandler> = {
+            let seen = seen.clone();
+            Arc::new(move |e: &archiver::Event| {
+                if let archiver::Event::Polled { api_calls, .. } = e {
+                    *seen.lock().unwrap() = Some(api_calls.clone());
+                }
+            })
+        };
+        let summary = run_continuous(
+            c.clone(),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg.clone(),
+            poll.clone(),
+            events,
+        )
+        .await
+        .unwrap();
+        let calls = seen.lock().unwrap().clone().expect("polled");
+        let jobs: u64 = calls
+            .iter()
+            .filter(|(k, _)| k.starts_with("POST") && k.contains("batchrequests"))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            jobs as usize <= slice.len().div_ceil(100) + 1,
+            "poll {i}: {jobs} batch jobs for {} new conversations: {calls:?}",
+            slice.len()
+        );
+        assert_eq!(summary.found, summary.archived, "{summary:?}");
+        if i > 0 {
+            steady_calls += calls.values().sum::<u64>();
+            steady_recordings += summary.archived;
+            for (k, n) in &calls {
+                *by_endpoint.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+    }
+    assert_eq!(
+        ledger
+            .entries(Some(archiver::RecordStatus::Archived))
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
+    println!(
+        "steady state: {steady_calls} API calls for {steady_recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
+        steady_calls as f64 * 1000.0 / steady_recordings as f64
+    );
+}

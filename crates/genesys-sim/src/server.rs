@@ -260,7 +260,15 @@ impl SimHandle {
         self.state.lock().outage = on;
     }
 
-    /// Makes every hidden conversation visible again.
+    /// Makes these hidden conversations visible (a stream of new conversations).
+    pub fn reveal_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
+        let mut st = self.state.lock();
+        for id in ids {
+            st.hidden.remove(&id);
+        }
+    }
+
+    /// Lists every hidden conversation again.
     pub fn reveal_all_conversations(&self) {
         self.state.lock().hidden.clear();
     }

@@ -60,9 +60,9 @@ impl Ledger {
         Ok(rows
             .into_iter()
             .filter(|r| {
-                r.files.iter().all(|f| {
-                    statuses.get(f) == Some(&RecordStatus::Archived)
-                })
+                r.files
+                    .iter()
+                    .all(|f| statuses.get(f) == Some(&RecordStatus::Archived))
             })
             .map(|r| r.conversation_id)
             .collect())
