@@ -28,6 +28,47 @@ fn client(s: &SimHandle) -> GenesysClient {
     sim_client(s, |c| c.poll_initial = Duration::from_millis(100))
 }
 
+/// A client of the simulator, a fresh directory store and an in-memory ledger.
+struct Rig {
+    c: GenesysClient,
+    _dir: tempfile::TempDir,
+    sink: Arc<dyn ObjectSink>,
+    ledger: Ledger,
+    cfg: ArchiverConfig,
+}
+
+fn rig(s: &SimHandle) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::in_memory().unwrap();
+    Rig {
+        c: client(s),
+        sink: Arc::new(LocalDirSink::new(dir.path())),
+        _dir: dir,
+        cfg: ArchiverConfig {
+            ledger: Some(ledger.clone()),
+            ..ArchiverConfig::default()
+        },
+        ledger,
+    }
+}
+
+/// An event handler keeping what `pick` returns for each event.
+fn collect<T: Send + 'static>(
+    pick: impl Fn(&archiver::Event) -> Option<T> + Send + Sync + 'static,
+) -> (
+    Arc<std::sync::Mutex<Vec<T>>>,
+    Arc<dyn archiver::EventHandler>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let handler = Arc::new(move |e: &archiver::Event| {
+        if let Some(v) = pick(e) {
+            keep.lock().unwrap().push(v);
+        }
+    });
+    (seen, handler)
+}
+
 /// Hides the latest quarter of the conversations, polls once, reveals them, polls again with
 /// `overlap`; returns (archived in poll 1, archived in poll 2).
 async fn late_arrivals(overlap: Duration) -> (u64, u64, usize) {
@@ -179,14 +220,13 @@ async fn failing_rows_are_retried_with_backoff_then_quarantined() {
     })
     .await
     .unwrap();
-    let c = client(&s);
-    let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
-    let cfg = ArchiverConfig {
-        ledger: Some(ledger.clone()),
-        ..ArchiverConfig::default()
-    };
+    let Rig {
+        c,
+        _dir,
+        sink,
+        ledger,
+        cfg,
+    } = rig(&s);
     let poll = PollSettings {
         start: s.config().start,
         interval: Duration::from_millis(20),
@@ -285,14 +325,13 @@ async fn a_local_clock_ahead_of_the_source_never_moves_the_checkpoint_past_the_s
     })
     .await
     .unwrap();
-    let c = client(&s);
-    let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
-    let cfg = ArchiverConfig {
-        ledger: Some(ledger.clone()),
-        ..ArchiverConfig::default()
-    };
+    let Rig {
+        c,
+        _dir,
+        sink,
+        ledger,
+        cfg,
+    } = rig(&s);
     let settle = Duration::from_secs(60);
     let poll = PollSettings {
         start: s.config().start,
@@ -302,15 +341,10 @@ async fn a_local_clock_ahead_of_the_source_never_moves_the_checkpoint_past_the_s
         max_polls: Some(2),
         ..PollSettings::default()
     };
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let events: Arc<dyn archiver::EventHandler> = {
-        let seen = seen.clone();
-        Arc::new(move |e: &archiver::Event| {
-            if let archiver::Event::ClockJump { seconds, against } = e {
-                seen.lock().unwrap().push((*seconds, *against));
-            }
-        })
-    };
+    let (seen, events) = collect(|e| match e {
+        archiver::Event::ClockJump { seconds, against } => Some((*seconds, *against)),
+        _ => None,
+    });
     let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
         .await
         .unwrap();
@@ -349,14 +383,9 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
     .await
     .unwrap();
     let conversations = s.dataset().conversations.len() as u64;
-    let c = client(&s);
-    let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
-    let cfg = ArchiverConfig {
-        ledger: Some(ledger.clone()),
-        ..ArchiverConfig::default()
-    };
+    let Rig {
+        c, _dir, sink, cfg, ..
+    } = rig(&s);
     let poll = PollSettings {
         start: s.config().start,
         interval: Duration::from_millis(10),
@@ -365,24 +394,15 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
         max_polls: Some(3),
         ..PollSettings::default()
     };
-    let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let events: Arc<dyn archiver::EventHandler> = {
-        let polls = polls.clone();
-        Arc::new(move |e: &archiver::Event| {
-            if let archiver::Event::Polled {
-                api_calls,
-                known_conversations,
-                found,
-                ..
-            } = e
-            {
-                polls
-                    .lock()
-                    .unwrap()
-                    .push((api_calls.clone(), *known_conversations, *found));
-            }
-        })
-    };
+    let (polls, events) = collect(|e| match e {
+        archiver::Event::Polled {
+            api_calls,
+            known_conversations,
+            found,
+            ..
+        } => Some((api_calls.clone(), *known_conversations, *found)),
+        _ => None,
+    });
     let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
         .await
         .unwrap();
@@ -434,14 +454,13 @@ async fn steady_state_polls_resolve_only_new_conversations() {
     let mut convs = s.dataset().conversations.clone();
     convs.sort_by_key(|c| c.end);
     s.hide_conversations(convs.iter().map(|c| c.id.clone()));
-    let c = client(&s);
-    let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
-    let cfg = ArchiverConfig {
-        ledger: Some(ledger.clone()),
-        ..ArchiverConfig::default()
-    };
+    let Rig {
+        c,
+        _dir,
+        sink,
+        ledger,
+        cfg,
+    } = rig(&s);
     let poll = PollSettings {
         start: s.config().start,
         max_polls: Some(1),
@@ -453,15 +472,10 @@ async fn steady_state_polls_resolve_only_new_conversations() {
     let mut by_endpoint = std::collections::BTreeMap::new();
     for (i, slice) in convs.chunks(per).enumerate() {
         s.reveal_conversations(slice.iter().map(|c| c.id.clone()));
-        let seen = Arc::new(std::sync::Mutex::new(None));
-        let events: Arc<dyn archiver::EventHandler> = {
-            let seen = seen.clone();
-            Arc::new(move |e: &archiver::Event| {
-                if let archiver::Event::Polled { api_calls, .. } = e {
-                    *seen.lock().unwrap() = Some(api_calls.clone());
-                }
-            })
-        };
+        let (seen, events) = collect(|e| match e {
+            archiver::Event::Polled { api_calls, .. } => Some(api_calls.clone()),
+            _ => None,
+        });
         let summary = run_continuous(
             c.clone(),
             sink.clone(),
@@ -472,7 +486,7 @@ async fn steady_state_polls_resolve_only_new_conversations() {
         )
         .await
         .unwrap();
-        let calls = seen.lock().unwrap().clone().expect("polled");
+        let calls = seen.lock().unwrap().pop().expect("polled");
         let jobs: u64 = calls
             .iter()
             .filter(|(k, _)| k.starts_with("POST") && k.contains("batchrequests"))

@@ -375,8 +375,11 @@ impl S3Sink {
         }
     }
 
-    /// Whether HEAD says `key` is encrypted with KMS (whose ETags are not MD5s).
-    async fn stored_under_kms(&self, key: &str) -> bool {
+    /// The encryption HEAD reports for `key` (`None` when HEAD fails or names none).
+    async fn stored_encryption(
+        &self,
+        key: &str,
+    ) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
         self.client
             .head_object()
             .bucket(&self.cfg.bucket)
@@ -385,6 +388,12 @@ impl S3Sink {
             .await
             .ok()
             .and_then(|h| h.server_side_encryption().cloned())
+    }
+
+    /// Whether HEAD says `key` is encrypted with KMS (whose ETags are not MD5s).
+    async fn stored_under_kms(&self, key: &str) -> bool {
+        self.stored_encryption(key)
+            .await
             .is_some_and(|s| !etag_is_md5(&s))
     }
 

@@ -159,15 +159,7 @@ impl S3Sink {
         // Ceph does not echo the encryption on CompleteMultipartUpload: ask HEAD then.
         let sse = match out.server_side_encryption() {
             Some(s) => Some(s.clone()),
-            None if self.cfg.sse != ServerSideEncryption::None => self
-                .client
-                .head_object()
-                .bucket(&self.cfg.bucket)
-                .key(key)
-                .send()
-                .await
-                .ok()
-                .and_then(|h| h.server_side_encryption().cloned()),
+            None if self.cfg.sse != ServerSideEncryption::None => self.stored_encryption(key).await,
             None => None,
         };
         if let Err(e) = self.check_sse(key, sse.as_ref()) {
