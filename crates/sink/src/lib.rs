@@ -1,14 +1,4 @@
-//! `ObjectSink`: streaming, verified object writes.
-//!
-//! An [`ObjectSink`] takes a streaming body and writes it under a key, computing MD5 on the way
-//! (through [`integrity::HashingBody`]), enforcing the expected length and digest, checking
-//! the store's own answer (the S3 ETag), and removing what it wrote when any check fails.
-//! Implementations: [`S3Sink`] (Amazon S3 and S3-compatible stores through aws-sdk-s3) and
-//! [`LocalDirSink`] (a directory, with atomic renames and JSON sidecars). The trait is object
-//! safe: `Arc<dyn ObjectSink>` is how the archiver holds one.
-//!
-//! With the `testkit` feature, [`testkit`] holds the conformance suite every implementation
-//! runs.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod body;
