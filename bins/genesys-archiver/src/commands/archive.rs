@@ -1,0 +1,61 @@
+//! `archive`: a backfill over an interval.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use genesys_media::DiscoveryQuery;
+
+use crate::settings::FileConfig;
+use crate::times::parse_time;
+use crate::{
+    ConfigError, RunArgs, TzArg, conclude, config_err, exit_for, log_events, output, wire,
+};
+
+#[derive(Args, Debug)]
+pub(crate) struct ArchiveArgs {
+    /// Interval start: 2026-11-01 (midnight in --tz), 2026-11-01T08:30 (in --tz),
+    /// 2026-11-01T08:30:00Z (RFC 3339), 7d or 24h (that long ago), now.
+    #[arg(long)]
+    from: String,
+    /// Interval end (exclusive), in the same forms.
+    #[arg(long)]
+    to: String,
+    #[command(flatten)]
+    tz: TzArg,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub(crate) async fn run_archive(
+    a: ArchiveArgs,
+    file: &FileConfig,
+) -> Result<ExitCode, ConfigError> {
+    let zone = a.tz.zone()?;
+    let from = parse_time("from", &a.from, zone)?;
+    let to = parse_time("to", &a.to, zone)?;
+    if from >= to {
+        return Err(config_err(format!(
+            "--from {} must be before --to {}",
+            a.from, a.to
+        )));
+    }
+    let out = output::Output::new(&a.run.output, "archive")?;
+    let w = wire(&a.run, file).await?;
+    let mut query = DiscoveryQuery::interval(from, to);
+    query.media_types = w.media_types.clone();
+    let shutdown = w.cfg.shutdown.clone();
+    let ledger = w.cfg.ledger.clone();
+    let store = w.sink.to_string();
+    // Conversations the ledger holds as settled are listed but not resolved again.
+    let known = ledger.as_ref().map(|l| l.known_conversations());
+    let summary = archiver::archive(
+        w.client.clone(),
+        w.sink,
+        w.client.discover_known(query, known),
+        w.cfg,
+        out.handler(log_events(), None),
+    )
+    .await;
+    let code = exit_for(&summary, shutdown.is_cancelled());
+    Ok(conclude(&out, &summary, &w.client, &store, ledger.as_ref(), code).await)
+}

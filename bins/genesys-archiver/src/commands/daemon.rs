@@ -1,0 +1,145 @@
+//! `daemon`: poll continuously, keep a checkpoint, serve metrics.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use archiver::Event;
+use chrono::Utc;
+use clap::Args;
+use genesys_media::DiscoveryQuery;
+
+use crate::settings::{FileConfig, parse_duration};
+use crate::times::parse_time;
+use crate::{ConfigError, RunArgs, TzArg, conclude, config_err, log_events, metrics, output, wire};
+
+#[derive(Args, Debug)]
+pub(crate) struct DaemonArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Where the first poll starts when the ledger has no checkpoint: a date, a time, or
+    /// 7d / 24h ago, as for archive --from [default: 24h].
+    #[arg(long)]
+    since: Option<String>,
+    #[command(flatten)]
+    tz: TzArg,
+    /// Time between polls [default: 5m].
+    #[arg(long)]
+    interval: Option<String>,
+    /// How far each poll reaches back before the checkpoint, for late recordings [default: 1h].
+    #[arg(long)]
+    overlap: Option<String>,
+    /// How far each poll stays behind now [default: 1m].
+    #[arg(long)]
+    settle: Option<String>,
+    /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "GENESYS_ARCHIVER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Poll once and exit (for cron-style scheduling and tests).
+    #[arg(long)]
+    once: bool,
+}
+
+pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
+    let fd = &file.daemon;
+    let dur = |flag: &Option<String>, name: &str, filev: &Option<String>, def: Duration| match (
+        flag, filev,
+    ) {
+        (Some(v), _) => parse_duration(&format!("--{name}"), v),
+        (None, Some(v)) => parse_duration(&format!("daemon.{}", name.replace('-', "_")), v),
+        (None, None) => Ok(def),
+    };
+    let interval = dur(
+        &d.interval,
+        "interval",
+        &fd.interval,
+        Duration::from_secs(300),
+    )?;
+    let overlap = dur(
+        &d.overlap,
+        "overlap",
+        &fd.overlap,
+        Duration::from_secs(3600),
+    )?;
+    let settle = dur(&d.settle, "settle", &fd.settle, Duration::from_secs(60))?;
+    if interval.is_zero() {
+        return Err(config_err("--interval must be longer than zero"));
+    }
+    let since = match d.since.as_ref().or(fd.since.as_ref()) {
+        Some(v) => parse_time("since", v, d.tz.zone()?)?,
+        None => Utc::now() - chrono::Duration::days(1),
+    };
+    let metrics_listen = d
+        .metrics_listen
+        .clone()
+        .or_else(|| fd.metrics_listen.clone())
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>().map_err(|e| {
+                config_err(format!(
+                    "--metrics-listen {a:?} is not an address such as 127.0.0.1:9464 ({e})"
+                ))
+            })
+        })
+        .transpose()?;
+    let out = output::Output::new(&d.run.output, "daemon")?;
+    let w = wire(&d.run, file).await?;
+    let extra = match metrics_listen {
+        Some(addr) => {
+            let m = metrics::Metrics::new(w.client.clone());
+            let bound =
+                m.clone().serve(addr).await.map_err(|e| {
+                    config_err(format!("--metrics-listen {addr}: cannot listen: {e}"))
+                })?;
+            tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+            Some(Arc::new(move |e: &Event| m.observe(e)) as Arc<dyn archiver::EventHandler>)
+        }
+        None => None,
+    };
+    let events = out.handler(log_events(), extra);
+    let ledger = w.cfg.ledger.clone();
+    let store = w.sink.to_string();
+    let poll = archiver::PollSettings {
+        start: since,
+        interval,
+        overlap,
+        settle,
+        max_polls: d.once.then_some(1),
+        ..archiver::PollSettings::default()
+    };
+    let media_types = w.media_types.clone();
+    let shutdown = w.cfg.shutdown.clone();
+    tracing::info!(
+        ledger = w.cfg.ledger.as_ref().map(|l| l.location().to_string()),
+        sink = %w.sink,
+        ?interval,
+        ?overlap,
+        "daemon started"
+    );
+    let result = archiver::run_continuous(
+        w.client.clone(),
+        w.sink,
+        move |from, to| {
+            let mut q = DiscoveryQuery::interval(from, to);
+            q.media_types = media_types.clone();
+            q
+        },
+        w.cfg,
+        poll,
+        events,
+    )
+    .await;
+    match result {
+        Ok(summary) => {
+            let code = conclude(&out, &summary, &w.client, &store, ledger.as_ref(), 0).await;
+            if shutdown.is_cancelled() {
+                println!("daemon stopped by signal; state saved");
+            }
+            Ok(code)
+        }
+        Err(archiver::ContinuousError::Config(m)) => Err(config_err(m)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `verify`: audit the archive against the ledger, the store and (optionally) the source.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+
+use archiver::RecordStatus;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use futures::StreamExt;
+use genesys_media::DiscoveryQuery;
+use sink::ObjectSink;
+
+use crate::settings::{FileConfig, SourceArgs, StateArgs, StoreArgs};
+use crate::times::parse_time;
+use crate::{ConfigError, TzArg, config_err, settings};
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Only recordings that started at or after this time (forms as for archive --from).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only recordings that started before this time.
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    tz: TzArg,
+    /// Read every object back and compare its MD5 with the ledger's (slow; reads all bytes).
+    #[arg(long)]
+    rehash: bool,
+    /// Also list the store and report objects under the key prefix the ledger does not know.
+    #[arg(long)]
+    extra: bool,
+    /// Also ask Genesys Cloud which recordings the interval (--from/--to) holds and report
+    /// each one that is not archived (needs the Genesys settings).
+    #[arg(long, requires_all = ["from", "to"])]
+    against_source: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
+    let from = v
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t, v.tz.zone()?))
+        .transpose()?;
+    let to =
+        v.to.as_deref()
+            .map(|t| parse_time("to", t, v.tz.zone()?))
+            .transpose()?;
+    let settings = v.store.resolve(file)?;
+    let sink = settings::connect_store(&settings).await?;
+    let ledger = v.state.open_shared(file).await?;
+    let rows = ledger
+        .entries(Some(RecordStatus::Archived))
+        .await
+        .map_err(|e| config_err(e.to_string()))?;
+    let in_range = |start: &Option<String>| {
+        let t = start
+            .as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        match (t, from, to) {
+            (None, None, None) => true,
+            (None, _, _) => false,
+            (Some(t), f, e) => f.is_none_or(|f| t >= f) && e.is_none_or(|e| t < e),
+        }
+    };
+    let (mut ok, mut missing, mut corrupt) = (0u64, 0u64, 0u64);
+    let mut known_keys = HashSet::new();
+    for r in rows.iter() {
+        known_keys.insert(r.key.clone());
+        if !in_range(&r.start_time) {
+            continue;
+        }
+        let problem = match sink.head(&r.key).await {
+            Ok(None) => Some(("missing", "no object under its key".to_string())),
+            Err(e) => Some(("missing", format!("cannot read it: {e}"))),
+            Ok(Some(meta)) if r.size.is_some_and(|s| s != meta.size) => Some((
+                "corrupt",
+                format!(
+                    "size {} in the store, {} in the ledger",
+                    meta.size,
+                    r.size.unwrap_or(0)
+                ),
+            )),
+            Ok(Some(_)) if v.rehash => match rehash(sink.as_ref(), &r.key).await {
+                Ok(md5)
+                    if r.md5
+                        .as_deref()
+                        .is_some_and(|m| !m.eq_ignore_ascii_case(&md5)) =>
+                {
+                    Some((
+                        "corrupt",
+                        format!(
+                            "MD5 {md5} in the store, {} in the ledger",
+                            r.md5.as_deref().unwrap_or_default()
+                        ),
+                    ))
+                }
+                Ok(_) => None,
+                Err(e) => Some(("corrupt", format!("cannot read it back: {e}"))),
+            },
+            Ok(Some(_)) => None,
+        };
+        match problem {
+            None => ok += 1,
+            Some((kind, why)) => {
+                if kind == "missing" {
+                    missing += 1;
+                } else {
+                    corrupt += 1;
+                }
+                println!("{kind}: recording {} key {}: {why}", r.recording_id, r.key);
+            }
+        }
+    }
+    let (mut unavailable, mut pending, mut not_discoverable) = (0u64, 0u64, 0u64);
+    if v.against_source {
+        let (Some(from), Some(to)) = (from, to) else {
+            return Err(config_err("--against-source needs --from and --to"));
+        };
+        let source = v.source.resolve(file)?;
+        let client = settings::connect_source(&source).await?;
+        let mut query = DiscoveryQuery::interval(from, to);
+        query.media_types = source.media_types.clone();
+        let mut listed = std::pin::pin!(client.discover(query));
+        while let Some(item) = listed.next().await {
+            let item = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
+            let rec = match item {
+                genesys_media::Discovered::Recording(r) => r,
+                genesys_media::Discovered::Pending(p) => {
+                    pending += 1;
+                    println!(
+                        "pending: conversation {}{} is not ready at the source: {}",
+                        p.conversation_id,
+                        p.recording_id
+                            .map(|r| format!(" recording {r}"))
+                            .unwrap_or_default(),
+                        p.reason
+                    );
+                    continue;
+                }
+                genesys_media::Discovered::NotDiscoverable(span) => {
+                    not_discoverable += 1;
+                    println!(
+                        "not discoverable: {} to {}: {}",
+                        span.start.to_rfc3339(),
+                        span.end.to_rfc3339(),
+                        span.reason
+                    );
+                    continue;
+                }
+                genesys_media::Discovered::Unresolved {
+                    conversation_id,
+                    reason,
+                } => {
+                    missing += 1;
+                    println!("missing: conversation {conversation_id}: {reason}");
+                    continue;
+                }
+                // Not produced here: this listing has no memory of conversations.
+                genesys_media::Discovered::Known { .. } => continue,
+            };
+            if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
+                unavailable += 1;
+                println!(
+                    "unavailable: recording {} (conversation {}) at the source: {reason}",
+                    rec.ledger_id(),
+                    rec.conversation_id
+                );
+                continue;
+            }
+            let entry = ledger
+                .entry(&rec.ledger_id())
+                .await
+                .map_err(|e| config_err(e.to_string()))?;
+            match entry {
+                Some(e) if e.status == RecordStatus::Archived => {}
+                other => {
+                    missing += 1;
+                    let why = match other {
+                        Some(e) => format!(
+                            "the ledger has it as {}{}",
+                            e.status,
+                            e.last_error.map(|m| format!(": {m}")).unwrap_or_default()
+                        ),
+                        None => "the ledger does not know it".to_string(),
+                    };
+                    println!(
+                        "missing: recording {} (conversation {}) listed by the source is not archived; {why}",
+                        rec.ledger_id(),
+                        rec.conversation_id
+                    );
+                }
+            }
+        }
+    }
+    let mut extra = 0u64;
+    if v.extra {
+        let prefix = StoreArgs::prefix(&settings);
+        let mut listing = sink.list(&prefix);
+        while let Some(item) = listing.next().await {
+            let obj = item.map_err(|e| config_err(format!("listing the store: {e}")))?;
+            if !known_keys.contains(&obj.key) {
+                extra += 1;
+                println!(
+                    "extra: key {} ({} bytes) is not in the ledger",
+                    obj.key, obj.size
+                );
+            }
+        }
+    }
+    println!(
+        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}",
+        if v.extra {
+            format!(", extra {extra}")
+        } else {
+            String::new()
+        },
+        if v.against_source {
+            format!(
+                ", unavailable at the source {unavailable}, pending {pending}, not discoverable {not_discoverable}"
+            )
+        } else {
+            String::new()
+        },
+        if v.rehash { " (re-hashed)" } else { "" }
+    );
+    Ok(if missing + corrupt + pending + not_discoverable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reads an object back through the hashing body and returns its MD5 hex.
+pub(crate) async fn rehash(sink: &dyn ObjectSink, key: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let body = sink.get(key).await.map_err(|e| e.to_string())?;
+    let (mut body, digests) = integrity::HashingBody::new(body, integrity::Expectations::default());
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|e| e.to_string())?;
+    }
+    digests
+        .get()
+        .map(|d| d.md5_hex())
+        .ok_or_else(|| "the body ended without a digest".to_string())
+}
