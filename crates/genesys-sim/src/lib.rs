@@ -2,11 +2,14 @@
 #![warn(missing_docs)]
 
 mod analytics;
+mod auth;
 mod config;
 mod content;
 mod dataset;
 mod faults;
+mod media;
 mod ratelimit;
+mod recording;
 mod server;
 mod signing;
 

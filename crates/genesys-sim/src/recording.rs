@@ -1,0 +1,295 @@
+//! The recording API: `recordingmetadata`, the per-recording GET with `formatId`, batch download jobs, and the compat listing.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::dataset::SimRecording;
+use crate::server::{Body, Job, State, api_error, has_two_files, json_response, md5_of, rfc3339};
+use crate::signing;
+
+pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
+    json!({
+        "id": r.id,
+        "conversationId": r.conversation_id,
+        "startTime": rfc3339(r.start),
+        "endTime": rfc3339(r.end),
+        "media": r.media,
+        "mediaSubtype": if r.media == "screen" { "Screen" } else { "Trunk" },
+        "fileState": file_state,
+        "region": "us-east-1",
+        "selfUri": format!("/api/v2/conversations/{}/recordingmetadata/{}", r.conversation_id, r.id),
+    })
+}
+
+pub(crate) fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
+    let Some(conv) = st.data.conversation(cid) else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "conversation not found");
+    };
+    let vis = st.visibility();
+    let list: Vec<Value> = conv
+        .recordings
+        .iter()
+        .map(|&i| {
+            let r = &st.data.recordings[i];
+            metadata_json(r, &vis.file_state(&st.data, r))
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(list))
+}
+
+/// The content type a `formatId` gives a recording: `formatId` picks the audio format;
+/// screen recordings are WebM, chats and messages ZIP (`chatFormatId`/`messageFormatId`),
+/// emails EML (`emailFormatId`), whatever `formatId` says. `None`: an unknown format.
+pub(crate) fn format_content_type(format: &str, r: &SimRecording) -> Option<&'static str> {
+    let audio = match format {
+        "NONE" | "NATIVE" => return Some(r.native_content_type()),
+        "WAV" | "WAV_ULAW" => "audio/wav",
+        "WEBM" => "audio/webm",
+        "OGG_VORBIS" | "OGG_OPUS" => "audio/ogg",
+        "MP3" => "audio/mpeg",
+        _ => return None,
+    };
+    Some(match r.media.as_str() {
+        "screen" => "video/webm",
+        "chat" | "messaging" => "application/zip",
+        "email" => "message/rfc822",
+        _ => audio,
+    })
+}
+
+/// What a media URL signs: the path (which names the file) and the format.
+pub(crate) fn signed_resource(path: &str, format: &str) -> String {
+    format!("{path}?{format}")
+}
+
+pub(crate) fn media_url(st: &State, r: &SimRecording, format: &str) -> String {
+    media_part_url(st, r, format, 0)
+}
+
+/// A signed URL of file `part` of a recording: `/media/{cid}/{rid}` for the first file,
+/// `/media/{cid}/{rid}/{part}` for another (distinct files are distinct objects).
+pub(crate) fn media_part_url(st: &State, r: &SimRecording, format: &str, part: u32) -> String {
+    let mut path = format!("/media/{}/{}", r.conversation_id, r.id);
+    if part > 0 {
+        path.push_str(&format!("/{part}"));
+    }
+    let expires = Utc::now().timestamp() + st.cfg.url_ttl.as_secs() as i64;
+    let sig = signing::sign(&st.key, &signed_resource(&path, format), expires);
+    format!(
+        "{}{path}?format={format}&X-Expires={expires}&X-Signature={sig}",
+        st.base_url
+    )
+}
+
+pub(crate) fn recording_get(
+    st: &State,
+    cid: &str,
+    rid: &str,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
+    let Some(&idx) = st.by_id.get(rid) else {
+        return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found");
+    };
+    let r = &st.data.recordings[idx];
+    if r.conversation_id != cid {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "recording not found in conversation",
+        );
+    }
+    let format = query
+        .get("formatId")
+        .map(String::as_str)
+        .unwrap_or("WEBM")
+        .to_string();
+    let Some(ct) = format_content_type(&format, r) else {
+        return api_error(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
+    };
+    let file_state = st.file_state(r);
+    let mut body = metadata_json(r, &file_state);
+    if file_state != "AVAILABLE" {
+        return json_response(StatusCode::OK, &body);
+    }
+    let polls = {
+        let mut inner = st.lock();
+        let n = inner.transcode.entry((idx, format.clone())).or_insert(0);
+        *n += 1;
+        *n
+    };
+    if polls <= st.cfg.transcode_polls {
+        body["estimatedTranscodeTimeMs"] = json!(1000);
+        return json_response(StatusCode::ACCEPTED, &body);
+    }
+    // `Recording` has no content type field: the format asked for decides it (`ct`).
+    let _ = ct;
+    let mut uris = json!({"0": {"mediaUri": media_url(st, r, &format)}});
+    if has_two_files(st, idx) {
+        uris["1"] = json!({"mediaUri": media_part_url(st, r, &format, 1)});
+    }
+    body["mediaUris"] = uris;
+    body["outputSizeInBytes"] = json!(r.size);
+    body["outputDurationMs"] = json!((r.end - r.start).num_milliseconds());
+    json_response(StatusCode::OK, &body)
+}
+
+pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
+    let bad = |m: &str| api_error(StatusCode::BAD_REQUEST, "bad.request", m);
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return bad("body is not valid JSON");
+    };
+    let Some(list) = q.get("batchDownloadRequestList").and_then(Value::as_array) else {
+        return bad("batchDownloadRequestList is required");
+    };
+    if list.is_empty() || list.len() > 100 {
+        return bad("batchDownloadRequestList must hold 1 to 100 items");
+    }
+    let mut items = Vec::new();
+    for it in list {
+        let Some(cid) = it.get("conversationId").and_then(Value::as_str) else {
+            return bad("conversationId is required");
+        };
+        match it.get("recordingId").and_then(Value::as_str) {
+            Some(rid) => {
+                if let Some(&i) = st.by_id.get(rid)
+                    && st.data.recordings[i].conversation_id == cid
+                {
+                    items.push(i);
+                }
+            }
+            None => {
+                if let Some(c) = st.data.conversation(cid) {
+                    items.extend(c.recordings.iter().copied());
+                }
+            }
+        }
+    }
+    let mut inner = st.lock();
+    inner.counter += 1;
+    let id = format!("job-{:08x}-{}", inner.rng.next_u64() as u32, inner.counter);
+    inner.jobs.insert(
+        id.clone(),
+        Job {
+            items,
+            created: Instant::now(),
+        },
+    );
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+    )
+}
+
+pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
+    let (items, done) = {
+        let mut inner = st.lock();
+        let Some(job) = inner.jobs.get_mut(id) else {
+            return api_error(
+                StatusCode::NOT_FOUND,
+                "not.found",
+                "batch request not found",
+            );
+        };
+        (
+            job.items.clone(),
+            job.created.elapsed() >= st.cfg.batch_ready_after,
+        )
+    };
+    if !done {
+        return json_response(
+            StatusCode::OK,
+            &json!({"id": id, "jobId": id, "expectedResultCount": items.len(), "resultCount": 0, "errorCount": 0,
+                    "status": "InProgress", "results": [], "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+        );
+    }
+    let mut errors = 0;
+    let vis = st.visibility();
+    let mut results: Vec<Value> = Vec::new();
+    for &i in &items {
+        let r = &st.data.recordings[i];
+        let file_state = vis.file_state(&st.data, r);
+        if file_state == "AVAILABLE" {
+            results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                   "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()}));
+            // "A recording could be associated with multiple results."
+            if has_two_files(st, i) {
+                results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                       "resultUrl": media_part_url(st, r, "NATIVE", 1), "contentType": r.native_content_type()}));
+            }
+        } else {
+            errors += 1;
+            results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                   "errorMsg": format!("Recording is {}; it cannot be downloaded now", file_state.to_lowercase())}));
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "jobId": id, "expectedResultCount": results.len(), "resultCount": results.len(),
+                "errorCount": errors, "status": "Completed", "results": results,
+                "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+    )
+}
+
+pub(crate) fn compat_entity(st: &State, r: &SimRecording) -> Value {
+    json!({
+        "id": r.id,
+        "status": "completed",
+        "uri": media_url(st, r, "NATIVE"),
+        "md5": hex::encode(md5_of(st, r.index)),
+        "interactionId": r.conversation_id,
+        "startTime": rfc3339(r.start),
+        "endTime": rfc3339(r.end),
+        "mediaType": r.media,
+        "contentType": r.native_content_type(),
+        "size": r.size,
+    })
+}
+
+pub(crate) fn compat_list(st: &State, q: &HashMap<String, String>) -> Response<Body> {
+    let page_size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(25);
+    let page_number: usize = q
+        .get("pageNumber")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    if page_size == 0 || page_size > 100 || page_number == 0 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "pageSize must be 1..=100 and pageNumber >= 1",
+        );
+    }
+    if q.get("status").is_some_and(|s| s != "completed") {
+        return json_response(
+            StatusCode::OK,
+            &json!({"entities": [], "pageSize": page_size, "pageNumber": page_number, "total": 0}),
+        );
+    }
+    let available: Vec<&SimRecording> = st
+        .data
+        .recordings
+        .iter()
+        .filter(|r| r.file_state == "AVAILABLE")
+        .collect();
+    let entities: Vec<Value> = available
+        .iter()
+        .skip((page_number - 1) * page_size)
+        .take(page_size)
+        .map(|r| compat_entity(st, r))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"entities": entities, "pageSize": page_size, "pageNumber": page_number,
+                "total": available.len(), "pageCount": available.len().div_ceil(page_size)}),
+    )
+}
+
+pub(crate) fn compat_one(st: &State, id: &str) -> Response<Body> {
+    match st.by_id.get(id) {
+        Some(&i) => json_response(StatusCode::OK, &compat_entity(st, &st.data.recordings[i])),
+        None => api_error(StatusCode::NOT_FOUND, "not.found", "recording not found"),
+    }
+}
