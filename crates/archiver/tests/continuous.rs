@@ -434,10 +434,9 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
 
 /// The daemon's steady state with the default overlap (1 h) and settle: conversations keep
 /// arriving (an org's conversations revealed in ten slices in the order they ended, one poll
-/// after each). Every poll spends
-/// the analytics pages of its window and batch jobs only for the new conversations (at most
-/// one more than a job per 100 of them). Prints the calls per 1,000 new recordings
-/// (docs/benchmarks.md quotes it).
+/// after each). Every poll spends the analytics pages of its window and batch jobs only for
+/// the new conversations (at most one more than a job per 100 of them). Prints the calls per
+/// 1,000 new recordings (docs/benchmarks.md quotes it).
 #[tokio::test]
 async fn steady_state_polls_resolve_only_new_conversations() {
     let s = Simulator::start(SimConfig {

@@ -1,6 +1,5 @@
 //! Media downloads: signed URLs checked, bodies streamed from their seed, media faults applied.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use hyper::body::Incoming;
 use crate::content::{ContentGen, content_md5};
 use crate::faults::Fault;
 use crate::recording::{format_content_type, signed_resource};
-use crate::server::{Body, State, api_error, full, has_two_files, md5_of, part_seed};
+use crate::server::{Body, State, api_error, full, has_two_files, md5_of, part_seed, query_map};
 use crate::signing;
 
 pub(crate) fn media_error(status: StatusCode, code: &str, msg: &str) -> Response<Body> {
@@ -39,15 +38,7 @@ pub(crate) enum BodyMode {
 
 pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let q: HashMap<String, String> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let q = query_map(&req);
     let format = q.get("format").cloned().unwrap_or_default();
     let expires: i64 = q.get("X-Expires").and_then(|s| s.parse().ok()).unwrap_or(0);
     let sig = q.get("X-Signature").cloned().unwrap_or_default();

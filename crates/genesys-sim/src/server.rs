@@ -602,18 +602,22 @@ pub(crate) async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body
     resp
 }
 
-pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query: HashMap<String, String> = req
-        .uri()
+/// The request's query parameters.
+pub(crate) fn query_map<B>(req: &Request<B>) -> HashMap<String, String> {
+    req.uri()
         .query()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .into_owned()
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = query_map(&req);
     let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
     match (&method, segs.as_slice()) {
         (&Method::POST, ["analytics", "conversations", "details", "query"]) => {
