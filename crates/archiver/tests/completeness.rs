@@ -338,3 +338,72 @@ async fn the_poll_loop_rides_out_a_login_outage() {
     );
     assert!(c.metrics().snapshot().token_failures > 0);
 }
+
+/// The per-recording source spends a call per recording; on a rerun, a conversation that is
+/// not settled (one of its recordings is in quarantine) is resolved again, but its archived
+/// recording is not requested again: the ledger holds it.
+#[tokio::test]
+async fn the_per_recording_source_does_not_request_what_the_ledger_holds() {
+    let base = SimConfig {
+        recordings: 40,
+        transcode_polls: 0,
+        ..SimConfig::default()
+    };
+    // A conversation with two recordings; the second is corrupt for good.
+    let data = genesys_sim::Dataset::generate(&base);
+    let (first, second) = data
+        .recordings
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| {
+            let next = data.recordings.get(i + 1)?;
+            (next.conversation_id == r.conversation_id).then_some((i, i + 1))
+        })
+        .expect("the seed has a conversation with two recordings");
+    let s = sim(SimConfig {
+        faults: vec![FaultSpec {
+            recording: second,
+            fault: Fault::Corrupt,
+            times: None,
+        }],
+        ..base
+    })
+    .await;
+    let per_recording = SourceMode::PerRecording {
+        format_id: "WAV".into(),
+    };
+    let c = client(&s, per_recording);
+    let t = target();
+    let archive_known = || {
+        archive(
+            c.clone(),
+            t.sink.clone(),
+            c.discover_known(whole(&s), Some(t.ledger.known_conversations())),
+            cfg(&t.ledger),
+            Arc::new(archiver::NoEvents),
+        )
+    };
+    let run = archive_known().await;
+    assert_eq!((run.archived, run.failed), (39, 1), "{run:?}");
+    let gets = |s: &SimHandle| {
+        s.stats()
+            .by_route
+            .iter()
+            .filter(|(k, _)| k.starts_with("GET") && k.ends_with("/recordings/{id}"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let before = gets(&s);
+    let rerun = archive_known().await;
+    assert_eq!(rerun.quarantined, 1, "{rerun:?}");
+    assert_eq!(
+        rerun.known_conversations as usize,
+        data.conversations.len() - 1,
+        "every other conversation is settled"
+    );
+    assert_eq!(
+        gets(&s) - before,
+        1,
+        "only the quarantined recording's media is requested, not recording {first}'s"
+    );
+}

@@ -456,6 +456,7 @@ impl GenesysClient {
                     .map(|w| -> BoxFuture<'_, Result<Resolved>> {
                         match w {
                             Work::Conversations(chunk) => {
+                                let memory = known.clone();
                                 let convs = chunk
                                     .iter()
                                     .map(|c| {
@@ -463,10 +464,12 @@ impl GenesysClient {
                                         (c.conversation_id.clone(), end)
                                     })
                                     .collect();
-                                Box::pin(
-                                    self.resolve_conversations(chunk)
-                                        .map(|r| r.map(|items| (convs, items))),
-                                )
+                                Box::pin(async move {
+                                    let items = self
+                                        .resolve_conversations(chunk, memory.as_deref())
+                                        .await?;
+                                    Ok((convs, items))
+                                })
                             }
                             Work::Item(item) => {
                                 Box::pin(std::future::ready(Ok((Vec::new(), vec![*item]))))

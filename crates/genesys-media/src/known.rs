@@ -39,4 +39,12 @@ pub trait KnownConversations: Send + Sync + fmt::Debug {
 
     /// Conversations discovery has just resolved.
     async fn resolved(&self, conversations: Vec<ResolvedConversation>);
+
+    /// Of these recording ids (of a conversation being resolved), those already archived:
+    /// the per-recording source does not request their media again (one call each). The
+    /// default holds none.
+    async fn held(&self, recording_ids: &[String]) -> HashSet<String> {
+        let _ = recording_ids;
+        HashSet::new()
+    }
 }

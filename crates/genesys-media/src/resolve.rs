@@ -1,7 +1,7 @@
 //! Media resolution: the recordings of finished conversations, every file of each, with a
 //! media URL, the source's reason there is none, or a pending item when they are not ready.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -12,6 +12,7 @@ use crate::discovery::{
     parse_time, path_segment,
 };
 use crate::error::{Error, Result};
+use crate::known::KnownConversations;
 use crate::media::MediaUrl;
 use crate::models::{
     AnalyticsConversation, BatchDownloadJobResult, BatchDownloadJobStatusResult,
@@ -87,13 +88,15 @@ impl GenesysClient {
     pub(crate) async fn resolve_conversations(
         &self,
         convs: Vec<AnalyticsConversation>,
+        known: Option<&dyn KnownConversations>,
     ) -> Result<Vec<Discovered>> {
         match self.config().source.clone() {
             SourceMode::Batch | SourceMode::CompatListing => self.resolve_batch(&convs).await,
             SourceMode::PerRecording { format_id } => {
                 let mut out = Vec::new();
                 for c in &convs {
-                    self.resolve_per_recording(c, &format_id, &mut out).await?;
+                    self.resolve_per_recording(c, &format_id, known, &mut out)
+                        .await?;
                 }
                 Ok(out)
             }
@@ -224,10 +227,24 @@ impl GenesysClient {
         &self,
         c: &AnalyticsConversation,
         format_id: &str,
+        known: Option<&dyn KnownConversations>,
         out: &mut Vec<Discovered>,
     ) -> Result<()> {
         let cid = &c.conversation_id;
-        for m in self.recording_metadata(cid).await? {
+        let metas = self.recording_metadata(cid).await?;
+        // Recordings the caller already holds are not requested again (a conversation is
+        // resolved again when another of its recordings is not archived yet).
+        let held = match known {
+            Some(k) => {
+                let ids: Vec<String> = metas.iter().map(|m| m.id.clone()).collect();
+                k.held(&ids).await
+            }
+            None => HashSet::new(),
+        };
+        for m in metas {
+            if held.contains(&m.id) {
+                continue;
+            }
             let state = m.file_state.as_deref();
             if let Some(s) = state.filter(|s| is_not_yet(s)) {
                 out.push(pending(

@@ -96,6 +96,20 @@ impl KnownConversations for LedgerConversations {
             tracing::warn!(error = %e, "could not record resolved conversations; the next poll resolves them again");
         }
     }
+
+    async fn held(&self, recording_ids: &[String]) -> HashSet<String> {
+        match self.0.inner.statuses(recording_ids).await {
+            Ok(s) => s
+                .into_iter()
+                .filter(|(_, status)| *status == RecordStatus::Archived)
+                .map(|(id, _)| id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read recordings from the ledger; requesting their media again");
+                HashSet::new()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
