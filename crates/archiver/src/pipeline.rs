@@ -401,8 +401,8 @@ where
     // Recordings ready for a worker: refreshed ones first (their new URLs are used at once).
     let mut ready: VecDeque<Ready> = VecDeque::new();
     let mut refresh = RefreshQueue::new(refresh_window);
-    // The refresh in progress, and how many recordings it carries.
-    let mut refreshing: Option<(tokio::task::JoinHandle<Vec<Refreshed>>, usize)> = None;
+    // The refresh in progress, and the recordings it carries (so none is lost if it fails).
+    let mut refreshing: Option<(tokio::task::JoinHandle<Vec<Refreshed>>, Vec<Waiting>)> = None;
     loop {
         // Start what can start.
         while !ready.is_empty() {
@@ -438,10 +438,12 @@ where
         let idle = source_done && ready.is_empty() && tasks.is_empty();
         if refreshing.is_none() && refresh.due(idle) {
             let batch = refresh.take();
-            let n = batch.len();
             refreshing = Some((
-                tokio::spawn(crate::refresh::refresh(shared.client.clone(), batch)),
-                n,
+                tokio::spawn(crate::refresh::refresh(
+                    shared.client.clone(),
+                    batch.clone(),
+                )),
+                batch,
             ));
         }
         if idle && refresh.is_empty() && refreshing.is_none() {
@@ -456,8 +458,16 @@ where
             biased;
             _ = shutdown.cancelled() => break,
             done = async { (&mut refreshing.as_mut().expect("guarded").0).await }, if refreshing.is_some() => {
-                refreshing = None;
-                let results = done.unwrap_or_default();
+                let (_, batch) = refreshing.take().expect("guarded");
+                // A refresh task that panicked refreshed nothing: its recordings are retried
+                // like after a failed request, never dropped.
+                let results = done.unwrap_or_else(|e| {
+                    let why = format!("the URL refresh stopped: {e}");
+                    batch
+                        .into_iter()
+                        .map(|w| (w, Err((ErrorClass::Temporary, why.clone()))))
+                        .collect()
+                });
                 for (w, result) in results {
                     match result {
                         Ok(media) => ready.push_front(Ready {
@@ -537,9 +547,9 @@ where
     // Shut down before they started: discovered (or refreshed) but never claimed, or their
     // claims were given back when they went for a fresh URL.
     summary.interrupted += (ready.len() + refresh.drain().len()) as u64;
-    if let Some((r, n)) = refreshing.take() {
+    if let Some((r, batch)) = refreshing.take() {
         r.abort();
-        summary.interrupted += n as u64;
+        summary.interrupted += batch.len() as u64;
     }
     if shutdown.is_cancelled() {
         let deadline = tokio::time::sleep(shared.cfg.drain_timeout);

@@ -56,7 +56,7 @@ pub struct UploadSweep {
     /// Uploads of the given list that could not be aborted; the next sweep tries again.
     pub failed: Vec<StartedUpload>,
     /// Open uploads under the prefix that are not in the list (another program's, or a live
-    /// writer's): left alone.
+    /// writer's): left alone. Not counted when the list is empty (the store is not asked).
     pub others: usize,
     /// Leftover temporary files a directory sink removed.
     pub temp_files_removed: usize,

@@ -227,6 +227,10 @@ impl S3Sink {
         prefix: &str,
         started: &[StartedUpload],
     ) -> Result<UploadSweep, SinkError> {
+        // Nothing recorded as abandoned: no listing at every start-up.
+        if started.is_empty() {
+            return Ok(UploadSweep::default());
+        }
         let mut wanted: HashMap<&str, &StartedUpload> =
             started.iter().map(|u| (u.upload_id.as_str(), u)).collect();
         let mut sweep = UploadSweep::default();
