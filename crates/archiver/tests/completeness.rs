@@ -407,3 +407,39 @@ async fn the_per_recording_source_does_not_request_what_the_ledger_holds() {
         "only the quarantined recording's media is requested, not recording {first}'s"
     );
 }
+
+/// A run with a media-type filter must not settle what it left out: a later run with a wider
+/// filter (same ledger) still finds and archives the other media types.
+#[tokio::test]
+async fn a_narrower_media_filter_does_not_settle_the_other_media() {
+    let s = sim(SimConfig {
+        recordings: 40,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, SourceMode::Batch);
+    let t = target();
+    let run = |media: Vec<String>| {
+        let mut q = whole(&s);
+        q.media_types = media;
+        archive(
+            c.clone(),
+            t.sink.clone(),
+            c.discover_known(q, Some(t.ledger.known_conversations())),
+            cfg(&t.ledger),
+            Arc::new(archiver::NoEvents),
+        )
+    };
+    let audio = s
+        .dataset()
+        .recordings
+        .iter()
+        .filter(|r| r.media == "audio")
+        .count() as u64;
+    assert!(audio < 40, "the seed has other media too");
+    let first = run(vec!["audio".into()]).await;
+    assert_eq!(first.archived, audio, "{first:?}");
+    let second = run(vec![]).await;
+    assert_eq!(second.archived, 40 - audio, "{second:?}");
+    assert!(second.success(), "{second:?}");
+}

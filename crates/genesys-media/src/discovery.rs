@@ -480,15 +480,15 @@ impl GenesysClient {
             );
             while let Some(r) = resolved.next().await {
                 let (convs, items) = r?;
-                let items: Vec<Discovered> = items
-                    .into_iter()
-                    .filter(|i| i.recording().is_none_or(keep))
-                    .collect();
+                // Every file counts, also those this query's media-type filter leaves out: a
+                // conversation settles only once all of them are archived, so a later run
+                // with a wider filter still finds them.
                 if let Some(known) = &known
                     && !convs.is_empty()
                 {
                     known.resolved(summarize(convs, &items)).await;
                 }
+                let items = items.into_iter().filter(|i| i.recording().is_none_or(keep));
                 for item in items {
                     if tx.send(Ok(item)).await.is_err() {
                         return Ok(());

@@ -18,9 +18,9 @@ pub struct ResolvedConversation {
     pub conversation_id: String,
     /// When it ended.
     pub end: Option<DateTime<Utc>>,
-    /// The files yielded with a media URL (their
-    /// [`DiscoveredRecording::ledger_id`](crate::DiscoveredRecording::ledger_id)s), after the
-    /// query's media-type filter.
+    /// The files found with a media URL (their
+    /// [`DiscoveredRecording::ledger_id`](crate::DiscoveredRecording::ledger_id)s), also those
+    /// the query's media-type filter leaves out.
     pub files: Vec<String>,
     /// Every recording of it is accounted for: none pending (uploading, restoring), none
     /// unresolved. Files without a URL (archived, deleted at the source) were reported as
