@@ -20,6 +20,8 @@ for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool
   command -v "$bin" >/dev/null 2>&1 || need_apt=(ceph-mon ceph-osd radosgw ceph-common)
 done
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The PostgreSQL test server's TLS certificates are made with openssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The shared-ledger tests need a PostgreSQL server (not just the psql client).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The progress-bar test runs the CLI under a pseudo-terminal with script(1).
