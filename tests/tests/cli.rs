@@ -27,6 +27,24 @@ fn demo_archives_everything_but_the_broken_ones_and_reruns_skip() {
         "{stdout}"
     );
     assert!(stdout.contains("demo OK"), "{stdout}");
+    // The closing table and where to look.
+    for row in [
+        "found                      80",
+        "archived                   77",
+        "failed                      2",
+        "unavailable                 1",
+    ] {
+        assert!(stdout.contains(row), "{row:?} in\n{stdout}");
+    }
+    assert!(stdout.contains("  bytes  "), "{stdout}");
+    assert!(stdout.contains("  time  "), "{stdout}");
+    assert!(stdout.contains("where to look:"), "{stdout}");
+    let listed_call = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  a call"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no call named in\n{stdout}"));
+    assert!(std::path::Path::new(listed_call).is_file(), "{listed_call}");
     // Quiet by default: retries are counted, not logged; warnings only for what needs a
     // person (the two recordings that failed, the one archived at the source).
     let stderr = String::from_utf8_lossy(&first.stderr);
@@ -53,6 +71,50 @@ fn demo_archives_everything_but_the_broken_ones_and_reruns_skip() {
         .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
         .collect();
     assert_eq!(data.len(), 77, "one file per archived recording");
+    // Media a person can open: every audio file is a PCM WAV whose data chunk runs to the end
+    // of the file, every screen recording a WebM (EBML) document, and the sidecar says so.
+    let mut kinds = std::collections::BTreeMap::new();
+    for p in &data {
+        let bytes = std::fs::read(p).unwrap();
+        let ext = p.extension().unwrap().to_string_lossy().into_owned();
+        match ext.as_str() {
+            "wav" => {
+                assert_eq!(&bytes[..4], b"RIFF", "{}", p.display());
+                assert_eq!(&bytes[8..16], b"WAVEfmt ", "{}", p.display());
+                assert_eq!(u16::from_le_bytes([bytes[20], bytes[21]]), 1, "PCM");
+                assert_eq!(&bytes[36..40], b"data");
+                let data_len = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
+                assert_eq!(data_len as usize, bytes.len() - 44, "{}", p.display());
+            }
+            "webm" => {
+                assert_eq!(&bytes[..4], [0x1A, 0x45, 0xDF, 0xA3], "{}", p.display());
+                assert!(bytes[..64].windows(4).any(|w| w == b"webm"));
+            }
+            "json" => {
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap();
+            }
+            "eml" => assert!(bytes.starts_with(b"From: ")),
+            other => panic!("unexpected file type {other}: {}", p.display()),
+        }
+        let mut sidecar = p.as_os_str().to_owned();
+        sidecar.push(".meta.json");
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+        let expected = match ext.as_str() {
+            "wav" => "audio/wav",
+            "webm" => "video/webm",
+            "json" => "application/json",
+            _ => "message/rfc822",
+        };
+        assert_eq!(
+            meta["content_type"],
+            expected,
+            "{}",
+            sidecar.to_string_lossy()
+        );
+        *kinds.entry(ext).or_insert(0) += 1;
+    }
+    assert!(kinds.get("wav").copied().unwrap_or(0) > 50, "{kinds:?}");
     assert!(
         files
             .iter()

@@ -124,7 +124,7 @@ async fn an_object_that_matches_is_adopted_without_a_download() {
     let ledger = Ledger::in_memory().unwrap();
     // The right bytes, written by an earlier run whose ledger was lost.
     let r = &s.dataset().recordings[2];
-    let body: Vec<u8> = genesys_sim::ContentGen::new(r.body_seed, r.size)
+    let body: Vec<u8> = genesys_sim::ContentGen::new(r.body_kind(), r.body_seed, r.size)
         .flat_map(|b| b.to_vec())
         .collect();
     let key = KeyTemplate::default()

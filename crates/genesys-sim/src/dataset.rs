@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::SimConfig;
+use crate::content::BodyKind;
 
 /// One recording of a simulated conversation.
 #[derive(Debug, Clone)]
@@ -28,13 +29,26 @@ pub struct SimRecording {
 }
 
 impl SimRecording {
-    /// Content type of the native (batch download) format.
+    /// Content type of the native (batch download) format. Audio is WAV here (the real
+    /// service's native audio is Ogg Opus; the client takes the type from the batch result's
+    /// `contentType` either way), so what the simulator serves can be played.
     pub fn native_content_type(&self) -> &'static str {
         match self.media.as_str() {
             "screen" => "video/webm",
             "chat" | "messaging" => "application/json",
             "email" => "message/rfc822",
-            _ => "audio/ogg",
+            _ => "audio/wav",
+        }
+    }
+
+    /// What the recording's body is: the simulator does not transcode, every format of a
+    /// recording serves these bytes (see [`crate::ContentGen`]).
+    pub fn body_kind(&self) -> BodyKind {
+        match self.media.as_str() {
+            "screen" => BodyKind::WebM,
+            "chat" | "messaging" => BodyKind::Json,
+            "email" => BodyKind::Email,
+            _ => BodyKind::Wav,
         }
     }
 }

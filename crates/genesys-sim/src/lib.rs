@@ -14,7 +14,7 @@ mod server;
 mod signing;
 
 pub use config::SimConfig;
-pub use content::{ContentGen, content_md5};
+pub use content::{BodyKind, ContentGen, content_md5};
 pub use dataset::{Dataset, SimConversation, SimRecording};
 pub use faults::{Fault, FaultParseError, FaultRates, FaultSpec};
 pub use server::{SimHandle, SimStats, Simulator};

@@ -140,7 +140,11 @@ pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> 
         if part == 0 {
             hex::encode(md5_of(st, idx))
         } else {
-            hex::encode(content_md5(part_seed(r.body_seed, part), r.size))
+            hex::encode(content_md5(
+                r.body_kind(),
+                part_seed(r.body_seed, part),
+                r.size,
+            ))
         }
     });
     if req.method() == Method::HEAD {
@@ -151,7 +155,7 @@ pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> 
     }
     let size = r.size;
     let half = size / 2;
-    let cgen = ContentGen::new(part_seed(r.body_seed, part), size);
+    let cgen = ContentGen::new(r.body_kind(), part_seed(r.body_seed, part), size);
     let stream = futures::stream::unfold(
         (cgen, 0u64, mode),
         move |(mut cgen, pos, mode)| async move {

@@ -301,7 +301,7 @@ impl SimHandle {
             return md5_of(&self.state, index);
         }
         let r = &self.state.data.recordings[index];
-        content_md5(part_seed(r.body_seed, part), r.size)
+        content_md5(r.body_kind(), part_seed(r.body_seed, part), r.size)
     }
 
     /// Whether recording `index` has two files ([`Fault::TwoFiles`]).
@@ -444,7 +444,7 @@ pub(crate) fn md5_of(st: &State, index: usize) -> [u8; 16] {
         return *m;
     }
     let r = &st.data.recordings[index];
-    let m = content_md5(r.body_seed, r.size);
+    let m = content_md5(r.body_kind(), r.body_seed, r.size);
     st.lock().md5_cache.insert(index, m);
     m
 }
@@ -698,7 +698,11 @@ mod tests {
         let cache = sim.state.lock().md5_cache.clone();
         assert_eq!(cache.len(), sim.state.data.recordings.len());
         for (i, r) in sim.state.data.recordings.iter().enumerate() {
-            assert_eq!(cache[&i], content_md5(r.body_seed, r.size), "recording {i}");
+            assert_eq!(
+                cache[&i],
+                content_md5(r.body_kind(), r.body_seed, r.size),
+                "recording {i}"
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `demo`: a simulated org archived into a local directory, no setup.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +101,7 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     cfg.retry.base_delay = Duration::from_millis(100);
     cfg.retry.max_elapsed = Duration::from_secs(60);
     let query = DiscoveryQuery::interval(sim.config().start, sim.config().end());
+    let started = std::time::Instant::now();
     let summary = archiver::archive(
         client.clone(),
         sink,
@@ -110,6 +111,12 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     )
     .await;
     print_summary(&summary, &client);
+    print_table(
+        &summary,
+        started.elapsed(),
+        &d.out,
+        &state.to_string_lossy(),
+    );
     let expected_broken: HashSet<String> = permanent
         .iter()
         .map(|(i, _, _)| sim.dataset().recordings[*i].id.clone())
@@ -119,7 +126,6 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
         .iter()
         .map(|f| f.recording_id.clone())
         .collect();
-    println!("archive written to {}", d.out.display());
     let rest_done = summary.archived + summary.skipped + expected_broken.len() as u64 == n as u64;
     if broken == expected_broken && rest_done && summary.discovery_error.is_none() {
         if summary.archived == 0 {
@@ -138,5 +144,87 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     } else {
         println!("demo FAILED: unexpected outcome");
         Ok(ExitCode::from(1))
+    }
+}
+
+/// The demo's closing table: what happened, and where to look.
+fn print_table(summary: &archiver::Summary, took: Duration, out: &Path, ledger: &str) {
+    let rows = [
+        ("found", summary.found.to_string()),
+        ("archived", summary.archived.to_string()),
+        ("already archived", summary.skipped.to_string()),
+        ("failed", summary.failed.to_string()),
+        ("unavailable", summary.unavailable.to_string()),
+        ("bytes", human_bytes(summary.bytes)),
+        ("time", format!("{:.1} s", took.as_secs_f64())),
+    ];
+    println!();
+    for (name, value) in rows {
+        println!("  {name:<17}{value:>12}");
+    }
+    println!();
+    println!("where to look:");
+    println!("  archive          {}", out.display());
+    for (ext, label, note) in [
+        ("wav", "a call", "  (plays in any audio player)"),
+        ("webm", "a screen video", ""),
+    ] {
+        if let Some(p) = first_file(out, ext) {
+            println!("  {label:<17}{}{note}", p.display());
+        }
+    }
+    println!("  metadata         <file>.meta.json beside each recording");
+    println!("  ledger           {ledger} (`genesys-archiver ledger --state {ledger}`)");
+    if summary.failed + summary.unavailable > 0 {
+        println!("  not archived     the `failed:` and `unavailable:` lines above say why");
+    }
+}
+
+/// `n` bytes for a person: B, KiB, MiB or GiB with one decimal.
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < units.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[unit])
+    }
+}
+
+/// The first file (in name order, depth first) under `dir` whose name ends in `.ext`.
+fn first_file(dir: &Path, ext: &str) -> Option<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if let Some(found) = first_file(&p, ext) {
+                return Some(found);
+            }
+        } else if p.extension().is_some_and(|e| e == ext) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 * 1024 * 1024 + 300 * 1024), "10.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }
