@@ -50,7 +50,7 @@ impl ObjectSink for MemorySink {
         let expect = Expectations {
             length: opts.content_length,
             md5: opts.expected_md5,
-            sha256: false,
+            sha256: opts.sha256,
             crc32c: false,
         };
         let (mut body, digests) = HashingBody::new(body, expect);
@@ -78,6 +78,7 @@ impl ObjectSink for MemorySink {
             md5: d.md5,
             etag: None,
             store_verified: false,
+            sha256: d.sha256,
         })
     }
 

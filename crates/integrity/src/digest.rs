@@ -80,6 +80,11 @@ impl Digests {
     }
 }
 
+/// SHA-256 of `data` (small inputs: an empty body, an index object).
+pub fn sha256_of(data: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(data).into()
+}
+
 /// Computes the ETag S3 gives a multipart object: the MD5 of the concatenated part MD5s,
 /// hex, followed by `-` and the part count.
 pub fn multipart_etag(parts: &[Md5Digest]) -> String {

@@ -6,5 +6,5 @@ mod digest;
 mod error;
 
 pub use body::{DigestHandle, Expectations, HashingBody};
-pub use digest::{Digests, Md5Digest, etag_matches_md5, multipart_etag};
+pub use digest::{Digests, Md5Digest, etag_matches_md5, multipart_etag, sha256_of};
 pub use error::{BoxError, IntegrityError, Result};

@@ -46,6 +46,9 @@ pub struct PutOptions {
     /// Told of every multipart upload this write starts and ends (S3), so that one left open
     /// by a crash can be swept later without touching anybody else's.
     pub upload_log: Option<UploadLogHandle>,
+    /// Also compute the SHA-256 of the bytes while streaming ([`PutResult::sha256`]), for a
+    /// chain-of-custody index.
+    pub sha256: bool,
 }
 
 /// What a successful write stored.
@@ -59,6 +62,8 @@ pub struct PutResult {
     pub etag: Option<String>,
     /// Whether the store's own checksum (ETag) was compared with the computed MD5 and matched.
     pub store_verified: bool,
+    /// SHA-256 of the bytes written, when [`PutOptions::sha256`] asked for it.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// What a store says about an existing object.

@@ -94,6 +94,7 @@ impl LocalDirSink {
         let expect = Expectations {
             length: opts.content_length,
             md5: opts.expected_md5,
+            sha256: opts.sha256,
             ..Default::default()
         };
         let (mut body, handle) = HashingBody::new(body, expect);
@@ -254,6 +255,7 @@ impl ObjectSink for LocalDirSink {
             md5: digests.md5,
             etag: Some(digests.md5_hex()),
             store_verified: false,
+            sha256: digests.sha256,
         })
     }
 

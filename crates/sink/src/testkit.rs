@@ -84,6 +84,7 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
         content_type: Some("audio/ogg".into()),
         metadata: [("md5".to_string(), Md5Digest::of(&data).to_hex())].into(),
         tags: tags.clone(),
+        sha256: true,
         ..PutOptions::default()
     };
     let r = s
@@ -92,6 +93,11 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
         .unwrap_or_else(|e| panic!("{s}: put: {e}"));
     assert_eq!(r.size, data.len() as u64, "{s}: size");
     assert_eq!(r.md5, Md5Digest::of(&data), "{s}: md5 computed on the way");
+    assert_eq!(
+        r.sha256,
+        Some(integrity::sha256_of(&data)),
+        "{s}: sha256 computed on the way"
+    );
     let head = s.head(&key).await.expect("head").expect("object exists");
     assert_eq!(head.size, data.len() as u64);
     assert_eq!(
@@ -243,12 +249,21 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
     // Unknown length works (multipart on S3), including empty objects.
     let key = format!("{p}/unknown/a.bin");
     let data = pattern(if caps.large { 12 << 20 } else { 200_000 }, 6);
+    let sha = PutOptions {
+        sha256: true,
+        ..PutOptions::default()
+    };
     let r = s
-        .put(&key, chunked(data.clone(), 1 << 20), PutOptions::default())
+        .put(&key, chunked(data.clone(), 1 << 20), sha.clone())
         .await
         .unwrap_or_else(|e| panic!("{s}: unknown length: {e}"));
     assert_eq!(r.size, data.len() as u64);
     assert_eq!(r.md5, Md5Digest::of(&data));
+    assert_eq!(
+        r.sha256,
+        Some(integrity::sha256_of(&data)),
+        "{s}: multipart sha256"
+    );
     assert_eq!(
         read_all(s, &key).await,
         data,
@@ -256,10 +271,15 @@ pub async fn run_conformance(sink: Arc<dyn ObjectSink>, prefix: &str, caps: Capa
     );
     let key = format!("{p}/unknown/empty.bin");
     let r = s
-        .put(&key, chunked(Bytes::new(), 1), PutOptions::default())
+        .put(&key, chunked(Bytes::new(), 1), sha)
         .await
         .unwrap_or_else(|e| panic!("{s}: empty: {e}"));
     assert_eq!(r.size, 0);
+    assert_eq!(
+        r.sha256,
+        Some(integrity::sha256_of(b"")),
+        "{s}: empty sha256"
+    );
     assert_eq!(
         s.head(&key)
             .await

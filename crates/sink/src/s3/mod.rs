@@ -434,7 +434,7 @@ impl S3Sink {
         let expect = Expectations {
             length: Some(len),
             md5: opts.expected_md5,
-            sha256: false,
+            sha256: opts.sha256,
             crc32c: false,
         };
         let (hashing, handle) = HashingBody::new(body, expect);
@@ -486,7 +486,7 @@ impl S3Sink {
             (len == 0).then(|| Digests {
                 length: 0,
                 md5: Md5Digest::of(b""),
-                sha256: None,
+                sha256: opts.sha256.then(|| integrity::sha256_of(b"")),
                 crc32c: None,
             })
         });
@@ -585,6 +585,7 @@ impl S3Sink {
                 .map(|e| e.trim_matches('"').to_string())
                 .filter(|e| !e.is_empty()),
             store_verified: verified,
+            sha256: d.sha256,
         })
     }
 

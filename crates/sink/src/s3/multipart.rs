@@ -309,7 +309,7 @@ impl S3Sink {
         let expect = Expectations {
             length: opts.content_length,
             md5: opts.expected_md5,
-            sha256: false,
+            sha256: opts.sha256,
             crc32c: false,
         };
         let (mut body, handle) = HashingBody::new(body, expect);
