@@ -21,6 +21,7 @@ fn main() {
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable("example".into()),
+        facts: Default::default(),
     };
     println!("{}", t.render(&rec, None).expect("renders"));
     println!(

@@ -66,9 +66,10 @@ fn demo_archives_everything_but_the_broken_ones_and_reruns_skip() {
             }
         }
     }
+    let index_dir = out.join("index");
     let data: Vec<_> = files
         .iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+        .filter(|p| !p.to_string_lossy().ends_with(".meta.json") && !p.starts_with(&index_dir))
         .collect();
     assert_eq!(data.len(), 77, "one file per archived recording");
     // Media a person can open: every audio file is a PCM WAV whose data chunk runs to the end
@@ -115,6 +116,59 @@ fn demo_archives_everything_but_the_broken_ones_and_reruns_skip() {
         *kinds.entry(ext).or_insert(0) += 1;
     }
     assert!(kinds.get("wav").copied().unwrap_or(0) > 50, "{kinds:?}");
+
+    // find: the recordings of one agent, from the ledger, as the sidecars say.
+    let mut state = out.clone().into_os_string();
+    state.push(".ledger.db");
+    let agent_of = |p: &std::path::Path| {
+        let mut side = p.as_os_str().to_owned();
+        side.push(".meta.json");
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(side).unwrap()).unwrap();
+        meta["metadata"]["user-ids"].as_str().unwrap().to_string()
+    };
+    let agent = agent_of(data[0]);
+    let expected = data.iter().filter(|p| agent_of(p) == agent).count();
+    let find = Command::new(e2e::archiver_bin())
+        .args(["find", "--agent", &agent, "--json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(find.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&find.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), expected, "{lines:?}");
+    assert!(lines.iter().all(|l| l["user_ids"][0] == agent.as_str()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["sha256"].as_str().is_some_and(|s| s.len() == 64))
+    );
+    // verify --chain proves the archive, and fails once an object is altered.
+    let chain = || {
+        Command::new(e2e::archiver_bin())
+            .args(["verify", "--chain", "--out"])
+            .arg(&out)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let proof = chain();
+    let text = String::from_utf8_lossy(&proof.stdout);
+    assert_eq!(proof.status.code(), Some(0), "{text}");
+    assert!(text.contains("77 verified"), "{text}");
+    let original = std::fs::read(data[0]).unwrap();
+    let mut altered = original.clone();
+    altered[50] ^= 0x20;
+    std::fs::write(data[0], &altered).unwrap();
+    let broken = chain();
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{text}");
+    assert!(text.contains("altered since it was archived"), "{text}");
+    std::fs::write(data[0], &original).unwrap();
     assert!(
         files
             .iter()

@@ -21,7 +21,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     let url = fresh_postgres_database("claims").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 3);
+    assert_eq!(a.schema_version().await.unwrap(), 4);
     assert!(
         !a.location().contains("password"),
         "location is printable: {}",
@@ -89,7 +89,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         Claim::Quarantined { .. }
     ));
     let c = Ledger::open(&url).await.unwrap();
-    assert_eq!(c.schema_version().await.unwrap(), 3);
+    assert_eq!(c.schema_version().await.unwrap(), 4);
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
@@ -443,4 +443,100 @@ async fn a_taken_over_recording_is_neither_deleted_nor_rewritten_by_its_old_owne
     let row = b.entry(&rid).await.unwrap().unwrap();
     assert_eq!(row.status, RecordStatus::Archived);
     assert_eq!(row.md5.as_deref(), Some(stored.md5.to_hex().as_str()));
+}
+
+#[tokio::test]
+async fn facts_find_and_index_parts_work_the_same_on_postgres() {
+    let url = fresh_postgres_database("custody").await;
+    let a = Ledger::open(&url).await.unwrap();
+    let b = Ledger::open(&url).await.unwrap();
+    let lease = Duration::from_secs(60);
+    for (i, agent) in ["u1", "u2", "u1"].iter().enumerate() {
+        let mut r = rec(&format!("f{i}"));
+        r.start_time = Some(
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-11-0{}T10:00:00Z", i + 1))
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        );
+        r.facts = Arc::new(genesys_media::ConversationFacts {
+            direction: Some("inbound".into()),
+            queue_ids: vec!["q1".into()],
+            user_ids: vec![agent.to_string()],
+            ani: vec![format!("tel:+1555000{i}")],
+            ..Default::default()
+        });
+        assert_eq!(
+            a.claim(&r, &format!("k{i}"), "a", lease).await.unwrap(),
+            Claim::Claimed
+        );
+        a.archived_object(
+            &format!("f{i}"),
+            "a",
+            &archiver::StoredObject {
+                key: format!("k{i}"),
+                size: 10,
+                md5: "m".into(),
+                sha256: Some(format!("{i:064}")),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    let ids = |rows: Vec<archiver::LedgerEntry>| {
+        rows.into_iter().map(|r| r.recording_id).collect::<Vec<_>>()
+    };
+    let q = |agent: Option<&str>, number: Option<&str>, from: Option<&str>| archiver::FindQuery {
+        agent: agent.map(str::to_string),
+        number: number.map(str::to_string),
+        from: from.map(str::to_string),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(b.find(&q(Some("u1"), None, None)).await.unwrap()),
+        ["f0", "f2"]
+    );
+    assert_eq!(
+        ids(b
+            .find(&q(Some("u1"), None, Some("2026-11-02T00:00:00.000Z")))
+            .await
+            .unwrap()),
+        ["f2"]
+    );
+    assert_eq!(
+        ids(b.find(&q(None, Some("+15550001"), None)).await.unwrap()),
+        ["f1"]
+    );
+    let row = b.entry("f1").await.unwrap().unwrap();
+    assert_eq!(row.sha256.as_deref(), Some(format!("{:064}", 1).as_str()));
+    assert_eq!(row.facts.user_ids, ["u2"]);
+    // Two instances open part 1 at once: one gets the rows, the other steps back.
+    let part = |key: &str| archiver::IndexPart {
+        seq: 1,
+        key: key.into(),
+        previous: None,
+        sha256: None,
+        entries: 0,
+    };
+    let (ra, rb) = tokio::join!(
+        a.open_index_part(part("index/a/1.jsonl"), 100),
+        b.open_index_part(part("index/b/1.jsonl"), 100)
+    );
+    let mut got = [ra.unwrap(), rb.unwrap()];
+    got.sort();
+    assert_eq!(got, [None, Some(3)]);
+    let rows = a.index_part_entries(1).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    a.close_index_part(1, "abc").await.unwrap();
+    let parts = b.index_parts().await.unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].sha256.as_deref(), Some("abc"));
+    assert_eq!(parts[0].entries, 3);
+    // Nothing waits for part 2.
+    let next = archiver::IndexPart {
+        seq: 2,
+        ..part("index/a/2.jsonl")
+    };
+    assert_eq!(a.open_index_part(next, 100).await.unwrap(), Some(0));
+    assert_eq!(b.index_parts().await.unwrap().len(), 1);
 }

@@ -26,6 +26,7 @@ use commands::archive::{ArchiveArgs, run_archive};
 use commands::config::{ConfigCommand, run_config_check};
 use commands::daemon::{DaemonArgs, run_daemon};
 use commands::demo::{DemoArgs, run_demo};
+use commands::find::{FindArgs, run_find};
 use commands::ledger::{LedgerCommand, run_ledger};
 use commands::quarantine::{QuarantineCommand, run_quarantine};
 use commands::sim::{SimArgs, run_sim};
@@ -69,6 +70,9 @@ enum Command {
     Daemon(Box<DaemonArgs>),
     /// Audit the archive: every archived recording is in the store with its size and MD5.
     Verify(Box<VerifyArgs>),
+    /// Find archived recordings by agent, queue, wrap-up code, number, conversation or time,
+    /// from the ledger (no call to Genesys Cloud).
+    Find(Box<FindArgs>),
     /// List or release recordings held in quarantine.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -104,8 +108,53 @@ struct RunArgs {
     /// Time in-flight uploads get to finish after SIGINT/SIGTERM [default: 30s].
     #[arg(long)]
     drain_timeout: Option<String>,
+    /// Keep the calling and called numbers (ANI/DNIS: personal data) in object metadata, the
+    /// ledger and the index [default: they are dropped on arrival].
+    #[arg(long)]
+    keep_phone_numbers: bool,
+    #[command(flatten)]
+    index: IndexArgs,
     #[command(flatten)]
     output: output::OutputArgs,
+}
+
+/// Where the chain-of-custody index goes.
+#[derive(Args, Debug, Clone, Default)]
+struct IndexArgs {
+    /// Key prefix of the chain-of-custody index: parts listing every archived object with its
+    /// size, MD5 and SHA-256, each carrying the digest of the one before [default: index/].
+    #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
+    index_prefix: Option<String>,
+    /// Write no chain-of-custody index.
+    #[arg(long, conflicts_with = "index_prefix")]
+    no_index: bool,
+}
+
+impl IndexArgs {
+    /// The index prefix, checked against the recordings' key prefix; `None` with --no-index.
+    fn resolve(&self, recordings_prefix: &str) -> Result<Option<String>, ConfigError> {
+        if self.no_index {
+            return Ok(None);
+        }
+        let p = self
+            .index_prefix
+            .clone()
+            .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
+        if p.is_empty() || !p.ends_with('/') || p.starts_with('/') || p.contains("//") {
+            return Err(config_err(format!(
+                "--index-prefix {p:?} must be a key prefix ending in '/', such as index/"
+            )));
+        }
+        if !recordings_prefix.is_empty()
+            && (p.starts_with(recordings_prefix) || recordings_prefix.starts_with(&p))
+        {
+            return Err(config_err(format!(
+                "--index-prefix {p:?} overlaps the recordings' keys (prefix {recordings_prefix:?}); \
+                 choose one apart, such as index/"
+            )));
+        }
+        Ok(Some(p))
+    }
 }
 
 /// `--tz`, shared by the commands that take times.
@@ -154,6 +203,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             Command::Archive(a) => run_archive(*a, &file).await,
             Command::Daemon(d) => run_daemon(*d, &file).await,
             Command::Verify(v) => run_verify(*v, &file).await,
+            Command::Find(f) => run_find(*f, &file).await,
             Command::Quarantine(q) => run_quarantine(q, &file).await,
             Command::Ledger(l) => run_ledger(l, &file).await,
             Command::Config(ConfigCommand::Check { run }) => run_config_check(*run, &file).await,
@@ -239,6 +289,8 @@ struct Wired {
     sink: Arc<dyn ObjectSink>,
     cfg: ArchiverConfig,
     media_types: Vec<String>,
+    /// Prefix of the chain-of-custody index, unless --no-index.
+    index_prefix: Option<String>,
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
@@ -261,6 +313,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     let sink = settings::connect_store(&store).await?;
     let ledger = run.state.open(file).await?;
     let prefix = StoreArgs::prefix(&store);
+    let index_prefix = run.index.resolve(&prefix)?;
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
         Ok(s) => {
@@ -286,6 +339,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         key_template: store.key_template.clone(),
         verify_source_etag: source.verify_source_etag,
         drain_timeout: drain,
+        keep_phone_numbers: run.keep_phone_numbers,
         ..ArchiverConfig::default()
     };
     cancel_on_signals(cfg.shutdown.clone());
@@ -294,6 +348,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         sink,
         cfg,
         media_types: source.media_types,
+        index_prefix,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct PollSettings {
     pub retry_failed_below_attempts: u32,
     /// Stop after this many polls (tests, `--once`); `None` runs until shutdown.
     pub max_polls: Option<u64>,
+    /// Write the chain-of-custody index under this prefix ([`crate::write_index`]): after the
+    /// first poll, then after the first poll of each new UTC day. `None`: no index.
+    pub index_prefix: Option<String>,
 }
 
 impl Default for PollSettings {
@@ -47,6 +50,7 @@ impl Default for PollSettings {
             checkpoint: "discovery".into(),
             retry_failed_below_attempts: 20,
             max_polls: None,
+            index_prefix: None,
         }
     }
 }
@@ -87,6 +91,7 @@ where
     let settle = chrono::Duration::from_std(poll.settle).unwrap_or(chrono::Duration::zero());
     let tolerance = overlap + settle;
     let mut previous: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
+    let mut index_day: Option<chrono::NaiveDate> = None;
     while !cfg.shutdown.is_cancelled() && poll.max_polls.is_none_or(|m| polls < m) {
         polls += 1;
         let started = tokio::time::Instant::now();
@@ -183,6 +188,22 @@ where
                 )
                 .await;
                 total.absorb(s);
+            }
+        }
+        if let Some(prefix) = &poll.index_prefix {
+            let today = Utc::now().date_naive();
+            if index_day != Some(today) {
+                match crate::write_index(&ledger, sink.as_ref(), prefix, Utc::now()).await {
+                    Ok(parts) => {
+                        index_day = Some(today);
+                        for p in parts {
+                            tracing::info!(seq = p.seq, key = %p.key, entries = p.entries, "index part written");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "index not written; the next poll tries again")
+                    }
+                }
             }
         }
         if poll.max_polls.is_some_and(|m| polls >= m) {
@@ -309,6 +330,7 @@ pub fn entry_to_recording(e: &LedgerEntry) -> DiscoveredRecording {
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable("not requested yet".into()),
+        facts: Default::default(),
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod adopt;
 mod continuous;
+mod custody;
 mod events;
+mod facts;
 mod ledger;
 mod pipeline;
 mod refresh;
@@ -13,10 +15,14 @@ pub use continuous::{
     ContinuousError, MAX_RETRY_BACKOFF, PollSettings, archive_entries, entry_to_recording,
     retry_backoff, run_continuous,
 };
+pub use custody::{
+    ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
+    verify_chain, write_index,
+};
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{
-    AdoptedObject, Claim, Ledger, LedgerEntry, LedgerError, LedgerUploadLog, RecordStatus,
-    redact_url, sweep_uploads,
+    AdoptedObject, Claim, FindQuery, IndexPart, Ledger, LedgerEntry, LedgerError, LedgerUploadLog,
+    RecordStatus, StoredObject, redact_url, sweep_uploads,
 };
 pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,

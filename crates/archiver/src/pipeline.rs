@@ -64,6 +64,9 @@ pub struct ArchiverConfig {
     pub shutdown: CancellationToken,
     /// See `shutdown`.
     pub drain_timeout: Duration,
+    /// Keep the phone numbers analytics gives (`ani`, `dnis`: personal data) in object
+    /// metadata, the ledger and the index. Off by default: they are dropped on arrival.
+    pub keep_phone_numbers: bool,
 }
 
 /// A process-unique instance id: host name, process id and a random suffix.
@@ -95,6 +98,7 @@ impl Default for ArchiverConfig {
             lease: Duration::from_secs(600),
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(30),
+            keep_phone_numbers: false,
         }
     }
 }
@@ -521,13 +525,19 @@ where
                         continue;
                     }
                 };
-                let rec = match item {
+                let mut rec = match item {
                     Discovered::Recording(r) => r,
                     other => {
                         account_unlisted(&mut summary, &shared.events, other);
                         continue;
                     }
                 };
+                // Phone numbers are personal data: dropped on arrival unless asked for.
+                if !shared.cfg.keep_phone_numbers
+                    && (!rec.facts.ani.is_empty() || !rec.facts.dnis.is_empty())
+                {
+                    rec.facts = std::sync::Arc::new((*rec.facts).clone().without_personal_data());
+                }
                 summary.found += 1;
                 shared.events.handle(&Event::Discovered {
                     recording_id: rec.ledger_id().into_owned(),
@@ -976,18 +986,21 @@ async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome
             ))),
         };
         let (why, reason) = match result {
-            Ok((written_key, size, md5, store_verified)) => {
+            Ok((written_key, size, md5, store_verified, sha256)) => {
                 // The key the object was written under (the response's content type may
                 // have decided its extension): the ledger, manifest and verify use it.
                 let key = written_key;
                 if let Some(l) = &sh.cfg.ledger
                     && let Err(e) = l
-                        .archived(
+                        .archived_object(
                             &rid,
                             &sh.cfg.instance_id,
-                            &key,
-                            size,
-                            &md5.to_hex(),
+                            &crate::StoredObject {
+                                key: key.clone(),
+                                size,
+                                md5: md5.to_hex(),
+                                sha256: sha256.map(hex::encode),
+                            },
                             attempt,
                         )
                         .await
@@ -1127,7 +1140,7 @@ async fn attempt_once(
     key: &str,
     url: &MediaUrl,
     create_only: bool,
-) -> Result<(String, u64, Md5Digest, bool), AttemptError> {
+) -> Result<(String, u64, Md5Digest, bool, Option<[u8; 32]>), AttemptError> {
     let resp = match sh.client.open_media(url).await {
         Ok(r) => r,
         Err(e) => {
@@ -1190,6 +1203,7 @@ async fn attempt_once(
     if let Some(m) = expected_md5 {
         metadata.insert("md5".into(), m.to_hex());
     }
+    metadata.extend(crate::facts::facts_metadata(&rec.facts));
     let opts = PutOptions {
         content_length: resp.content_length.or(rec.expected_size),
         content_type,
@@ -1197,6 +1211,7 @@ async fn attempt_once(
         tags: tags_for(rec),
         expected_md5,
         create_only,
+        sha256: true,
         upload_log: sh.cfg.ledger.as_ref().map(|l| {
             sink::UploadLogHandle(std::sync::Arc::new(crate::LedgerUploadLog::new(
                 l.clone(),
@@ -1207,7 +1222,7 @@ async fn attempt_once(
     };
     let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
     match sh.sink.put(&key, body, opts).await {
-        Ok(r) => Ok((key, r.size, r.md5, r.store_verified)),
+        Ok(r) => Ok((key, r.size, r.md5, r.store_verified, r.sha256)),
         Err(e) => {
             let m = e.to_string();
             Err(match e.kind {

@@ -231,6 +231,7 @@ mod tests {
             expected_md5: None,
             expected_size: None,
             media: MediaAvailability::Unavailable("n/a".into()),
+            facts: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ fn rec(cid: String, rid: String, media: String) -> DiscoveredRecording {
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable(String::new()),
+        facts: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use crate::client::{GenesysClient, SourceMode};
 use crate::error::{Error, Result};
+use crate::facts::ConversationFacts;
 use crate::known::{KnownConversations, ResolvedConversation};
 use crate::media::MediaUrl;
 use crate::models::{AnalyticsConversation, CompatListing, CompatRecording};
@@ -97,6 +98,9 @@ pub struct DiscoveredRecording {
     pub expected_size: Option<u64>,
     /// The media URL or why there is none.
     pub media: MediaAvailability,
+    /// What analytics says about the conversation (empty for the compat listing); shared by
+    /// the conversation's files.
+    pub facts: std::sync::Arc<ConversationFacts>,
 }
 
 impl DiscoveredRecording {
@@ -567,6 +571,7 @@ pub(crate) fn compat_to_discovered(e: CompatRecording) -> DiscoveredRecording {
         expected_size: e.size,
         media,
         recording_id: e.id,
+        facts: Default::default(),
     }
 }
 

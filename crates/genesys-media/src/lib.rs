@@ -6,6 +6,7 @@ mod auth;
 mod client;
 mod discovery;
 mod error;
+mod facts;
 mod known;
 mod media;
 pub mod models;
@@ -22,6 +23,7 @@ pub use discovery::{
     UndiscoverableSpan, media_type_of, path_segment, split_interval,
 };
 pub use error::{Error, ErrorClass, Result};
+pub use facts::ConversationFacts;
 pub use known::{KnownConversations, ResolvedConversation};
 pub use media::{MediaPolicy, MediaUrl};
 pub use region::{Environment, REGIONS, RegionError};

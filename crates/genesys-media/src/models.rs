@@ -66,6 +66,9 @@ pub struct AnalyticsParticipant {
     /// `customer`, `agent`, ...
     #[serde(default)]
     pub purpose: Option<String>,
+    /// The user (agent) of an `agent` participant.
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// Sessions.
     #[serde(default)]
     pub sessions: Vec<AnalyticsSession>,
@@ -81,6 +84,30 @@ pub struct AnalyticsSession {
     /// "audio recording was started".
     #[serde(default)]
     pub recording: Option<bool>,
+    /// Automatic Number Identification (the caller's number): personal data.
+    #[serde(default)]
+    pub ani: Option<String>,
+    /// Dialled Number Identification Service (the number called): personal data.
+    #[serde(default)]
+    pub dnis: Option<String>,
+    /// Segments of the session.
+    #[serde(default)]
+    pub segments: Vec<AnalyticsSegment>,
+}
+
+/// A segment of an analytics session (`AnalyticsConversationSegment`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsSegment {
+    /// `interact`, `hold`, `wrapup`, ...
+    #[serde(default)]
+    pub segment_type: Option<String>,
+    /// Queue of the segment.
+    #[serde(default)]
+    pub queue_id: Option<String>,
+    /// Wrap-up code of a `wrapup` segment.
+    #[serde(default)]
+    pub wrap_up_code: Option<String>,
 }
 
 /// Answer to submitting an asynchronous analytics details job.

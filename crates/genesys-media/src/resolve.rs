@@ -12,6 +12,7 @@ use crate::discovery::{
     parse_time, path_segment,
 };
 use crate::error::{Error, Result};
+use crate::facts::ConversationFacts;
 use crate::known::KnownConversations;
 use crate::media::MediaUrl;
 use crate::models::{
@@ -148,6 +149,7 @@ impl GenesysClient {
         }
         for ((cid, rid), rs) in &groups {
             let conv = by_id.get(cid.as_str()).copied();
+            let facts = std::sync::Arc::new(conv.map(ConversationFacts::of).unwrap_or_default());
             let base = |file, media, ct: Option<String>| DiscoveredRecording {
                 conversation_id: cid.clone(),
                 recording_id: rid.clone(),
@@ -159,6 +161,7 @@ impl GenesysClient {
                 expected_md5: None,
                 expected_size: None,
                 media,
+                facts: facts.clone(),
             };
             let files = batch_files(rs);
             if !files.is_empty() {
@@ -256,6 +259,7 @@ impl GenesysClient {
                 continue;
             }
             let media_type = media_type_of(None, m.media.as_deref().or(c.media_type()));
+            let facts = std::sync::Arc::new(ConversationFacts::of(c));
             let base = |file, media, size| DiscoveredRecording {
                 conversation_id: cid.clone(),
                 recording_id: m.id.clone(),
@@ -269,6 +273,7 @@ impl GenesysClient {
                 expected_md5: None,
                 expected_size: size,
                 media,
+                facts: facts.clone(),
             };
             if !is_downloadable(state) {
                 out.push(Discovered::Recording(base(

@@ -286,6 +286,24 @@ pub(crate) fn conversation_json(c: &SimConversation, vis: &Visibility) -> Value 
     if audio_recorded(c) {
         customer["recording"] = json!(true);
     }
+    if c.session_media == "voice" && !c.ani.is_empty() {
+        customer["ani"] = json!(c.ani);
+        customer["dnis"] = json!(c.dnis);
+    }
+    let mut agent = json!({"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
+        {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
+         "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
+    ]});
+    if !c.user_id.is_empty() {
+        agent["userId"] = json!(c.user_id);
+    }
+    // The wrap-up segment follows the conversation's end.
+    if !vis.is_open(c) && !c.wrap_up_code.is_empty() {
+        agent["sessions"][0]["segments"]
+            .as_array_mut()
+            .expect("segments")
+            .push(json!({"segmentType": "wrapup", "queueId": c.queue_id, "wrapUpCode": c.wrap_up_code}));
+    }
     let mut out = json!({
         "conversationId": c.id,
         "conversationStart": rfc3339(c.start),
@@ -293,10 +311,7 @@ pub(crate) fn conversation_json(c: &SimConversation, vis: &Visibility) -> Value 
         "divisionIds": [c.division_id],
         "participants": [
             {"participantId": format!("{}-c", &c.id[..8]), "purpose": "customer", "sessions": [customer]},
-            {"participantId": format!("{}-a", &c.id[..8]), "purpose": "agent", "sessions": [
-                {"sessionId": format!("{}-s2", &c.id[..8]), "mediaType": c.session_media, "direction": c.direction,
-                 "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}
-            ]}
+            agent
         ]
     });
     if !vis.is_open(c) {
@@ -321,6 +336,7 @@ mod tests {
             queue_id: String::new(),
             division_id: String::new(),
             recordings: vec![],
+            ..SimConversation::default()
         };
         let (s, e) = (t("2026-11-02T10:00:00Z"), t("2026-11-03T00:00:00Z"));
         assert!(started_on_touched_days(&conv("2026-11-02T00:00:01Z"), s, e));

@@ -54,7 +54,7 @@ impl SimRecording {
 }
 
 /// One simulated conversation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SimConversation {
     /// Conversation id (UUID form).
     pub id: String,
@@ -70,6 +70,14 @@ pub struct SimConversation {
     pub queue_id: String,
     /// Division ids.
     pub division_id: String,
+    /// User id of the agent (`participants[].userId`).
+    pub user_id: String,
+    /// Wrap-up code id of the agent's wrap-up segment.
+    pub wrap_up_code: String,
+    /// The customer's number (`ani`).
+    pub ani: String,
+    /// The number called (`dnis`).
+    pub dnis: String,
     /// Indices into [`Dataset::recordings`].
     pub recordings: Vec<usize>,
 }
@@ -116,12 +124,47 @@ impl Rng {
     }
 }
 
+/// Agents, wrap-up codes and numbers: drawn per conversation from a generator of their own
+/// (seeded by the conversation id), so they change nothing else about the dataset.
+struct People {
+    seed: u64,
+    users: Vec<String>,
+    wrap_up_codes: Vec<String>,
+}
+
+impl People {
+    fn new(seed: u64) -> Self {
+        let mut rng = Rng::new(seed ^ 0x000A_6E17);
+        Self {
+            seed,
+            users: (0..20).map(|_| rng.uuid()).collect(),
+            wrap_up_codes: (0..5).map(|_| rng.uuid()).collect(),
+        }
+    }
+}
+
+impl SimConversation {
+    fn with_people(mut self, people: &People) -> Self {
+        let h = self.id.bytes().fold(people.seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+        });
+        let mut rng = Rng::new(h);
+        self.user_id = people.users[rng.below(people.users.len() as u64) as usize].clone();
+        self.wrap_up_code =
+            people.wrap_up_codes[rng.below(people.wrap_up_codes.len() as u64) as usize].clone();
+        self.ani = format!("tel:+1555{:07}", rng.below(10_000_000));
+        self.dnis = format!("tel:+1800555{:04}", 100 + rng.below(3));
+        self
+    }
+}
+
 impl Dataset {
     /// Generates `config.recordings` recordings spread over `config.start .. config.end()`.
     /// Most conversations are voice calls with one recording; some have two (consult), and a
     /// few are screen, chat or email interactions.
     pub fn generate(config: &SimConfig) -> Self {
         let mut rng = Rng::new(config.seed);
+        let people = People::new(config.seed);
         let span_ms = config.span.as_millis().max(1) as u64;
         let queues: Vec<String> = (0..4).map(|_| rng.uuid()).collect();
         let divisions: Vec<String> = (0..2).map(|_| rng.uuid()).collect();
@@ -165,21 +208,25 @@ impl Dataset {
                 });
             }
             starts.push(start.timestamp_millis() as u64);
-            conversations.push(SimConversation {
-                id: cid,
-                start,
-                end: start + dur,
-                direction: if rng.below(3) == 0 {
-                    "outbound"
-                } else {
-                    "inbound"
+            conversations.push(
+                SimConversation {
+                    id: cid,
+                    start,
+                    end: start + dur,
+                    direction: if rng.below(3) == 0 {
+                        "outbound"
+                    } else {
+                        "inbound"
+                    }
+                    .into(),
+                    session_media: session_media.into(),
+                    queue_id: queues[rng.below(queues.len() as u64) as usize].clone(),
+                    division_id: divisions[rng.below(divisions.len() as u64) as usize].clone(),
+                    recordings: idxs,
+                    ..SimConversation::default()
                 }
-                .into(),
-                session_media: session_media.into(),
-                queue_id: queues[rng.below(queues.len() as u64) as usize].clone(),
-                division_id: divisions[rng.below(divisions.len() as u64) as usize].clone(),
-                recordings: idxs,
-            });
+                .with_people(&people),
+            );
         }
         // Unrecorded conversations draw from their own generator, so adding them changes
         // nothing about the recorded ones.
@@ -187,16 +234,20 @@ impl Dataset {
         for _ in 0..config.unrecorded_conversations {
             let start = config.start + Duration::milliseconds(extra.below(span_ms) as i64);
             let dur = Duration::seconds(30 + extra.below(1800) as i64);
-            conversations.push(SimConversation {
-                id: extra.uuid(),
-                start,
-                end: start + dur,
-                direction: "inbound".into(),
-                session_media: "voice".into(),
-                queue_id: queues[extra.below(queues.len() as u64) as usize].clone(),
-                division_id: divisions[extra.below(divisions.len() as u64) as usize].clone(),
-                recordings: vec![],
-            });
+            conversations.push(
+                SimConversation {
+                    id: extra.uuid(),
+                    start,
+                    end: start + dur,
+                    direction: "inbound".into(),
+                    session_media: "voice".into(),
+                    queue_id: queues[extra.below(queues.len() as u64) as usize].clone(),
+                    division_id: divisions[extra.below(divisions.len() as u64) as usize].clone(),
+                    recordings: vec![],
+                    ..SimConversation::default()
+                }
+                .with_people(&people),
+            );
         }
         conversations.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
         Self {

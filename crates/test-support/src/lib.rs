@@ -51,6 +51,7 @@ pub fn sim_recording(sim: &SimHandle, index: usize) -> DiscoveredRecording {
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable(String::new()),
+        facts: Default::default(),
     }
 }
 
@@ -68,6 +69,7 @@ pub fn bare_recording(conversation_id: &str, recording_id: &str) -> DiscoveredRe
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable("test".into()),
+        facts: Default::default(),
     }
 }
 

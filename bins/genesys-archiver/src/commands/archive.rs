@@ -26,6 +26,30 @@ pub(crate) struct ArchiveArgs {
     run: RunArgs,
 }
 
+/// Writes the chain-of-custody index parts the run calls for and says so; false when it
+/// could not (the recordings are archived; the next run writes the index).
+pub(crate) async fn write_index(
+    ledger: &archiver::Ledger,
+    sink: &dyn sink::ObjectSink,
+    prefix: &str,
+) -> bool {
+    match archiver::write_index(ledger, sink, prefix, chrono::Utc::now()).await {
+        Ok(parts) => {
+            for p in parts {
+                println!(
+                    "index: part {} written to {} ({} objects)",
+                    p.seq, p.key, p.entries
+                );
+            }
+            true
+        }
+        Err(e) => {
+            println!("index: not written: {e} (the next run writes it)");
+            false
+        }
+    }
+}
+
 pub(crate) async fn run_archive(
     a: ArchiveArgs,
     file: &FileConfig,
@@ -46,6 +70,7 @@ pub(crate) async fn run_archive(
     let shutdown = w.cfg.shutdown.clone();
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
+    let sink = w.sink.clone();
     // Conversations the ledger holds as settled are listed but not resolved again.
     let known = ledger.as_ref().map(|l| l.known_conversations());
     let summary = archiver::archive(
@@ -56,6 +81,13 @@ pub(crate) async fn run_archive(
         out.handler(log_events(), None),
     )
     .await;
-    let code = exit_for(&summary, shutdown.is_cancelled());
+    let mut code = exit_for(&summary, shutdown.is_cancelled());
+    if let (Some(prefix), Some(l)) = (&w.index_prefix, &ledger)
+        && !shutdown.is_cancelled()
+        && !write_index(l, sink.as_ref(), prefix).await
+        && code == 0
+    {
+        code = 1;
+    }
     Ok(conclude(&out, &summary, &w.client, &store, ledger.as_ref(), code).await)
 }

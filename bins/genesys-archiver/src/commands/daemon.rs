@@ -104,6 +104,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         overlap,
         settle,
         max_polls: d.once.then_some(1),
+        index_prefix: w.index_prefix.clone(),
         ..archiver::PollSettings::default()
     };
     let media_types = w.media_types.clone();

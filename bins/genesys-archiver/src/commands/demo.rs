@@ -82,7 +82,7 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     };
     ccfg.poll_initial = Duration::from_millis(250);
     let client = GenesysClient::new(ccfg).map_err(|e| config_err(e.to_string()))?;
-    let sink = Arc::new(LocalDirSink::new(&d.out));
+    let sink: Arc<dyn sink::ObjectSink> = Arc::new(LocalDirSink::new(&d.out));
     // The ledger sits beside the archive directory, so the directory holds only recordings;
     // creating the directory first also creates the parent the ledger goes in.
     std::fs::create_dir_all(&d.out)
@@ -93,7 +93,7 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
         .await
         .map_err(|e| config_err(e.to_string()))?;
     let mut cfg = ArchiverConfig {
-        ledger: Some(ledger),
+        ledger: Some(ledger.clone()),
         workers: d.workers.max(1),
         verify_source_etag: true,
         ..ArchiverConfig::default()
@@ -104,13 +104,23 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
     let started = std::time::Instant::now();
     let summary = archiver::archive(
         client.clone(),
-        sink,
+        sink.clone(),
         client.discover(query),
         cfg,
         log_events(),
     )
     .await;
     print_summary(&summary, &client);
+    let index = archiver::write_index(
+        &ledger,
+        sink.as_ref(),
+        archiver::DEFAULT_INDEX_PREFIX,
+        chrono::Utc::now(),
+    )
+    .await;
+    if let Err(e) = &index {
+        println!("index: not written: {e}");
+    }
     print_table(
         &summary,
         started.elapsed(),
@@ -127,7 +137,8 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
         .map(|f| f.recording_id.clone())
         .collect();
     let rest_done = summary.archived + summary.skipped + expected_broken.len() as u64 == n as u64;
-    if broken == expected_broken && rest_done && summary.discovery_error.is_none() {
+    if broken == expected_broken && rest_done && summary.discovery_error.is_none() && index.is_ok()
+    {
         if summary.archived == 0 {
             println!(
                 "demo OK: everything was already archived in {} (delete it and {} to start over)",
@@ -174,7 +185,17 @@ fn print_table(summary: &archiver::Summary, took: Duration, out: &Path, ledger: 
         }
     }
     println!("  metadata         <file>.meta.json beside each recording");
-    println!("  ledger           {ledger} (`genesys-archiver ledger --state {ledger}`)");
+    println!(
+        "  index            {}/{} (JSON Lines: every object with its MD5 and SHA-256)",
+        out.display(),
+        archiver::DEFAULT_INDEX_PREFIX
+    );
+    println!("  ledger           {ledger}");
+    println!("  find one         genesys-archiver find --state {ledger} --agent <user id>");
+    println!(
+        "  prove it         genesys-archiver verify --out {} --state {ledger} --chain",
+        out.display()
+    );
     if summary.failed + summary.unavailable > 0 {
         println!("  not archived     the `failed:` and `unavailable:` lines above say why");
     }

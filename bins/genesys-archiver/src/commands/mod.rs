@@ -6,6 +6,7 @@ pub(crate) mod archive;
 pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod demo;
+pub(crate) mod find;
 pub(crate) mod ledger;
 pub(crate) mod quarantine;
 pub(crate) mod sim;

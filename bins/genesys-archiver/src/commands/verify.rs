@@ -38,6 +38,14 @@ pub(crate) struct VerifyArgs {
     /// each one that is not archived (needs the Genesys settings).
     #[arg(long, requires_all = ["from", "to"])]
     against_source: bool,
+    /// Prove the chain of custody instead: walk the index parts (each carries the SHA-256 of
+    /// the one before, none missing, the ledger's record of each matching), then read every
+    /// object they list and compare its size, MD5 and SHA-256 (reads all bytes).
+    #[arg(long, conflicts_with_all = ["rehash", "extra", "against_source", "from", "to"])]
+    chain: bool,
+    /// Key prefix of the index, for --chain [default: index/].
+    #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
+    index_prefix: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -55,6 +63,13 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
     let settings = v.store.resolve(file)?;
     let sink = settings::connect_store(&settings).await?;
     let ledger = v.state.open_shared(file).await?;
+    let index_prefix = v
+        .index_prefix
+        .clone()
+        .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
+    if v.chain {
+        return verify_chain(sink.as_ref(), &index_prefix, &ledger).await;
+    }
     let rows = ledger
         .entries(Some(RecordStatus::Archived))
         .await
@@ -206,7 +221,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         let mut listing = sink.list(&prefix);
         while let Some(item) = listing.next().await {
             let obj = item.map_err(|e| config_err(format!("listing the store: {e}")))?;
-            if !known_keys.contains(&obj.key) {
+            if !known_keys.contains(&obj.key) && !obj.key.starts_with(&index_prefix) {
                 extra += 1;
                 println!(
                     "extra: key {} ({} bytes) is not in the ledger",
@@ -235,6 +250,47 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `verify --chain`: the index parts in the store, the ledger's record of them, and every
+/// object they list.
+async fn verify_chain(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    ledger: &archiver::Ledger,
+) -> Result<ExitCode, ConfigError> {
+    let anchor = ledger
+        .index_parts()
+        .await
+        .map_err(|e| config_err(e.to_string()))?;
+    let report = archiver::verify_chain(sink, prefix, Some(&anchor), 8)
+        .await
+        .map_err(|e| config_err(format!("reading the index: {e}")))?;
+    for p in &report.problems {
+        println!("broken: {p}");
+    }
+    let head = match &report.head {
+        Some((seq, sha)) => format!("; head: part {seq}, SHA-256 {sha}"),
+        None => String::new(),
+    };
+    println!(
+        "chain: {} parts, {} objects, {} verified ({} by size and MD5 only, {} entries superseded), {} problems{head}",
+        report.parts,
+        report.objects,
+        report.verified,
+        report.md5_only,
+        report.superseded,
+        report.problems.len()
+    );
+    if report.parts == 0 && report.problems.is_empty() {
+        println!("no index under {prefix}: nothing proven");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

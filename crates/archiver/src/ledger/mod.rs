@@ -13,6 +13,7 @@
 //!   work is picked up once its lease expires and a live instance's work is never repeated.
 
 mod conversations;
+mod custody;
 mod pg_tls;
 mod postgres;
 mod sqlite;
@@ -22,8 +23,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_media::DiscoveredRecording;
+use genesys_media::{ConversationFacts, DiscoveredRecording};
 
+pub use custody::{FindQuery, IndexPart, StoredObject};
 pub use postgres::redact_url;
 pub use uploads::{LedgerUploadLog, sweep_uploads};
 
@@ -96,8 +98,13 @@ pub struct LedgerEntry {
     pub end_time: Option<String>,
     /// Instance holding the lease of a pending row.
     pub lease_owner: Option<String>,
-    /// Last change (RFC 3339, UTC).
+    /// Last change (RFC 3339, UTC); for an archived row, when it was archived.
     pub updated_at: String,
+    /// SHA-256 hex of the stored bytes (rows archived by this version on; adopted objects
+    /// have none).
+    pub sha256: Option<String>,
+    /// What analytics said about the conversation when the recording was claimed.
+    pub facts: ConversationFacts,
 }
 
 /// The outcome of [`Ledger::claim`].
@@ -241,6 +248,10 @@ pub(crate) struct RecordInfo {
     pub(crate) media_type: Option<String>,
     pub(crate) start_time: Option<String>,
     pub(crate) end_time: Option<String>,
+    /// [`ConversationFacts`] as JSON, when any is known.
+    pub(crate) facts: Option<String>,
+    /// Search terms (name, value) for [`Ledger::find`].
+    pub(crate) terms: Vec<(String, String)>,
 }
 
 impl RecordInfo {
@@ -255,8 +266,23 @@ impl RecordInfo {
             media_type: Some(rec.media_type.clone()).filter(|m| !m.is_empty()),
             start_time: t(rec.start_time),
             end_time: t(rec.end_time),
+            facts: (!rec.facts.is_empty())
+                .then(|| serde_json::to_string(rec.facts.as_ref()).ok())
+                .flatten(),
+            terms: rec
+                .facts
+                .terms()
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
         }
     }
+}
+
+/// Parses the `facts` column (empty when absent or unreadable).
+pub(crate) fn parse_facts(s: Option<String>) -> ConversationFacts {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
 }
 
 /// An object found in the store, to be recorded as archived ([`Ledger::adopt`]).
@@ -343,6 +369,22 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         &self,
         recording_ids: &[String],
     ) -> Result<std::collections::HashMap<String, RecordStatus>, LedgerError>;
+    /// Rows matching `q`, by start time.
+    async fn find(&self, q: FindQuery) -> Result<Vec<LedgerEntry>, LedgerError>;
+    /// Every index part, by sequence number.
+    async fn index_parts(&self) -> Result<Vec<IndexPart>, LedgerError>;
+    /// Opens part `part.seq` and assigns it up to `limit` archived rows no part holds yet,
+    /// oldest first. `None` when part `seq` exists already (another instance opened it);
+    /// nothing is written when no row is waiting (`Some(0)`).
+    async fn open_index_part(
+        &self,
+        part: IndexPart,
+        limit: u32,
+    ) -> Result<Option<u64>, LedgerError>;
+    /// The rows part `seq` holds, oldest first.
+    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError>;
+    /// Records the SHA-256 of part `seq` as written.
+    async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError>;
 }
 
 /// Columns written when an attempt ends. The row is written only while `owner` holds its
@@ -355,6 +397,7 @@ pub(crate) struct Finish {
     pub(crate) md5: Option<String>,
     pub(crate) error: Option<String>,
     pub(crate) attempts: u32,
+    pub(crate) sha256: Option<String>,
 }
 
 /// A handle on the ledger (SQLite or PostgreSQL). Cheap to clone.
@@ -463,6 +506,7 @@ impl Ledger {
                 key: Some(key.to_string()),
                 size: Some(size),
                 md5: Some(md5.to_string()),
+                sha256: None,
                 error: None,
                 attempts,
             },

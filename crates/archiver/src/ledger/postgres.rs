@@ -8,9 +8,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::pg_tls;
 
+use super::custody::find_sql;
 use super::{
-    AdoptedObject, Backend, Claim, Decision, Finish, LedgerEntry, LedgerError, RecordInfo,
-    RecordStatus, RowState, decide,
+    AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
+    LedgerError, RecordInfo, RecordStatus, RowState, decide,
 };
 
 /// Migrations, applied in order under an advisory lock; `archiver_schema` records how many ran.
@@ -53,11 +54,34 @@ const MIGRATIONS: &[&str] = &["
         complete        BOOLEAN NOT NULL,
         resolved_at     TIMESTAMPTZ NOT NULL DEFAULT now()
     );
+", "
+    ALTER TABLE recordings ADD COLUMN sha256 TEXT;
+    ALTER TABLE recordings ADD COLUMN facts TEXT;
+    ALTER TABLE recordings ADD COLUMN index_seq BIGINT;
+    CREATE INDEX recordings_unindexed ON recordings(updated_at, recording_id)
+        WHERE status = 'archived' AND index_seq IS NULL;
+    CREATE INDEX recordings_index_seq ON recordings(index_seq) WHERE index_seq IS NOT NULL;
+    CREATE INDEX recordings_conversation ON recordings(conversation_id);
+    CREATE INDEX recordings_start ON recordings(start_time);
+    CREATE TABLE search_terms (
+        name         TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (name, value, recording_id)
+    );
+    CREATE TABLE index_parts (
+        seq        BIGINT PRIMARY KEY,
+        object_key TEXT NOT NULL,
+        previous   TEXT,
+        sha256     TEXT,
+        entries    BIGINT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
 "];
 
 /// Server clock in epoch milliseconds.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), sha256, facts";
 /// An arbitrary constant naming the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x0067_656e_6573_7973;
 
@@ -279,7 +303,36 @@ fn entry_from_row(r: &Row) -> LedgerEntry {
         end_time: r.get(10),
         lease_owner: r.get(11),
         updated_at: r.get(12),
+        sha256: r.get(13),
+        facts: super::parse_facts(r.get(14)),
     }
+}
+
+/// Stores what analytics said about a claimed recording and its search terms.
+async fn write_facts(
+    tx: &tokio_postgres::Transaction<'_>,
+    info: &RecordInfo,
+) -> Result<(), tokio_postgres::Error> {
+    if info.facts.is_none() {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE recordings SET facts = $2 WHERE recording_id = $1",
+        &[&info.recording_id, &info.facts],
+    )
+    .await?;
+    if !info.terms.is_empty() {
+        let names: Vec<&str> = info.terms.iter().map(|(n, _)| n.as_str()).collect();
+        let values: Vec<&str> = info.terms.iter().map(|(_, v)| v.as_str()).collect();
+        tx.execute(
+            "INSERT INTO search_terms (name, value, recording_id)
+             SELECT n, v, $3 FROM unnest($1::text[], $2::text[]) AS t(n, v)
+             ON CONFLICT DO NOTHING",
+            &[&names, &values, &info.recording_id],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -328,6 +381,7 @@ impl Backend for PgLedger {
             .await
             .map_err(|e| self.err(e))?;
         if inserted == 1 {
+            write_facts(&tx, &info).await.map_err(|e| self.err(e))?;
             tx.commit().await.map_err(|e| self.err(e))?;
             return Ok(Claim::Claimed);
         }
@@ -381,6 +435,7 @@ impl Backend for PgLedger {
                 )
                 .await
                 .map_err(|e| self.err(e))?;
+                write_facts(&tx, &info).await.map_err(|e| self.err(e))?;
                 if d == Decision::Resume {
                     Claim::Resumed
                 } else {
@@ -418,7 +473,9 @@ impl Backend for PgLedger {
         self.execute(
             "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
                size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
-               attempts = attempts + $7, lease_owner = NULL, lease_until = NULL, updated_at = now()
+               attempts = attempts + $7, lease_owner = NULL, lease_until = NULL, updated_at = now(),
+               sha256 = CASE WHEN $2 = 'archived' THEN $9 ELSE sha256 END,
+               index_seq = CASE WHEN $2 = 'archived' THEN NULL ELSE index_seq END
              WHERE recording_id = $1 AND status = 'pending' AND lease_owner = $8",
             &[
                 &recording_id,
@@ -429,6 +486,7 @@ impl Backend for PgLedger {
                 &f.error,
                 &(f.attempts as i32),
                 &f.owner,
+                &f.sha256,
             ],
         )
         .await
@@ -463,7 +521,7 @@ impl Backend for PgLedger {
              ON CONFLICT (recording_id) DO UPDATE SET status = 'archived',
                object_key = excluded.object_key, size = COALESCE(excluded.size, recordings.size),
                md5 = COALESCE(excluded.md5, recordings.md5), last_error = NULL,
-               lease_owner = NULL, lease_until = NULL,
+               lease_owner = NULL, lease_until = NULL, sha256 = NULL, index_seq = NULL,
                media_type = COALESCE(recordings.media_type, excluded.media_type),
                start_time = COALESCE(recordings.start_time, excluded.start_time),
                end_time = COALESCE(recordings.end_time, excluded.end_time), updated_at = now()
@@ -626,6 +684,104 @@ impl Backend for PgLedger {
                 RecordStatus::parse(&s).map(|s| (r.get(0), s))
             })
             .collect())
+    }
+
+    async fn find(&self, q: FindQuery) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let (sql, args) = find_sql(&q, COLUMNS, |n| format!("${n}"));
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.query(&sql, &params).await?;
+        Ok(rows.iter().map(entry_from_row).collect())
+    }
+
+    async fn index_parts(&self) -> Result<Vec<IndexPart>, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT seq, object_key, previous, sha256, entries FROM index_parts ORDER BY seq",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| IndexPart {
+                seq: r.get::<_, i64>(0) as u64,
+                key: r.get(1),
+                previous: r.get(2),
+                sha256: r.get(3),
+                entries: r.get::<_, i64>(4) as u64,
+            })
+            .collect())
+    }
+
+    async fn open_index_part(
+        &self,
+        part: IndexPart,
+        limit: u32,
+    ) -> Result<Option<u64>, LedgerError> {
+        let mut guard = self.client.lock().await;
+        let c = self.connected(&mut guard).await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let seq = part.seq as i64;
+        // Another instance opening the same part waits for this transaction and then inserts
+        // nothing.
+        let inserted = tx
+            .execute(
+                "INSERT INTO index_parts (seq, object_key, previous, entries) VALUES ($1, $2, $3, 0)
+                 ON CONFLICT (seq) DO NOTHING",
+                &[&seq, &part.key, &part.previous],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if inserted == 0 {
+            tx.rollback().await.map_err(|e| self.err(e))?;
+            return Ok(None);
+        }
+        let n = tx
+            .execute(
+                "UPDATE recordings SET index_seq = $1 WHERE recording_id IN (
+                   SELECT recording_id FROM recordings
+                   WHERE status = 'archived' AND index_seq IS NULL
+                   ORDER BY updated_at, recording_id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&seq, &i64::from(limit)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            tx.rollback().await.map_err(|e| self.err(e))?;
+            return Ok(Some(0));
+        }
+        tx.execute(
+            "UPDATE index_parts SET entries = $2 WHERE seq = $1",
+            &[&seq, &(n as i64)],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(Some(n))
+    }
+
+    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM recordings WHERE index_seq = $1
+                     ORDER BY updated_at, recording_id"
+                ),
+                &[&(seq as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(entry_from_row).collect())
+    }
+
+    async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
+        self.execute(
+            "UPDATE index_parts SET sha256 = $2 WHERE seq = $1",
+            &[&(seq as i64), &sha256],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn abandoned_uploads(&self) -> Result<Vec<sink::StartedUpload>, LedgerError> {

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::custody::find_sql;
 use super::{
-    AdoptedObject, Backend, Claim, Decision, Finish, LedgerEntry, LedgerError, RecordInfo,
-    RecordStatus, RowState, decide,
+    AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
+    LedgerError, RecordInfo, RecordStatus, RowState, decide,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -58,10 +59,34 @@ pub(super) const MIGRATIONS: &[&str] = &[
         resolved_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
     );
     ",
+    "
+    ALTER TABLE recordings ADD COLUMN sha256 TEXT;
+    ALTER TABLE recordings ADD COLUMN facts TEXT;
+    ALTER TABLE recordings ADD COLUMN index_seq INTEGER;
+    CREATE INDEX recordings_unindexed ON recordings(updated_at, recording_id)
+        WHERE status = 'archived' AND index_seq IS NULL;
+    CREATE INDEX recordings_index_seq ON recordings(index_seq) WHERE index_seq IS NOT NULL;
+    CREATE INDEX recordings_conversation ON recordings(conversation_id);
+    CREATE INDEX recordings_start ON recordings(start_time);
+    CREATE TABLE search_terms (
+        name         TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (name, value, recording_id)
+    );
+    CREATE TABLE index_parts (
+        seq        INTEGER PRIMARY KEY,
+        object_key TEXT NOT NULL,
+        previous   TEXT,
+        sha256     TEXT,
+        entries    INTEGER NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    ",
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
-const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at, sha256, facts";
 
 #[derive(Debug)]
 pub(super) struct SqliteLedger {
@@ -193,7 +218,27 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
         end_time: r.get(10)?,
         lease_owner: r.get(11)?,
         updated_at: r.get(12)?,
+        sha256: r.get(13)?,
+        facts: super::parse_facts(r.get(14)?),
     })
+}
+
+/// Stores what analytics said about a claimed recording and its search terms.
+fn write_facts(tx: &rusqlite::Transaction<'_>, info: &RecordInfo) -> rusqlite::Result<()> {
+    if info.facts.is_none() {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE recordings SET facts = ?2 WHERE recording_id = ?1",
+        params![info.recording_id, info.facts],
+    )?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO search_terms (name, value, recording_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (n, v) in &info.terms {
+        ins.execute(params![n, v, info.recording_id])?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -253,6 +298,7 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
+                    write_facts(&tx, &info)?;
                     Claim::Claimed
                 }
                 Decision::Resume => {
@@ -276,6 +322,7 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
+                    write_facts(&tx, &info)?;
                     Claim::Resumed
                 }
             };
@@ -316,6 +363,8 @@ impl Backend for SqliteLedger {
                     "UPDATE recordings SET status = ?2, object_key = COALESCE(?3, object_key),
                        size = COALESCE(?4, size), md5 = COALESCE(?5, md5), last_error = ?6,
                        attempts = attempts + ?7, lease_owner = NULL, lease_until = NULL,
+                       sha256 = CASE WHEN ?2 = 'archived' THEN ?9 ELSE sha256 END,
+                       index_seq = CASE WHEN ?2 = 'archived' THEN NULL ELSE index_seq END,
                        updated_at = {NOW}
                      WHERE recording_id = ?1 AND status = 'pending' AND lease_owner = ?8"
                 ),
@@ -327,7 +376,8 @@ impl Backend for SqliteLedger {
                     f.md5,
                     f.error,
                     f.attempts,
-                    f.owner
+                    f.owner,
+                    f.sha256
                 ],
             )
         })
@@ -376,7 +426,7 @@ impl Backend for SqliteLedger {
                      ON CONFLICT(recording_id) DO UPDATE SET status = 'archived',
                        object_key = excluded.object_key, size = COALESCE(excluded.size, size),
                        md5 = COALESCE(excluded.md5, md5), last_error = NULL,
-                       lease_owner = NULL, lease_until = NULL,
+                       lease_owner = NULL, lease_until = NULL, sha256 = NULL, index_seq = NULL,
                        media_type = COALESCE(media_type, excluded.media_type),
                        start_time = COALESCE(start_time, excluded.start_time),
                        end_time = COALESCE(end_time, excluded.end_time), updated_at = {NOW}
@@ -573,6 +623,92 @@ impl Backend for SqliteLedger {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn find(&self, q: FindQuery) -> Result<Vec<LedgerEntry>, LedgerError> {
+        let (sql, args) = find_sql(&q, COLUMNS, |n| format!("?{n}"));
+        self.run(move |c| {
+            let mut st = c.prepare(&sql)?;
+            st.query_map(rusqlite::params_from_iter(args), entry_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn index_parts(&self) -> Result<Vec<IndexPart>, LedgerError> {
+        self.run(|c| {
+            let mut st = c.prepare(
+                "SELECT seq, object_key, previous, sha256, entries FROM index_parts ORDER BY seq",
+            )?;
+            st.query_map([], |r| {
+                Ok(IndexPart {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    key: r.get(1)?,
+                    previous: r.get(2)?,
+                    sha256: r.get(3)?,
+                    entries: r.get::<_, i64>(4)? as u64,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn open_index_part(
+        &self,
+        part: IndexPart,
+        limit: u32,
+    ) -> Result<Option<u64>, LedgerError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let seq = part.seq as i64;
+            let exists = tx
+                .query_row("SELECT 1 FROM index_parts WHERE seq = ?1", params![seq], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if exists {
+                return Ok(None);
+            }
+            let n = tx.execute(
+                "UPDATE recordings SET index_seq = ?1 WHERE recording_id IN (
+                   SELECT recording_id FROM recordings
+                   WHERE status = 'archived' AND index_seq IS NULL
+                   ORDER BY updated_at, recording_id LIMIT ?2)",
+                params![seq, limit],
+            )?;
+            if n == 0 {
+                return Ok(Some(0));
+            }
+            tx.execute(
+                "INSERT INTO index_parts (seq, object_key, previous, entries) VALUES (?1, ?2, ?3, ?4)",
+                params![seq, part.key, part.previous, n as i64],
+            )?;
+            tx.commit()?;
+            Ok(Some(n as u64))
+        })
+        .await
+    }
+
+    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError> {
+        self.run(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM recordings WHERE index_seq = ?1 ORDER BY updated_at, recording_id"
+            ))?;
+            st.query_map(params![seq as i64], entry_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
+        let sha = sha256.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE index_parts SET sha256 = ?2 WHERE seq = ?1",
+                params![seq as i64, sha],
+            )
+            .map(|_| ())
         })
         .await
     }

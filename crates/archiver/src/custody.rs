@@ -1,0 +1,434 @@
+//! The chain-of-custody index: parts in the store listing every archived object with its
+//! size, MD5 and SHA-256, each part carrying the SHA-256 of the one before, and the check
+//! that walks the chain and the objects it lists ([`verify_chain`]).
+//!
+//! A part is a JSON Lines object under `<prefix><day>/<seq>.jsonl` (`seq` ten digits, from 1,
+//! without gaps; `day` the UTC date it was written). Its first line is the header
+//! (`{"type":"index","version":1,"seq":..,"previous":..,"previous_key":..,"entries":..}`),
+//! every other line one object (`"type":"object"`, key, ids, times, size, md5, sha256 and the
+//! conversation's facts), so Athena or DuckDB can query the parts as one table.
+//!
+//! Which rows go into which part is decided in the ledger before the part is written
+//! ([`Ledger::open_index_part`]), so a part cut short by a crash is written again with the
+//! same bytes by the next run; parts are written create-only.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use genesys_media::ConversationFacts;
+use http_body_util::BodyExt;
+use integrity::{Expectations, HashingBody};
+use serde::{Deserialize, Serialize};
+use sink::{ObjectSink, PutOptions, SinkErrorKind, full_body};
+
+use crate::{IndexPart, Ledger, LedgerEntry, LedgerError};
+
+/// Objects per index part at most.
+pub const MAX_PART_ENTRIES: u32 = 10_000;
+
+/// The default key prefix of the index.
+pub const DEFAULT_INDEX_PREFIX: &str = "index/";
+
+/// Why the index could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The store failed.
+    #[error("index part {key}: {message}")]
+    Store {
+        /// Key of the part.
+        key: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// The first line of a part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartHeader {
+    /// Always `index`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Format version, 1.
+    pub version: u32,
+    /// Sequence number of the part.
+    pub seq: u64,
+    /// SHA-256 hex of the previous part's bytes (`null` for part 1).
+    pub previous: Option<String>,
+    /// Key of the previous part.
+    pub previous_key: Option<String>,
+    /// Object lines that follow.
+    pub entries: u64,
+}
+
+/// One object line of a part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Always `object`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Object key.
+    pub key: String,
+    /// Recording id (with `~file` for one of several files).
+    pub recording_id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Media type.
+    pub media_type: Option<String>,
+    /// Recording start (RFC 3339).
+    pub start_time: Option<String>,
+    /// Recording end (RFC 3339).
+    pub end_time: Option<String>,
+    /// When the ledger recorded it archived (RFC 3339).
+    pub archived_at: String,
+    /// Bytes.
+    pub size: Option<u64>,
+    /// MD5 hex.
+    pub md5: Option<String>,
+    /// SHA-256 hex (`null` for objects adopted from the store without a download).
+    pub sha256: Option<String>,
+    /// What analytics said about the conversation.
+    #[serde(flatten)]
+    pub facts: ConversationFacts,
+}
+
+impl IndexEntry {
+    /// The object line of an archived ledger row.
+    pub fn from_ledger(e: LedgerEntry) -> Self {
+        Self {
+            kind: "object".into(),
+            key: e.key,
+            recording_id: e.recording_id,
+            conversation_id: e.conversation_id,
+            media_type: e.media_type,
+            start_time: e.start_time,
+            end_time: e.end_time,
+            archived_at: e.updated_at,
+            size: e.size,
+            md5: e.md5,
+            sha256: e.sha256,
+            facts: e.facts,
+        }
+    }
+}
+
+fn part_key(prefix: &str, day: DateTime<Utc>, seq: u64) -> String {
+    format!("{prefix}{}/{seq:010}.jsonl", day.format("%Y-%m-%d"))
+}
+
+/// The bytes of a part.
+fn render(part: &IndexPart, previous_key: Option<&str>, rows: Vec<LedgerEntry>) -> Bytes {
+    let header = PartHeader {
+        kind: "index".into(),
+        version: 1,
+        seq: part.seq,
+        previous: part.previous.clone(),
+        previous_key: previous_key.map(str::to_string),
+        entries: rows.len() as u64,
+    };
+    let mut out = serde_json::to_vec(&header).expect("serializable");
+    out.push(b'\n');
+    for row in rows {
+        serde_json::to_writer(&mut out, &IndexEntry::from_ledger(row)).expect("serializable");
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
+
+/// Writes the index parts the ledger's archived rows call for: first a part opened earlier
+/// but not recorded as written (a crash), then new parts of up to [`MAX_PART_ENTRIES`]
+/// objects archived since the last part, until none is left. Returns the parts written.
+/// Another instance opening the same part first ends this call without error.
+pub async fn write_index(
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<IndexPart>, IndexError> {
+    let mut parts = ledger.index_parts().await?;
+    let mut written = Vec::new();
+    loop {
+        let last = parts.last().cloned();
+        match last {
+            Some(part) if part.sha256.is_none() => {
+                let before = parts.iter().rev().nth(1).map(|p| p.key.clone());
+                let sha = write_part(ledger, sink, &part, before.as_deref()).await?;
+                let done = IndexPart {
+                    sha256: Some(sha),
+                    ..part
+                };
+                *parts.last_mut().expect("a part") = done.clone();
+                written.push(done);
+            }
+            last => {
+                let seq = last.as_ref().map_or(1, |p| p.seq + 1);
+                let part = IndexPart {
+                    seq,
+                    key: part_key(prefix, now, seq),
+                    previous: last.as_ref().and_then(|p| p.sha256.clone()),
+                    sha256: None,
+                    entries: 0,
+                };
+                match ledger
+                    .open_index_part(part.clone(), MAX_PART_ENTRIES)
+                    .await?
+                {
+                    None | Some(0) => return Ok(written),
+                    Some(n) => parts.push(IndexPart { entries: n, ..part }),
+                }
+            }
+        }
+    }
+}
+
+/// Writes one opened part (create-only; an existing object with the same bytes counts as
+/// written) and records its SHA-256.
+async fn write_part(
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    part: &IndexPart,
+    previous_key: Option<&str>,
+) -> Result<String, IndexError> {
+    let rows = ledger.index_part_entries(part.seq).await?;
+    let bytes = render(part, previous_key, rows);
+    let sha = hex::encode(integrity::sha256_of(&bytes));
+    let store_err = |message: String| IndexError::Store {
+        key: part.key.clone(),
+        message,
+    };
+    let opts = PutOptions {
+        content_length: Some(bytes.len() as u64),
+        content_type: Some("application/x-ndjson".into()),
+        metadata: BTreeMap::from([
+            ("index-seq".to_string(), part.seq.to_string()),
+            ("sha256".to_string(), sha.clone()),
+        ]),
+        create_only: true,
+        sha256: true,
+        ..PutOptions::default()
+    };
+    match sink.put(&part.key, full_body(bytes), opts).await {
+        Ok(_) => {}
+        Err(e) if e.kind == SinkErrorKind::AlreadyExists => {
+            let digests = read_digests(sink, &part.key)
+                .await
+                .map_err(|e| store_err(format!("exists, and cannot be read back: {e}")))?;
+            if digests.sha256_hex().as_deref() != Some(sha.as_str()) {
+                return Err(store_err(
+                    "exists with other bytes than the ledger's rows give; not replaced".into(),
+                ));
+            }
+        }
+        Err(e) => return Err(store_err(e.to_string())),
+    }
+    ledger.close_index_part(part.seq, &sha).await?;
+    Ok(sha)
+}
+
+/// Streams an object through MD5 and SHA-256.
+async fn read_digests(sink: &dyn ObjectSink, key: &str) -> Result<integrity::Digests, String> {
+    let body = sink.get(key).await.map_err(|e| e.to_string())?;
+    let (mut hashing, handle) = HashingBody::new(body, Expectations::default().with_sha256());
+    while let Some(frame) = hashing.frame().await {
+        frame.map_err(|e| format!("reading {key}: {e}"))?;
+    }
+    handle
+        .get()
+        .ok_or_else(|| format!("reading {key}: the body ended without digests"))
+}
+
+/// What [`verify_chain`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Parts read.
+    pub parts: u64,
+    /// Objects listed (the latest entry of each key).
+    pub objects: u64,
+    /// Objects whose size, MD5 and SHA-256 match their entry.
+    pub verified: u64,
+    /// Entries listed again by a later part (a recording archived again): checked against
+    /// the later entry only.
+    pub superseded: u64,
+    /// Entries without a SHA-256 (adopted objects): checked by size and MD5 only.
+    pub md5_only: u64,
+    /// Every break of the chain or mismatch, one line each.
+    pub problems: Vec<String>,
+    /// The last part's sequence number and SHA-256: record it to detect a removed tail later.
+    pub head: Option<(u64, String)>,
+}
+
+impl ChainReport {
+    /// Whether the chain is whole and every object matches.
+    pub fn clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Walks the index under `prefix`: every part from 1 without gaps, each carrying the SHA-256
+/// of the one before; then reads every object the parts list (`concurrency` at a time)
+/// and compares its size, MD5 and SHA-256 with the entry. With `anchor` (the ledger's
+/// parts), a part the ledger recorded but the store lacks (or holds with other bytes) is a
+/// problem too, which catches a removed tail.
+pub async fn verify_chain(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    anchor: Option<&[IndexPart]>,
+    concurrency: usize,
+) -> Result<ChainReport, sink::SinkError> {
+    let mut report = ChainReport::default();
+    let keys: Vec<String> = sink
+        .list(prefix)
+        .map_ok(|o| o.key)
+        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
+        .try_collect()
+        .await?;
+    // seq -> (key, sha256 of the bytes, header, entries)
+    let mut parts: BTreeMap<u64, (String, String, PartHeader, Vec<IndexEntry>)> = BTreeMap::new();
+    for key in keys {
+        let body = sink.get(&key).await?;
+        let bytes = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                report.problems.push(format!("{key}: cannot be read: {e}"));
+                continue;
+            }
+        };
+        let sha = hex::encode(integrity::sha256_of(&bytes));
+        match parse_part(&bytes) {
+            Ok((header, entries)) => {
+                if let Some((other, ..)) = parts.get(&header.seq) {
+                    report.problems.push(format!(
+                        "part {} appears twice: {other} and {key}",
+                        header.seq
+                    ));
+                    continue;
+                }
+                parts.insert(header.seq, (key, sha, header, entries));
+            }
+            Err(e) => report
+                .problems
+                .push(format!("{key}: not an index part: {e}")),
+        }
+    }
+    report.parts = parts.len() as u64;
+    let mut previous: Option<(u64, String, String)> = None;
+    let mut latest: BTreeMap<String, IndexEntry> = BTreeMap::new();
+    for (seq, (key, sha, header, entries)) in &parts {
+        let expected_seq = previous.as_ref().map_or(1, |p| p.0 + 1);
+        if *seq != expected_seq {
+            report.problems.push(format!(
+                "parts {expected_seq} to {} missing before {key}",
+                seq - 1
+            ));
+        } else if header.previous.as_deref() != previous.as_ref().map(|p| p.2.as_str()) {
+            report.problems.push(format!(
+                "{key}: carries previous digest {} but part {} ({}) has {}",
+                header.previous.as_deref().unwrap_or("none"),
+                seq.saturating_sub(1),
+                previous.as_ref().map_or("none", |p| p.1.as_str()),
+                previous.as_ref().map_or("none", |p| p.2.as_str()),
+            ));
+        }
+        if header.entries != entries.len() as u64 {
+            report.problems.push(format!(
+                "{key}: header says {} entries, the part holds {}",
+                header.entries,
+                entries.len()
+            ));
+        }
+        for e in entries {
+            if latest.insert(e.key.clone(), e.clone()).is_some() {
+                report.superseded += 1;
+            }
+        }
+        previous = Some((*seq, key.clone(), sha.clone()));
+    }
+    report.head = previous.as_ref().map(|p| (p.0, p.2.clone()));
+    if let Some(anchor) = anchor {
+        for a in anchor.iter().filter(|a| a.sha256.is_some()) {
+            match parts.get(&a.seq) {
+                None => report.problems.push(format!(
+                    "part {} ({}) is in the ledger but not in the store",
+                    a.seq, a.key
+                )),
+                Some((key, sha, ..)) if Some(sha) != a.sha256.as_ref() => {
+                    report.problems.push(format!(
+                        "{key}: SHA-256 {sha}, but the ledger recorded {} when it was written",
+                        a.sha256.as_deref().unwrap_or_default()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    report.objects = latest.len() as u64;
+    report.md5_only = latest.values().filter(|e| e.sha256.is_none()).count() as u64;
+    let checks = futures::stream::iter(latest.into_values())
+        .map(|e| async move {
+            let got = match sink.head(&e.key).await {
+                Ok(None) => Ok(None),
+                Ok(Some(_)) => read_digests(sink, &e.key).await.map(Some),
+                Err(err) => Err(err.to_string()),
+            };
+            (e, got)
+        })
+        .buffer_unordered(concurrency.max(1));
+    let results: Vec<_> = checks.collect().await;
+    for (e, got) in results {
+        match got {
+            Ok(None) => report.problems.push(format!(
+                "{}: listed in the index but gone from the store",
+                e.key
+            )),
+            Ok(Some(d)) => {
+                let mut wrong = Vec::new();
+                if e.size.is_some_and(|s| s != d.length) {
+                    wrong.push(format!(
+                        "size {} (listed {})",
+                        d.length,
+                        e.size.unwrap_or(0)
+                    ));
+                }
+                if e.md5.as_deref().is_some_and(|m| m != d.md5_hex()) {
+                    wrong.push(format!("MD5 {}", d.md5_hex()));
+                }
+                if e.sha256.is_some() && e.sha256 != d.sha256_hex() {
+                    wrong.push(format!("SHA-256 {}", d.sha256_hex().unwrap_or_default()));
+                }
+                if wrong.is_empty() {
+                    report.verified += 1;
+                } else {
+                    report.problems.push(format!(
+                        "{}: altered since it was archived: {}",
+                        e.key,
+                        wrong.join(", ")
+                    ));
+                }
+            }
+            Err(err) => report
+                .problems
+                .push(format!("{}: cannot be read: {err}", e.key)),
+        }
+    }
+    report.problems.sort();
+    Ok(report)
+}
+
+fn parse_part(bytes: &[u8]) -> Result<(PartHeader, Vec<IndexEntry>), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let mut lines = text.lines();
+    let header: PartHeader =
+        serde_json::from_str(lines.next().ok_or("empty")?).map_err(|e| format!("header: {e}"))?;
+    if header.kind != "index" {
+        return Err(format!("first line is of type {:?}", header.kind));
+    }
+    let entries = lines
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 2)))
+        .collect::<Result<Vec<IndexEntry>, String>>()?;
+    Ok((header, entries))
+}
