@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MD5 throughput on this machine: md-5 (portable, and with its `asm` feature) against
+# MD5 and SHA-256 throughput on this machine: md-5 (portable, and with its `asm` feature) and sha2 against
 # OpenSSL's assembly MD5, one core each. Run by hand; see docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/md5-speed"

@@ -562,6 +562,25 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
             "no such ledger file",
         ),
     ];
+    let mut cases = cases;
+    for (prefix, needle) in [
+        ("recordings/x/", "overlaps the recordings"),
+        ("index", "must be a key prefix ending in '/'"),
+    ] {
+        cases.push((
+            vec![
+                "archive",
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+                "--index-prefix",
+                prefix,
+            ],
+            vec![],
+            needle,
+        ));
+    }
     for (args, envs, needle) in cases {
         let mut c = std::process::Command::new(e2e::archiver_bin());
         c.current_dir(dir.path())
@@ -662,4 +681,57 @@ async fn a_terminal_session_shows_the_progress_bar() {
         !stderr.contains("recordings  ") && !stdout.contains("ETA"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_writes_the_index_and_no_index_turns_it_and_sha256_off() {
+    let s = sim(5, vec![]).await;
+    for index in [true, false] {
+        let sink = fresh_sink(Server::S3sFs, "index").await;
+        let bucket = sink.config().bucket.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = |args: &[&str]| {
+            let mut c = archiver_command(s.base_url(), &bucket);
+            c.current_dir(dir.path()).args(args);
+            c
+        };
+        let mut archive = cmd(&archive_args(&s));
+        if !index {
+            archive.arg("--no-index");
+        }
+        let out = run(archive).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert_eq!(
+            stdout.contains("index: part 1 written to index/"),
+            index,
+            "{stdout}"
+        );
+        let parts: Vec<_> = sink
+            .list("index/")
+            .map(|o| o.unwrap().key)
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(parts.len(), usize::from(index), "{parts:?}");
+        let out = run(cmd(&["find", "--json"])).await;
+        let (stdout, _) = text(&out);
+        let rows: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 5, "{stdout}");
+        assert!(
+            rows.iter().all(|r| r["sha256"].is_string() == index),
+            "{stdout}"
+        );
+        let out = run(cmd(&["verify", "--chain"])).await;
+        let (stdout, _) = text(&out);
+        if index {
+            assert_eq!(out.status.code(), Some(0), "{stdout}");
+            assert!(stdout.contains("5 verified"), "{stdout}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{stdout}");
+            assert!(stdout.contains("no index under index/"), "{stdout}");
+        }
+    }
 }

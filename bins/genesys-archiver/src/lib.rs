@@ -309,11 +309,11 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     };
     let source = run.source.resolve(file)?;
     let store = run.store.resolve(file)?;
+    let prefix = StoreArgs::prefix(&store);
+    let index_prefix = run.index.resolve(&prefix)?;
     let client = settings::connect_source(&source).await?;
     let sink = settings::connect_store(&store).await?;
     let ledger = run.state.open(file).await?;
-    let prefix = StoreArgs::prefix(&store);
-    let index_prefix = run.index.resolve(&prefix)?;
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
         Ok(s) => {
@@ -340,6 +340,8 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         verify_source_etag: source.verify_source_etag,
         drain_timeout: drain,
         keep_phone_numbers: run.keep_phone_numbers,
+        // SHA-256 serves the chain-of-custody index; without it, MD5 alone.
+        sha256: index_prefix.is_some(),
         ..ArchiverConfig::default()
     };
     cancel_on_signals(cfg.shutdown.clone());

@@ -67,6 +67,9 @@ pub struct ArchiverConfig {
     /// Keep the phone numbers analytics gives (`ani`, `dnis`: personal data) in object
     /// metadata, the ledger and the index. Off by default: they are dropped on arrival.
     pub keep_phone_numbers: bool,
+    /// Compute each object's SHA-256 while streaming and keep it in the ledger, for the
+    /// chain-of-custody index (about a third of MD5's CPU cost with SHA-NI). On by default.
+    pub sha256: bool,
 }
 
 /// A process-unique instance id: host name, process id and a random suffix.
@@ -99,6 +102,7 @@ impl Default for ArchiverConfig {
             shutdown: CancellationToken::new(),
             drain_timeout: Duration::from_secs(30),
             keep_phone_numbers: false,
+            sha256: true,
         }
     }
 }
@@ -1211,7 +1215,7 @@ async fn attempt_once(
         tags: tags_for(rec),
         expected_md5,
         create_only,
-        sha256: true,
+        sha256: sh.cfg.sha256,
         upload_log: sh.cfg.ledger.as_ref().map(|l| {
             sink::UploadLogHandle(std::sync::Arc::new(crate::LedgerUploadLog::new(
                 l.clone(),
