@@ -78,7 +78,7 @@ new_bucket() { B="b$RANDOM$RANDOM"; mkdir -p "$work/s3s/data/$B"; }
 drop_bucket() { rm -rf "${work:?}/s3s/data/$B" "$work/dir-$B"; }
 stored() { # objects in the bucket, or files in the directory the archiver-dir row wrote
   local d="$work/s3s/data/$B"; [ -d "$work/dir-$B" ] && d="$work/dir-$B"
-  find "$d" -type f ! -name '.*' ! -name '*.meta.json' | wc -l
+  find "$d" -type f ! -name '.*' ! -name '*.meta.json' ! -path '*/index/*' | wc -l
 }
 
 tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing into $B

@@ -144,6 +144,16 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     assert!(report["api_calls"].as_u64().unwrap() > 0);
     // A handful of calls against a 300-per-minute budget: never held back.
     assert_eq!(report["api_wait_seconds"].as_f64(), Some(0.0), "{report}");
+    // Every ledger write reached a committed transaction (group commit may share them).
+    let (writes, commits) = (
+        report["ledger_writes"].as_u64().unwrap(),
+        report["ledger_commits"].as_u64().unwrap(),
+    );
+    assert!(
+        writes >= 16,
+        "a claim and an outcome per recording: {report}"
+    );
+    assert!((1..=writes).contains(&commits), "{report}");
     let manifest = std::fs::read_to_string(dir.path().join("manifest.csv")).unwrap();
     let mut lines = manifest.lines();
     assert_eq!(

@@ -123,6 +123,10 @@ struct Report<'a> {
     /// Seconds API calls waited for the client's pacing or a `Retry-After`, summed over
     /// concurrent calls.
     api_wait_seconds: f64,
+    /// Ledger writes and the transactions (fsyncs) that made them durable: several workers'
+    /// writes share one transaction (SQLite group commit). Absent for PostgreSQL.
+    ledger_writes: Option<u64>,
+    ledger_commits: Option<u64>,
     exit_code: u8,
 }
 
@@ -285,6 +289,8 @@ impl Output {
                 api_throttled: calls.throttled(),
                 api_token_failures: calls.token_failures,
                 api_wait_seconds: calls.waited_seconds(),
+                ledger_writes: ledger.and_then(|l| l.commit_counts()).map(|c| c.1),
+                ledger_commits: ledger.and_then(|l| l.commit_counts()).map(|c| c.0),
                 exit_code,
             };
             let written = serde_json::to_vec_pretty(&report)

@@ -14,6 +14,7 @@
 
 mod conversations;
 mod custody;
+mod group_commit;
 mod pg_tls;
 mod postgres;
 mod sqlite;
@@ -385,6 +386,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError>;
     /// Records the SHA-256 of part `seq` as written.
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError>;
+    /// Transactions committed and the writes they held, where the backend groups them.
+    fn commit_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Columns written when an attempt ends. The row is written only while `owner` holds its
@@ -445,6 +450,12 @@ impl Ledger {
         Ok(Self {
             inner: Arc::new(sqlite::SqliteLedger::in_memory()?),
         })
+    }
+
+    /// Transactions committed and the writes they held since the ledger was opened, for a
+    /// backend that groups writes into shared transactions (SQLite); `None` otherwise.
+    pub fn commit_counts(&self) -> Option<(u64, u64)> {
+        self.inner.commit_counts()
     }
 
     /// Where the ledger is (file path, or URL without password).

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::custody::find_sql;
+use super::group_commit::{GroupCommit, WriteError};
 use super::{
     AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
     LedgerError, RecordInfo, RecordStatus, RowState, decide,
@@ -91,6 +92,7 @@ const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, 
 #[derive(Debug)]
 pub(super) struct SqliteLedger {
     conn: Arc<Mutex<Connection>>,
+    group: Arc<GroupCommit>,
     path: String,
     exclusive: bool,
     _lock: Option<File>,
@@ -172,9 +174,25 @@ impl SqliteLedger {
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            group: Arc::default(),
             path,
             exclusive,
             _lock: lock,
+        })
+    }
+
+    /// Runs a write through group commit: it shares a transaction with the writes of other
+    /// workers queued meanwhile, and returns once that transaction committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        self.group.write(&self.conn, f).await.map_err(|e| match e {
+            WriteError::Sql(e) => LedgerError::with_source(&self.path, e),
+            WriteError::Commit(m) => {
+                LedgerError::new(&self.path, format!("the write was not committed: {m}"))
+            }
+            WriteError::Task(m) => LedgerError::new(&self.path, format!("ledger task failed: {m}")),
         })
     }
 
@@ -224,7 +242,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
 }
 
 /// Stores what analytics said about a claimed recording and its search terms.
-fn write_facts(tx: &rusqlite::Transaction<'_>, info: &RecordInfo) -> rusqlite::Result<()> {
+fn write_facts(tx: &Connection, info: &RecordInfo) -> rusqlite::Result<()> {
     if info.facts.is_none() {
         return Ok(());
     }
@@ -247,6 +265,10 @@ impl Backend for SqliteLedger {
         &self.path
     }
 
+    fn commit_counts(&self) -> Option<(u64, u64)> {
+        Some(self.group.counts())
+    }
+
     async fn schema_version(&self) -> Result<u32, LedgerError> {
         self.run(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
             .await
@@ -260,8 +282,8 @@ impl Backend for SqliteLedger {
     ) -> Result<Claim, LedgerError> {
         let owner = owner.to_string();
         let exclusive = self.exclusive;
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.write(move |c| {
+            let tx = c;
             let row = tx
                 .query_row(
                     "SELECT status, object_key, last_error, lease_owner, lease_until
@@ -298,7 +320,7 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
-                    write_facts(&tx, &info)?;
+                    write_facts(tx, &info)?;
                     Claim::Claimed
                 }
                 Decision::Resume => {
@@ -322,11 +344,10 @@ impl Backend for SqliteLedger {
                             info.end_time
                         ],
                     )?;
-                    write_facts(&tx, &info)?;
+                    write_facts(tx, &info)?;
                     Claim::Resumed
                 }
             };
-            tx.commit()?;
             Ok(claim)
         })
         .await
@@ -339,7 +360,7 @@ impl Backend for SqliteLedger {
         lease_ms: i64,
     ) -> Result<bool, LedgerError> {
         let (r, o) = (recording_id.to_string(), owner.to_string());
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE recordings SET lease_until = ?3
                  WHERE recording_id = ?1 AND lease_owner = ?2 AND status = 'pending'",
@@ -357,7 +378,7 @@ impl Backend for SqliteLedger {
         f: Finish,
     ) -> Result<bool, LedgerError> {
         let r = recording_id.to_string();
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!(
                     "UPDATE recordings SET status = ?2, object_key = COALESCE(?3, object_key),
@@ -387,7 +408,7 @@ impl Backend for SqliteLedger {
 
     async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
         let (r, why) = (recording_id.to_string(), reason.to_string());
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!(
                     "UPDATE recordings SET status = 'quarantined', last_error = ?2,
@@ -403,7 +424,7 @@ impl Backend for SqliteLedger {
 
     async fn release(&self, recording_id: &str, owner: &str) -> Result<(), LedgerError> {
         let (r, o) = (recording_id.to_string(), owner.to_string());
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!(
                     "UPDATE recordings SET lease_owner = NULL, lease_until = NULL, updated_at = {NOW}
@@ -417,7 +438,7 @@ impl Backend for SqliteLedger {
     }
 
     async fn adopt(&self, o: AdoptedObject) -> Result<bool, LedgerError> {
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!(
                     "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size,
@@ -479,7 +500,7 @@ impl Backend for SqliteLedger {
         to: RecordStatus,
     ) -> Result<bool, LedgerError> {
         let r = recording_id.to_string();
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!(
                     "UPDATE recordings SET status = ?3, updated_at = {NOW}
@@ -507,7 +528,7 @@ impl Backend for SqliteLedger {
 
     async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError> {
         let (n, v) = (name.to_string(), value.to_string());
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO checkpoints (name, value) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET value = excluded.value",
@@ -526,7 +547,7 @@ impl Backend for SqliteLedger {
     ) -> Result<(), LedgerError> {
         let (r, o) = (recording_id.to_string(), owner.to_string());
         let (k, u) = (upload.key.clone(), upload.upload_id.clone());
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO uploads (upload_id, object_key, recording_id, owner)
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT(upload_id) DO NOTHING",
@@ -539,12 +560,11 @@ impl Backend for SqliteLedger {
 
     async fn uploads_ended(&self, upload_ids: &[String]) -> Result<(), LedgerError> {
         let ids = upload_ids.to_vec();
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c| {
             for id in &ids {
-                tx.execute("DELETE FROM uploads WHERE upload_id = ?1", params![id])?;
+                c.execute("DELETE FROM uploads WHERE upload_id = ?1", params![id])?;
             }
-            tx.commit()
+            Ok(())
         })
         .await
     }
@@ -553,8 +573,8 @@ impl Backend for SqliteLedger {
         &self,
         rows: Vec<super::conversations::ConversationRow>,
     ) -> Result<(), LedgerError> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c| {
+            let tx = c;
             for r in &rows {
                 let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
                 tx.execute(
@@ -568,7 +588,7 @@ impl Backend for SqliteLedger {
                     params![r.conversation_id, r.end_time, files, r.complete],
                 )?;
             }
-            tx.commit()
+            Ok(())
         })
         .await
     }
@@ -661,8 +681,8 @@ impl Backend for SqliteLedger {
         part: IndexPart,
         limit: u32,
     ) -> Result<Option<u64>, LedgerError> {
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.write(move |c| {
+            let tx = c;
             let seq = part.seq as i64;
             let exists = tx
                 .query_row("SELECT 1 FROM index_parts WHERE seq = ?1", params![seq], |_| Ok(()))
@@ -685,7 +705,6 @@ impl Backend for SqliteLedger {
                 "INSERT INTO index_parts (seq, object_key, previous, entries) VALUES (?1, ?2, ?3, ?4)",
                 params![seq, part.key, part.previous, n as i64],
             )?;
-            tx.commit()?;
             Ok(Some(n as u64))
         })
         .await
@@ -703,7 +722,7 @@ impl Backend for SqliteLedger {
 
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         let sha = sha256.to_string();
-        self.run(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE index_parts SET sha256 = ?2 WHERE seq = ?1",
                 params![seq as i64, sha],
