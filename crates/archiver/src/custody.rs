@@ -21,7 +21,7 @@ use genesys_media::ConversationFacts;
 use http_body_util::BodyExt;
 use integrity::{Expectations, HashingBody};
 use serde::{Deserialize, Serialize};
-use sink::{ObjectSink, PutOptions, SinkErrorKind, full_body};
+use sink::{ObjectSink, PutOptions, SinkErrorKind};
 
 use crate::{IndexPart, Ledger, LedgerEntry, LedgerError};
 
@@ -120,23 +120,77 @@ fn part_key(prefix: &str, day: DateTime<Utc>, seq: u64) -> String {
     format!("{prefix}{}/{seq:010}.jsonl", day.format("%Y-%m-%d"))
 }
 
-/// The bytes of a part.
-fn render(part: &IndexPart, previous_key: Option<&str>, rows: Vec<LedgerEntry>) -> Bytes {
+/// Rows read from the ledger at a time while a part is rendered.
+const RENDER_PAGE: u32 = 500;
+
+/// The bytes of a part: the header, then the part's rows read a page at a time (only the
+/// rendered lines are held, never all the rows).
+async fn render(
+    ledger: &Ledger,
+    part: &IndexPart,
+    previous_key: Option<&str>,
+) -> Result<Rendered, LedgerError> {
+    let mut lines = Vec::with_capacity(part.entries as usize * 800);
+    let mut entries = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = ledger
+            .index_part_page(part.seq, after.take(), RENDER_PAGE)
+            .await?;
+        let n = page.len();
+        after = page.last().map(|r| r.recording_id.clone());
+        for row in page {
+            serde_json::to_writer(&mut lines, &IndexEntry::from_ledger(row)).expect("serializable");
+            lines.push(b'\n');
+        }
+        entries += n as u64;
+        if n < RENDER_PAGE as usize {
+            break;
+        }
+    }
     let header = PartHeader {
         kind: "index".into(),
         version: 1,
         seq: part.seq,
         previous: part.previous.clone(),
         previous_key: previous_key.map(str::to_string),
-        entries: rows.len() as u64,
+        entries,
     };
-    let mut out = serde_json::to_vec(&header).expect("serializable");
-    out.push(b'\n');
-    for row in rows {
-        serde_json::to_writer(&mut out, &IndexEntry::from_ledger(row)).expect("serializable");
-        out.push(b'\n');
+    let mut head = serde_json::to_vec(&header).expect("serializable");
+    head.push(b'\n');
+    Ok(Rendered {
+        head: Bytes::from(head),
+        lines: Bytes::from(lines),
+    })
+}
+
+/// A rendered part: its header line and its object lines, sent as two frames.
+struct Rendered {
+    head: Bytes,
+    lines: Bytes,
+}
+
+impl Rendered {
+    fn len(&self) -> u64 {
+        (self.head.len() + self.lines.len()) as u64
     }
-    Bytes::from(out)
+
+    fn sha256_hex(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(&self.head);
+        h.update(&self.lines);
+        hex::encode(h.finalize())
+    }
+
+    fn body(self) -> sink::PutBody {
+        let frames = [self.head, self.lines]
+            .into_iter()
+            .map(|b| Ok::<_, integrity::BoxError>(http_body::Frame::data(b)));
+        BodyExt::boxed(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )))
+    }
 }
 
 /// Writes the index parts the ledger's archived rows call for: first a part opened earlier
@@ -193,15 +247,14 @@ async fn write_part(
     part: &IndexPart,
     previous_key: Option<&str>,
 ) -> Result<String, IndexError> {
-    let rows = ledger.index_part_entries(part.seq).await?;
-    let bytes = render(part, previous_key, rows);
-    let sha = hex::encode(integrity::sha256_of(&bytes));
+    let rendered = render(ledger, part, previous_key).await?;
+    let sha = rendered.sha256_hex();
     let store_err = |message: String| IndexError::Store {
         key: part.key.clone(),
         message,
     };
     let opts = PutOptions {
-        content_length: Some(bytes.len() as u64),
+        content_length: Some(rendered.len()),
         content_type: Some("application/x-ndjson".into()),
         metadata: BTreeMap::from([
             ("index-seq".to_string(), part.seq.to_string()),
@@ -211,7 +264,7 @@ async fn write_part(
         sha256: true,
         ..PutOptions::default()
     };
-    match sink.put(&part.key, full_body(bytes), opts).await {
+    match sink.put(&part.key, rendered.body(), opts).await {
         Ok(_) => {}
         Err(e) if e.kind == SinkErrorKind::AlreadyExists => {
             let digests = read_digests(sink, &part.key)
@@ -246,12 +299,12 @@ async fn read_digests(sink: &dyn ObjectSink, key: &str) -> Result<integrity::Dig
 pub struct ChainReport {
     /// Parts read.
     pub parts: u64,
-    /// Objects listed (the latest entry of each key).
+    /// Object entries checked (an object archived again is listed, and checked, again).
     pub objects: u64,
-    /// Objects whose size, MD5 and SHA-256 match their entry.
+    /// Entries whose object's size, MD5 and SHA-256 match.
     pub verified: u64,
-    /// Entries listed again by a later part (a recording archived again): checked against
-    /// the later entry only.
+    /// Entries that no longer match because a later part lists the key again (a recording
+    /// archived again): the later entry is the one that counts.
     pub superseded: u64,
     /// Entries without a SHA-256 (adopted objects): checked by size and MD5 only.
     pub md5_only: u64,
@@ -268,11 +321,21 @@ impl ChainReport {
     }
 }
 
+/// Reads a part whole (a part holds at most [`MAX_PART_ENTRIES`] lines).
+async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
+    let body = sink.get(key).await.map_err(|e| e.to_string())?;
+    body.collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
 /// Walks the index under `prefix`: every part from 1 without gaps, each carrying the SHA-256
 /// of the one before; then reads every object the parts list (`concurrency` at a time)
 /// and compares its size, MD5 and SHA-256 with the entry. With `anchor` (the ledger's
 /// parts), a part the ledger recorded but the store lacks (or holds with other bytes) is a
-/// problem too, which catches a removed tail.
+/// problem too, which catches a removed tail. Memory stays bounded by one part, whatever
+/// the archive's size.
 pub async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
@@ -286,20 +349,19 @@ pub async fn verify_chain(
         .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
         .try_collect()
         .await?;
-    // seq -> (key, sha256 of the bytes, header, entries)
-    let mut parts: BTreeMap<u64, (String, String, PartHeader, Vec<IndexEntry>)> = BTreeMap::new();
+    // First pass: each part's header and digest. seq -> (key, sha256, header)
+    let mut parts: BTreeMap<u64, (String, String, PartHeader)> = BTreeMap::new();
     for key in keys {
-        let body = sink.get(&key).await?;
-        let bytes = match body.collect().await {
-            Ok(b) => b.to_bytes(),
+        let bytes = match read_part(sink, &key).await {
+            Ok(b) => b,
             Err(e) => {
                 report.problems.push(format!("{key}: cannot be read: {e}"));
                 continue;
             }
         };
         let sha = hex::encode(integrity::sha256_of(&bytes));
-        match parse_part(&bytes) {
-            Ok((header, entries)) => {
+        match parse_header(&bytes) {
+            Ok(header) => {
                 if let Some((other, ..)) = parts.get(&header.seq) {
                     report.problems.push(format!(
                         "part {} appears twice: {other} and {key}",
@@ -307,7 +369,7 @@ pub async fn verify_chain(
                     ));
                     continue;
                 }
-                parts.insert(header.seq, (key, sha, header, entries));
+                parts.insert(header.seq, (key, sha, header));
             }
             Err(e) => report
                 .problems
@@ -316,8 +378,7 @@ pub async fn verify_chain(
     }
     report.parts = parts.len() as u64;
     let mut previous: Option<(u64, String, String)> = None;
-    let mut latest: BTreeMap<String, IndexEntry> = BTreeMap::new();
-    for (seq, (key, sha, header, entries)) in &parts {
+    for (seq, (key, sha, header)) in &parts {
         let expected_seq = previous.as_ref().map_or(1, |p| p.0 + 1);
         if *seq != expected_seq {
             report.problems.push(format!(
@@ -333,18 +394,6 @@ pub async fn verify_chain(
                 previous.as_ref().map_or("none", |p| p.2.as_str()),
             ));
         }
-        if header.entries != entries.len() as u64 {
-            report.problems.push(format!(
-                "{key}: header says {} entries, the part holds {}",
-                header.entries,
-                entries.len()
-            ));
-        }
-        for e in entries {
-            if latest.insert(e.key.clone(), e.clone()).is_some() {
-                report.superseded += 1;
-            }
-        }
         previous = Some((*seq, key.clone(), sha.clone()));
     }
     report.head = previous.as_ref().map(|p| (p.0, p.2.clone()));
@@ -355,7 +404,7 @@ pub async fn verify_chain(
                     "part {} ({}) is in the ledger but not in the store",
                     a.seq, a.key
                 )),
-                Some((key, sha, ..)) if Some(sha) != a.sha256.as_ref() => {
+                Some((key, sha, _)) if Some(sha) != a.sha256.as_ref() => {
                     report.problems.push(format!(
                         "{key}: SHA-256 {sha}, but the ledger recorded {} when it was written",
                         a.sha256.as_deref().unwrap_or_default()
@@ -365,57 +414,89 @@ pub async fn verify_chain(
             }
         }
     }
-    report.objects = latest.len() as u64;
-    report.md5_only = latest.values().filter(|e| e.sha256.is_none()).count() as u64;
-    let checks = futures::stream::iter(latest.into_values())
-        .map(|e| async move {
-            let got = match sink.head(&e.key).await {
-                Ok(None) => Ok(None),
-                Ok(Some(_)) => read_digests(sink, &e.key).await.map(Some),
-                Err(err) => Err(err.to_string()),
+    // Second pass, one part at a time: every object listed. A mismatch waits in `open` until
+    // the end, in case a later part lists the key again (then the earlier entry is superseded).
+    let mut open: BTreeMap<String, String> = BTreeMap::new();
+    for (key, _, header) in parts.values() {
+        let entries = match read_part(sink, key).await.and_then(|b| parse_part(&b)) {
+            Ok((_, entries)) => entries,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("{key}: cannot be read again: {e}"));
+                continue;
+            }
+        };
+        if header.entries != entries.len() as u64 {
+            report.problems.push(format!(
+                "{key}: header says {} entries, the part holds {}",
+                header.entries,
+                entries.len()
+            ));
+        }
+        for e in &entries {
+            if open.remove(&e.key).is_some() {
+                report.superseded += 1;
+            }
+        }
+        report.objects += entries.len() as u64;
+        report.md5_only += entries.iter().filter(|e| e.sha256.is_none()).count() as u64;
+        let checks = futures::stream::iter(entries)
+            .map(|e| async move {
+                let got = match sink.head(&e.key).await {
+                    Ok(None) => Ok(None),
+                    Ok(Some(_)) => read_digests(sink, &e.key).await.map(Some),
+                    Err(err) => Err(err.to_string()),
+                };
+                (e, got)
+            })
+            .buffer_unordered(concurrency.max(1));
+        let results: Vec<_> = checks.collect().await;
+        for (e, got) in results {
+            let problem = match got {
+                Ok(None) => Some("listed in the index but gone from the store".to_string()),
+                Ok(Some(d)) => {
+                    let mut wrong = Vec::new();
+                    if e.size.is_some_and(|s| s != d.length) {
+                        wrong.push(format!(
+                            "size {} (listed {})",
+                            d.length,
+                            e.size.unwrap_or(0)
+                        ));
+                    }
+                    if e.md5.as_deref().is_some_and(|m| m != d.md5_hex()) {
+                        wrong.push(format!("MD5 {}", d.md5_hex()));
+                    }
+                    if e.sha256.is_some() && e.sha256 != d.sha256_hex() {
+                        wrong.push(format!("SHA-256 {}", d.sha256_hex().unwrap_or_default()));
+                    }
+                    (!wrong.is_empty())
+                        .then(|| format!("altered since it was archived: {}", wrong.join(", ")))
+                }
+                Err(err) => Some(format!("cannot be read: {err}")),
             };
-            (e, got)
-        })
-        .buffer_unordered(concurrency.max(1));
-    let results: Vec<_> = checks.collect().await;
-    for (e, got) in results {
-        match got {
-            Ok(None) => report.problems.push(format!(
-                "{}: listed in the index but gone from the store",
-                e.key
-            )),
-            Ok(Some(d)) => {
-                let mut wrong = Vec::new();
-                if e.size.is_some_and(|s| s != d.length) {
-                    wrong.push(format!(
-                        "size {} (listed {})",
-                        d.length,
-                        e.size.unwrap_or(0)
-                    ));
-                }
-                if e.md5.as_deref().is_some_and(|m| m != d.md5_hex()) {
-                    wrong.push(format!("MD5 {}", d.md5_hex()));
-                }
-                if e.sha256.is_some() && e.sha256 != d.sha256_hex() {
-                    wrong.push(format!("SHA-256 {}", d.sha256_hex().unwrap_or_default()));
-                }
-                if wrong.is_empty() {
-                    report.verified += 1;
-                } else {
-                    report.problems.push(format!(
-                        "{}: altered since it was archived: {}",
-                        e.key,
-                        wrong.join(", ")
-                    ));
+            match problem {
+                None => report.verified += 1,
+                Some(p) => {
+                    open.insert(e.key.clone(), p);
                 }
             }
-            Err(err) => report
-                .problems
-                .push(format!("{}: cannot be read: {err}", e.key)),
         }
     }
+    report
+        .problems
+        .extend(open.into_iter().map(|(k, p)| format!("{k}: {p}")));
     report.problems.sort();
     Ok(report)
+}
+
+fn parse_header(bytes: &[u8]) -> Result<PartHeader, String> {
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let header: PartHeader = serde_json::from_slice(first).map_err(|e| format!("header: {e}"))?;
+    if header.kind != "index" {
+        return Err(format!("first line is of type {:?}", header.kind));
+    }
+    Ok(header)
 }
 
 fn parse_part(bytes: &[u8]) -> Result<(PartHeader, Vec<IndexEntry>), String> {

@@ -115,9 +115,30 @@ impl Ledger {
         self.inner.open_index_part(part, limit).await
     }
 
-    /// The rows index part `seq` lists, oldest first.
+    /// The rows index part `seq` lists, by recording id (all at once: see
+    /// [`Ledger::index_part_page`] to page through a large part).
     pub async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError> {
-        self.inner.index_part_entries(seq).await
+        let mut out: Vec<LedgerEntry> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.recording_id.clone());
+            let page = self.index_part_page(seq, after, 1000).await?;
+            let n = page.len();
+            out.extend(page);
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Up to `limit` rows of index part `seq`, by recording id, after recording `after`
+    /// (keyset paging: each page is a walk of the ledger's index, whatever the part's size).
+    pub async fn index_part_page(
+        &self,
+        seq: u64,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
+        self.inner.index_part_page(seq, after, limit).await
     }
 
     /// Records that index part `seq` was written with these bytes' SHA-256.

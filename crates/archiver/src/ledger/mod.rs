@@ -382,8 +382,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         part: IndexPart,
         limit: u32,
     ) -> Result<Option<u64>, LedgerError>;
-    /// The rows part `seq` holds, oldest first.
-    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError>;
+    /// Up to `limit` of the rows part `seq` holds, by recording id, after `after`.
+    async fn index_part_page(
+        &self,
+        seq: u64,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, LedgerError>;
     /// Records the SHA-256 of part `seq` as written.
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError>;
     /// Transactions committed and the writes they held, where the backend groups them.

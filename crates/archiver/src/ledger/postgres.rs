@@ -60,7 +60,8 @@ const MIGRATIONS: &[&str] = &["
     ALTER TABLE recordings ADD COLUMN index_seq BIGINT;
     CREATE INDEX recordings_unindexed ON recordings(updated_at, recording_id)
         WHERE status = 'archived' AND index_seq IS NULL;
-    CREATE INDEX recordings_index_seq ON recordings(index_seq) WHERE index_seq IS NOT NULL;
+    CREATE INDEX recordings_index_seq ON recordings(index_seq, recording_id)
+        WHERE index_seq IS NOT NULL;
     CREATE INDEX recordings_conversation ON recordings(conversation_id);
     CREATE INDEX recordings_start ON recordings(start_time);
     CREATE TABLE search_terms (
@@ -762,14 +763,20 @@ impl Backend for PgLedger {
         Ok(Some(n))
     }
 
-    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError> {
+    async fn index_part_page(
+        &self,
+        seq: u64,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
         let rows = self
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM recordings WHERE index_seq = $1
-                     ORDER BY updated_at, recording_id"
+                    "SELECT {COLUMNS} FROM recordings
+                     WHERE index_seq = $1 AND ($3::text IS NULL OR recording_id > $3)
+                     ORDER BY recording_id LIMIT $2"
                 ),
-                &[&(seq as i64)],
+                &[&(seq as i64), &i64::from(limit), &after],
             )
             .await?;
         Ok(rows.iter().map(entry_from_row).collect())

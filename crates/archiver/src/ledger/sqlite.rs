@@ -66,7 +66,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE recordings ADD COLUMN index_seq INTEGER;
     CREATE INDEX recordings_unindexed ON recordings(updated_at, recording_id)
         WHERE status = 'archived' AND index_seq IS NULL;
-    CREATE INDEX recordings_index_seq ON recordings(index_seq) WHERE index_seq IS NOT NULL;
+    CREATE INDEX recordings_index_seq ON recordings(index_seq, recording_id)
+        WHERE index_seq IS NOT NULL;
     CREATE INDEX recordings_conversation ON recordings(conversation_id);
     CREATE INDEX recordings_start ON recordings(start_time);
     CREATE TABLE search_terms (
@@ -710,12 +711,20 @@ impl Backend for SqliteLedger {
         .await
     }
 
-    async fn index_part_entries(&self, seq: u64) -> Result<Vec<LedgerEntry>, LedgerError> {
+    async fn index_part_page(
+        &self,
+        seq: u64,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, LedgerError> {
         self.run(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM recordings WHERE index_seq = ?1 ORDER BY updated_at, recording_id"
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM recordings
+                 WHERE index_seq = ?1 AND (?3 IS NULL OR recording_id > ?3)
+                 ORDER BY recording_id LIMIT ?2"
             ))?;
-            st.query_map(params![seq as i64], entry_from_row)?.collect()
+            st.query_map(params![seq as i64, limit, after], entry_from_row)?
+                .collect()
         })
         .await
     }
