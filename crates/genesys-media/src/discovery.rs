@@ -183,6 +183,49 @@ impl Discovered {
 
 pub(crate) const BATCH_MAX: usize = 100;
 
+/// The conversation ids a run has seen, held compactly: a run over a million conversations
+/// keeps every id, so a canonical (lower-case) UUID is kept as its 16 bytes, anything else as
+/// its text.
+#[derive(Debug, Default)]
+pub(crate) struct SeenIds {
+    uuids: HashSet<u128>,
+    other: HashSet<String>,
+}
+
+impl SeenIds {
+    /// Adds `id`; false when it was seen before.
+    pub(crate) fn insert(&mut self, id: &str) -> bool {
+        match uuid_bits(id) {
+            Some(u) => self.uuids.insert(u),
+            None => self.other.insert(id.to_string()),
+        }
+    }
+}
+
+/// The 128 bits of a canonical UUID (`8-4-4-4-12` lower-case hex digits), else `None`.
+fn uuid_bits(id: &str) -> Option<u128> {
+    let b = id.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
 /// What the media stage receives, in discovery order.
 pub(crate) enum Work {
     /// Finished conversations to resolve (at most 100).
@@ -197,7 +240,7 @@ pub(crate) enum Work {
 pub(crate) struct Collector<'a> {
     q: &'a DiscoveryQuery,
     known: Option<Arc<dyn KnownConversations>>,
-    seen: HashSet<String>,
+    seen: SeenIds,
     pending: Vec<AnalyticsConversation>,
     out: mpsc::Sender<Work>,
 }
@@ -211,7 +254,7 @@ impl<'a> Collector<'a> {
         Self {
             q,
             known,
-            seen: HashSet::new(),
+            seen: SeenIds::default(),
             pending: Vec::new(),
             out,
         }
@@ -242,7 +285,7 @@ impl<'a> Collector<'a> {
             // start. An unreadable time keeps the conversation (never drop on doubt).
             let active =
                 start.is_none_or(|s| s < self.q.end) && end.is_none_or(|e| e >= self.q.start);
-            if !active || !self.seen.insert(c.conversation_id.clone()) {
+            if !active || !self.seen.insert(&c.conversation_id) {
                 continue;
             }
             if c.conversation_end.is_none() {
@@ -597,6 +640,28 @@ pub fn path_segment(id: &str) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_ids_keep_uuids_compactly_and_everything_else_as_text() {
+        let mut seen = SeenIds::default();
+        let a = "5fc3ffbf-2745-4509-940f-9dc015cb0c09";
+        assert_eq!(uuid_bits(a), Some(0x5fc3ffbf_2745_4509_940f_9dc015cb0c09));
+        assert!(seen.insert(a));
+        assert!(!seen.insert(a));
+        // Not canonical: kept as text, so never confused with the lower-case id.
+        assert_eq!(uuid_bits(&a.to_uppercase()), None);
+        assert!(seen.insert(&a.to_uppercase()));
+        for other in [
+            "c1",
+            "5fc3ffbf+2745-4509-940f-9dc015cb0c09",
+            "5fc3ffbf-2745-4509-940f-9dc015cb0c0g",
+        ] {
+            assert_eq!(uuid_bits(other), None, "{other}");
+            assert!(seen.insert(other));
+            assert!(!seen.insert(other));
+        }
+        assert_eq!((seen.uuids.len(), seen.other.len()), (1, 4));
+    }
 
     #[test]
     fn intervals_split_at_seven_days() {
