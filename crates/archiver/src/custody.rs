@@ -204,6 +204,9 @@ pub async fn write_index(
     now: DateTime<Utc>,
 ) -> Result<Vec<IndexPart>, IndexError> {
     let mut parts = ledger.index_parts().await?;
+    if parts.is_empty() {
+        parts = take_up_chain(ledger, sink, prefix).await?;
+    }
     let mut written = Vec::new();
     loop {
         let last = parts.last().cloned();
@@ -237,6 +240,47 @@ pub async fn write_index(
             }
         }
     }
+}
+
+/// A ledger without index parts over a store that has some (the ledger was lost and
+/// rebuilt): records the store's parts in the ledger, so the chain goes on from its last part
+/// instead of starting a second part 1. Objects the rebuilt ledger holds are listed again by
+/// the next part (the later entry supersedes the earlier one).
+async fn take_up_chain(
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    prefix: &str,
+) -> Result<Vec<IndexPart>, IndexError> {
+    let store_err = |key: &str, message: String| IndexError::Store {
+        key: key.to_string(),
+        message,
+    };
+    let keys: Vec<String> = sink
+        .list(prefix)
+        .map_ok(|o| o.key)
+        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
+        .try_collect()
+        .await
+        .map_err(|e| store_err(prefix, format!("cannot list the index: {e}")))?;
+    let mut found = Vec::new();
+    for key in keys {
+        let bytes = read_part(sink, &key)
+            .await
+            .map_err(|e| store_err(&key, format!("cannot be read: {e}")))?;
+        let header = parse_header(&bytes).map_err(|e| store_err(&key, e))?;
+        found.push(IndexPart {
+            seq: header.seq,
+            key,
+            previous: header.previous,
+            sha256: Some(hex::encode(integrity::sha256_of(&bytes))),
+            entries: header.entries,
+        });
+    }
+    found.sort_by_key(|p| p.seq);
+    for part in &found {
+        ledger.insert_index_part(part.clone()).await?;
+    }
+    Ok(ledger.index_parts().await?)
 }
 
 /// Writes one opened part (create-only; an existing object with the same bytes counts as

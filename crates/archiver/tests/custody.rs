@@ -444,3 +444,36 @@ async fn a_part_cut_short_is_written_again_with_the_same_rows() {
     assert!(r.clean(), "{:?}", r.problems);
     assert_eq!(r.verified, summary.archived);
 }
+
+#[tokio::test]
+async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
+    let s = sim(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let (start, end) = (s.config().start, s.config().end());
+    let first = Ledger::in_memory().unwrap();
+    let summary = run(&s, sink.clone(), &first, start, end, false).await;
+    archiver::write_index(&first, sink.as_ref(), "index/", Utc::now())
+        .await
+        .unwrap();
+    // The ledger is lost; a new one finds the objects in the store (adopted, no SHA-256).
+    let second = Ledger::in_memory().unwrap();
+    let again = run(&s, sink.clone(), &second, start, end, false).await;
+    assert_eq!(again.archived, 0, "{again:?}");
+    let parts = archiver::write_index(&second, sink.as_ref(), "index/", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].seq, 2, "the chain goes on, no second part 1");
+    let on_disk = parts_on_disk(dir.path());
+    assert_eq!(parts[0].previous, Some(sha256_hex(&on_disk[0].1)));
+    let anchor = second.index_parts().await.unwrap();
+    assert_eq!(anchor.len(), 2);
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), 4)
+        .await
+        .unwrap();
+    assert!(r.clean(), "{:?}", r.problems);
+    assert_eq!(r.parts, 2);
+    assert_eq!(r.objects, 2 * summary.archived);
+    assert_eq!(r.verified, 2 * summary.archived);
+}

@@ -141,6 +141,13 @@ impl Ledger {
         self.inner.index_part_page(seq, after, limit).await
     }
 
+    /// Records a part found written in the store, with its digest, when the ledger does not
+    /// know it (a ledger rebuilt after a loss takes up the chain where the store has it);
+    /// false when the ledger has a part with that number.
+    pub async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError> {
+        self.inner.insert_index_part(part).await
+    }
+
     /// Records that index part `seq` was written with these bytes' SHA-256.
     pub async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         self.inner.close_index_part(seq, sha256).await

@@ -391,6 +391,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     ) -> Result<Vec<LedgerEntry>, LedgerError>;
     /// Records the SHA-256 of part `seq` as written.
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError>;
+    /// Records a part found written in the store (a ledger rebuilt after a loss); false when
+    /// the ledger has a part `seq` already.
+    async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError>;
     /// Transactions committed and the writes they held, where the backend groups them.
     fn commit_counts(&self) -> Option<(u64, u64)> {
         None
@@ -514,20 +517,14 @@ impl Ledger {
         md5: &str,
         attempts: u32,
     ) -> Result<(), LedgerError> {
-        self.finish(
-            recording_id,
-            RecordStatus::Archived,
-            Finish {
-                owner: owner.to_string(),
-                key: Some(key.to_string()),
-                size: Some(size),
-                md5: Some(md5.to_string()),
-                sha256: None,
-                error: None,
-                attempts,
-            },
-        )
-        .await
+        let stored = StoredObject {
+            key: key.to_string(),
+            size,
+            md5: md5.to_string(),
+            sha256: None,
+        };
+        self.archived_object(recording_id, owner, &stored, attempts)
+            .await
     }
 
     /// Records that `owner`'s run gave up (`quarantine`: persistently, until released).

@@ -782,6 +782,22 @@ impl Backend for PgLedger {
         Ok(rows.iter().map(entry_from_row).collect())
     }
 
+    async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError> {
+        self.execute(
+            "INSERT INTO index_parts (seq, object_key, previous, sha256, entries)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING",
+            &[
+                &(part.seq as i64),
+                &part.key,
+                &part.previous,
+                &part.sha256,
+                &(part.entries as i64),
+            ],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         self.execute(
             "UPDATE index_parts SET sha256 = $2 WHERE seq = $1",

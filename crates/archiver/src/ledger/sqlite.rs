@@ -729,6 +729,24 @@ impl Backend for SqliteLedger {
         .await
     }
 
+    async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO index_parts (seq, object_key, previous, sha256, entries)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(seq) DO NOTHING",
+                params![
+                    part.seq as i64,
+                    part.key,
+                    part.previous,
+                    part.sha256,
+                    part.entries as i64
+                ],
+            )
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         let sha = sha256.to_string();
         self.write(move |c| {
