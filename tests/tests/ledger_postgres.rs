@@ -532,6 +532,8 @@ async fn facts_find_and_index_parts_work_the_same_on_postgres() {
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].sha256.as_deref(), Some("abc"));
     assert_eq!(parts[0].entries, 3);
+    // A part found in the store is recorded once (a rebuilt ledger taking up the chain).
+    assert!(!b.insert_index_part(part("index/b/1.jsonl")).await.unwrap());
     // Nothing waits for part 2.
     let next = archiver::IndexPart {
         seq: 2,

@@ -518,3 +518,37 @@ async fn steady_state_polls_resolve_only_new_conversations() {
         steady_calls as f64 * 1000.0 / steady_recordings as f64
     );
 }
+
+#[tokio::test]
+async fn the_daemon_writes_the_index_after_its_first_poll() {
+    let s = recent_sim().await;
+    let r = rig(&s);
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(10),
+        settle: Duration::ZERO,
+        max_polls: Some(3),
+        index_prefix: Some("index/".into()),
+        ..PollSettings::default()
+    };
+    let total = run_continuous(
+        r.c.clone(),
+        r.sink.clone(),
+        DiscoveryQuery::interval,
+        r.cfg.clone(),
+        poll,
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert!(total.archived > 0);
+    // One part (the first poll of the day), listing everything archived by then.
+    let parts = r.ledger.index_parts().await.unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(parts[0].entries, total.archived);
+    let report = archiver::verify_chain(r.sink.as_ref(), "index/", Some(&parts), 4)
+        .await
+        .unwrap();
+    assert!(report.clean(), "{:?}", report.problems);
+    assert_eq!(report.verified, total.archived);
+}
