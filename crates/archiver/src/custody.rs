@@ -255,24 +255,17 @@ async fn take_up_chain(
         key: key.to_string(),
         message,
     };
-    let keys: Vec<String> = sink
-        .list(prefix)
-        .map_ok(|o| o.key)
-        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
-        .try_collect()
+    let stored = stored_parts(sink, prefix)
         .await
         .map_err(|e| store_err(prefix, format!("cannot list the index: {e}")))?;
     let mut found = Vec::new();
-    for key in keys {
-        let bytes = read_part(sink, &key)
-            .await
-            .map_err(|e| store_err(&key, format!("cannot be read: {e}")))?;
-        let header = parse_header(&bytes).map_err(|e| store_err(&key, e))?;
+    for (key, part) in stored {
+        let (sha, header) = part.map_err(|e| store_err(&key, e))?;
         found.push(IndexPart {
             seq: header.seq,
             key,
             previous: header.previous,
-            sha256: Some(hex::encode(integrity::sha256_of(&bytes))),
+            sha256: Some(sha),
             entries: header.entries,
         });
     }
@@ -311,7 +304,7 @@ async fn write_part(
     match sink.put(&part.key, rendered.body(), opts).await {
         Ok(_) => {}
         Err(e) if e.kind == SinkErrorKind::AlreadyExists => {
-            let digests = read_digests(sink, &part.key)
+            let digests = read_digests(sink, &part.key, true)
                 .await
                 .map_err(|e| store_err(format!("exists, and cannot be read back: {e}")))?;
             if digests.sha256_hex().as_deref() != Some(sha.as_str()) {
@@ -326,10 +319,20 @@ async fn write_part(
     Ok(sha)
 }
 
-/// Streams an object through MD5 and SHA-256.
-async fn read_digests(sink: &dyn ObjectSink, key: &str) -> Result<integrity::Digests, String> {
+/// Reads an object back through MD5 (and SHA-256 with `sha256`), as `verify` and the chain
+/// check do: what the store holds now, hashed as it streams.
+pub async fn read_digests(
+    sink: &dyn ObjectSink,
+    key: &str,
+    sha256: bool,
+) -> Result<integrity::Digests, String> {
     let body = sink.get(key).await.map_err(|e| e.to_string())?;
-    let (mut hashing, handle) = HashingBody::new(body, Expectations::default().with_sha256());
+    let expect = if sha256 {
+        Expectations::default().with_sha256()
+    } else {
+        Expectations::default()
+    };
+    let (mut hashing, handle) = HashingBody::new(body, expect);
     while let Some(frame) = hashing.frame().await {
         frame.map_err(|e| format!("reading {key}: {e}"))?;
     }
@@ -365,6 +368,31 @@ impl ChainReport {
     }
 }
 
+/// The parts under `prefix` in the store, each with its bytes' SHA-256 and its header, or why
+/// it could not be read or is not a part. Reads each part once and keeps only its header.
+async fn stored_parts(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+) -> Result<Vec<(String, Result<(String, PartHeader), String>)>, sink::SinkError> {
+    let keys: Vec<String> = sink
+        .list(prefix)
+        .map_ok(|o| o.key)
+        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
+        .try_collect()
+        .await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = match read_part(sink, &key).await {
+            Err(e) => Err(format!("cannot be read: {e}")),
+            Ok(bytes) => parse_header(&bytes)
+                .map(|h| (hex::encode(integrity::sha256_of(&bytes)), h))
+                .map_err(|e| format!("not an index part: {e}")),
+        };
+        out.push((key, found));
+    }
+    Ok(out)
+}
+
 /// Reads a part whole (a part holds at most [`MAX_PART_ENTRIES`] lines).
 async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
     let body = sink.get(key).await.map_err(|e| e.to_string())?;
@@ -387,25 +415,11 @@ pub async fn verify_chain(
     concurrency: usize,
 ) -> Result<ChainReport, sink::SinkError> {
     let mut report = ChainReport::default();
-    let keys: Vec<String> = sink
-        .list(prefix)
-        .map_ok(|o| o.key)
-        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
-        .try_collect()
-        .await?;
     // First pass: each part's header and digest. seq -> (key, sha256, header)
     let mut parts: BTreeMap<u64, (String, String, PartHeader)> = BTreeMap::new();
-    for key in keys {
-        let bytes = match read_part(sink, &key).await {
-            Ok(b) => b,
-            Err(e) => {
-                report.problems.push(format!("{key}: cannot be read: {e}"));
-                continue;
-            }
-        };
-        let sha = hex::encode(integrity::sha256_of(&bytes));
-        match parse_header(&bytes) {
-            Ok(header) => {
+    for (key, found) in stored_parts(sink, prefix).await? {
+        match found {
+            Ok((sha, header)) => {
                 if let Some((other, ..)) = parts.get(&header.seq) {
                     report.problems.push(format!(
                         "part {} appears twice: {other} and {key}",
@@ -415,9 +429,7 @@ pub async fn verify_chain(
                 }
                 parts.insert(header.seq, (key, sha, header));
             }
-            Err(e) => report
-                .problems
-                .push(format!("{key}: not an index part: {e}")),
+            Err(e) => report.problems.push(format!("{key}: {e}")),
         }
     }
     report.parts = parts.len() as u64;
@@ -489,7 +501,7 @@ pub async fn verify_chain(
             .map(|e| async move {
                 let got = match sink.head(&e.key).await {
                     Ok(None) => Ok(None),
-                    Ok(Some(_)) => read_digests(sink, &e.key).await.map(Some),
+                    Ok(Some(_)) => read_digests(sink, &e.key, true).await.map(Some),
                     Err(err) => Err(err.to_string()),
                 };
                 (e, got)

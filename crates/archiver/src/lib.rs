@@ -17,7 +17,7 @@ pub use continuous::{
 };
 pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
-    verify_chain, write_index,
+    read_digests, verify_chain, write_index,
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{

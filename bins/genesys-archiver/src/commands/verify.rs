@@ -296,14 +296,7 @@ async fn verify_chain(
 
 /// Reads an object back through the hashing body and returns its MD5 hex.
 pub(crate) async fn rehash(sink: &dyn ObjectSink, key: &str) -> Result<String, String> {
-    use http_body_util::BodyExt;
-    let body = sink.get(key).await.map_err(|e| e.to_string())?;
-    let (mut body, digests) = integrity::HashingBody::new(body, integrity::Expectations::default());
-    while let Some(frame) = body.frame().await {
-        frame.map_err(|e| e.to_string())?;
-    }
-    digests
-        .get()
+    archiver::read_digests(sink, key, false)
+        .await
         .map(|d| d.md5_hex())
-        .ok_or_else(|| "the body ended without a digest".to_string())
 }
