@@ -306,8 +306,8 @@ async fn due_failed_rows(
     Ok(due)
 }
 
-/// Rebuilds what discovery would have yielded for a ledger row (ids, times, media type); the
-/// media URL is requested again when the row is archived.
+/// Rebuilds what discovery would have yielded for a ledger row (ids, times, media type,
+/// conversation facts); the media URL is requested again when the row is archived.
 pub fn entry_to_recording(e: &LedgerEntry) -> DiscoveredRecording {
     let t = |s: &Option<String>| {
         s.as_deref()
@@ -330,7 +330,9 @@ pub fn entry_to_recording(e: &LedgerEntry) -> DiscoveredRecording {
         expected_md5: None,
         expected_size: None,
         media: MediaAvailability::Unavailable("not requested yet".into()),
-        facts: Default::default(),
+        // What analytics said when it was first claimed: a retried recording's object carries
+        // the same metadata as one archived at once.
+        facts: Arc::new(e.facts.clone()),
     }
 }
 
@@ -370,6 +372,39 @@ pub async fn archive_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_row_gives_back_the_facts_it_was_claimed_with() {
+        let facts = genesys_media::ConversationFacts {
+            direction: Some("inbound".into()),
+            queue_ids: vec!["q1".into()],
+            user_ids: vec!["u1".into()],
+            ..Default::default()
+        };
+        let e = LedgerEntry {
+            recording_id: "r1~part2".into(),
+            conversation_id: "c1".into(),
+            key: "k".into(),
+            status: crate::RecordStatus::Failed,
+            size: None,
+            md5: None,
+            attempts: 1,
+            last_error: None,
+            media_type: Some("audio".into()),
+            start_time: Some("2026-11-03T10:00:00.000Z".into()),
+            end_time: None,
+            lease_owner: None,
+            updated_at: "2026-11-03T10:05:00.000Z".into(),
+            sha256: None,
+            facts: facts.clone(),
+        };
+        let rec = entry_to_recording(&e);
+        assert_eq!(
+            (rec.recording_id.as_str(), rec.file.as_deref()),
+            ("r1", Some("part2"))
+        );
+        assert_eq!(*rec.facts, facts);
+    }
 
     #[test]
     fn a_wall_clock_step_beyond_the_tolerance_is_a_jump() {
