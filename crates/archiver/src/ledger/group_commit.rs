@@ -115,6 +115,11 @@ impl GroupCommit {
 
     fn commit(&self, c: &Connection, jobs: Vec<Job>) {
         let n = jobs.len() as u64;
+        // A write that panicked mid-transaction left it open (its task died holding the
+        // connection): undo it, or every later BEGIN would fail.
+        if !c.is_autocommit() {
+            let _ = c.execute_batch("ROLLBACK");
+        }
         if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
             let m = format!("cannot begin a transaction: {e}");
             for job in jobs {
@@ -161,10 +166,11 @@ mod tests {
             let (g, c) = (group.clone(), conn.clone());
             tasks.push(tokio::spawn(async move {
                 g.write(&c, move |c| {
-                    // Write 49 also inserts row 7 again: it fails on the primary key.
+                    // Write 49 inserts its own row twice: it fails on the primary key after its
+                    // first insert, whatever order the writes queued in.
                     c.execute("INSERT INTO t (id) VALUES (?1)", [i])?;
                     if i == 49 {
-                        c.execute("INSERT INTO t (id) VALUES (7)", [])?;
+                        c.execute("INSERT INTO t (id) VALUES (?1)", [i])?;
                     }
                     Ok(i)
                 })
@@ -196,5 +202,31 @@ mod tests {
         let (commits, writes) = group.counts();
         assert_eq!(writes, 50);
         assert!(commits <= 2, "{commits} transactions for 50 writes");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_leaves_the_connection_usable() {
+        let conn = conn();
+        let group = Arc::new(GroupCommit::default());
+        let broken = group
+            .write(&conn, |c| -> rusqlite::Result<()> {
+                c.execute("INSERT INTO t (id) VALUES (1)", [])?;
+                panic!("a bug in a write")
+            })
+            .await;
+        assert!(matches!(broken, Err(WriteError::Task(_))), "{broken:?}");
+        group
+            .write(&conn, |c| c.execute("INSERT INTO t (id) VALUES (2)", []))
+            .await
+            .expect("the next write commits");
+        let ids: Vec<i64> = {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = c.prepare("SELECT id FROM t ORDER BY id").unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(ids, [2], "the panicked write's row was rolled back");
     }
 }
