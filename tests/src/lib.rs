@@ -45,6 +45,25 @@ fn key(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run the tests through ./scripts/test.sh"))
 }
 
+/// A fresh Ceph bucket created with Object Lock enabled, and a client for it.
+pub async fn object_lock_bucket(label: &str) -> (aws_sdk_s3::Client, String) {
+    let client = client(Server::Ceph).await;
+    let bucket = format!("{label}-{}", std::process::id());
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create locked bucket {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+    (client, bucket)
+}
+
 /// An S3 client for the server, configured the way the CLI configures one.
 pub async fn client(server: Server) -> aws_sdk_s3::Client {
     client_at(&server.endpoint()).await

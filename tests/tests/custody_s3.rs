@@ -95,15 +95,7 @@ async fn the_index_proves_the_archive_on_both_servers_and_catches_a_rewrite() {
 
 #[tokio::test]
 async fn with_object_lock_the_index_parts_are_retained_too() {
-    let client = e2e::client(Server::Ceph).await;
-    let bucket = format!("custody-lock-{}", std::process::id());
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("create locked bucket");
+    let (client, bucket) = e2e::object_lock_bucket("custody-lock").await;
     let mut cfg = S3SinkConfig::new(bucket.clone());
     cfg.object_lock = Some(ObjectLock {
         mode: "GOVERNANCE".into(),

@@ -9,20 +9,7 @@ use sink::{ObjectLock, ObjectSink, PutOptions, S3Sink, S3SinkConfig};
 
 #[tokio::test]
 async fn ceph_object_lock_retention_is_applied() {
-    let client = e2e::client(Server::Ceph).await;
-    let bucket = format!("lock-{}", std::process::id());
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "create locked bucket: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        });
+    let (client, bucket) = e2e::object_lock_bucket("lock").await;
     let mut cfg = S3SinkConfig::new(bucket.clone());
     cfg.object_lock = Some(ObjectLock {
         mode: "GOVERNANCE".into(),
