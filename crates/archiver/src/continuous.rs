@@ -12,6 +12,7 @@ use sink::ObjectSink;
 use crate::events::{Event, EventHandler};
 use crate::ledger::{LedgerEntry, LedgerError, RecordStatus};
 use crate::pipeline::{ArchiverConfig, Summary, archive};
+use crate::scale_out::{ScaleOut, listing, listing_gap, renewing, work_chunks};
 
 /// Settings of the poll loop.
 #[derive(Debug, Clone)]
@@ -38,6 +39,10 @@ pub struct PollSettings {
     /// Write the chain-of-custody index under this prefix ([`crate::write_index`]): after the
     /// first poll, then after the first poll of each new UTC day. `None`: no index.
     pub index_prefix: Option<String>,
+    /// Share the work with other instances on the same ledger ([`ScaleOut`]): one lists
+    /// each window, all resolve and archive the chunks it lists. `None`: this instance lists
+    /// and resolves everything itself.
+    pub scale_out: Option<ScaleOut>,
 }
 
 impl Default for PollSettings {
@@ -51,6 +56,7 @@ impl Default for PollSettings {
             retry_failed_below_attempts: 20,
             max_polls: None,
             index_prefix: None,
+            scale_out: None,
         }
     }
 }
@@ -72,7 +78,8 @@ pub enum ContinuousError {
 /// Polls until `cfg.shutdown` is cancelled (or `max_polls`), archiving each new interval and
 /// retrying failed rows; returns the summed counts. Transient source outages are logged and
 /// retried at the next poll; the checkpoint only advances over an interval whose discovery
-/// completed and whose recordings were all handled.
+/// completed and whose recordings were all handled (with [`PollSettings::scale_out`]: were
+/// all handled, or wait in a chunk in the ledger).
 pub async fn run_continuous<Q>(
     client: GenesysClient,
     sink: Arc<dyn ObjectSink>,
@@ -100,6 +107,20 @@ where
             report_jump(&events, seconds, "elapsed time");
         }
         previous = Some((wall, started));
+        // Shared work: list only while holding the listing lease (one instance per window).
+        let lister = match &poll.scale_out {
+            None => true,
+            Some(_) => {
+                ledger
+                    .take_listing(
+                        &poll.checkpoint,
+                        &cfg.instance_id,
+                        cfg.lease,
+                        listing_gap(poll.interval),
+                    )
+                    .await?
+            }
+        };
         let checkpoint = ledger
             .checkpoint(&poll.checkpoint)
             .await?
@@ -111,15 +132,54 @@ where
         // The earlier of this machine's clock and the source's (as its last answer showed it).
         let to = client.now() - settle;
         let calls_before = client.metrics().snapshot();
-        if to > from {
-            let summary = archive(
-                client.clone(),
-                sink.clone(),
-                client.discover_known(make_query(from, to), Some(ledger.known_conversations())),
-                cfg.clone(),
-                events.clone(),
-            )
-            .await;
+        if lister && to > from {
+            let summary = match &poll.scale_out {
+                None => {
+                    let found = client
+                        .discover_known(make_query(from, to), Some(ledger.known_conversations()));
+                    archive(
+                        client.clone(),
+                        sink.clone(),
+                        found,
+                        cfg.clone(),
+                        events.clone(),
+                    )
+                    .await
+                }
+                Some(_) => {
+                    let found = listing(
+                        &client,
+                        make_query(from, to),
+                        ledger.clone(),
+                        poll.checkpoint.clone(),
+                        cfg.keep_phone_numbers,
+                    );
+                    let work = archive(
+                        client.clone(),
+                        sink.clone(),
+                        found,
+                        cfg.clone(),
+                        events.clone(),
+                    );
+                    let renew = || {
+                        ledger.take_listing(
+                            &poll.checkpoint,
+                            &cfg.instance_id,
+                            cfg.lease,
+                            listing_gap(poll.interval),
+                        )
+                    };
+                    let s = renewing(cfg.lease, work, renew).await;
+                    ledger
+                        .end_listing(
+                            &poll.checkpoint,
+                            &cfg.instance_id,
+                            s.discovery_error.is_none(),
+                        )
+                        .await?;
+                    s
+                }
+            };
             if summary.discovery_error_is_config {
                 return Err(ContinuousError::Config(
                     summary.discovery_error.unwrap_or_default(),
@@ -176,7 +236,9 @@ where
             });
             total.absorb(summary);
         }
-        if !cfg.shutdown.is_cancelled() {
+        // Shared work: failed rows are retried by the instance that listed (each retry costs a
+        // URL request; two instances must not both spend it).
+        if lister && !cfg.shutdown.is_cancelled() {
             let failed = due_failed_rows(&ledger, &poll, &events).await?;
             if !failed.is_empty() {
                 let s = archive_entries(
@@ -189,6 +251,9 @@ where
                 .await;
                 total.absorb(s);
             }
+        }
+        if poll.scale_out.is_some() {
+            total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);
         }
         if let Some(prefix) = &poll.index_prefix {
             let today = Utc::now().date_naive();
@@ -210,9 +275,18 @@ where
             break;
         }
         let next = started + poll.interval;
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = cfg.shutdown.cancelled() => {}
+        // Shared work: between polls, chunks other instances listed are taken up promptly.
+        let check = poll.scale_out.as_ref().map(|s| s.chunk_check);
+        loop {
+            let wake = check.map_or(next, |c| next.min(tokio::time::Instant::now() + c));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = cfg.shutdown.cancelled() => break,
+            }
+            if wake >= next {
+                break;
+            }
+            total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);
         }
     }
     Ok(total)

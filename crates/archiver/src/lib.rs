@@ -9,6 +9,7 @@ mod facts;
 mod ledger;
 mod pipeline;
 mod refresh;
+mod scale_out;
 mod template;
 
 pub use continuous::{
@@ -21,12 +22,13 @@ pub use custody::{
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{
-    AdoptedObject, Claim, FindQuery, IndexPart, Ledger, LedgerEntry, LedgerError, LedgerUploadLog,
-    RecordStatus, StoredObject, redact_url, sweep_uploads,
+    AdoptedObject, Chunk, ChunkBacklog, Claim, FindQuery, IndexPart, Ledger, LedgerEntry,
+    LedgerError, LedgerUploadLog, RecordStatus, StoredObject, redact_url, sweep_uploads,
 };
 pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,
     archive, default_instance_id, tags_for,
 };
+pub use scale_out::ScaleOut;
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

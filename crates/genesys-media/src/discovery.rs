@@ -364,6 +364,35 @@ pub fn media_type_of(content_type: Option<&str>, api_media: Option<&str>) -> Str
     }
 }
 
+/// After a chunk was resolved: tells `known` what each conversation held and keeps the items
+/// `q`'s media-type filter keeps. Every file counts for `known`, also those the filter leaves
+/// out: a conversation settles only once all of them are archived, so a later run with a wider
+/// filter still finds them.
+pub(crate) async fn after_resolution(
+    q: &DiscoveryQuery,
+    convs: Vec<(String, Option<DateTime<Utc>>)>,
+    items: Vec<Discovered>,
+    known: Option<&dyn KnownConversations>,
+) -> Vec<Discovered> {
+    if let Some(known) = known
+        && !convs.is_empty()
+    {
+        known.resolved(summarize(convs, &items)).await;
+    }
+    items
+        .into_iter()
+        .filter(|i| i.recording().is_none_or(|r| keeps(q, r)))
+        .collect()
+}
+
+/// Whether the query's media-type filter keeps `r`.
+fn keeps(q: &DiscoveryQuery, r: &DiscoveredRecording) -> bool {
+    q.media_types.is_empty()
+        || q.media_types
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(&r.media_type))
+}
+
 /// What each conversation of a resolved chunk held, for [`KnownConversations::resolved`].
 fn summarize(
     convs: Vec<(String, Option<DateTime<Utc>>)>,
@@ -473,12 +502,7 @@ impl GenesysClient {
                 q.end.to_rfc3339()
             )));
         }
-        let keep = |r: &DiscoveredRecording| {
-            q.media_types.is_empty()
-                || q.media_types
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(&r.media_type))
-        };
+        let keep = |r: &DiscoveredRecording| keeps(q, r);
         if self.config().source == SourceMode::CompatListing {
             return self.compat_into(q, &keep, &mut tx).await;
         }
@@ -527,15 +551,7 @@ impl GenesysClient {
             );
             while let Some(r) = resolved.next().await {
                 let (convs, items) = r?;
-                // Every file counts, also those this query's media-type filter leaves out: a
-                // conversation settles only once all of them are archived, so a later run
-                // with a wider filter still finds them.
-                if let Some(known) = &known
-                    && !convs.is_empty()
-                {
-                    known.resolved(summarize(convs, &items)).await;
-                }
-                let items = items.into_iter().filter(|i| i.recording().is_none_or(keep));
+                let items = after_resolution(q, convs, items, known.as_deref()).await;
                 for item in items {
                     if tx.send(Ok(item)).await.is_err() {
                         return Ok(());

@@ -8,6 +8,7 @@ mod discovery;
 mod error;
 mod facts;
 mod known;
+mod listing;
 mod media;
 pub mod models;
 mod pacer;
@@ -25,6 +26,7 @@ pub use discovery::{
 pub use error::{Error, ErrorClass, Result};
 pub use facts::ConversationFacts;
 pub use known::{KnownConversations, ResolvedConversation};
+pub use listing::Listed;
 pub use media::{MediaPolicy, MediaUrl};
 pub use region::{Environment, REGIONS, RegionError};
 pub use resolve::format_content_type;

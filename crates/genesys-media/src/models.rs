@@ -18,25 +18,30 @@ pub struct ConversationQueryResponse {
 }
 
 /// One conversation of an analytics details query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsConversation {
     /// Conversation id.
     pub conversation_id: String,
     /// ISO-8601 start.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_start: Option<String>,
     /// ISO-8601 end.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_end: Option<String>,
     /// `inbound` / `outbound`.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub originating_direction: Option<String>,
     /// Divisions.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub division_ids: Vec<String>,
     /// Participants with their sessions.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<AnalyticsParticipant>,
 }
 
@@ -50,6 +55,16 @@ impl AnalyticsConversation {
             .any(|s| s.recording == Some(true))
     }
 
+    /// This conversation without the phone numbers of its sessions (`ani`, `dnis`: personal
+    /// data), for keeping it where they must not go.
+    pub fn without_phone_numbers(mut self) -> Self {
+        for s in self.participants.iter_mut().flat_map(|p| &mut p.sessions) {
+            s.ani = None;
+            s.dnis = None;
+        }
+        self
+    }
+
     /// The first session media type (`voice`, `chat`, `email`, ...).
     pub fn media_type(&self) -> Option<&str> {
         self.participants
@@ -60,53 +75,64 @@ impl AnalyticsConversation {
 }
 
 /// A participant of an analytics conversation.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsParticipant {
     /// `customer`, `agent`, ...
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
     /// The user (agent) of an `agent` participant.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Sessions.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<AnalyticsSession>,
 }
 
 /// An analytics session.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsSession {
     /// Session media type.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     /// "audio recording was started".
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<bool>,
     /// Automatic Number Identification (the caller's number): personal data.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ani: Option<String>,
     /// Dialled Number Identification Service (the number called): personal data.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dnis: Option<String>,
     /// Segments of the session.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<AnalyticsSegment>,
 }
 
 /// A segment of an analytics session (`AnalyticsConversationSegment`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsSegment {
     /// `interact`, `hold`, `wrapup`, ...
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segment_type: Option<String>,
     /// Queue of the segment.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_id: Option<String>,
     /// Wrap-up code of a `wrapup` segment.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wrap_up_code: Option<String>,
 }
 

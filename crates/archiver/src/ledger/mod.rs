@@ -12,6 +12,7 @@
 //!   claim is a lease with an expiry (renewed while the upload runs), so a dead instance's
 //!   work is picked up once its lease expires and a live instance's work is never repeated.
 
+mod chunks;
 mod conversations;
 mod custody;
 mod group_commit;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use genesys_media::{ConversationFacts, DiscoveredRecording};
 
+pub use chunks::{Chunk, ChunkBacklog};
 pub use custody::{FindQuery, IndexPart, StoredObject};
 pub use postgres::redact_url;
 pub use uploads::{LedgerUploadLog, sweep_uploads};
@@ -308,7 +310,7 @@ pub struct AdoptedObject {
 }
 
 #[async_trait::async_trait]
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
+pub(crate) trait Backend: chunks::ChunkStore + Send + Sync + fmt::Debug {
     fn location(&self) -> &str;
     async fn schema_version(&self) -> Result<u32, LedgerError>;
     async fn claim(

@@ -9,6 +9,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::pg_tls;
 
 use super::custody::find_sql;
+
+mod chunks;
 use super::{
     AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
     LedgerError, RecordInfo, RecordStatus, RowState, decide,
@@ -78,6 +80,32 @@ const MIGRATIONS: &[&str] = &["
         entries    BIGINT NOT NULL,
         created_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
+", "
+    CREATE TABLE listings (
+        name        TEXT PRIMARY KEY,
+        owner       TEXT,
+        lease_until BIGINT NOT NULL DEFAULT 0,
+        listed_at   BIGINT
+    );
+    CREATE TABLE chunks (
+        id             BIGSERIAL PRIMARY KEY,
+        name           TEXT NOT NULL,
+        conversations  TEXT NOT NULL,
+        members        INTEGER NOT NULL,
+        earliest_start TEXT,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        last_error     TEXT,
+        not_before     BIGINT NOT NULL DEFAULT 0,
+        lease_owner    TEXT,
+        lease_until    BIGINT NOT NULL DEFAULT 0,
+        created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX chunks_name ON chunks(name, id);
+    CREATE TABLE chunk_members (
+        conversation_id TEXT PRIMARY KEY,
+        chunk_id        BIGINT NOT NULL
+    );
+    CREATE INDEX chunk_members_chunk ON chunk_members(chunk_id);
 "];
 
 /// Server clock in epoch milliseconds.

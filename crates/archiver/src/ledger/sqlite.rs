@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::custody::find_sql;
+
+mod chunks;
 use super::group_commit::{GroupCommit, WriteError};
 use super::{
     AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
@@ -84,6 +86,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
         entries    INTEGER NOT NULL,
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
     );
+    ",
+    "
+    CREATE TABLE listings (
+        name        TEXT PRIMARY KEY,
+        owner       TEXT,
+        lease_until INTEGER NOT NULL DEFAULT 0,
+        listed_at   INTEGER
+    );
+    CREATE TABLE chunks (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        conversations  TEXT NOT NULL,
+        members        INTEGER NOT NULL,
+        earliest_start TEXT,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        last_error     TEXT,
+        not_before     INTEGER NOT NULL DEFAULT 0,
+        lease_owner    TEXT,
+        lease_until    INTEGER NOT NULL DEFAULT 0,
+        created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE INDEX chunks_name ON chunks(name, id);
+    CREATE TABLE chunk_members (
+        conversation_id TEXT PRIMARY KEY,
+        chunk_id        INTEGER NOT NULL
+    );
+    CREATE INDEX chunk_members_chunk ON chunk_members(chunk_id);
     ",
 ];
 

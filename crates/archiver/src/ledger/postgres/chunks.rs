@@ -1,0 +1,199 @@
+//! Shared work in the PostgreSQL ledger: leases measured on the server's clock, chunks claimed
+//! with `FOR UPDATE SKIP LOCKED` so instances never wait for each other's claims.
+
+use std::collections::HashSet;
+
+use super::{NOW_MS, PgLedger};
+use crate::ledger::LedgerError;
+use crate::ledger::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
+
+#[async_trait::async_trait]
+impl ChunkStore for PgLedger {
+    async fn take_listing(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: i64,
+        gap_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        let n = self
+            .execute(
+                &format!(
+                    "INSERT INTO listings (name, owner, lease_until)
+                     VALUES ($1, $2, {NOW_MS} + $3::bigint)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,
+                       lease_until = excluded.lease_until
+                     WHERE (listings.lease_until < {NOW_MS} OR listings.owner = excluded.owner)
+                       AND (listings.listed_at IS NULL
+                            OR listings.listed_at <= {NOW_MS} - $4::bigint)"
+                ),
+                &[&name, &owner, &lease_ms, &gap_ms],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn end_listing(&self, name: &str, owner: &str, listed: bool) -> Result<(), LedgerError> {
+        self.execute(
+            &format!(
+                "UPDATE listings SET lease_until = 0,
+                   listed_at = CASE WHEN $3 THEN {NOW_MS} ELSE listed_at END
+                 WHERE name = $1 AND owner = $2"
+            ),
+            &[&name, &owner, &listed],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn add_chunk(
+        &self,
+        name: &str,
+        conversations: String,
+        earliest_start: Option<String>,
+        ids: Vec<String>,
+    ) -> Result<i64, LedgerError> {
+        let members = ids.len() as i32;
+        let rows = self
+            .query(
+                "WITH c AS (
+                   INSERT INTO chunks (name, conversations, members, earliest_start)
+                   VALUES ($1, $2, $3, $4) RETURNING id
+                 ), m AS (
+                   INSERT INTO chunk_members (conversation_id, chunk_id)
+                   SELECT unnest($5::text[]), c.id FROM c
+                   ON CONFLICT (conversation_id) DO UPDATE SET chunk_id = excluded.chunk_id
+                 )
+                 SELECT id FROM c",
+                &[&name, &conversations, &members, &earliest_start, &ids],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)).unwrap_or_default())
+    }
+
+    async fn claim_chunk(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ChunkRow>, LedgerError> {
+        let rows = self
+            .query(
+                &format!(
+                    "UPDATE chunks SET lease_owner = $2, lease_until = {NOW_MS} + $3::bigint
+                     WHERE id = (SELECT id FROM chunks WHERE name = $1
+                                 AND not_before <= {NOW_MS} AND lease_until < {NOW_MS}
+                                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     RETURNING id, conversations, attempts"
+                ),
+                &[&name, &owner, &lease_ms],
+            )
+            .await?;
+        Ok(rows.first().map(|r| ChunkRow {
+            id: r.get(0),
+            conversations: r.get(1),
+            attempts: r.get::<_, i32>(2) as u32,
+        }))
+    }
+
+    async fn renew_chunk(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool, LedgerError> {
+        let n = self
+            .execute(
+                &format!(
+                    "UPDATE chunks SET lease_until = {NOW_MS} + $3::bigint
+                     WHERE id = $1 AND lease_owner = $2"
+                ),
+                &[&id, &owner, &lease_ms],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn finish_chunk(&self, id: i64, _owner: &str) -> Result<(), LedgerError> {
+        // Not checked against the owner (see the SQLite backend).
+        self.execute(
+            "WITH m AS (DELETE FROM chunk_members WHERE chunk_id = $1)
+             DELETE FROM chunks WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn retry_chunk(
+        &self,
+        id: i64,
+        owner: &str,
+        conversations: String,
+        ids: Vec<String>,
+        error: Option<String>,
+        delay_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let members = ids.len() as i32;
+        let failed = error.is_some();
+        // One statement: the chunk row and its members change together.
+        self.execute(
+            &format!(
+                "WITH u AS (
+                   UPDATE chunks SET conversations = $3,
+                     members = CASE WHEN $4 > 0 THEN $4 ELSE members END,
+                     attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
+                     last_error = COALESCE($6, last_error),
+                     not_before = {NOW_MS} + $7::bigint,
+                     lease_owner = NULL, lease_until = 0
+                   WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)
+                   RETURNING id
+                 ), d AS (
+                   DELETE FROM chunk_members WHERE chunk_id = $1 AND $4 > 0
+                     AND conversation_id <> ALL($8::text[])
+                 )
+                 INSERT INTO chunk_members (conversation_id, chunk_id)
+                 SELECT unnest($8::text[]), $1
+                 ON CONFLICT (conversation_id) DO UPDATE SET chunk_id = excluded.chunk_id"
+            ),
+            &[
+                &id,
+                &owner,
+                &conversations,
+                &members,
+                &failed,
+                &error,
+                &delay_ms,
+                &ids,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn queued(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT conversation_id FROM chunk_members WHERE conversation_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT count(*), COALESCE(sum(members), 0)::bigint, min(earliest_start),
+                   (SELECT last_error FROM chunks WHERE name = $1 AND last_error IS NOT NULL
+                    ORDER BY id DESC LIMIT 1)
+                 FROM chunks WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| LedgerError::new(&self.location, "no row from an aggregate"))?;
+        Ok(ChunkBacklog {
+            chunks: r.get::<_, i64>(0) as u64,
+            conversations: r.get::<_, i64>(1) as u64,
+            earliest_start: r.get(2),
+            last_error: r.get(3),
+        })
+    }
+}

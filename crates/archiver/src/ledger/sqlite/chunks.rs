@@ -1,0 +1,208 @@
+//! Shared work in the SQLite ledger (one process, several tasks: tests, one-host setups).
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteLedger, now_ms};
+use crate::ledger::LedgerError;
+use crate::ledger::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
+
+#[async_trait::async_trait]
+impl ChunkStore for SqliteLedger {
+    async fn take_listing(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: i64,
+        gap_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |c| {
+            let now = now_ms();
+            let n = c.execute(
+                "INSERT INTO listings (name, owner, lease_until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET owner = excluded.owner,
+                   lease_until = excluded.lease_until
+                 WHERE (listings.lease_until < ?4 OR listings.owner = excluded.owner)
+                   AND (listings.listed_at IS NULL OR listings.listed_at <= ?5)",
+                params![name, owner, now + lease_ms, now, now - gap_ms],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn end_listing(&self, name: &str, owner: &str, listed: bool) -> Result<(), LedgerError> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE listings SET lease_until = 0,
+                   listed_at = CASE WHEN ?3 THEN ?4 ELSE listed_at END
+                 WHERE name = ?1 AND owner = ?2",
+                params![name, owner, listed, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_chunk(
+        &self,
+        name: &str,
+        conversations: String,
+        earliest_start: Option<String>,
+        ids: Vec<String>,
+    ) -> Result<i64, LedgerError> {
+        let name = name.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO chunks (name, conversations, members, earliest_start)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![name, conversations, ids.len() as i64, earliest_start],
+            )?;
+            let id = c.last_insert_rowid();
+            let mut st = c.prepare_cached(
+                "INSERT OR REPLACE INTO chunk_members (conversation_id, chunk_id) VALUES (?1, ?2)",
+            )?;
+            for cid in &ids {
+                st.execute(params![cid, id])?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn claim_chunk(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ChunkRow>, LedgerError> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |c| {
+            let now = now_ms();
+            c.query_row(
+                "UPDATE chunks SET lease_owner = ?2, lease_until = ?3
+                 WHERE id = (SELECT id FROM chunks WHERE name = ?1 AND not_before <= ?4
+                             AND lease_until < ?4 ORDER BY id LIMIT 1)
+                 RETURNING id, conversations, attempts",
+                params![name, owner, now + lease_ms, now],
+                |r| {
+                    Ok(ChunkRow {
+                        id: r.get(0)?,
+                        conversations: r.get(1)?,
+                        attempts: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn renew_chunk(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool, LedgerError> {
+        let owner = owner.to_string();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE chunks SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2",
+                params![id, owner, now_ms() + lease_ms],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn finish_chunk(&self, id: i64, _owner: &str) -> Result<(), LedgerError> {
+        // Not checked against the owner: when another instance took the chunk over after this
+        // one's lease expired, the work is done all the same (the recordings' own claims kept
+        // it from being done twice).
+        self.write(move |c| {
+            c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
+            c.execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retry_chunk(
+        &self,
+        id: i64,
+        owner: &str,
+        conversations: String,
+        ids: Vec<String>,
+        error: Option<String>,
+        delay_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let owner = owner.to_string();
+        self.write(move |c| {
+            let failed = error.is_some();
+            c.execute(
+                "UPDATE chunks SET conversations = ?3,
+                   members = CASE WHEN ?4 > 0 THEN ?4 ELSE members END,
+                   attempts = attempts + CASE WHEN ?5 THEN 1 ELSE 0 END,
+                   last_error = COALESCE(?6, last_error), not_before = ?7,
+                   lease_owner = NULL, lease_until = 0
+                 WHERE id = ?1 AND (lease_owner = ?2 OR lease_owner IS NULL)",
+                params![
+                    id,
+                    owner,
+                    conversations,
+                    ids.len() as i64,
+                    failed,
+                    error,
+                    now_ms() + delay_ms
+                ],
+            )?;
+            if !ids.is_empty() {
+                c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
+                let mut st = c.prepare_cached(
+                    "INSERT OR REPLACE INTO chunk_members (conversation_id, chunk_id) VALUES (?1, ?2)",
+                )?;
+                for cid in &ids {
+                    st.execute(params![cid, id])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queued(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let ids = ids.to_vec();
+        self.run(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT 1 FROM chunk_members WHERE conversation_id = ?1")?;
+            let mut out = HashSet::new();
+            for id in ids {
+                if st.exists(params![id])? {
+                    out.insert(id);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
+        let name = name.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT count(*), COALESCE(sum(members), 0), min(earliest_start),
+                   (SELECT last_error FROM chunks WHERE name = ?1 AND last_error IS NOT NULL
+                    ORDER BY id DESC LIMIT 1)
+                 FROM chunks WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(ChunkBacklog {
+                        chunks: r.get::<_, i64>(0)? as u64,
+                        conversations: r.get::<_, i64>(1)? as u64,
+                        earliest_start: r.get(2)?,
+                        last_error: r.get(3)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+}

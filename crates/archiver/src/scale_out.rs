@@ -1,0 +1,250 @@
+//! Several instances on one ledger without multiplying API calls ([`ScaleOut`]): per poll one
+//! instance holds the listing lease and lists the window (analytics pages only), writing
+//! finished conversations into the ledger in chunks of up to 100; every instance claims
+//! chunks with a lease, resolves each with one batch job right before archiving its
+//! recordings, and finishes it. N instances spend about one instance's calls and share the
+//! downloads and uploads.
+//!
+//! No silent gap: a chunk is durable in the ledger before the listing's checkpoint moves past
+//! its conversations; a chunk whose instance stopped is taken over when its lease expires; a
+//! chunk that could not be resolved, or whose conversations still have recordings in progress,
+//! is kept (with its error) and tried again after a backoff; its conversations stay "queued",
+//! so later listings neither drop nor duplicate them.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use genesys_media::{Discovered, DiscoveryQuery, GenesysClient, Listed};
+use sink::ObjectSink;
+
+use crate::continuous::{ContinuousError, PollSettings, retry_backoff};
+use crate::events::EventHandler;
+use crate::ledger::{Chunk, Ledger};
+use crate::pipeline::{ArchiverConfig, Summary, archive};
+
+/// Settings of sharing the work between instances on one ledger (continuous mode).
+#[derive(Debug, Clone)]
+pub struct ScaleOut {
+    /// How often an instance looks for chunks another instance listed, between its polls.
+    pub chunk_check: Duration,
+}
+
+impl Default for ScaleOut {
+    fn default() -> Self {
+        Self {
+            chunk_check: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The least time between two listings of one window by any instance: most of the poll
+/// interval, so instances whose polls interleave list about once per interval in all.
+pub(crate) fn listing_gap(interval: Duration) -> Duration {
+    interval - interval / 4
+}
+
+/// Runs `work` while renewing a lease every third of `lease` with `renew` (false or an
+/// error: logged; the work goes on, guarded by the recordings' own claims).
+pub(crate) async fn renewing<T, W, R, F>(lease: Duration, work: W, renew: R) -> T
+where
+    W: Future<Output = T>,
+    R: Fn() -> F,
+    F: Future<Output = Result<bool, crate::LedgerError>>,
+{
+    let mut work = std::pin::pin!(work);
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tokio::time::sleep(every) => match renew().await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("a lease on shared work was taken over by another instance"),
+                Err(e) => tracing::warn!(error = %e, "could not renew a lease on shared work"),
+            },
+        }
+    }
+}
+
+/// The listing of `query` as discovery items: finished conversations go into the ledger as
+/// chunks (not into the stream); in-progress, settled and unlistable ones come through to be
+/// accounted for. A chunk the ledger cannot store ends the stream with an error, so the
+/// listing counts as incomplete and the checkpoint stays.
+pub(crate) fn listing(
+    client: &GenesysClient,
+    query: DiscoveryQuery,
+    ledger: Ledger,
+    name: String,
+    keep_phone_numbers: bool,
+) -> impl Stream<Item = genesys_media::Result<Discovered>> + Send + 'static {
+    let memory = ledger.listing_memory();
+    client.list_known(query, Some(memory)).filter_map(move |r| {
+        let (ledger, name) = (ledger.clone(), name.clone());
+        async move {
+            match r {
+                Ok(Listed::Item(i)) => Some(Ok(*i)),
+                Ok(Listed::Conversations(c)) => {
+                    let c: Vec<_> = if keep_phone_numbers {
+                        c
+                    } else {
+                        c.into_iter().map(|c| c.without_phone_numbers()).collect()
+                    };
+                    match ledger.add_chunk(&name, &c).await {
+                        Ok(_) => None,
+                        Err(e) => Some(Err(genesys_media::Error::Transport {
+                            endpoint: "ledger".into(),
+                            message: format!("could not store listed conversations: {e}"),
+                        })),
+                    }
+                }
+                Err(e) => Some(Err(e)),
+            }
+        }
+    })
+}
+
+/// Claims and works chunks of `poll.checkpoint` until none is due; returns what was archived.
+pub(crate) async fn work_chunks<Q>(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    make_query: &Q,
+    cfg: &ArchiverConfig,
+    poll: &PollSettings,
+    events: &Arc<dyn EventHandler>,
+) -> Result<Summary, ContinuousError>
+where
+    Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
+{
+    let ledger = cfg.ledger.clone().ok_or(ContinuousError::NoLedger)?;
+    let mut total = Summary::default();
+    while !cfg.shutdown.is_cancelled() {
+        let Some(chunk) = ledger
+            .claim_chunk(&poll.checkpoint, &cfg.instance_id, cfg.lease)
+            .await?
+        else {
+            break;
+        };
+        let id = chunk.id;
+        let renew = || ledger.renew_chunk(id, &cfg.instance_id, cfg.lease);
+        let work = work_chunk(client, sink, make_query, cfg, poll, events, &ledger, chunk);
+        total.absorb(renewing(cfg.lease, work, renew).await?);
+    }
+    Ok(total)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn work_chunk<Q>(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    make_query: &Q,
+    cfg: &ArchiverConfig,
+    poll: &PollSettings,
+    events: &Arc<dyn EventHandler>,
+    ledger: &Ledger,
+    chunk: Chunk,
+) -> Result<Summary, ContinuousError>
+where
+    Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
+{
+    let owner = cfg.instance_id.as_str();
+    // Only the query's media-type filter applies to a chunk; its interval was the listing's.
+    let query = make_query(poll.start, Utc::now());
+    let known = ledger.known_conversations();
+    let items = match client
+        .resolve_listed(&query, chunk.conversations.clone(), Some(known.as_ref()))
+        .await
+    {
+        Ok(items) => items,
+        Err(e) => {
+            let config = matches!(e, genesys_media::Error::Auth { .. });
+            let delay = if config {
+                Duration::ZERO
+            } else {
+                retry_backoff(poll.interval, chunk.attempts + 1)
+            };
+            ledger
+                .retry_chunk(
+                    chunk.id,
+                    owner,
+                    &chunk.conversations,
+                    Some(e.to_string()),
+                    delay,
+                )
+                .await?;
+            if config {
+                return Err(ContinuousError::Config(e.to_string()));
+            }
+            tracing::warn!(chunk = chunk.id, conversations = chunk.conversations.len(), error = %e,
+                "resolving a chunk failed; it is kept and tried again");
+            return Ok(Summary {
+                discovery_error: Some(e.to_string()),
+                ..Summary::default()
+            });
+        }
+    };
+    // Conversations to look at again: recordings still uploading or restoring, or results
+    // that could not be read (one without a conversation id: the whole chunk).
+    let mut again: HashSet<String> = HashSet::new();
+    let mut error = None;
+    for item in &items {
+        match item {
+            Discovered::Pending(p) => {
+                again.insert(p.conversation_id.clone());
+            }
+            Discovered::Unresolved {
+                conversation_id,
+                reason,
+            } => {
+                error = Some(reason.clone());
+                if conversation_id.is_empty() {
+                    again.extend(
+                        chunk
+                            .conversations
+                            .iter()
+                            .map(|c| c.conversation_id.clone()),
+                    );
+                } else {
+                    again.insert(conversation_id.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let summary = archive(
+        client.clone(),
+        sink.clone(),
+        futures::stream::iter(items.into_iter().map(Ok)),
+        cfg.clone(),
+        events.clone(),
+    )
+    .await;
+    if summary.interrupted > 0 {
+        // Shut down mid-chunk: another instance (or the next start) takes all of it; what
+        // was archived is skipped through the ledger.
+        ledger
+            .retry_chunk(chunk.id, owner, &chunk.conversations, None, Duration::ZERO)
+            .await?;
+    } else if again.is_empty() {
+        ledger.finish_chunk(chunk.id, owner).await?;
+    } else {
+        let keep: Vec<_> = chunk
+            .conversations
+            .into_iter()
+            .filter(|c| again.contains(&c.conversation_id))
+            .collect();
+        let attempts = chunk.attempts + u32::from(error.is_some());
+        ledger
+            .retry_chunk(
+                chunk.id,
+                owner,
+                &keep,
+                error,
+                retry_backoff(poll.interval, attempts.max(1)),
+            )
+            .await?;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,251 @@
+//! Shared work (`PollSettings::scale_out`) against the simulator: chunks in the ledger are
+//! durable, taken over from a stopped instance, and kept (never dropped) when they cannot be
+//! resolved. Three instances on a real PostgreSQL ledger: `tests/tests/scale_out_postgres.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use archiver::{ArchiverConfig, Ledger, PollSettings, RecordStatus, ScaleOut, run_continuous};
+use chrono::Utc;
+use futures::StreamExt;
+use genesys_media::{DiscoveryQuery, GenesysClient, Listed};
+use genesys_sim::{SimConfig, SimHandle, Simulator};
+use sink::{LocalDirSink, ObjectSink};
+use test_support::sim_client;
+
+const RECORDINGS: usize = 250;
+
+async fn sim() -> SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: RECORDINGS,
+        start: Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(s: &SimHandle) -> GenesysClient {
+    sim_client(s, |c| c.poll_initial = Duration::from_millis(50))
+}
+
+fn poll(s: &SimHandle, interval: Duration) -> PollSettings {
+    PollSettings {
+        start: s.config().start,
+        interval,
+        max_polls: Some(1),
+        scale_out: Some(ScaleOut {
+            chunk_check: Duration::from_millis(20),
+        }),
+        ..PollSettings::default()
+    }
+}
+
+fn config(ledger: &Ledger, instance: &str) -> ArchiverConfig {
+    ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        instance_id: instance.into(),
+        ..ArchiverConfig::default()
+    }
+}
+
+/// Lists the simulator's window into the ledger as chunks, the way the listing instance does.
+async fn list_into(s: &SimHandle, ledger: &Ledger, name: &str) -> usize {
+    let c = client(s);
+    let q = DiscoveryQuery::interval(s.config().start, Utc::now());
+    let mut listed = std::pin::pin!(c.list_known(q, None));
+    let mut chunks = 0;
+    while let Some(item) = listed.next().await {
+        if let Listed::Conversations(convs) = item.unwrap() {
+            assert!(convs.len() <= 100);
+            ledger.add_chunk(name, &convs).await.unwrap();
+            chunks += 1;
+        }
+    }
+    chunks
+}
+
+async fn archived(ledger: &Ledger) -> usize {
+    ledger
+        .entries(Some(RecordStatus::Archived))
+        .await
+        .unwrap()
+        .len()
+}
+
+/// An instance stopped while holding a chunk: nobody else takes it while its lease lives (the
+/// listing skips its conversations as queued, without a batch job), and another instance
+/// takes it over once the lease expired. Every recording archived once.
+#[tokio::test]
+async fn a_stopped_instances_chunk_is_taken_over_when_its_lease_expires() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    assert!(chunks >= 2, "{chunks} chunks");
+    // The stopped instance's claim (a lease long enough to outlast the first run even on a
+    // slow machine).
+    let lease = Duration::from_secs(6);
+    let claimed = tokio::time::Instant::now();
+    let held = ledger
+        .claim_chunk(&name, "stopped", lease)
+        .await
+        .unwrap()
+        .expect("a chunk");
+    let backlog = ledger.chunk_backlog(&name).await.unwrap();
+    assert_eq!(backlog.chunks as usize, chunks);
+
+    let before = s.stats().api_requests;
+    let first = run_continuous(
+        client(&s),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        config(&ledger, "b"),
+        poll(&s, Duration::from_millis(100)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    let left = ledger.chunk_backlog(&name).await.unwrap();
+    assert_eq!(left.chunks, 1, "only the held chunk is left: {left:?}");
+    assert_eq!(left.conversations as usize, held.conversations.len());
+    assert!(
+        first.known_conversations >= held.conversations.len() as u64,
+        "the listing skipped the queued conversations: {first:?}"
+    );
+    let jobs = s
+        .stats()
+        .by_route
+        .iter()
+        .filter(|(k, _)| k.starts_with("POST") && k.contains("batchrequests"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert_eq!(
+        jobs as usize,
+        chunks - 1,
+        "one batch job per chunk worked, none for the listing (calls {} since start)",
+        s.stats().api_requests - before
+    );
+
+    assert!(
+        claimed.elapsed() < lease,
+        "the first run outlasted the lease"
+    );
+    tokio::time::sleep_until(claimed + lease + Duration::from_millis(100)).await;
+    let second = run_continuous(
+        client(&s),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        config(&ledger, "b"),
+        poll(&s, Duration::from_millis(100)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+    assert_eq!(first.archived + second.archived, RECORDINGS as u64);
+    assert_eq!(
+        s.stats().media_requests,
+        RECORDINGS as u64,
+        "no recording downloaded twice"
+    );
+}
+
+/// Resolving fails (the platform is down): every chunk is kept with the error, counted as an
+/// attempt, and archived on a later poll once the platform is back. Nothing is dropped.
+#[tokio::test]
+async fn chunks_that_cannot_be_resolved_are_kept_and_tried_again() {
+    let s = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    s.set_outage(true);
+    let c = sim_client(&s, |c| {
+        c.poll_initial = Duration::from_millis(50);
+        c.retry.max_attempts = 2;
+        c.retry.base_delay = Duration::from_millis(10);
+        c.retry.max_delay = Duration::from_millis(50);
+    });
+    let down = run_continuous(
+        c.clone(),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        config(&ledger, "a"),
+        poll(&s, Duration::from_millis(200)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert_eq!(down.archived, 0);
+    let kept = ledger.chunk_backlog(&name).await.unwrap();
+    assert_eq!(kept.chunks as usize, chunks, "{kept:?}");
+    assert!(
+        kept.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("503")),
+        "the reason is kept: {kept:?}"
+    );
+    assert!(kept.earliest_start.is_some());
+
+    s.set_outage(false);
+    // Due again after the backoff (one poll interval for a first failure).
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let up = run_continuous(
+        c,
+        sink,
+        DiscoveryQuery::interval,
+        config(&ledger, "a"),
+        poll(&s, Duration::from_millis(200)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
+    assert_eq!(up.archived, RECORDINGS as u64, "{up:?}");
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+}
+
+/// One listing per window: while one instance holds the listing lease nobody else lists; after
+/// a completed listing the window is not listed again before the gap has passed.
+#[tokio::test]
+async fn the_listing_lease_admits_one_lister() {
+    let l = Ledger::in_memory().unwrap();
+    let lease = Duration::from_secs(60);
+    let gap = Duration::from_millis(300);
+    assert!(l.take_listing("w", "a", lease, gap).await.unwrap());
+    assert!(!l.take_listing("w", "b", lease, gap).await.unwrap());
+    assert!(
+        l.take_listing("w", "a", lease, gap).await.unwrap(),
+        "renewed by its holder"
+    );
+    assert!(
+        l.take_listing("other", "b", lease, gap).await.unwrap(),
+        "names are independent"
+    );
+    l.end_listing("w", "a", true).await.unwrap();
+    assert!(
+        !l.take_listing("w", "b", lease, gap).await.unwrap(),
+        "listed just now"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(l.take_listing("w", "b", lease, gap).await.unwrap());
+    // A listing that did not complete leaves the window to be listed at once.
+    l.end_listing("w", "b", false).await.unwrap();
+    assert!(l.take_listing("w", "a", lease, gap).await.unwrap());
+    // An expired lease is taken over.
+    let l2 = Ledger::in_memory().unwrap();
+    assert!(
+        l2.take_listing("w", "a", Duration::from_millis(100), gap)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(l2.take_listing("w", "b", lease, gap).await.unwrap());
+}
