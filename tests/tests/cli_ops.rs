@@ -567,6 +567,11 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
             "--metrics-listen",
         ),
         (
+            vec!["daemon", "--scale-out"],
+            vec![],
+            "--scale-out shares the work through the ledger: use a PostgreSQL ledger",
+        ),
+        (
             vec!["quarantine", "list", "--state", "/nonexistent/ledger.db"],
             vec![],
             "no such ledger file",

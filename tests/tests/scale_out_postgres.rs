@@ -246,3 +246,55 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(b.take_listing("w", "b", lease, gap).await.unwrap());
 }
+
+/// The binary: `daemon --once --scale-out` archives the window; a second instance started
+/// right after finds the window listed a moment ago and no chunk waiting, and spends no API
+/// call.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_binary_shares_a_postgres_ledger() {
+    let n = 30;
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fresh_postgres_database("scale_cli").await;
+    let sink = fresh_sink(Server::S3sFs, "scale-cli").await;
+    let bucket = sink.config().bucket.clone();
+    let run = || {
+        let out = e2e::command_for(e2e::daemon_bin(), s.base_url(), &bucket)
+            .args(["--once", "--scale-out", "--since", e2e::sim_window(&s).0])
+            .args([
+                "--settle",
+                "0s",
+                "--allow-loopback-media",
+                "--tag-mode",
+                "disabled",
+            ])
+            .args(["--state", &url])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = tokio::task::block_in_place(run);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("shared work: no chunk waits in the ledger"),
+        "{stdout}"
+    );
+    let objects: Vec<_> = sink.list("recordings/").collect().await;
+    assert_eq!(objects.len(), n);
+    let calls = s.stats().api_requests;
+    let (code, stdout, stderr) = tokio::task::block_in_place(run);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        s.stats().api_requests,
+        calls,
+        "the second instance neither listed nor resolved: {stdout}"
+    );
+    assert_eq!(s.stats().media_requests, n as u64);
+}

@@ -424,6 +424,29 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
         } => tracing::warn!(conversation_id, recording_id, reason, "not archivable"),
         // continuous mode logs it as a warning itself
         Event::ClockJump { .. } => {}
+        Event::SharedWork {
+            listed,
+            chunks,
+            conversations,
+            last_error: Some(error),
+        } if *chunks > 0 => tracing::warn!(
+            listed,
+            chunks,
+            conversations,
+            %error,
+            "chunks of conversations wait in the ledger after an error; they are tried again with backoff"
+        ),
+        Event::SharedWork {
+            listed,
+            chunks,
+            conversations,
+            ..
+        } => tracing::info!(
+            listed,
+            chunks,
+            conversations,
+            "shared work: chunks waiting in the ledger"
+        ),
         other => tracing::trace!(?other),
     })
 }

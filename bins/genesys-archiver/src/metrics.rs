@@ -50,6 +50,7 @@ pub(crate) struct Metrics {
     clock_jumps: Counter,
     last_poll_calls: Gauge,
     pending: Gauge,
+    chunk_conversations: Gauge,
     started: Mutex<HashMap<String, Instant>>,
     api_seen: Mutex<ApiSeen>,
     ready: AtomicBool,
@@ -153,6 +154,12 @@ impl Metrics {
             "Conversations in progress and recordings not uploaded yet, as of the last poll",
             pending.clone(),
         );
+        let chunk_conversations = Gauge::default();
+        registry.register(
+            "shared_conversations_waiting",
+            "Scale-out: conversations listed into chunks in the ledger and not archived yet, as of the last poll",
+            chunk_conversations.clone(),
+        );
         Arc::new(Self {
             registry,
             recordings,
@@ -168,6 +175,7 @@ impl Metrics {
             clock_jumps,
             last_poll_calls,
             pending,
+            chunk_conversations,
             started: Mutex::new(HashMap::new()),
             api_seen: Mutex::new((HashMap::new(), 0, 0)),
             ready: AtomicBool::new(false),
@@ -251,6 +259,18 @@ impl Metrics {
             }
             Event::ClockJump { .. } => {
                 self.clock_jumps.inc();
+            }
+            Event::SharedWork {
+                listed,
+                conversations,
+                ..
+            } => {
+                self.chunk_conversations
+                    .set(i64::try_from(*conversations).unwrap_or(i64::MAX));
+                // Another instance lists: this one is ready once it has worked what was due.
+                if !listed {
+                    self.ready.store(true, Ordering::Relaxed);
+                }
             }
             _ => {}
         }

@@ -116,6 +116,19 @@ pub enum Event {
         /// True when it is expected to become archivable later (pending).
         pending: bool,
     },
+    /// Shared work ([`crate::ScaleOut`]), once per poll after the due chunks were worked:
+    /// whether this instance listed the window, and what waits in the ledger.
+    SharedWork {
+        /// This instance held the listing lease and listed the window (a `Polled` event
+        /// came before); otherwise another instance lists it.
+        listed: bool,
+        /// Chunks waiting (due later, held by other instances, or kept after an error).
+        chunks: u64,
+        /// Conversations in them.
+        conversations: u64,
+        /// The latest error of a kept chunk, if any: needs a person when it persists.
+        last_error: Option<String>,
+    },
     /// The ledger put a persistently failing recording in quarantine (after `Failed`).
     Quarantined {
         /// Recording id.

@@ -38,6 +38,11 @@ pub(crate) struct DaemonArgs {
     /// Poll once and exit (for cron-style scheduling and tests).
     #[arg(long)]
     once: bool,
+    /// Share the work with the other instances on this PostgreSQL ledger: one lists each
+    /// window, all resolve and archive its chunks, for about one instance's API calls
+    /// (docs/operations.md, "Several instances").
+    #[arg(long)]
+    scale_out: bool,
 }
 
 pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -81,6 +86,13 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             })
         })
         .transpose()?;
+    let scale_out = d.scale_out || fd.scale_out.unwrap_or(false);
+    let state = d.run.state.location(file);
+    if scale_out && !archiver::Ledger::can_be_shared(&state) {
+        return Err(config_err(
+            "--scale-out shares the work through the ledger: use a PostgreSQL ledger (--state postgres://...); a SQLite file serves one process",
+        ));
+    }
     let out = output::Output::new(&d.run.output, "daemon")?;
     let w = wire(&d.run, file).await?;
     let extra = match metrics_listen {
@@ -95,6 +107,11 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         }
         None => None,
     };
+    if scale_out && w.client.config().source == genesys_media::SourceMode::CompatListing {
+        return Err(config_err(
+            "--scale-out lists conversations through analytics: use --source batch or per-recording, not compat",
+        ));
+    }
     let events = out.handler(log_events(), extra);
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
@@ -105,9 +122,11 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         settle,
         max_polls: d.once.then_some(1),
         index_prefix: w.index_prefix.clone(),
+        scale_out: scale_out.then(archiver::ScaleOut::default),
         ..archiver::PollSettings::default()
     };
     let media_types = w.media_types.clone();
+    let checkpoint = poll.checkpoint.clone();
     let shutdown = w.cfg.shutdown.clone();
     tracing::info!(
         ledger = w.cfg.ledger.as_ref().map(|l| l.location().to_string()),
@@ -131,6 +150,9 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
     .await;
     match result {
         Ok(summary) => {
+            if scale_out && let Some(l) = &ledger {
+                report_backlog(l, &checkpoint).await;
+            }
             let code = conclude(&out, &summary, &w.client, &store, ledger.as_ref(), 0).await;
             if shutdown.is_cancelled() {
                 println!("daemon stopped by signal; state saved");
@@ -142,5 +164,25 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Scale-out: what waits in the ledger when this instance stops (other instances, or this
+/// one's next start, take it up).
+async fn report_backlog(ledger: &archiver::Ledger, name: &str) {
+    match ledger.chunk_backlog(name).await {
+        Ok(b) if b.chunks == 0 => println!("shared work: no chunk waits in the ledger"),
+        Ok(b) => {
+            println!(
+                "shared work: {} chunks ({} conversations, earliest start {}) wait in the ledger for any instance{}",
+                b.chunks,
+                b.conversations,
+                b.earliest_start.as_deref().unwrap_or("unknown"),
+                b.last_error
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            )
+        }
+        Err(e) => eprintln!("shared work: cannot read the chunks in the ledger: {e}"),
     }
 }

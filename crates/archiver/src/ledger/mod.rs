@@ -468,6 +468,12 @@ impl Ledger {
         self.inner.commit_counts()
     }
 
+    /// Whether the ledger named by `spec` can be shared by several processes (a PostgreSQL
+    /// URL; a SQLite file is locked by one process).
+    pub fn can_be_shared(spec: &str) -> bool {
+        is_postgres(spec)
+    }
+
     /// Where the ledger is (file path, or URL without password).
     pub fn location(&self) -> &str {
         self.inner.location()
