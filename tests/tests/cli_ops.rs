@@ -546,6 +546,16 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
         ),
         (vec!["daemon", "--interval", "soon"], vec![], "--interval"),
         (
+            vec!["daemon", "--sweep-every", "0"],
+            vec![],
+            "--sweep-every",
+        ),
+        (
+            vec!["daemon", "--recent-overlap", "2h"],
+            vec![],
+            "--recent-overlap (2h) must not exceed --overlap (1h)",
+        ),
+        (
             vec!["daemon", "--object-lock-mode", "compliance"],
             vec![],
             "--object-lock-retain",

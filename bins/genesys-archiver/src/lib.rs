@@ -400,10 +400,11 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             discovery_error,
             checkpoint_advanced,
             known_conversations,
+            sweep,
             api_calls,
         } => {
             let calls: u64 = api_calls.values().sum();
-            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
+            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, sweep, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
         }
         Event::NotArchivable {
             conversation_id,

@@ -213,6 +213,8 @@ pub(crate) struct FileDaemon {
     pub(crate) interval: Option<String>,
     pub(crate) overlap: Option<String>,
     pub(crate) settle: Option<String>,
+    pub(crate) sweep_every: Option<u32>,
+    pub(crate) recent_overlap: Option<String>,
     pub(crate) drain_timeout: Option<String>,
     pub(crate) metrics_listen: Option<String>,
     pub(crate) scale_out: Option<bool>,

@@ -25,6 +25,16 @@ pub struct PollSettings {
     /// the source (analytics data can lag) are still found; ones already archived are
     /// skipped by the ledger without a request.
     pub overlap: Duration,
+    /// Every this many polls one reads back the whole `overlap` (a *sweep*); the polls between
+    /// read back only `recent_overlap`. A sweep reaches `overlap` behind the previous sweep's
+    /// checkpoint, so data late by up to `overlap` is still found, at most `sweep_every` polls
+    /// later, for a fraction of the pages. Both the previous sweep's checkpoint and the polls
+    /// since are kept in the ledger: the cadence holds across restarts, `--once` runs and
+    /// instances. `1`: every poll reads the whole overlap.
+    pub sweep_every: u32,
+    /// How far the polls between sweeps read back before the checkpoint (analytics data
+    /// late by less than this is found by the next poll).
+    pub recent_overlap: Duration,
     /// Each poll ends this long before now (conversations still in progress are not final).
     pub settle: Duration,
     /// Name of the checkpoint in the ledger (one per source configuration).
@@ -51,6 +61,8 @@ impl Default for PollSettings {
             start: Utc::now() - chrono::Duration::days(1),
             interval: Duration::from_secs(300),
             overlap: Duration::from_secs(3600),
+            sweep_every: 6,
+            recent_overlap: Duration::from_secs(300),
             settle: Duration::from_secs(60),
             checkpoint: "discovery".into(),
             retry_failed_below_attempts: 20,
@@ -99,6 +111,10 @@ where
     let tolerance = overlap + settle;
     let mut previous: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
     let mut index_day: Option<chrono::NaiveDate> = None;
+    let recent = chrono::Duration::from_std(poll.recent_overlap.min(poll.overlap))
+        .unwrap_or(chrono::Duration::zero());
+    let sweep_name = format!("{}.sweep", poll.checkpoint);
+    let since_name = format!("{}.polls-since-sweep", poll.checkpoint);
     while !cfg.shutdown.is_cancelled() && poll.max_polls.is_none_or(|m| polls < m) {
         polls += 1;
         let started = tokio::time::Instant::now();
@@ -126,8 +142,32 @@ where
             .await?
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.with_timezone(&Utc));
+        // Polls since the last completed sweep; none recorded: sweep now.
+        let since_sweep: Option<u32> = ledger
+            .checkpoint(&since_name)
+            .await?
+            .and_then(|s| s.parse().ok());
+        let sweep = since_sweep.is_none_or(|n| n + 1 >= poll.sweep_every);
+        // A sweep reaches back from the previous sweep's checkpoint: whatever became visible
+        // since then and is late by up to `overlap` lies after that point minus `overlap`.
+        let anchor = if sweep {
+            ledger
+                .checkpoint(&sweep_name)
+                .await?
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        } else {
+            None
+        };
         let from = checkpoint
-            .map(|c| (c - overlap).max(poll.start))
+            .map(|c| {
+                let back = if sweep {
+                    anchor.map_or(c, |a| a.min(c)) - overlap
+                } else {
+                    c - recent
+                };
+                back.max(poll.start)
+            })
             .unwrap_or(poll.start);
         // The earlier of this machine's clock and the source's (as its last answer showed it).
         let to = client.now() - settle;
@@ -218,6 +258,23 @@ where
                     )
                     .await?;
             }
+            if reconciled && sweep {
+                // The next sweep reaches `overlap` back from here.
+                ledger
+                    .set_checkpoint(
+                        &sweep_name,
+                        &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    )
+                    .await?;
+            }
+            if reconciled {
+                let n = if sweep {
+                    0
+                } else {
+                    since_sweep.unwrap_or(0) + 1
+                };
+                ledger.set_checkpoint(&since_name, &n.to_string()).await?;
+            }
             if let Some(e) = &summary.discovery_error {
                 tracing::warn!(error = %e, "poll did not complete; the next poll reads the same window again");
             }
@@ -232,6 +289,7 @@ where
                 discovery_error: summary.discovery_error.clone(),
                 checkpoint_advanced: reconciled,
                 known_conversations: summary.known_conversations,
+                sweep,
                 api_calls: calls_since(&calls_before, &client.metrics().snapshot()),
             });
             total.absorb(summary);

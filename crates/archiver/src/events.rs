@@ -90,6 +90,9 @@ pub enum Event {
         checkpoint_advanced: bool,
         /// Finished conversations the ledger held as settled: listed, not resolved again.
         known_conversations: u64,
+        /// This poll read back the whole overlap (a sweep, see `PollSettings::sweep_every`),
+        /// not only the recent part.
+        sweep: bool,
         /// Genesys API calls this poll spent (token requests excluded), by endpoint shape.
         api_calls: std::collections::BTreeMap<String, u64>,
     },

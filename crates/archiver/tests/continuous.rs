@@ -99,6 +99,8 @@ async fn late_arrivals(overlap: Duration) -> (u64, u64, usize) {
         start: s.config().start,
         interval: Duration::from_millis(10),
         overlap,
+        // Every poll reads the whole overlap (the cadence has its own test).
+        sweep_every: 1,
         settle: Duration::ZERO,
         max_polls: Some(1),
         ..PollSettings::default()
@@ -140,6 +142,77 @@ async fn the_overlap_window_catches_recordings_reported_late() {
         second, late as u64,
         "poll 2 found the late ones in the overlap"
     );
+}
+
+/// Between sweeps a poll reads back only the recent part of the overlap (fewer pages); the
+/// next sweep reaches back the whole overlap from the previous sweep and finds what analytics
+/// reported late in the meantime.
+#[tokio::test]
+async fn polls_between_sweeps_read_less_and_the_next_sweep_finds_late_data() {
+    let s = Arc::new(recent_sim().await);
+    let mut convs: Vec<_> = s.dataset().conversations.clone();
+    convs.sort_by_key(|c| c.start);
+    let late: Vec<String> = convs[..convs.len() / 2]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    let late_recordings = s
+        .dataset()
+        .recordings
+        .iter()
+        .filter(|r| late.contains(&r.conversation_id))
+        .count() as u64;
+    s.hide_conversations(late.clone());
+    let Rig {
+        c, _dir, sink, cfg, ..
+    } = rig(&s);
+    let poll = PollSettings {
+        start: s.config().start,
+        interval: Duration::from_millis(10),
+        overlap: Duration::from_secs(3 * 3600),
+        sweep_every: 2,
+        recent_overlap: Duration::from_secs(300),
+        settle: Duration::ZERO,
+        max_polls: Some(3),
+        ..PollSettings::default()
+    };
+    // The late conversations appear right after the first poll.
+    let sim = s.clone();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let events = Arc::new(move |e: &archiver::Event| {
+        if let archiver::Event::Polled {
+            sweep,
+            archived,
+            from,
+            ..
+        } = e
+        {
+            let mut seen = keep.lock().unwrap();
+            seen.push((*sweep, *archived, *from));
+            if seen.len() == 1 {
+                sim.reveal_all_conversations();
+            }
+        }
+    });
+    let total = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll, events)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [true, false, true],
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].1 + late_recordings, 24, "{seen:?}");
+    assert!(
+        seen[1].2 > s.config().end(),
+        "poll 2 reads only the recent part: {seen:?}"
+    );
+    assert_eq!(seen[1].1, 0, "{seen:?}");
+    assert_eq!(seen[2].1, late_recordings, "the sweep found them: {seen:?}");
+    assert!(seen[2].2 <= s.config().start + chrono::Duration::hours(1));
+    assert_eq!(total.archived, 24);
 }
 
 #[tokio::test]
@@ -232,6 +305,7 @@ async fn failing_rows_are_retried_with_backoff_then_quarantined() {
         interval: Duration::from_millis(20),
         // Every poll reads the recording again (and claims it: a failed row is retried).
         overlap: Duration::from_secs(3 * 3600),
+        sweep_every: 1,
         settle: Duration::ZERO,
         // Each try makes 4 attempts (1 + 3 URL refreshes): given up after the second.
         retry_failed_below_attempts: 6,
@@ -391,6 +465,7 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
         interval: Duration::from_millis(10),
         // Every poll re-reads the whole window.
         overlap: Duration::from_secs(4 * 3600),
+        sweep_every: 1,
         max_polls: Some(3),
         ..PollSettings::default()
     };
@@ -432,45 +507,72 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
     }
 }
 
-/// The daemon's steady state with the default overlap (1 h) and settle: conversations keep
-/// arriving (an org's conversations revealed in ten slices in the order they ended, one poll
-/// after each). Every poll spends the analytics pages of its window and batch jobs only for
-/// the new conversations (at most one more than a job per 100 of them). Prints the calls per
-/// 1,000 new recordings (docs/benchmarks.md quotes it).
+/// The daemon's steady state in virtual time: an org whose conversations appear in analytics
+/// as they end, polled every 5 minutes of its time (each poll's "now" set through `settle`),
+/// with the default overlap (1 h), recent overlap and sweep cadence, against every poll
+/// reading the whole overlap (`sweep_every: 1`, the behaviour before sweeps). Every recording
+/// is archived either way; the sweeps spend fewer calls. Prints the calls per 1,000 new
+/// recordings of both (docs/benchmarks.md quotes them).
 #[tokio::test]
 async fn steady_state_polls_resolve_only_new_conversations() {
+    let every_poll = steady_state(1).await;
+    let swept = steady_state(PollSettings::default().sweep_every).await;
+    for (name, (calls, recordings, by_endpoint)) in [
+        ("every poll reads the overlap", &every_poll),
+        ("sweeps", &swept),
+    ] {
+        println!(
+            "steady state, {name}: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
+            *calls as f64 * 1000.0 / *recordings as f64
+        );
+    }
+    assert_eq!(every_poll.1, swept.1, "the same recordings either way");
+    assert!(
+        swept.0 < every_poll.0,
+        "sweeps spend fewer calls: {swept:?} against {every_poll:?}"
+    );
+}
+
+/// Runs the virtual-time steady state; returns (API calls, recordings archived, calls by
+/// endpoint) over the polls after the first.
+async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap<String, u64>) {
+    let origin = Utc::now() - chrono::Duration::hours(4);
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: 1000,
-        // Conversations that all ended 15 to 55 minutes ago: inside every poll's overlap.
-        start: Utc::now() - chrono::Duration::minutes(55),
-        span: Duration::from_secs(10 * 60),
+        start: origin,
+        span: Duration::from_secs(2 * 3600),
         ..SimConfig::default()
     })
     .await
     .unwrap();
-    // They appear in the order they ended, as analytics shows them.
-    let mut convs = s.dataset().conversations.clone();
-    convs.sort_by_key(|c| c.end);
+    let convs = s.dataset().conversations.clone();
     s.hide_conversations(convs.iter().map(|c| c.id.clone()));
     let Rig {
-        c,
         _dir,
         sink,
         ledger,
         cfg,
+        ..
     } = rig(&s);
-    let poll = PollSettings {
-        start: s.config().start,
-        max_polls: Some(1),
-        ..PollSettings::default()
-    };
-    let slices = 10;
-    let per = convs.len().div_ceil(slices);
-    let (mut steady_calls, mut steady_recordings) = (0u64, 0u64);
+    // The first status poll of a batch job comes after the simulator has it ready (200 ms):
+    // one status call per job, in both runs alike.
+    let c = sim_client(&s, |c| c.poll_initial = Duration::from_millis(250));
+    let step = chrono::Duration::minutes(5);
+    let first = origin + chrono::Duration::minutes(30);
+    let (mut calls, mut recordings) = (0u64, 0u64);
     let mut by_endpoint = std::collections::BTreeMap::new();
-    for (i, slice) in convs.chunks(per).enumerate() {
-        s.reveal_conversations(slice.iter().map(|c| c.id.clone()));
+    let mut at = first;
+    while at <= origin + chrono::Duration::minutes(150) {
+        // Conversations appear as they end; the poll's present is `at`.
+        s.reveal_conversations(convs.iter().filter(|c| c.end <= at).map(|c| c.id.clone()));
+        let poll = PollSettings {
+            start: origin,
+            sweep_every,
+            settle: (Utc::now() - at).to_std().unwrap(),
+            max_polls: Some(1),
+            ..PollSettings::default()
+        };
         let (seen, events) = collect(|e| match e {
             archiver::Event::Polled { api_calls, .. } => Some(api_calls.clone()),
             _ => None,
@@ -480,43 +582,38 @@ async fn steady_state_polls_resolve_only_new_conversations() {
             sink.clone(),
             DiscoveryQuery::interval,
             cfg.clone(),
-            poll.clone(),
+            poll,
             events,
         )
         .await
         .unwrap();
-        let calls = seen.lock().unwrap().pop().expect("polled");
-        let jobs: u64 = calls
-            .iter()
-            .filter(|(k, _)| k.starts_with("POST") && k.contains("batchrequests"))
-            .map(|(_, n)| n)
-            .sum();
-        assert!(
-            jobs as usize <= slice.len().div_ceil(100) + 1,
-            "poll {i}: {jobs} batch jobs for {} new conversations: {calls:?}",
-            slice.len()
-        );
-        assert_eq!(summary.found, summary.archived, "{summary:?}");
-        if i > 0 {
-            steady_calls += calls.values().sum::<u64>();
-            steady_recordings += summary.archived;
-            for (k, n) in &calls {
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        let polled = seen.lock().unwrap().pop().expect("polled");
+        if at > first {
+            calls += polled.values().sum::<u64>();
+            recordings += summary.archived;
+            for (k, n) in &polled {
                 *by_endpoint.entry(k.clone()).or_insert(0) += n;
             }
         }
+        at += step;
     }
+    // Every recording that ended by the last poll's present was archived.
+    let ended = s
+        .dataset()
+        .recordings
+        .iter()
+        .filter(|r| r.end <= at - step)
+        .count();
     assert_eq!(
         ledger
             .entries(Some(archiver::RecordStatus::Archived))
             .await
             .unwrap()
             .len(),
-        1000
+        ended
     );
-    println!(
-        "steady state: {steady_calls} API calls for {steady_recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
-        steady_calls as f64 * 1000.0 / steady_recordings as f64
-    );
+    (calls, recordings, by_endpoint)
 }
 
 #[tokio::test]

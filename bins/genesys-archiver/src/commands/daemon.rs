@@ -29,6 +29,13 @@ pub(crate) struct DaemonArgs {
     /// How far each poll reaches back before the checkpoint, for late recordings [default: 1h].
     #[arg(long)]
     overlap: Option<String>,
+    /// Every this many polls one reads back the whole --overlap (a sweep); the polls between
+    /// read back only --recent-overlap [default: 6].
+    #[arg(long)]
+    sweep_every: Option<u32>,
+    /// How far the polls between sweeps read back before the checkpoint [default: 5m].
+    #[arg(long)]
+    recent_overlap: Option<String>,
     /// How far each poll stays behind now [default: 1m].
     #[arg(long)]
     settle: Option<String>,
@@ -67,6 +74,25 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         Duration::from_secs(3600),
     )?;
     let settle = dur(&d.settle, "settle", &fd.settle, Duration::from_secs(60))?;
+    let recent_overlap = dur(
+        &d.recent_overlap,
+        "recent-overlap",
+        &fd.recent_overlap,
+        Duration::from_secs(300),
+    )?;
+    let sweep_every = d.sweep_every.or(fd.sweep_every).unwrap_or(6);
+    if sweep_every == 0 {
+        return Err(config_err(
+            "--sweep-every must be at least 1 (1: every poll reads back the whole overlap)",
+        ));
+    }
+    if recent_overlap > overlap {
+        return Err(config_err(format!(
+            "--recent-overlap ({}) must not exceed --overlap ({})",
+            humantime::format_duration(recent_overlap),
+            humantime::format_duration(overlap)
+        )));
+    }
     if interval.is_zero() {
         return Err(config_err("--interval must be longer than zero"));
     }
@@ -119,6 +145,8 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         start: since,
         interval,
         overlap,
+        sweep_every,
+        recent_overlap,
         settle,
         max_polls: d.once.then_some(1),
         index_prefix: w.index_prefix.clone(),
