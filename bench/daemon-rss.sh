@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Daemon memory over many polls (issue 16, run by hand): the release binary polls a simulator
+# (2,000 recordings three days ago, a separate process) every 100 ms into a local directory,
+# POLLS times (default 1,000); RSS after polls 1, 10, 100, 500 and the last.
+# Results appended to bench/results/daemon-rss.jsonl. Usage: bench/daemon-rss.sh [POLLS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POLLS=${1:-1000}
+cargo build --release -p genesys-archiver
+BIN=target/release/genesys-archiver
+work=$(mktemp -d)
+simport=$(python3 scripts/servers/free-port.py)
+$BIN sim --listen "127.0.0.1:$simport" --recordings 2000 --rate-limit 1000000 > "$work/sim.url" 2>/dev/null &
+simpid=$!
+trap 'kill $simpid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
+SIM=$(head -1 "$work/sim.url" | grep -o 'http://[0-9.:]*')
+python3 bench/daemon_rss.py "$BIN" "$SIM" "$work" "$POLLS" | tee -a bench/results/daemon-rss.jsonl
