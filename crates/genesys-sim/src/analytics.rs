@@ -65,17 +65,36 @@ fn conversation_matches(conv: &SimConversation, filters: Option<&Value>) -> bool
     })
 }
 
-fn filtered<'a>(
-    st: &'a State,
-    vis: &'a Visibility,
-    q: &'a Value,
-) -> impl Iterator<Item = &'a SimConversation> + 'a {
-    st.data
-        .conversations
-        .iter()
-        .filter(|c| !vis.hidden.contains(&c.id))
-        .filter(|c| conversation_matches(c, q.get("segmentFilters")))
-        .filter(|c| conversation_matches(c, q.get("conversationFilters")))
+/// Visible and matching the query's filters.
+fn visible_match(c: &SimConversation, vis: &Visibility, q: &Value) -> bool {
+    !vis.hidden.contains(&c.id)
+        && conversation_matches(c, q.get("segmentFilters"))
+        && conversation_matches(c, q.get("conversationFilters"))
+}
+
+/// The positions in start order (`State::by_start`) of the conversations that may have
+/// activity in `[start, end)` and started at or after `floor`: started before `end`, and not
+/// longer before `start` than the longest conversation lasts (unless some are held open,
+/// which are active whenever they started). Each answer then scans only this range, so a
+/// page costs the interval's conversations, not the whole dataset's.
+fn candidates(
+    st: &State,
+    vis: &Visibility,
+    floor: DateTime<Utc>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> std::ops::Range<usize> {
+    let lower = if vis.held_open.is_empty() {
+        floor.max(start - st.longest)
+    } else {
+        floor
+    };
+    let at = |t: DateTime<Utc>| {
+        st.by_start
+            .partition_point(|&i| st.data.conversations[i].start < t)
+    };
+    let (a, b) = (at(lower), at(end));
+    a..b.max(a)
 }
 
 fn floor_day(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -149,7 +168,11 @@ pub(crate) fn details_query(st: &State, body: &[u8]) -> http::Response<Body> {
         ));
     }
     let vis = st.visibility();
-    let mut matched: Vec<&SimConversation> = filtered(st, &vis, &q)
+    let range = candidates(st, &vis, floor_day(start), start, end);
+    let mut matched: Vec<&SimConversation> = st.by_start[range]
+        .iter()
+        .map(|&i| &st.data.conversations[i])
+        .filter(|c| visible_match(c, &vis, &q))
         .filter(|c| active_in(c, &vis, start, end))
         .filter(|c| started_on_touched_days(c, start, end))
         .collect();
@@ -249,27 +272,33 @@ pub(crate) fn job_results(
             );
         }
     };
-    let from: usize = query
-        .get("cursor")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
     let vis = st.visibility();
     let lake = availability(st);
+    let range = candidates(st, &vis, DateTime::<Utc>::MIN_UTC, start, end);
+    // The cursor (opaque to clients) is the position in start order where the next page
+    // continues: a page costs its own conversations, not the whole interval's.
+    let mut at = query
+        .get("cursor")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0usize)
+        .max(range.start);
     // Activity during the interval, as far as the data lake holds it: finished conversations
     // that ended before its availability date.
-    let matched: Vec<&SimConversation> = filtered(st, &vis, &q)
-        .filter(|c| active_in(c, &vis, start, end))
-        .filter(|c| !vis.is_open(c) && c.end <= lake)
-        .collect();
-    let page: Vec<Value> = matched
-        .iter()
-        .skip(from)
-        .take(page_size)
-        .map(|c| conversation_json(c, &vis))
-        .collect();
+    let mut page: Vec<Value> = Vec::new();
+    while at < range.end && page.len() < page_size {
+        let c = &st.data.conversations[st.by_start[at]];
+        at += 1;
+        if visible_match(c, &vis, &q)
+            && active_in(c, &vis, start, end)
+            && !vis.is_open(c)
+            && c.end <= lake
+        {
+            page.push(conversation_json(c, &vis));
+        }
+    }
     let mut out = json!({"conversations": page, "dataAvailabilityDate": rfc3339(lake)});
-    if from + page_size < matched.len() {
-        out["cursor"] = json!((from + page_size).to_string());
+    if at < range.end {
+        out["cursor"] = json!(at.to_string());
     }
     json_response(StatusCode::OK, &out)
 }

@@ -123,6 +123,11 @@ pub(crate) struct State {
     pub(crate) cfg: SimConfig,
     pub(crate) data: Dataset,
     pub(crate) by_id: HashMap<String, usize>,
+    /// Conversation indexes in start order (analytics answers from a range of it).
+    pub(crate) by_start: Vec<usize>,
+    /// The longest conversation: one with activity in an interval started at most this long
+    /// before it (unless held open).
+    pub(crate) longest: chrono::Duration,
     pub(crate) key: [u8; 16],
     pub(crate) base_url: String,
     pub(crate) inner: Mutex<Inner>,
@@ -336,6 +341,14 @@ impl Simulator {
             .iter()
             .map(|r| (r.id.clone(), r.index))
             .collect();
+        let mut by_start: Vec<usize> = (0..data.conversations.len()).collect();
+        by_start.sort_by_key(|&i| data.conversations[i].start);
+        let longest = data
+            .conversations
+            .iter()
+            .map(|c| c.end - c.start)
+            .max()
+            .unwrap_or_default();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&config.seed.to_le_bytes());
         key[8..].copy_from_slice(&(addr.port() as u64).to_le_bytes());
@@ -362,6 +375,8 @@ impl Simulator {
                 batch_limiter: RateLimiter::default(),
             }),
             cfg: config,
+            by_start,
+            longest,
             data,
             by_id,
             key,
