@@ -71,21 +71,28 @@ fn collect<T: Send + 'static>(
 
 /// Hides the latest quarter of the conversations, polls once, reveals them, polls again with
 /// `overlap`; returns (archived in poll 1, archived in poll 2).
-async fn late_arrivals(overlap: Duration) -> (u64, u64, usize) {
-    let s = recent_sim().await;
+/// Hides the conversations in `range` of the start order (analytics will report them late);
+/// returns how many recordings they hold.
+fn hide_late(s: &SimHandle, range: impl Fn(usize) -> std::ops::Range<usize>) -> usize {
     let mut convs: Vec<_> = s.dataset().conversations.clone();
     convs.sort_by_key(|c| c.start);
-    let late: Vec<String> = convs[convs.len() * 3 / 4..]
+    let late: Vec<String> = convs[range(convs.len())]
         .iter()
         .map(|c| c.id.clone())
         .collect();
-    let late_recordings = s
+    let recordings = s
         .dataset()
         .recordings
         .iter()
         .filter(|r| late.contains(&r.conversation_id))
         .count();
-    s.hide_conversations(late.clone());
+    s.hide_conversations(late);
+    recordings
+}
+
+async fn late_arrivals(overlap: Duration) -> (u64, u64, usize) {
+    let s = recent_sim().await;
+    let late_recordings = hide_late(&s, |n| n * 3 / 4..n);
     let c = client(&s);
     let dir = tempfile::tempdir().unwrap();
     let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
@@ -150,19 +157,7 @@ async fn the_overlap_window_catches_recordings_reported_late() {
 #[tokio::test]
 async fn polls_between_sweeps_read_less_and_the_next_sweep_finds_late_data() {
     let s = Arc::new(recent_sim().await);
-    let mut convs: Vec<_> = s.dataset().conversations.clone();
-    convs.sort_by_key(|c| c.start);
-    let late: Vec<String> = convs[..convs.len() / 2]
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
-    let late_recordings = s
-        .dataset()
-        .recordings
-        .iter()
-        .filter(|r| late.contains(&r.conversation_id))
-        .count() as u64;
-    s.hide_conversations(late.clone());
+    let late_recordings = hide_late(&s, |n| 0..n / 2) as u64;
     let Rig {
         c, _dir, sink, cfg, ..
     } = rig(&s);

@@ -43,6 +43,25 @@ fn poll(s: &SimHandle, interval: Duration) -> PollSettings {
     }
 }
 
+/// One `run_continuous` of instance `instance` (one poll, then the chunks that are due).
+async fn run_instance(
+    s: &SimHandle,
+    sink: &Arc<dyn ObjectSink>,
+    ledger: &Ledger,
+    instance: &str,
+) -> archiver::Summary {
+    run_continuous(
+        client(s),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        config(ledger, instance),
+        poll(s, Duration::from_millis(100)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap()
+}
+
 fn config(ledger: &Ledger, instance: &str) -> ArchiverConfig {
     ArchiverConfig {
         ledger: Some(ledger.clone()),
@@ -100,16 +119,7 @@ async fn a_stopped_instances_chunk_is_taken_over_when_its_lease_expires() {
     assert_eq!(backlog.chunks as usize, chunks);
 
     let before = s.stats().api_requests;
-    let first = run_continuous(
-        client(&s),
-        sink.clone(),
-        DiscoveryQuery::interval,
-        config(&ledger, "b"),
-        poll(&s, Duration::from_millis(100)),
-        Arc::new(archiver::NoEvents),
-    )
-    .await
-    .unwrap();
+    let first = run_instance(&s, &sink, &ledger, "b").await;
     let left = ledger.chunk_backlog(&name).await.unwrap();
     assert_eq!(left.chunks, 1, "only the held chunk is left: {left:?}");
     assert_eq!(left.conversations as usize, held.conversations.len());
@@ -136,16 +146,7 @@ async fn a_stopped_instances_chunk_is_taken_over_when_its_lease_expires() {
         "the first run outlasted the lease"
     );
     tokio::time::sleep_until(claimed + lease + Duration::from_millis(100)).await;
-    let second = run_continuous(
-        client(&s),
-        sink.clone(),
-        DiscoveryQuery::interval,
-        config(&ledger, "b"),
-        poll(&s, Duration::from_millis(100)),
-        Arc::new(archiver::NoEvents),
-    )
-    .await
-    .unwrap();
+    let second = run_instance(&s, &sink, &ledger, "b").await;
     assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
     assert_eq!(archived(&ledger).await, RECORDINGS);
     assert_eq!(first.archived + second.archived, RECORDINGS as u64);

@@ -26,7 +26,7 @@ pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
 }
 
 pub(crate) fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
-    let Some(conv) = st.data.conversation(cid) else {
+    let Some(conv) = st.conversation(cid) else {
         return api_error(StatusCode::NOT_FOUND, "not.found", "conversation not found");
     };
     let vis = st.visibility();
@@ -35,7 +35,7 @@ pub(crate) fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
         .iter()
         .map(|&i| {
             let r = &st.data.recordings[i];
-            metadata_json(r, &vis.file_state(&st.data, r))
+            metadata_json(r, &vis.file_state(st, r))
         })
         .collect();
     json_response(StatusCode::OK, &Value::Array(list))
@@ -162,7 +162,7 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
                 }
             }
             None => {
-                if let Some(c) = st.data.conversation(cid) {
+                if let Some(c) = st.conversation(cid) {
                     items.extend(c.recordings.iter().copied());
                 }
             }
@@ -211,7 +211,7 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
     let mut results: Vec<Value> = Vec::new();
     for &i in &items {
         let r = &st.data.recordings[i];
-        let file_state = vis.file_state(&st.data, r);
+        let file_state = vis.file_state(st, r);
         if file_state == "AVAILABLE" {
             results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
                    "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()}));

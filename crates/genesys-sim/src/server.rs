@@ -104,11 +104,11 @@ impl Visibility {
 
     /// The recording's `fileState` now: its own state when not `AVAILABLE`, else
     /// `UPLOADING` while its conversation is open or for `upload_lag` after it ended.
-    pub(crate) fn file_state(&self, data: &Dataset, r: &SimRecording) -> String {
+    pub(crate) fn file_state(&self, st: &State, r: &SimRecording) -> String {
         if r.file_state != "AVAILABLE" {
             return r.file_state.clone();
         }
-        let open = data
+        let open = st
             .conversation(&r.conversation_id)
             .is_some_and(|c| self.is_open(c));
         if open || self.now < r.end + self.upload_lag {
@@ -123,6 +123,8 @@ pub(crate) struct State {
     pub(crate) cfg: SimConfig,
     pub(crate) data: Dataset,
     pub(crate) by_id: HashMap<String, usize>,
+    /// Conversation indexes by id.
+    pub(crate) conv_by_id: HashMap<String, usize>,
     /// Conversation indexes in start order (analytics answers from a range of it).
     pub(crate) by_start: Vec<usize>,
     /// The longest conversation: one with activity in an interval started at most this long
@@ -153,7 +155,14 @@ impl State {
     }
 
     pub(crate) fn file_state(&self, r: &SimRecording) -> String {
-        self.visibility().file_state(&self.data, r)
+        self.visibility().file_state(self, r)
+    }
+
+    /// A conversation by id, through the index (`Dataset::conversation` scans).
+    pub(crate) fn conversation(&self, id: &str) -> Option<&SimConversation> {
+        self.conv_by_id
+            .get(id)
+            .map(|&i| &self.data.conversations[i])
     }
 }
 
@@ -341,6 +350,12 @@ impl Simulator {
             .iter()
             .map(|r| (r.id.clone(), r.index))
             .collect();
+        let conv_by_id = data
+            .conversations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
         let mut by_start: Vec<usize> = (0..data.conversations.len()).collect();
         by_start.sort_by_key(|&i| data.conversations[i].start);
         let longest = data
@@ -375,6 +390,7 @@ impl Simulator {
                 batch_limiter: RateLimiter::default(),
             }),
             cfg: config,
+            conv_by_id,
             by_start,
             longest,
             data,
