@@ -106,6 +106,13 @@ fn earliest_start(conversations: &[AnalyticsConversation]) -> Option<String> {
         })
 }
 
+fn ids_of(conversations: &[AnalyticsConversation]) -> Vec<String> {
+    conversations
+        .iter()
+        .map(|c| c.conversation_id.clone())
+        .collect()
+}
+
 fn to_json(conversations: &[AnalyticsConversation]) -> Result<String, LedgerError> {
     serde_json::to_string(conversations)
         .map_err(|e| LedgerError::new("chunk", format!("cannot encode a chunk: {e}")))
@@ -145,10 +152,7 @@ impl Ledger {
         name: &str,
         conversations: &[AnalyticsConversation],
     ) -> Result<i64, LedgerError> {
-        let ids = conversations
-            .iter()
-            .map(|c| c.conversation_id.clone())
-            .collect();
+        let ids = ids_of(conversations);
         self.inner
             .add_chunk(
                 name,
@@ -222,10 +226,7 @@ impl Ledger {
         error: Option<String>,
         delay: Duration,
     ) -> Result<(), LedgerError> {
-        let ids = conversations
-            .iter()
-            .map(|c| c.conversation_id.clone())
-            .collect();
+        let ids = ids_of(conversations);
         self.inner
             .retry_chunk(
                 id,

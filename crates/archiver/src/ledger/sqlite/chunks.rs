@@ -8,6 +8,17 @@ use super::{SqliteLedger, now_ms};
 use crate::ledger::LedgerError;
 use crate::ledger::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
 
+/// Marks `ids` as queued in chunk `id`.
+fn insert_members(c: &rusqlite::Connection, id: i64, ids: &[String]) -> rusqlite::Result<()> {
+    let mut st = c.prepare_cached(
+        "INSERT OR REPLACE INTO chunk_members (conversation_id, chunk_id) VALUES (?1, ?2)",
+    )?;
+    for cid in ids {
+        st.execute(params![cid, id])?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl ChunkStore for SqliteLedger {
     async fn take_listing(
@@ -62,12 +73,7 @@ impl ChunkStore for SqliteLedger {
                 params![name, conversations, ids.len() as i64, earliest_start],
             )?;
             let id = c.last_insert_rowid();
-            let mut st = c.prepare_cached(
-                "INSERT OR REPLACE INTO chunk_members (conversation_id, chunk_id) VALUES (?1, ?2)",
-            )?;
-            for cid in &ids {
-                st.execute(params![cid, id])?;
-            }
+            insert_members(c, id, &ids)?;
             Ok(id)
         })
         .await
@@ -156,12 +162,7 @@ impl ChunkStore for SqliteLedger {
             )?;
             if !ids.is_empty() {
                 c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
-                let mut st = c.prepare_cached(
-                    "INSERT OR REPLACE INTO chunk_members (conversation_id, chunk_id) VALUES (?1, ?2)",
-                )?;
-                for cid in &ids {
-                    st.execute(params![cid, id])?;
-                }
+                insert_members(c, id, &ids)?;
             }
             Ok(())
         })
