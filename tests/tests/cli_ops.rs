@@ -142,6 +142,18 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     assert_eq!(report["exit_code"], 0);
     assert_eq!(report["store"], format!("s3://{bucket}"));
     assert!(report["api_calls"].as_u64().unwrap() > 0);
+    // The calls by endpoint add up to the total and name what they were spent on.
+    let by_endpoint = report["api_calls_by_endpoint"]
+        .as_object()
+        .expect("by endpoint");
+    let summed: u64 = by_endpoint.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(Some(summed), report["api_calls"].as_u64(), "{report}");
+    assert!(
+        by_endpoint
+            .keys()
+            .any(|k| k.starts_with("POST /api/v2/recording/batchrequests ")),
+        "{report}"
+    );
     // A handful of calls against a 300-per-minute budget: never held back.
     assert_eq!(report["api_wait_seconds"].as_f64(), Some(0.0), "{report}");
     // Every ledger write reached a committed transaction (group commit may share them).

@@ -116,6 +116,9 @@ struct Report<'a> {
     /// code is 0 only when it is clean.
     reconciliation: archiver::Reconciliation,
     api_calls: u64,
+    /// The same calls by endpoint (its path with ids as `{id}`) and status, e.g.
+    /// `"POST /api/v2/analytics/conversations/details/query 200": 12`.
+    api_calls_by_endpoint: std::collections::BTreeMap<String, u64>,
     api_throttled: u64,
     /// Token requests that got no token (a login host having a bad moment, or refused
     /// credentials).
@@ -286,6 +289,11 @@ impl Output {
                 summary,
                 reconciliation: summary.reconcile(),
                 api_calls: calls.total_calls(),
+                api_calls_by_endpoint: calls
+                    .calls
+                    .iter()
+                    .map(|((endpoint, status), n)| (format!("{endpoint} {status}"), *n))
+                    .collect(),
                 api_throttled: calls.throttled(),
                 api_token_failures: calls.token_failures,
                 api_wait_seconds: calls.waited_seconds(),

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use http::Method;
 use serde_json::{Value, json};
 
+use crate::carry::{Carried, SkipCheck, Verdict, first_page};
 use crate::client::{AnalyticsMode, GenesysClient};
 use crate::discovery::path_segment;
 use crate::discovery::{
@@ -162,9 +163,11 @@ impl GenesysClient {
         Ok(parse_time(a.data_availability_date.as_deref()))
     }
 
-    /// Reads the synchronous details query over `[start, end)` (in pieces of at most 7 days,
-    /// split further near the result cap) into `out`. Returns false when the consumer has
-    /// gone.
+    /// Reads the synchronous details query over `[start, end)` (in pieces of at most 7 days)
+    /// into `out`. Past the result cap a piece goes on from the start of the last
+    /// conversation read, skipping what it read already (see [`crate::carry`]); an answer out
+    /// of start order turns that off, and pieces are then halved near the cap instead.
+    /// Returns false when the consumer has gone.
     async fn query_into(
         &self,
         q: &DiscoveryQuery,
@@ -172,52 +175,101 @@ impl GenesysClient {
         end: DateTime<Utc>,
         out: &mut Collector<'_>,
     ) -> Result<bool> {
+        let page_size = self.config().page_size;
+        let cap = self.config().max_query_results;
         let mut stack: Vec<(DateTime<Utc>, DateTime<Utc>)> = split_interval(start, end);
         stack.reverse();
+        let mut carried = Carried::default();
+        // Every answer so far came in start order (the continuation relies on it).
+        let mut ordered = true;
         while let Some((s, e)) = stack.pop() {
-            let page_size = self.config().page_size;
-            let mut page_number = 1u32;
-            loop {
-                let resp = self.details_query(q, s, e, page_size, page_number).await?;
-                let total = resp.total_hits.unwrap_or(0);
-                let cap = self.config().max_query_results;
-                // totalHits is approximate: split well before the cap, and whenever reading
-                // every page would pass it.
-                let needed = total.div_ceil(page_size as u64) * page_size as u64;
-                if page_number == 1
-                    && (needed > cap || total >= cap / 10 * 9)
-                    && e - s > ChronoDuration::minutes(2)
-                {
-                    let mid = s + (e - s) / 2;
-                    stack.push((mid, e));
-                    stack.push((s, mid));
-                    tracing::debug!(total_hits = ?resp.total_hits, "splitting interval near the result cap");
-                    break;
-                }
-                let n = resp.conversations.len();
-                if !out.absorb(resp.conversations).await {
-                    return Ok(false);
-                }
-                let read = page_number as u64 * page_size as u64;
-                if n < page_size as usize {
-                    break;
-                }
-                if (page_number as u64 + 1) * page_size as u64 > cap {
-                    if read >= total {
-                        // The cap stops paging exactly where the (approximate) total ends.
-                        break;
+            let mut from = s;
+            let mut may_skip = true;
+            'piece: loop {
+                let mut page_number = 1u32;
+                let mut check = None;
+                if ordered && may_skip {
+                    let ahead = carried.ahead_of(from);
+                    if let Some(p) = first_page(ahead, page_size, cap) {
+                        page_number = p;
+                        check = Some(SkipCheck::new(ahead, from));
                     }
-                    // A full last page at the cap in a piece too short to split: more
-                    // conversations may exist than the query can page to.
-                    let reason = format!(
-                        "the details query holds more than its {cap} results here (about {total}) and the piece is too short to split"
-                    );
-                    if !out.send(gap(s, e, reason)).await {
+                }
+                // The latest start read from this query (they come in ascending order).
+                let mut latest: Option<DateTime<Utc>> = None;
+                loop {
+                    let resp = self
+                        .details_query(q, from, e, page_size, page_number)
+                        .await?;
+                    let total = resp.total_hits.unwrap_or(0);
+                    let n = resp.conversations.len();
+                    // Without start order, split before the cap (totalHits is approximate:
+                    // well before it, and whenever reading every page would pass it).
+                    let needed = total.div_ceil(page_size as u64) * page_size as u64;
+                    if !ordered
+                        && page_number == 1
+                        && (needed > cap || total >= cap / 10 * 9)
+                        && e - from > ChronoDuration::minutes(2)
+                    {
+                        let mid = from + (e - from) / 2;
+                        stack.push((mid, e));
+                        stack.push((from, mid));
+                        tracing::debug!(total_hits = ?resp.total_hits, "splitting interval near the result cap");
+                        break 'piece;
+                    }
+                    let first = (page_number as u64 - 1) * page_size as u64;
+                    if let Some(c) = &mut check {
+                        let last_page = n < page_size as usize;
+                        if c.page(first, &resp.conversations, last_page, &carried)
+                            == Verdict::Mismatch
+                        {
+                            tracing::debug!(
+                                page_number,
+                                "skipped pages may hold unread conversations; reading the piece from its first page"
+                            );
+                            may_skip = false;
+                            continue 'piece;
+                        }
+                    }
+                    for c in &resp.conversations {
+                        match parse_time(c.conversation_start.as_deref()) {
+                            Some(t) if latest.is_none_or(|l| t >= l) => {
+                                latest = Some(t);
+                                carried.note(c, t);
+                            }
+                            _ => ordered = false,
+                        }
+                    }
+                    if !out.absorb(resp.conversations).await {
                         return Ok(false);
                     }
-                    break;
+                    if n < page_size as usize {
+                        break 'piece;
+                    }
+                    if (page_number as u64 + 1) * page_size as u64 > cap {
+                        // A full page at the cap: go on after it.
+                        if ordered && let Some(t) = latest.filter(|t| *t > from) {
+                            from = t;
+                            may_skip = true;
+                            continue 'piece;
+                        }
+                        if !ordered && e - from > ChronoDuration::minutes(2) {
+                            let mid = from + (e - from) / 2;
+                            stack.push((mid, e));
+                            stack.push((from, mid));
+                            break 'piece;
+                        }
+                        // More conversations may exist than the query can page to.
+                        let reason = format!(
+                            "the details query holds more than its {cap} results here (about {total}) and the piece cannot be narrowed further"
+                        );
+                        if !out.send(gap(from, e, reason)).await {
+                            return Ok(false);
+                        }
+                        break 'piece;
+                    }
+                    page_number += 1;
                 }
-                page_number += 1;
             }
         }
         Ok(true)

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod auth;
+mod carry;
 mod client;
 mod discovery;
 mod error;

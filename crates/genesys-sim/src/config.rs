@@ -82,6 +82,9 @@ pub struct SimConfig {
     /// answers' `Date` header shows it (negative: the source is behind, i.e. the client's
     /// clock runs ahead or jumped forward).
     pub clock_offset_secs: i64,
+    /// The details query answers in an order of its own (stable across pages, not by start),
+    /// as a service that ignores `orderBy` would: a client must not rely on start order.
+    pub unordered_query_results: bool,
 }
 
 impl Default for SimConfig {
@@ -117,6 +120,7 @@ impl Default for SimConfig {
             batch_status_limit_per_minute: None,
             unrecorded_conversations: 0,
             clock_offset_secs: 0,
+            unordered_query_results: false,
         }
     }
 }

@@ -85,6 +85,11 @@ pub(crate) struct Inner {
     pub(crate) throttled_served: u32,
     /// The separate bucket of batch-request status polls.
     pub(crate) batch_limiter: RateLimiter,
+    /// Details queries answered so far (for `reveal_at_details_query`).
+    pub(crate) details_queries: u64,
+    /// Hidden conversations that become visible when the details query with this number
+    /// (from 1) arrives.
+    pub(crate) reveal_at_query: Vec<(u64, Vec<String>)>,
 }
 
 /// What analytics and the recording API may show right now: a snapshot taken per request.
@@ -285,6 +290,16 @@ impl SimHandle {
         }
     }
 
+    /// Makes these hidden conversations visible when the `n`-th details query (from 1)
+    /// arrives, before it is answered: analytics data landing while a client reads an
+    /// interval page by page, at a moment a test chooses.
+    pub fn reveal_at_details_query<I: IntoIterator<Item = String>>(&self, n: u64, ids: I) {
+        self.state
+            .lock()
+            .reveal_at_query
+            .push((n, ids.into_iter().collect()));
+    }
+
     /// Lists every hidden conversation again.
     pub fn reveal_all_conversations(&self) {
         self.state.lock().hidden.clear();
@@ -388,6 +403,8 @@ impl Simulator {
                 login_faults_served: 0,
                 throttled_served: 0,
                 batch_limiter: RateLimiter::default(),
+                details_queries: 0,
+                reveal_at_query: Vec::new(),
             }),
             cfg: config,
             conv_by_id,
@@ -656,6 +673,21 @@ pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Respon
                 Ok(b) => b,
                 Err(r) => return r,
             };
+            {
+                let mut inner = st.lock();
+                inner.details_queries += 1;
+                let n = inner.details_queries;
+                let due: Vec<String> = inner
+                    .reveal_at_query
+                    .iter()
+                    .filter(|(at, _)| *at <= n)
+                    .flat_map(|(_, ids)| ids.clone())
+                    .collect();
+                inner.reveal_at_query.retain(|(at, _)| *at > n);
+                for id in due {
+                    inner.hidden.remove(&id);
+                }
+            }
             analytics::details_query(st, &body)
         }
         (&Method::POST, ["analytics", "conversations", "details", "jobs"]) => {
