@@ -4,6 +4,8 @@
 # only (so verify-full to 127.0.0.1 fails and to localhost passes); $DIR/other-ca.pem is a CA
 # that signed nothing. Plain connections are still accepted.
 # Usage: postgres.sh start DIR PORT | stop DIR
+# Tests run it with fsync off. Benchmarks of the ledger set PG_FSYNC=on (every commit waits
+# for its WAL flush, as in production) and PG_DATA_PARENT to a directory on disk.
 # PostgreSQL refuses to run as root, so as root the cluster lives in a directory owned by the
 # `postgres` user (created by Debian's package) and the server runs as that user.
 set -euo pipefail
@@ -22,7 +24,7 @@ if [ "$cmd" = stop ]; then
 fi
 PORT=${3:?port}
 rm -rf "$D"; mkdir -p "$D"
-data=$(mktemp -d /tmp/e2e-pg.XXXXXX)
+data=$(mktemp -d "${PG_DATA_PARENT:-/tmp}/e2e-pg.XXXXXX")
 echo "$data" > "$D/datadir"
 if [ "$(id -u)" = 0 ]; then chown postgres: "$data"; fi
 as_pg "$bindir/initdb" -D "$data/db" -U postgres --auth=trust -E UTF8 >"$D/initdb.log" 2>&1 \
@@ -42,6 +44,6 @@ tls="$data/tls"; mkdir -p "$tls"
 chmod 600 "$tls/server.key"
 if [ "$(id -u)" = 0 ]; then chown -R postgres: "$tls"; fi
 as_pg "$bindir/pg_ctl" -D "$data/db" -l "$data/log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $PORT -k $data -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null \
+  -o "-h 127.0.0.1 -p $PORT -k $data -c fsync=${PG_FSYNC:-off} -c max_connections=200 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null \
   || { echo "PostgreSQL did not start; log:" >&2; cat "$data/log" >&2; exit 1; }
 echo "PostgreSQL ready on 127.0.0.1:$PORT"

@@ -136,6 +136,77 @@ async fn many_concurrent_claims_of_one_recording_have_one_winner() {
     assert_eq!(claimed, 1, "exactly one instance wins the claim");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_and_outcomes_share_transactions_and_a_failing_one_fails_alone() {
+    let url = fresh_postgres_database("group").await;
+    let l = Arc::new(Ledger::open(&url).await.unwrap());
+    // The test server runs with fsync off, so a commit takes no time to wait behind. Hold a
+    // lock on the table from another connection instead: the first write blocks on it, the
+    // rest queue behind the ledger's connection, as they do behind a slow WAL flush.
+    let (blocker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let block = || blocker.batch_execute("BEGIN; LOCK TABLE recordings IN EXCLUSIVE MODE");
+    block().await.unwrap();
+    let mut claims = Vec::new();
+    for i in 0..64 {
+        let l = l.clone();
+        claims.push(tokio::spawn(async move {
+            // A NUL byte is not valid in PostgreSQL text: this claim's statement fails.
+            let id = if i == 13 {
+                "bad\0id".to_string()
+            } else {
+                format!("r{i}")
+            };
+            (
+                i,
+                l.claim(&rec(&id), &format!("k/{i}"), "w", Duration::from_secs(60))
+                    .await,
+            )
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let mut claimed = Vec::new();
+    for h in claims {
+        match h.await.unwrap() {
+            (13, Err(e)) => assert!(e.to_string().contains("0x00"), "{e}"),
+            (13, other) => panic!("the bad claim: {other:?}"),
+            (i, Ok(Claim::Claimed)) => claimed.push(i),
+            (i, other) => panic!("claim {i}: {other:?}"),
+        }
+    }
+    block().await.unwrap();
+    let outcomes: Vec<_> = claimed
+        .into_iter()
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let (id, key) = (format!("r{i}"), format!("k/{i}"));
+                l.archived(&id, "w", &key, 1, "00", 1).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    for h in outcomes {
+        h.await.unwrap().expect("outcome");
+    }
+    let archived = l.entries(Some(RecordStatus::Archived)).await.unwrap();
+    assert_eq!(
+        archived.len(),
+        63,
+        "every other claim and outcome committed"
+    );
+    let (commits, writes) = l.commit_counts().expect("counted");
+    assert_eq!(writes, 127, "64 claims (one failing alone) and 63 outcomes");
+    assert!(
+        commits <= writes / 4,
+        "{commits} transactions for {writes} writes: shared"
+    );
+}
+
 #[tokio::test]
 async fn two_instances_on_one_postgres_ledger_archive_a_set_without_duplicates() {
     let n = 60;

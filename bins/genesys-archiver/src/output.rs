@@ -127,7 +127,8 @@ struct Report<'a> {
     /// concurrent calls.
     api_wait_seconds: f64,
     /// Ledger writes and the transactions (fsyncs) that made them durable: several workers'
-    /// writes share one transaction (SQLite group commit). Absent for PostgreSQL.
+    /// writes share one transaction (group commit). SQLite counts every write; PostgreSQL
+    /// the claims and outcomes, which are the ones it groups.
     ledger_writes: Option<u64>,
     ledger_commits: Option<u64>,
     exit_code: u8,

@@ -3,7 +3,7 @@
 //! on the database server's clock, so instances on different machines agree on it.
 
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::pg_tls;
@@ -11,10 +11,12 @@ use super::pg_tls;
 use super::custody::find_sql;
 
 mod chunks;
+mod group;
 use super::{
     AdoptedObject, Backend, Claim, Decision, FindQuery, Finish, IndexPart, LedgerEntry,
     LedgerError, RecordInfo, RecordStatus, RowState, decide,
 };
+use group::{PgGroup, WriteError};
 
 /// Migrations, applied in order under an advisory lock; `archiver_schema` records how many ran.
 const MIGRATIONS: &[&str] = &["
@@ -147,6 +149,11 @@ pub(super) struct PgLedger {
     tls: Option<MakeRustlsConnect>,
     location: String,
     client: Mutex<Option<Client>>,
+    /// Claims and outcomes waiting for a shared transaction.
+    group: PgGroup,
+    /// A leader's transaction is open on the connection (a leader cancelled between `BEGIN`
+    /// and `COMMIT` leaves it so; the next one rolls it back first).
+    in_group: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PgLedger {
@@ -178,6 +185,8 @@ impl PgLedger {
             tls,
             location,
             client: Mutex::new(None),
+            group: PgGroup::default(),
+            in_group: std::sync::atomic::AtomicBool::new(false),
         };
         let mut guard = this.client.lock().await;
         let client = this.connected(&mut guard).await?;
@@ -187,24 +196,9 @@ impl PgLedger {
     }
 
     fn err(&self, e: tokio_postgres::Error) -> LedgerError {
-        // The driver's messages never include the password. Its Display of a server error is
-        // only "db error"; the server's own message says what went wrong.
-        let message = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            // A TLS or connection failure says why only in its sources (never the password).
-            None => {
-                let mut m = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    m.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                m
-            }
-        };
         LedgerError {
             location: self.location.clone(),
-            message,
+            message: describe(&e),
             source: Some(Box::new(e)),
             lease_lost: false,
         }
@@ -316,6 +310,198 @@ impl PgLedger {
     }
 }
 
+impl PgLedger {
+    /// Runs `f` in a transaction shared with the other claims and outcomes queued meanwhile
+    /// (group commit); its result comes back once that transaction committed.
+    async fn grouped<T: Send + 'static>(
+        &self,
+        f: impl for<'c> FnOnce(
+            &'c Client,
+        )
+            -> futures::future::BoxFuture<'c, Result<T, tokio_postgres::Error>>
+        + Send
+        + 'static,
+    ) -> Result<T, GroupedError> {
+        use std::sync::atomic::Ordering;
+        let rx = self.group.queue(f);
+        {
+            let mut guard = self.client.lock().await;
+            match self.connected(&mut guard).await {
+                Ok(c) => {
+                    if self.in_group.swap(true, Ordering::SeqCst) {
+                        let _ = c.batch_execute("ROLLBACK").await;
+                    }
+                    self.group.commit(c).await;
+                    self.in_group.store(false, Ordering::SeqCst);
+                }
+                Err(e) => self.group.abort(&e.message).await,
+            }
+        }
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(WriteError::Sql(e))) => Err(GroupedError::Sql(e)),
+            Ok(Err(WriteError::Commit(m))) => {
+                Err(GroupedError::Ledger(LedgerError::new(&self.location, m)))
+            }
+            Err(_) => Err(GroupedError::Ledger(LedgerError::new(
+                &self.location,
+                "the shared transaction ended without an answer",
+            ))),
+        }
+    }
+
+    /// [`Self::grouped`] with the statement error made a ledger error.
+    async fn grouped_write<T: Send + 'static>(
+        &self,
+        f: impl for<'c> FnOnce(
+            &'c Client,
+        )
+            -> futures::future::BoxFuture<'c, Result<T, tokio_postgres::Error>>
+        + Send
+        + 'static,
+    ) -> Result<T, LedgerError> {
+        match self.grouped(f).await {
+            Ok(v) => Ok(v),
+            Err(GroupedError::Sql(e)) => Err(self.err(e)),
+            Err(GroupedError::Ledger(e)) => Err(e),
+        }
+    }
+
+    /// A claim in a transaction of its own (after a grouped one met a deadlock).
+    async fn claim_alone(
+        &self,
+        info: &RecordInfo,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Claim, LedgerError> {
+        let mut guard = self.client.lock().await;
+        let c = self.connected(&mut guard).await?;
+        let tx = c.transaction().await.map_err(|e| self.err(e))?;
+        let claim = claim_in(&tx, info, owner, lease_ms)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(claim)
+    }
+}
+
+/// Why a grouped write failed.
+enum GroupedError {
+    /// Its own statements failed (rolled back alone).
+    Sql(tokio_postgres::Error),
+    /// The shared transaction failed, or the connection.
+    Ledger(LedgerError),
+}
+
+/// Claims `info` for `owner` inside the caller's transaction (see [`Backend::claim`]).
+async fn claim_in(
+    c: &impl GenericClient,
+    info: &RecordInfo,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<Claim, tokio_postgres::Error> {
+    // A new recording: insert it with our lease. A conflicting insert by another instance
+    // waits for that transaction and then inserts nothing.
+    let inserted = c
+        .execute(
+            &format!(
+                "INSERT INTO recordings (recording_id, conversation_id, object_key, status,
+                   lease_owner, lease_until, media_type, start_time, end_time)
+                 VALUES ($1, $2, $3, 'pending', $4, {NOW_MS} + $5::bigint, $6, $7, $8)
+                 ON CONFLICT (recording_id) DO NOTHING"
+            ),
+            &[
+                &info.recording_id,
+                &info.conversation_id,
+                &info.key,
+                &owner,
+                &lease_ms,
+                &info.media_type,
+                &info.start_time,
+                &info.end_time,
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        write_facts(c, info).await?;
+        return Ok(Claim::Claimed);
+    }
+    let row = c
+        .query_opt(
+            &format!(
+                "SELECT status, object_key, last_error, lease_owner, lease_until, {NOW_MS}
+                 FROM recordings WHERE recording_id = $1 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&info.recording_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        // Locked by another instance's claim transaction right now (nothing was written).
+        return Ok(Claim::Busy {
+            owner: "another instance (claiming now)".into(),
+        });
+    };
+    let status: String = row.get(0);
+    let state = RowState {
+        status: RecordStatus::parse(&status).unwrap_or(RecordStatus::Failed),
+        key: row.get(1),
+        last_error: row.get(2),
+        lease_owner: row.get(3),
+        lease_until_ms: row.get(4),
+    };
+    let now: i64 = row.get(5);
+    Ok(match decide(Some(&state), owner, now, false) {
+        Decision::Answer(a) => a,
+        d @ (Decision::Insert | Decision::Resume) => {
+            c.execute(
+                "UPDATE recordings SET status = 'pending', conversation_id = $2,
+                   object_key = $3, lease_owner = $4, lease_until = $5::bigint + $6::bigint,
+                   media_type = COALESCE($7, media_type),
+                   start_time = COALESCE($8, start_time),
+                   end_time = COALESCE($9, end_time), updated_at = now()
+                 WHERE recording_id = $1",
+                &[
+                    &info.recording_id,
+                    &info.conversation_id,
+                    &info.key,
+                    &owner,
+                    &now,
+                    &lease_ms,
+                    &info.media_type,
+                    &info.start_time,
+                    &info.end_time,
+                ],
+            )
+            .await?;
+            write_facts(c, info).await?;
+            if d == Decision::Resume {
+                Claim::Resumed
+            } else {
+                Claim::Claimed
+            }
+        }
+    })
+}
+
+/// What went wrong, from a driver error. The driver's messages never include the password.
+/// Its Display of a server error is only "db error"; the server's own message says what went
+/// wrong.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        // A TLS or connection failure says why only in its sources (never the password).
+        None => {
+            let mut m = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                m.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            m
+        }
+    }
+}
+
 fn entry_from_row(r: &Row) -> LedgerEntry {
     let status: String = r.get(3);
     LedgerEntry {
@@ -339,7 +525,7 @@ fn entry_from_row(r: &Row) -> LedgerEntry {
 
 /// Stores what analytics said about a claimed recording and its search terms.
 async fn write_facts(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     info: &RecordInfo,
 ) -> Result<(), tokio_postgres::Error> {
     if info.facts.is_none() {
@@ -370,6 +556,10 @@ impl Backend for PgLedger {
         &self.location
     }
 
+    fn commit_counts(&self) -> Option<(u64, u64)> {
+        Some(self.group.counts())
+    }
+
     async fn schema_version(&self) -> Result<u32, LedgerError> {
         let rows = self
             .query("SELECT version FROM archiver_schema", &[])
@@ -383,97 +573,24 @@ impl Backend for PgLedger {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Claim, LedgerError> {
-        let mut guard = self.client.lock().await;
-        let c = self.connected(&mut guard).await?;
-        let tx = c.transaction().await.map_err(|e| self.err(e))?;
-        // A new recording: insert it with our lease. A conflicting insert by another instance
-        // waits for that transaction and then inserts nothing.
-        let inserted = tx
-            .execute(
-                &format!(
-                    "INSERT INTO recordings (recording_id, conversation_id, object_key, status,
-                       lease_owner, lease_until, media_type, start_time, end_time)
-                     VALUES ($1, $2, $3, 'pending', $4, {NOW_MS} + $5::bigint, $6, $7, $8)
-                     ON CONFLICT (recording_id) DO NOTHING"
-                ),
-                &[
-                    &info.recording_id,
-                    &info.conversation_id,
-                    &info.key,
-                    &owner,
-                    &lease_ms,
-                    &info.media_type,
-                    &info.start_time,
-                    &info.end_time,
-                ],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        if inserted == 1 {
-            write_facts(&tx, &info).await.map_err(|e| self.err(e))?;
-            tx.commit().await.map_err(|e| self.err(e))?;
-            return Ok(Claim::Claimed);
-        }
-        let row = tx
-            .query_opt(
-                &format!(
-                    "SELECT status, object_key, last_error, lease_owner, lease_until, {NOW_MS}
-                     FROM recordings WHERE recording_id = $1 FOR UPDATE SKIP LOCKED"
-                ),
-                &[&info.recording_id],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        let Some(row) = row else {
-            // Locked by another instance's claim transaction right now.
-            tx.rollback().await.map_err(|e| self.err(e))?;
-            return Ok(Claim::Busy {
-                owner: "another instance (claiming now)".into(),
-            });
-        };
-        let status: String = row.get(0);
-        let state = RowState {
-            status: RecordStatus::parse(&status).unwrap_or(RecordStatus::Failed),
-            key: row.get(1),
-            last_error: row.get(2),
-            lease_owner: row.get(3),
-            lease_until_ms: row.get(4),
-        };
-        let now: i64 = row.get(5);
-        let claim = match decide(Some(&state), owner, now, false) {
-            Decision::Answer(a) => a,
-            d @ (Decision::Insert | Decision::Resume) => {
-                tx.execute(
-                    "UPDATE recordings SET status = 'pending', conversation_id = $2,
-                       object_key = $3, lease_owner = $4, lease_until = $5::bigint + $6::bigint,
-                       media_type = COALESCE($7, media_type),
-                       start_time = COALESCE($8, start_time),
-                       end_time = COALESCE($9, end_time), updated_at = now()
-                     WHERE recording_id = $1",
-                    &[
-                        &info.recording_id,
-                        &info.conversation_id,
-                        &info.key,
-                        &owner,
-                        &now,
-                        &lease_ms,
-                        &info.media_type,
-                        &info.start_time,
-                        &info.end_time,
-                    ],
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-                write_facts(&tx, &info).await.map_err(|e| self.err(e))?;
-                if d == Decision::Resume {
-                    Claim::Resumed
-                } else {
-                    Claim::Claimed
-                }
+        let info = std::sync::Arc::new(info);
+        let (i, o) = (info.clone(), owner.to_string());
+        let grouped = self
+            .grouped(move |c| Box::pin(async move { claim_in(c, &i, &o, lease_ms).await }))
+            .await;
+        match grouped {
+            Ok(claim) => Ok(claim),
+            // Two instances' shared transactions claiming the same recordings in different
+            // orders can deadlock; the server aborts one statement. Claim again alone.
+            Err(GroupedError::Sql(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                tracing::debug!(recording = %info.recording_id, "a grouped claim met a deadlock; claiming alone");
+                self.claim_alone(&info, owner, lease_ms).await
             }
-        };
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(claim)
+            Err(GroupedError::Sql(e)) => Err(self.err(e)),
+            Err(GroupedError::Ledger(e)) => Err(e),
+        }
     }
 
     async fn renew(
@@ -499,27 +616,34 @@ impl Backend for PgLedger {
         status: RecordStatus,
         f: Finish,
     ) -> Result<bool, LedgerError> {
-        self.execute(
-            "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
-               size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
-               attempts = attempts + $7, lease_owner = NULL, lease_until = NULL, updated_at = now(),
-               sha256 = CASE WHEN $2 = 'archived' THEN $9 ELSE sha256 END,
-               index_seq = CASE WHEN $2 = 'archived' THEN NULL ELSE index_seq END
-             WHERE recording_id = $1 AND status = 'pending' AND lease_owner = $8",
-            &[
-                &recording_id,
-                &status.as_str(),
-                &f.key,
-                &f.size.map(|s| s as i64),
-                &f.md5,
-                &f.error,
-                &(f.attempts as i32),
-                &f.owner,
-                &f.sha256,
-            ],
-        )
+        let id = recording_id.to_string();
+        self.grouped_write(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
+                       size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
+                       attempts = attempts + $7, lease_owner = NULL, lease_until = NULL,
+                       updated_at = now(),
+                       sha256 = CASE WHEN $2 = 'archived' THEN $9 ELSE sha256 END,
+                       index_seq = CASE WHEN $2 = 'archived' THEN NULL ELSE index_seq END
+                     WHERE recording_id = $1 AND status = 'pending' AND lease_owner = $8",
+                    &[
+                        &id,
+                        &status.as_str(),
+                        &f.key,
+                        &f.size.map(|s| s as i64),
+                        &f.md5,
+                        &f.error,
+                        &(f.attempts as i32),
+                        &f.owner,
+                        &f.sha256,
+                    ],
+                )
+                .await
+                .map(|n| n == 1)
+            })
+        })
         .await
-        .map(|n| n == 1)
     }
 
     async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
