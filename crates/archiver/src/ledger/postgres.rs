@@ -781,18 +781,24 @@ impl Backend for PgLedger {
         &self,
         rows: Vec<super::conversations::ConversationRow>,
     ) -> Result<(), LedgerError> {
-        for r in &rows {
-            let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
-            self.execute(
-                "INSERT INTO conversations (conversation_id, end_time, files, complete)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (conversation_id) DO UPDATE SET end_time = excluded.end_time,
-                   files = excluded.files, complete = excluded.complete, resolved_at = now()",
-                &[&r.conversation_id, &r.end_time, &files, &r.complete],
-            )
-            .await?;
-        }
-        Ok(())
+        // One write (in a shared transaction) for the whole batch result.
+        self.grouped_write(move |c| {
+            Box::pin(async move {
+                for r in &rows {
+                    let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
+                    c.execute(
+                        "INSERT INTO conversations (conversation_id, end_time, files, complete)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (conversation_id) DO UPDATE SET end_time = excluded.end_time,
+                           files = excluded.files, complete = excluded.complete, resolved_at = now()",
+                        &[&r.conversation_id, &r.end_time, &files, &r.complete],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn conversations(
