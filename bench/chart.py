@@ -62,7 +62,7 @@ try:
     import matplotlib.pyplot as plt
     ws = [w for w in sorted({w for w, _ in summary}) if len([t for (ww, t) in summary if ww == w]) > 1]
     if ws:
-        tools = ["genesys-archiver", "archiver-tuned", "archiver-dir", "rclone-copyurl", "aws-cli", "s5cmd", "boto3", "raw-put", "pipe-put"]
+        tools = ["genesys-archiver", "archiver-tuned", "archiver-noindex", "archiver-dir", "rclone-copyurl", "aws-cli", "s5cmd", "boto3", "raw-put", "pipe-put"]
         fig, axes = plt.subplots(1, len(ws), figsize=(6 * len(ws), 4))
         if len(ws) == 1:
             axes = [axes]
@@ -70,7 +70,7 @@ try:
             ts = [t for t in tools if (w, t) in summary]
             labels = [f"{t} (sample)" if summary[(w, t)]["sample_of"] else t for t in ts]
             ax.bar(labels, [summary[(w, t)]["mibs"] for t in ts],
-                   color=["#d62728" if t in ("genesys-archiver", "archiver-tuned", "archiver-dir") else "#7f7f7f" if t in ("raw-put", "pipe-put") else "#1f77b4" for t in ts])
+                   color=["#d62728" if t.startswith(("genesys-archiver", "archiver-")) else "#7f7f7f" if t in ("raw-put", "pipe-put") else "#1f77b4" for t in ts])
             ax.set_title(f"workload {w}: MiB/s (median)")
             ax.tick_params(axis="x", rotation=30)
         fig.tight_layout()

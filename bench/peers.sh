@@ -10,6 +10,8 @@
 #                                   the AWS CLI runs once unless FULL=1 (it is very slow)
 #
 #   RESULTS=/tmp/x.jsonl bench/peers.sh t   append results elsewhere (default below)
+#   PERF_OUT=/tmp/perf.data TOOLS=genesys-archiver RUNS=1 RESULTS=/tmp/x.jsonl bench/peers.sh a
+#                                   profiles the archiver (perf record -F 499 -g)
 #
 # Workloads: (a) 2,000 recordings of 256 KiB; (b) 8 of 1 GiB; (c) 20,000 of 32 KiB with the
 # simulator enforcing 300 API requests/min and the archiver pacing itself to the same budget
@@ -23,7 +25,8 @@
 # checked). archiver-dir (only when named in TOOLS) is genesys-archiver into a local directory
 # instead of the store, to see the API-bound floor of (c) without the store's per-object cost;
 # archiver-tuned (also only when named) is genesys-archiver with 16 batch download jobs in
-# flight and a first poll after 250 ms instead of 4 and 1 s.
+# flight and a first poll after 250 ms instead of 4 and 1 s; archiver-noindex (also only when
+# named) is genesys-archiver without the chain-of-custody index (no SHA-256 of the bytes).
 # Each tool gets the same list of signed media URLs (`genesys-archiver sim
 # --urls-out`, which also makes the simulator hash every body before the clock starts).
 # Results are appended to bench/results/peers.jsonl; bench/chart.py turns them into tables
@@ -84,9 +87,10 @@ stored() { # objects in the bucket, or files in the directory the archiver-dir r
 tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing into $B
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
-      $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
+      ${PERF_OUT:+perf record -F 499 -g -o $PERF_OUT} $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
       --tag-mode disabled --progress never --state $work/state-$B.db" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
+    archiver-noindex) echo "$(tool_cmd genesys-archiver) --no-index" ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
       $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
       --out $work/dir-$B --progress never --state $work/state-dir-$B.db" ;;
@@ -98,6 +102,10 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
     raw-put) echo "seq 1 \$(wc -l < $work/urls.tsv) | xargs -P $CONC -I{} curl -sf -T $work/local.bin -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 aws:amz:us-east-1:s3 --user $AK:$SK $E/$B/raw/{}" ;;
   esac
 }
+
+# CPU seconds (user + system) a process has used so far: the simulator's and the store's,
+# read before and after each run, show how much of the two cores the run left the tool.
+cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 run_workload() { # name n size rate tools...
   local name=$1 n=$2 size=$3 rate=$4; shift 4
@@ -117,15 +125,22 @@ run_workload() { # name n size rate tools...
       new_bucket
       # pipe-put signs nothing itself: its PUT URLs are presigned before the clock starts.
       [ "$tool" = pipe-put ] && python3 bench/presign.py "$work/urls.tsv" "$B" "$work/pipe.tsv"
+      local s3pid; s3pid=$(cat "$work/s3s/pid")
+      local sim0 s3s0 sim1 s3s1
+      sim0=$(cpu_of "$simpid"); s3s0=$(cpu_of "$s3pid")
       local line; line=$(python3 bench/measure.py -- bash -c "$(tool_cmd "$tool")")
+      sim1=$(cpu_of "$simpid"); s3s1=$(cpu_of "$s3pid")
       local s; s=$(stored)
-      python3 - "$line" "$name" "$tool" "$run" "$count" "$size" "$s" "$CONC" "$sample_of" >> "$results" <<'PY'
+      python3 - "$line" "$name" "$tool" "$run" "$count" "$size" "$s" "$CONC" "$sample_of" \
+        "$sim0" "$sim1" "$s3s0" "$s3s1" >> "$results" <<'PY'
 import json, re, sys
-m = json.loads(sys.argv[1]); name, tool, run, n, size, stored, conc, sample_of = sys.argv[2:]
+m = json.loads(sys.argv[1]); name, tool, run, n, size, stored, conc, sample_of = sys.argv[2:10]
+sim_cpu = round(float(sys.argv[11]) - float(sys.argv[10]), 2)
+store_cpu = round(float(sys.argv[13]) - float(sys.argv[12]), 2)
 calls = re.search(r"(\d+) API calls, (\d+) throttled(?:, ([\d.]+) s held)?", m["stdout_tail"])
 print(json.dumps({"workload": name, "tool": tool, "run": int(run), "n": int(n), "size": int(size),
   "stored": int(stored), "concurrency": int(conc), "wall": m["wall"], "cpu": m["cpu"],
-  "peak_rss": m["peak_rss"], "exit": m["exit"],
+  "peak_rss": m["peak_rss"], "exit": m["exit"], "sim_cpu": sim_cpu, "store_cpu": store_cpu,
   "api_calls": int(calls.group(1)) if calls else None, "throttled": int(calls.group(2)) if calls else None,
   **({"api_wait_s": float(calls.group(3))} if calls and calls.group(3) else {}),
   **({"sample_of": int(sample_of)} if sample_of != "null" else {})}))
