@@ -594,6 +594,16 @@ fn bad_input_exits_2_with_a_message_naming_the_setting() {
             "--scale-out shares the work through the ledger: use a PostgreSQL ledger",
         ),
         (
+            vec!["daemon", "--batch-wait", "half an hour"],
+            vec![],
+            "--batch-wait",
+        ),
+        (
+            vec!["daemon", "--scale-out", "--batch-wait", "30m"],
+            vec![],
+            "--batch-wait does not apply with --scale-out",
+        ),
+        (
             vec!["quarantine", "list", "--state", "/nonexistent/ledger.db"],
             vec![],
             "no such ledger file",

@@ -215,6 +215,7 @@ pub(crate) struct FileDaemon {
     pub(crate) settle: Option<String>,
     pub(crate) sweep_every: Option<u32>,
     pub(crate) recent_overlap: Option<String>,
+    pub(crate) batch_wait: Option<String>,
     pub(crate) drain_timeout: Option<String>,
     pub(crate) metrics_listen: Option<String>,
     pub(crate) scale_out: Option<bool>,

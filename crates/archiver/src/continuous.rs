@@ -53,6 +53,14 @@ pub struct PollSettings {
     /// each window, all resolve and archive the chunks it lists. `None`: this instance lists
     /// and resolves everything itself.
     pub scale_out: Option<ScaleOut>,
+    /// Defer a poll's last batch of fewer than 100 conversations until its oldest one ended
+    /// this long ago ([`genesys_media::DiscoveryQuery::partial_batch_wait`]): a quiet org's
+    /// polls then share batch download jobs instead of spending one each, for recordings
+    /// archived up to this much later. Deferred conversations are reported pending and keep
+    /// the checkpoint at their start, so the next polls read them again. `None`: every poll
+    /// resolves what it found. Not used with `scale_out` (the listing's chunks are resolved
+    /// as they are).
+    pub batch_wait: Option<Duration>,
 }
 
 impl Default for PollSettings {
@@ -69,6 +77,7 @@ impl Default for PollSettings {
             max_polls: None,
             index_prefix: None,
             scale_out: None,
+            batch_wait: None,
         }
     }
 }
@@ -175,8 +184,11 @@ where
         if lister && to > from {
             let summary = match &poll.scale_out {
                 None => {
-                    let found = client
-                        .discover_known(make_query(from, to), Some(ledger.known_conversations()));
+                    let mut q = make_query(from, to);
+                    q.partial_batch_wait = poll
+                        .batch_wait
+                        .and_then(|w| chrono::Duration::from_std(w).ok());
+                    let found = client.discover_known(q, Some(ledger.known_conversations()));
                     archive(
                         client.clone(),
                         sink.clone(),

@@ -510,9 +510,9 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
 /// recordings of both (docs/benchmarks.md quotes them).
 #[tokio::test]
 async fn steady_state_polls_resolve_only_new_conversations() {
-    let every_poll = steady_state(1).await;
-    let swept = steady_state(PollSettings::default().sweep_every).await;
-    for (name, (calls, recordings, by_endpoint)) in [
+    let every_poll = steady_state(1, 1000, None).await;
+    let swept = steady_state(PollSettings::default().sweep_every, 1000, None).await;
+    for (name, (calls, recordings, by_endpoint, _)) in [
         ("every poll reads the overlap", &every_poll),
         ("sweeps", &swept),
     ] {
@@ -528,13 +528,73 @@ async fn steady_state_polls_resolve_only_new_conversations() {
     );
 }
 
-/// Runs the virtual-time steady state; returns (API calls, recordings archived, calls by
-/// endpoint) over the polls after the first.
-async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap<String, u64>) {
+/// The same steady state for a busier org (6,000 recordings over the two hours, about 250 new
+/// per poll), with the default cadence: where the per-poll floor (a page, a batch submission
+/// and a status call) no longer dominates. A benchmark (docs/benchmarks.md), not run by the
+/// test script: `cargo test -p archiver --test continuous busy -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark: about a minute in a debug build"]
+async fn steady_state_of_a_busy_org() {
+    let (calls, recordings, by_endpoint, _) =
+        steady_state(PollSettings::default().sweep_every, 6000, None).await;
+    println!(
+        "steady state, busy org: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
+        calls as f64 * 1000.0 / recordings as f64
+    );
+    assert!(recordings > 4000, "{recordings}");
+}
+
+/// A quiet org (36 new recordings per poll) whose polls may let a partial batch wait 30
+/// minutes for later polls' conversations (`--batch-wait 30m`): the polls share batch
+/// download jobs, every recording is still archived (within the wait), and the deferred
+/// conversations are reported pending meanwhile.
+#[tokio::test]
+async fn a_quiet_org_shares_batch_jobs_when_polls_may_wait() {
+    let sweep_every = PollSettings::default().sweep_every;
+    let now = steady_state(sweep_every, 1000, None).await;
+    let waiting = steady_state(sweep_every, 1000, Some(Duration::from_secs(1800))).await;
+    let submits = |m: &std::collections::BTreeMap<String, u64>| {
+        m.get("POST /api/v2/recording/batchrequests")
+            .copied()
+            .unwrap_or(0)
+    };
+    for (name, (calls, recordings, by_endpoint, _)) in [
+        ("every poll resolves", &now),
+        ("--batch-wait 30m", &waiting),
+    ] {
+        println!(
+            "quiet org, {name}: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
+            *calls as f64 * 1000.0 / *recordings as f64
+        );
+    }
+    assert_eq!(now.3, 0, "nothing deferred without --batch-wait");
+    assert!(waiting.3 > 0, "deferred conversations are reported pending");
+    assert!(
+        submits(&waiting.2) * 2 <= submits(&now.2),
+        "polls share jobs: {:?} against {:?}",
+        waiting.2,
+        now.2
+    );
+    let per_1000 = |r: &(u64, u64, _, u64)| r.0 as f64 / r.1 as f64;
+    assert!(
+        per_1000(&waiting) < per_1000(&now),
+        "{waiting:?} against {now:?}"
+    );
+}
+
+/// Runs the virtual-time steady state of an org of `n` recordings over two hours; returns
+/// (API calls, recordings archived, calls by endpoint, conversations reported pending) over
+/// the polls after the first. With `batch_wait`, polls go on after the last conversation
+/// ended until the wait has passed, so that every deferred batch is resolved.
+async fn steady_state(
+    sweep_every: u32,
+    n: usize,
+    batch_wait: Option<Duration>,
+) -> (u64, u64, std::collections::BTreeMap<String, u64>, u64) {
     let origin = Utc::now() - chrono::Duration::hours(4);
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 1000,
+        recordings: n,
         start: origin,
         span: Duration::from_secs(2 * 3600),
         ..SimConfig::default()
@@ -555,10 +615,15 @@ async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap
     let c = sim_client(&s, |c| c.poll_initial = Duration::from_millis(250));
     let step = chrono::Duration::minutes(5);
     let first = origin + chrono::Duration::minutes(30);
-    let (mut calls, mut recordings) = (0u64, 0u64);
+    let (mut calls, mut recordings, mut pending) = (0u64, 0u64, 0u64);
     let mut by_endpoint = std::collections::BTreeMap::new();
     let mut at = first;
-    while at <= origin + chrono::Duration::minutes(150) {
+    let last = origin
+        + chrono::Duration::minutes(150)
+        + batch_wait.map_or(chrono::Duration::zero(), |w| {
+            chrono::Duration::from_std(w).unwrap() + step * 2
+        });
+    while at <= last {
         // Conversations appear as they end; the poll's present is `at`.
         s.reveal_conversations(convs.iter().filter(|c| c.end <= at).map(|c| c.id.clone()));
         let poll = PollSettings {
@@ -566,10 +631,13 @@ async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap
             sweep_every,
             settle: (Utc::now() - at).to_std().unwrap(),
             max_polls: Some(1),
+            batch_wait,
             ..PollSettings::default()
         };
         let (seen, events) = collect(|e| match e {
-            archiver::Event::Polled { api_calls, .. } => Some(api_calls.clone()),
+            archiver::Event::Polled {
+                api_calls, pending, ..
+            } => Some((api_calls.clone(), *pending)),
             _ => None,
         });
         let summary = run_continuous(
@@ -583,8 +651,9 @@ async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap
         .await
         .unwrap();
         assert_eq!(summary.failed, 0, "{summary:?}");
-        let polled = seen.lock().unwrap().pop().expect("polled");
+        let (polled, pending_now) = seen.lock().unwrap().pop().expect("polled");
         if at > first {
+            pending += pending_now;
             calls += polled.values().sum::<u64>();
             recordings += summary.archived;
             for (k, n) in &polled {
@@ -608,7 +677,7 @@ async fn steady_state(sweep_every: u32) -> (u64, u64, std::collections::BTreeMap
             .len(),
         ended
     );
-    (calls, recordings, by_endpoint)
+    (calls, recordings, by_endpoint, pending)
 }
 
 #[tokio::test]

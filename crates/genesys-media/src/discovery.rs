@@ -48,6 +48,12 @@ pub struct DiscoveryQuery {
     pub division_ids: Vec<String>,
     /// Keep only `inbound` or `outbound` conversations.
     pub direction: Option<String>,
+    /// Defer a last batch of fewer than 100 finished conversations while its oldest one ended
+    /// less than this long before `end`: its conversations come as [`Discovered::Pending`]
+    /// (a poll loop reads them again) instead of costing a batch download job now. For polls
+    /// of a quiet org, where one job per poll is most of the API calls. `None` resolves every
+    /// conversation now.
+    pub partial_batch_wait: Option<chrono::Duration>,
 }
 
 impl DiscoveryQuery {
@@ -60,6 +66,7 @@ impl DiscoveryQuery {
             queue_ids: vec![],
             division_ids: vec![],
             direction: None,
+            partial_batch_wait: None,
         }
     }
 }
@@ -122,7 +129,9 @@ pub struct PendingItem {
     /// Recording id; `None` when the conversation is still going on and its recordings are
     /// not listed yet.
     pub recording_id: Option<String>,
-    /// When the conversation started: a poll loop must come back to at least here.
+    /// Where a poll loop must come back to (at least) to list it again: when the
+    /// conversation started, or for a finished one deferred to a fuller batch its end (when it
+    /// started the same UTC day).
     pub since: Option<DateTime<Utc>>,
     /// Why it must wait (conversation in progress, `fileState` `UPLOADING`, ...).
     pub reason: String,
@@ -325,11 +334,55 @@ impl<'a> Collector<'a> {
         self.out.send(w).await.is_ok()
     }
 
-    /// Hands on the last, partial chunk.
+    /// Hands on the last, partial chunk, or defers it (`DiscoveryQuery::partial_batch_wait`).
     pub(crate) async fn finish(mut self) {
-        if !self.pending.is_empty() {
-            let chunk = std::mem::take(&mut self.pending);
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = std::mem::take(&mut self.pending);
+        let Some(wait) = self.q.partial_batch_wait else {
             let _ = self.out.send(Work::Conversations(chunk)).await;
+            return;
+        };
+        let ends: Vec<Option<DateTime<Utc>>> = chunk
+            .iter()
+            .map(|c| parse_time(c.conversation_end.as_deref()))
+            .collect();
+        // Any unreadable end resolves now (never hold on doubt).
+        let oldest = ends.iter().copied().collect::<Option<Vec<_>>>();
+        let until = oldest.and_then(|e| e.into_iter().min()).map(|t| t + wait);
+        match until {
+            Some(until) if until > self.q.end => {
+                let n = chunk.len();
+                for c in chunk {
+                    // The next polls must list it again: a window reaching back to its end
+                    // does (it had activity there), as long as the window also touches the day
+                    // it started on (the query returns only conversations that started on a
+                    // day its interval touches); else back to its start.
+                    let start = parse_time(c.conversation_start.as_deref());
+                    let end = parse_time(c.conversation_end.as_deref());
+                    let day = |t: DateTime<Utc>| t.date_naive();
+                    let since = match (start, end) {
+                        (Some(s), Some(e)) if day(s) == day(e) => Some(e),
+                        _ => start,
+                    };
+                    let item = Discovered::Pending(PendingItem {
+                        since,
+                        conversation_id: c.conversation_id,
+                        recording_id: None,
+                        reason: format!(
+                            "waiting for a fuller batch download job ({n} of {BATCH_MAX} conversations) until {}",
+                            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    });
+                    if !self.send(Work::Item(Box::new(item))).await {
+                        return;
+                    }
+                }
+            }
+            _ => {
+                let _ = self.out.send(Work::Conversations(chunk)).await;
+            }
         }
     }
 }
@@ -656,6 +709,77 @@ pub fn path_segment(id: &str) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finished(id: &str, start: &str, end: &str) -> AnalyticsConversation {
+        serde_json::from_value(serde_json::json!({
+            "conversationId": id, "conversationStart": start, "conversationEnd": end,
+        }))
+        .unwrap()
+    }
+
+    /// What the collector hands on for `page` with `wait`, the query ending at `end`.
+    async fn last_batch(wait: Option<i64>, page: Vec<AnalyticsConversation>) -> Vec<Work> {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut q = DiscoveryQuery::interval(t("2026-11-02T00:00:00Z"), t("2026-11-02T12:00:00Z"));
+        q.partial_batch_wait = wait.map(ChronoDuration::minutes);
+        let (tx, rx) = mpsc::channel(16);
+        let mut c = Collector::new(&q, None, tx);
+        assert!(c.absorb(page).await);
+        c.finish().await;
+        rx.collect().await
+    }
+
+    #[tokio::test]
+    async fn a_young_partial_batch_waits_and_says_where_to_list_it_again() {
+        let page = || {
+            vec![
+                finished("same-day", "2026-11-02T11:30:00Z", "2026-11-02T11:50:00Z"),
+                finished(
+                    "over-midnight",
+                    "2026-11-01T23:50:00Z",
+                    "2026-11-02T00:10:00Z",
+                ),
+            ]
+        };
+        // Without a wait, or once its oldest conversation ended long enough ago: resolved now.
+        for wait in [None, Some(30)] {
+            let out = last_batch(wait, page()).await;
+            assert!(
+                matches!(&out[..], [Work::Conversations(c)] if c.len() == 2),
+                "{wait:?}"
+            );
+        }
+        // The oldest ended 11 h 50 min before the query's end: a 12 h wait defers both.
+        let out = last_batch(Some(12 * 60), page()).await;
+        let since: Vec<_> = out
+            .iter()
+            .map(|w| match w {
+                Work::Item(item) => match item.as_ref() {
+                    Discovered::Pending(p) => {
+                        assert!(p.reason.contains("2 of 100"), "{}", p.reason);
+                        (p.conversation_id.clone(), p.since.unwrap().to_rfc3339())
+                    }
+                    other => panic!("{other:?}"),
+                },
+                Work::Conversations(c) => panic!("resolved: {c:?}"),
+            })
+            .collect();
+        assert_eq!(
+            since,
+            [
+                // Listed again by a window reaching back to its end.
+                (
+                    "same-day".to_string(),
+                    "2026-11-02T11:50:00+00:00".to_string()
+                ),
+                // Started the day before: the window must touch that day, so its start.
+                (
+                    "over-midnight".to_string(),
+                    "2026-11-01T23:50:00+00:00".to_string()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn seen_ids_keep_uuids_compactly_and_everything_else_as_text() {

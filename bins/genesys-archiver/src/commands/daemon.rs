@@ -39,6 +39,11 @@ pub(crate) struct DaemonArgs {
     /// How far each poll stays behind now [default: 1m].
     #[arg(long)]
     settle: Option<String>,
+    /// Let a poll's last batch of fewer than 100 conversations wait for later polls' until
+    /// its oldest conversation ended this long ago (e.g. 30m): a quiet org's polls then share
+    /// batch download jobs, for fewer API calls and later archival. Off by default.
+    #[arg(long)]
+    batch_wait: Option<String>,
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "GENESYS_ARCHIVER_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -50,6 +55,10 @@ pub(crate) struct DaemonArgs {
     /// (docs/operations.md, "Several instances").
     #[arg(long)]
     scale_out: bool,
+}
+
+fn scale_out_requested(d: &DaemonArgs, fd: &crate::settings::FileDaemon) -> bool {
+    d.scale_out || fd.scale_out.unwrap_or(false)
 }
 
 pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -80,6 +89,16 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         &fd.recent_overlap,
         Duration::from_secs(300),
     )?;
+    let batch_wait = match (&d.batch_wait, &fd.batch_wait) {
+        (Some(v), _) => Some(parse_duration("--batch-wait", v)?),
+        (None, Some(v)) => Some(parse_duration("daemon.batch_wait", v)?),
+        (None, None) => None,
+    };
+    if scale_out_requested(&d, fd) && batch_wait.is_some() {
+        return Err(config_err(
+            "--batch-wait does not apply with --scale-out: the listing's chunks are resolved as they are",
+        ));
+    }
     let sweep_every = d.sweep_every.or(fd.sweep_every).unwrap_or(6);
     if sweep_every == 0 {
         return Err(config_err(
@@ -112,7 +131,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             })
         })
         .transpose()?;
-    let scale_out = d.scale_out || fd.scale_out.unwrap_or(false);
+    let scale_out = scale_out_requested(&d, fd);
     let state = d.run.state.location(file);
     if scale_out && !archiver::Ledger::can_be_shared(&state) {
         return Err(config_err(
@@ -151,6 +170,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         max_polls: d.once.then_some(1),
         index_prefix: w.index_prefix.clone(),
         scale_out: scale_out.then(archiver::ScaleOut::default),
+        batch_wait,
         ..archiver::PollSettings::default()
     };
     let media_types = w.media_types.clone();
