@@ -43,6 +43,17 @@ async fn collect(c: &GenesysClient, q: DiscoveryQuery) -> Vec<DiscoveredRecordin
         .collect()
 }
 
+/// Details-query calls the client made so far.
+fn details_queries(c: &GenesysClient) -> u64 {
+    c.metrics()
+        .snapshot()
+        .calls
+        .iter()
+        .filter(|((e, _), _)| e.contains("details/query"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn ids(v: &[DiscoveredRecording]) -> HashSet<String> {
     v.iter().map(|r| r.recording_id.clone()).collect()
 }
@@ -97,14 +108,7 @@ async fn splits_intervals_near_the_result_cap_and_over_seven_days() {
     let found = collect(&c, whole(&s)).await;
     assert_eq!(found.len(), 300);
     assert_eq!(ids(&found).len(), 300, "split intervals do not duplicate");
-    let queries = c
-        .metrics()
-        .snapshot()
-        .calls
-        .iter()
-        .filter(|((e, _), _)| e.contains("details/query"))
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let queries = details_queries(&c);
     assert!(
         queries > 300 / 25,
         "the interval was split ({queries} queries)"
@@ -524,14 +528,7 @@ async fn list_ids(c: &GenesysClient, q: DiscoveryQuery) -> (Vec<String>, u64) {
             genesys_media::Listed::Item(other) => panic!("only finished conversations: {other:?}"),
         }
     }
-    let queries = c
-        .metrics()
-        .snapshot()
-        .calls
-        .iter()
-        .filter(|((e, _), _)| e.contains("details/query"))
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let queries = details_queries(c);
     (ids, queries)
 }
 

@@ -360,11 +360,16 @@ impl PgLedger {
         + Send
         + 'static,
     ) -> Result<T, LedgerError> {
-        match self.grouped(f).await {
-            Ok(v) => Ok(v),
-            Err(GroupedError::Sql(e)) => Err(self.err(e)),
-            Err(GroupedError::Ledger(e)) => Err(e),
-        }
+        let r = self.grouped(f).await;
+        self.ledger_result(r)
+    }
+
+    /// A grouped write's outcome as the ledger reports it.
+    fn ledger_result<T>(&self, r: Result<T, GroupedError>) -> Result<T, LedgerError> {
+        r.map_err(|e| match e {
+            GroupedError::Sql(e) => self.err(e),
+            GroupedError::Ledger(e) => e,
+        })
     }
 
     /// A claim in a transaction of its own (after a grouped one met a deadlock).
@@ -579,7 +584,6 @@ impl Backend for PgLedger {
             .grouped(move |c| Box::pin(async move { claim_in(c, &i, &o, lease_ms).await }))
             .await;
         match grouped {
-            Ok(claim) => Ok(claim),
             // Two instances' shared transactions claiming the same recordings in different
             // orders can deadlock; the server aborts one statement. Claim again alone.
             Err(GroupedError::Sql(e))
@@ -588,8 +592,7 @@ impl Backend for PgLedger {
                 tracing::debug!(recording = %info.recording_id, "a grouped claim met a deadlock; claiming alone");
                 self.claim_alone(&info, owner, lease_ms).await
             }
-            Err(GroupedError::Sql(e)) => Err(self.err(e)),
-            Err(GroupedError::Ledger(e)) => Err(e),
+            other => self.ledger_result(other),
         }
     }
 
