@@ -56,8 +56,9 @@ pub struct PollSettings {
     /// Defer a poll's last batch of fewer than 100 conversations until its oldest one ended
     /// this long ago ([`genesys_media::DiscoveryQuery::partial_batch_wait`]): a quiet org's
     /// polls then share batch download jobs instead of spending one each, for recordings
-    /// archived up to this much later. Deferred conversations are reported pending and keep
-    /// the checkpoint at their start, so the next polls read them again. `None`: every poll
+    /// archived up to this much later. Deferred conversations are reported pending and hold
+    /// the checkpoint where the next polls list them again (their end, or their start when
+    /// they began on an earlier UTC day; [`genesys_media::PendingItem::since`]). `None`: every poll
     /// resolves what it found. Not used with `scale_out` (the listing's chunks are resolved
     /// as they are).
     pub batch_wait: Option<Duration>,

@@ -46,6 +46,22 @@ fn gap(start: DateTime<Utc>, end: DateTime<Utc>, reason: String) -> Work {
     })))
 }
 
+/// Pushes the two halves of `[from, e)` to be read in turn (first half on top), unless the
+/// piece is too short to halve (2 minutes); returns whether it did.
+fn halve(
+    stack: &mut Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    from: DateTime<Utc>,
+    e: DateTime<Utc>,
+) -> bool {
+    if e - from <= ChronoDuration::minutes(2) {
+        return false;
+    }
+    let mid = from + (e - from) / 2;
+    stack.push((mid, e));
+    stack.push((from, mid));
+    true
+}
+
 impl GenesysClient {
     /// Lists the conversations of `q` into `out`: analytics jobs up to the data lake's
     /// availability date (when the interval reaches back past the details query's 35 days, or
@@ -209,11 +225,8 @@ impl GenesysClient {
                     if !ordered
                         && page_number == 1
                         && (needed > cap || total >= cap / 10 * 9)
-                        && e - from > ChronoDuration::minutes(2)
+                        && halve(&mut stack, from, e)
                     {
-                        let mid = from + (e - from) / 2;
-                        stack.push((mid, e));
-                        stack.push((from, mid));
                         tracing::debug!(total_hits = ?resp.total_hits, "splitting interval near the result cap");
                         break 'piece;
                     }
@@ -253,10 +266,7 @@ impl GenesysClient {
                             may_skip = true;
                             continue 'piece;
                         }
-                        if !ordered && e - from > ChronoDuration::minutes(2) {
-                            let mid = from + (e - from) / 2;
-                            stack.push((mid, e));
-                            stack.push((from, mid));
+                        if !ordered && halve(&mut stack, from, e) {
                             break 'piece;
                         }
                         // More conversations may exist than the query can page to.

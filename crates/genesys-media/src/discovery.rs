@@ -344,13 +344,13 @@ impl<'a> Collector<'a> {
             let _ = self.out.send(Work::Conversations(chunk)).await;
             return;
         };
-        let ends: Vec<Option<DateTime<Utc>>> = chunk
+        // The oldest end; any unreadable end resolves now (never hold on doubt).
+        let oldest = chunk
             .iter()
             .map(|c| parse_time(c.conversation_end.as_deref()))
-            .collect();
-        // Any unreadable end resolves now (never hold on doubt).
-        let oldest = ends.iter().copied().collect::<Option<Vec<_>>>();
-        let until = oldest.and_then(|e| e.into_iter().min()).map(|t| t + wait);
+            .collect::<Option<Vec<_>>>()
+            .and_then(|ends| ends.into_iter().min());
+        let until = oldest.map(|t| t + wait);
         match until {
             Some(until) if until > self.q.end => {
                 let n = chunk.len();

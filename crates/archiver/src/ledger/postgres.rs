@@ -417,33 +417,35 @@ impl Backend for PgLedger {
         f: Finish,
     ) -> Result<bool, LedgerError> {
         let id = recording_id.to_string();
-        self.grouped_write(move |c| {
-            Box::pin(async move {
-                c.execute(
-                    "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
+        let written = self
+            .grouped(move |c| {
+                Box::pin(async move {
+                    c.execute(
+                        "UPDATE recordings SET status = $2, object_key = COALESCE($3, object_key),
                        size = COALESCE($4, size), md5 = COALESCE($5, md5), last_error = $6,
                        attempts = attempts + $7, lease_owner = NULL, lease_until = NULL,
                        updated_at = now(),
                        sha256 = CASE WHEN $2 = 'archived' THEN $9 ELSE sha256 END,
                        index_seq = CASE WHEN $2 = 'archived' THEN NULL ELSE index_seq END
                      WHERE recording_id = $1 AND status = 'pending' AND lease_owner = $8",
-                    &[
-                        &id,
-                        &status.as_str(),
-                        &f.key,
-                        &f.size.map(|s| s as i64),
-                        &f.md5,
-                        &f.error,
-                        &(f.attempts as i32),
-                        &f.owner,
-                        &f.sha256,
-                    ],
-                )
-                .await
-                .map(|n| n == 1)
+                        &[
+                            &id,
+                            &status.as_str(),
+                            &f.key,
+                            &f.size.map(|s| s as i64),
+                            &f.md5,
+                            &f.error,
+                            &(f.attempts as i32),
+                            &f.owner,
+                            &f.sha256,
+                        ],
+                    )
+                    .await
+                    .map(|n| n == 1)
+                })
             })
-        })
-        .await
+            .await;
+        self.ledger_result(written)
     }
 
     async fn give_up(&self, recording_id: &str, reason: &str) -> Result<bool, LedgerError> {
@@ -582,7 +584,7 @@ impl Backend for PgLedger {
         rows: Vec<super::conversations::ConversationRow>,
     ) -> Result<(), LedgerError> {
         // One write (in a shared transaction) for the whole batch result.
-        self.grouped_write(move |c| {
+        let written = self.grouped(move |c| {
             Box::pin(async move {
                 for r in &rows {
                     let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
@@ -598,7 +600,8 @@ impl Backend for PgLedger {
                 Ok(())
             })
         })
-        .await
+        .await;
+        self.ledger_result(written)
     }
 
     async fn conversations(

@@ -48,21 +48,8 @@ impl PgLedger {
         }
     }
 
-    /// [`Self::grouped`] with the statement error made a ledger error.
-    pub(super) async fn grouped_write<T: Send + 'static>(
-        &self,
-        f: impl for<'c> FnOnce(
-            &'c Client,
-        )
-            -> futures::future::BoxFuture<'c, Result<T, tokio_postgres::Error>>
-        + Send
-        + 'static,
-    ) -> Result<T, LedgerError> {
-        let r = self.grouped(f).await;
-        self.ledger_result(r)
-    }
-
-    /// A grouped write's outcome as the ledger reports it.
+    /// A grouped write's outcome as the ledger reports it (its own statement error made a
+    /// ledger error).
     pub(super) fn ledger_result<T>(&self, r: Result<T, GroupedError>) -> Result<T, LedgerError> {
         r.map_err(|e| match e {
             GroupedError::Sql(e) => self.err(e),
