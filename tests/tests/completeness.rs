@@ -237,3 +237,83 @@ async fn archive_takes_a_date_and_a_duration_ago() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("accepted forms"), "{}", text(&out));
 }
+
+/// `--analytics`: `jobs` lists an interval the data lake already holds through one details
+/// job (pages of 1,000) without a details-query page; `query` reports what lies past the
+/// query's 35-day reach as not discoverable, naming the flag, and does not exit 0; an unknown
+/// value is refused before any call.
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_flag_chooses_jobs_or_the_query() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 30,
+        start: now - chrono::Duration::days(4),
+        span: Duration::from_secs(2 * 24 * 3600),
+        data_lake_lag: Duration::from_secs(24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = |from: chrono::DateTime<Utc>, extra: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(["archive", "--from", &rfc(from), "--to"])
+            .arg(rfc(now - chrono::Duration::days(2)))
+            .args(["--out", "store", "--report", "run.json"])
+            .args(FLAGS)
+            .args(extra);
+        c
+    };
+    let calls = |prefix: &str| -> u64 {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+        report["api_calls_by_endpoint"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum()
+    };
+    let jobs = "POST /api/v2/analytics/conversations/details/jobs";
+    let query = "POST /api/v2/analytics/conversations/details/query";
+
+    let out = run(archive(
+        now - chrono::Duration::days(5),
+        &["--analytics", "jobs", "--state", "jobs.db"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("archived 30"), "{}", text(&out));
+    assert_eq!(calls(jobs), 1, "one details job");
+    assert_eq!(calls(query), 0, "the lake holds the whole interval");
+
+    // The same interval by default: the details query, no job.
+    let out = run(archive(
+        now - chrono::Duration::days(5),
+        &["--state", "auto.db"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(calls(jobs), 0);
+    assert!(calls(query) >= 1);
+
+    // Reaching back 40 days with the query only: the old part is reported, not skipped.
+    let out = run(archive(
+        now - chrono::Duration::days(40),
+        &["--analytics", "query", "--state", "query.db"],
+    ))
+    .await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("--analytics query"), "{}", text(&out));
+    assert_eq!(calls(jobs), 0);
+
+    let out = run(archive(
+        now - chrono::Duration::days(5),
+        &["--analytics", "lake"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--analytics"), "{}", text(&out));
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use genesys_media::{ClientConfig, Environment, GenesysClient, MediaPolicy, SourceMode};
+use genesys_media::{
+    AnalyticsMode, ClientConfig, Environment, GenesysClient, MediaPolicy, SourceMode,
+};
 use serde::Deserialize;
 use sink::{ChecksumMode, LocalDirSink, ObjectSink, S3Sink, S3SinkConfig, TagMode};
 
@@ -39,6 +41,12 @@ pub(crate) struct SourceArgs {
     /// formatId for --source per-recording (WAV, WEBM, OGG_OPUS, MP3, ...) [default: WAV].
     #[arg(long)]
     pub(crate) format_id: Option<String>,
+    /// Which analytics API lists the conversations: auto (analytics jobs only for what lies
+    /// past the details query's 35-day reach), query (the details query only; older parts
+    /// are reported as not discoverable), jobs (analytics jobs up to the data lake's
+    /// availability date, the details query after it) [default: auto].
+    #[arg(long, value_enum)]
+    pub(crate) analytics: Option<Analytics>,
     /// Only these media types (audio, screen, chat, email); repeatable.
     #[arg(long = "media-type")]
     pub(crate) media_types: Vec<String>,
@@ -157,6 +165,14 @@ pub(crate) enum Source {
     Compat,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Analytics {
+    Auto,
+    Query,
+    Jobs,
+}
+
 /// The TOML configuration file (`--config`). Every key is optional; flags and environment
 /// variables override it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -181,6 +197,7 @@ pub(crate) struct FileGenesys {
     pub(crate) api_base: Option<String>,
     pub(crate) source: Option<Source>,
     pub(crate) format_id: Option<String>,
+    pub(crate) analytics: Option<Analytics>,
     #[serde(default)]
     pub(crate) media_types: Vec<String>,
     pub(crate) api_budget: Option<u32>,
@@ -334,6 +351,11 @@ impl SourceArgs {
             Source::PerRecording => SourceMode::PerRecording { format_id },
             Source::Compat => SourceMode::CompatListing,
         };
+        ccfg.analytics = match self.analytics.or(f.analytics).unwrap_or(Analytics::Auto) {
+            Analytics::Auto => AnalyticsMode::Auto,
+            Analytics::Query => AnalyticsMode::Query,
+            Analytics::Jobs => AnalyticsMode::Jobs,
+        };
         let hosts = if self.media_hosts.is_empty() {
             &f.media_hosts
         } else {
@@ -348,7 +370,8 @@ impl SourceArgs {
                 });
             if !plain {
                 return Err(config_err(format!(
-                    "--media-host (GENESYS_MEDIA_HOSTS, genesys.media_hosts) {h:?} is not a host                      name such as mypurecloud.de (no scheme, port or path)"
+                    "--media-host (GENESYS_MEDIA_HOSTS, genesys.media_hosts) {h:?} is not a host \
+                     name such as mypurecloud.de (no scheme, port or path)"
                 )));
             }
             allowed_host_suffixes.push(h);
@@ -684,6 +707,35 @@ mod tests {
         assert_eq!(s.client.batch_parallelism, 16);
         assert_eq!(s.client.poll_initial, Duration::from_secs(2));
         assert_eq!(s.client.requests_per_minute, 200);
+    }
+
+    #[test]
+    fn analytics_mode_defaults_to_auto_then_file_then_flag() {
+        assert_eq!(
+            args()
+                .resolve(&FileConfig::default())
+                .unwrap()
+                .client
+                .analytics,
+            AnalyticsMode::Auto
+        );
+        let mut f = FileConfig::default();
+        f.genesys.analytics = Some(Analytics::Jobs);
+        assert_eq!(
+            args().resolve(&f).unwrap().client.analytics,
+            AnalyticsMode::Jobs
+        );
+        let flags = SourceArgs {
+            analytics: Some(Analytics::Query),
+            ..args()
+        };
+        assert_eq!(
+            flags.resolve(&f).unwrap().client.analytics,
+            AnalyticsMode::Query
+        );
+        let parsed: FileConfig = toml::from_str("[genesys]\nanalytics = \"query\"\n").unwrap();
+        assert_eq!(parsed.genesys.analytics, Some(Analytics::Query));
+        assert!(toml::from_str::<FileConfig>("[genesys]\nanalytics = \"lake\"\n").is_err());
     }
 
     #[test]

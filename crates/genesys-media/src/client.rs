@@ -43,8 +43,9 @@ pub enum SourceMode {
 /// Which analytics API finds the conversations of an interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AnalyticsMode {
-    /// Jobs for intervals starting more than 30 days ago (the synchronous query only reaches
-    /// about 35 days back), the synchronous query otherwise.
+    /// Jobs when the interval starts past the synchronous query's reach (35 days back, less
+    /// a margin), for the part up to the data lake's availability date; the synchronous query
+    /// otherwise.
     #[default]
     Auto,
     /// Always the synchronous details query (7-day pieces, 10,000-result cap, split as needed).
