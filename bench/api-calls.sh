@@ -8,6 +8,9 @@
 #   rerun      the clean interval again with the same ledger: nothing new
 #   daemon     `daemon --once` over the clean interval with the same ledger: one poll with
 #              nothing new
+#   clean-jobs, faulted-jobs
+#              the clean and faulted workloads with `--analytics jobs` against a data lake one
+#              hour behind (the interval lies in the lake: one details job, pages of 1,000)
 #
 # Usage: bench/api-calls.sh [N=2000]. Appends one JSON line per workload to
 # bench/results/api-calls.jsonl and prints a table. Counts come from the run report
@@ -58,6 +61,7 @@ print(json.dumps({
     "api_calls": r["api_calls"], "throttled": r["api_throttled"], "exit_code": r["exit_code"],
     "calls_per_1000": round(r["api_calls"] * 1000 / int(n), 1),
     "seconds": round(float(t1) - float(t0), 1),
+    "by_endpoint": r.get("api_calls_by_endpoint", {}),
 }))
 PY
 }
@@ -79,3 +83,8 @@ faults=()
 for i in $(seq 0 10 $((N - 1))); do faults+=(--fault "$i=expiredx1"); done
 start_sim "${faults[@]}" --throttle-first 6 --retry-after 1
 archive faulted faulted
+
+start_sim --data-lake-lag 1h
+archive clean-jobs clean-jobs --analytics jobs
+start_sim "${faults[@]}" --throttle-first 6 --retry-after 1 --data-lake-lag 1h
+archive faulted-jobs faulted-jobs --analytics jobs
