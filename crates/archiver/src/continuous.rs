@@ -56,9 +56,10 @@ pub struct PollSettings {
     /// Defer a poll's last batch of fewer than 100 conversations until its oldest one ended
     /// this long ago ([`genesys_media::DiscoveryQuery::partial_batch_wait`]): a quiet org's
     /// polls then share batch download jobs instead of spending one each, for recordings
-    /// archived up to this much later. Deferred conversations are reported pending and hold
-    /// the checkpoint where the next polls list them again (their end, or their start when
-    /// they began on an earlier UTC day; [`genesys_media::PendingItem::since`]). `None`: every poll
+    /// archived up to this much later. Deferred conversations are reported pending and kept
+    /// in the ledger (checkpoint entry `<checkpoint>.waiting`, without phone numbers unless
+    /// `keep_phone_numbers`), not behind a held checkpoint: each poll resolves them with its
+    /// own or lets them wait again, also after the setting is turned off. `None`: every poll
     /// resolves what it found. Not used with `scale_out` (the listing's chunks are resolved
     /// as they are).
     pub batch_wait: Option<Duration>,
@@ -95,6 +96,17 @@ pub enum ContinuousError {
     /// The source refused the credentials or the region (not transient).
     #[error("the source refused the configuration: {0}")]
     Config(String),
+    /// The conversations kept in the ledger for a fuller batch cannot be read (they would
+    /// never be archived otherwise).
+    #[error(
+        "the ledger's conversations waiting for a fuller batch ({name}) cannot be read: {message}"
+    )]
+    Waiting {
+        /// The ledger entry.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Polls until `cfg.shutdown` is cancelled (or `max_polls`), archiving each new interval and
@@ -125,6 +137,9 @@ where
         .unwrap_or(chrono::Duration::zero());
     let sweep_name = format!("{}.sweep", poll.checkpoint);
     let since_name = format!("{}.polls-since-sweep", poll.checkpoint);
+    // Conversations deferred to a fuller batch (`batch_wait`) wait here, not behind a held
+    // checkpoint, so later polls need not list them again. Read even with `batch_wait` off.
+    let waiting_name = format!("{}.waiting", poll.checkpoint);
     while !cfg.shutdown.is_cancelled() && poll.max_polls.is_none_or(|m| polls < m) {
         polls += 1;
         let started = tokio::time::Instant::now();
@@ -183,9 +198,11 @@ where
         let to = client.now() - settle;
         let calls_before = client.metrics().snapshot();
         if lister && to > from {
+            let waiting = load_waiting(&ledger, &waiting_name).await?;
             let summary = match &poll.scale_out {
                 None => {
                     let mut q = make_query(from, to);
+                    q.waiting = waiting.clone();
                     q.partial_batch_wait = poll
                         .batch_wait
                         .and_then(|w| chrono::Duration::from_std(w).ok());
@@ -200,9 +217,11 @@ where
                     .await
                 }
                 Some(_) => {
+                    let mut q = make_query(from, to);
+                    q.waiting = waiting.clone();
                     let found = listing(
                         &client,
-                        make_query(from, to),
+                        q,
                         ledger.clone(),
                         poll.checkpoint.clone(),
                         cfg.keep_phone_numbers,
@@ -263,6 +282,26 @@ where
             // It may move back too: a conversation found in progress before the checkpoint
             // (through the overlap) keeps the next polls reading from its start.
             let advanced = reconciled && checkpoint != Some(next);
+            // What waits now replaces what waited (resolved, or in `summary.waiting` again),
+            // before the checkpoint moves past where they were listed.
+            if reconciled && (!waiting.is_empty() || !summary.waiting.is_empty()) {
+                let keep: Vec<_> = summary
+                    .waiting
+                    .iter()
+                    .map(|c| {
+                        if cfg.keep_phone_numbers {
+                            c.clone()
+                        } else {
+                            c.clone().without_phone_numbers()
+                        }
+                    })
+                    .collect();
+                let text = serde_json::to_string(&keep).map_err(|e| ContinuousError::Waiting {
+                    name: waiting_name.clone(),
+                    message: e.to_string(),
+                })?;
+                ledger.set_checkpoint(&waiting_name, &text).await?;
+            }
             if advanced {
                 ledger
                     .set_checkpoint(
@@ -368,6 +407,20 @@ where
         }
     }
     Ok(total)
+}
+
+/// The conversations `name` keeps for a fuller batch (none when it was never written).
+async fn load_waiting(
+    ledger: &crate::ledger::Ledger,
+    name: &str,
+) -> Result<Vec<genesys_media::models::AnalyticsConversation>, ContinuousError> {
+    match ledger.checkpoint(name).await? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| ContinuousError::Waiting {
+            name: name.to_string(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// API calls by endpoint shape between two snapshots.

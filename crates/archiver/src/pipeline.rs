@@ -182,6 +182,13 @@ pub struct Summary {
     pub discovery_error: Option<String>,
     /// Whether the discovery error is a configuration problem (credentials, region).
     pub discovery_error_is_config: bool,
+    /// Finished conversations discovery deferred to a fuller batch (counted in `pending`,
+    /// not in `pending_since`): the caller keeps them and passes them back in
+    /// [`genesys_media::DiscoveryQuery::waiting`] (continuous mode keeps them in the ledger),
+    /// or they are never archived. Not in the report (they carry personal data); summing
+    /// runs keeps the latest run's.
+    #[serde(skip)]
+    pub waiting: Vec<genesys_media::models::AnalyticsConversation>,
 }
 
 /// Every account of a run, checked: what the source listed equals what was archived plus
@@ -300,6 +307,7 @@ impl Summary {
             .into_iter()
             .chain(other.pending_since)
             .min();
+        self.waiting = other.waiting;
         self.bytes += other.bytes;
         // A long-running daemon sums its polls: the counts keep growing, the list of
         // reasons keeps the most recent MAX_REPORTED_FAILURES (memory stays flat).
@@ -615,7 +623,12 @@ fn account_unlisted(summary: &mut Summary, events: &Arc<dyn EventHandler>, item:
         Discovered::Recording(_) => unreachable!("recordings are archived, not accounted here"),
         Discovered::Pending(p) => {
             summary.pending += 1;
-            summary.pending_since = summary.pending_since.into_iter().chain(p.since).min();
+            match p.waiting {
+                Some(conversation) => summary.waiting.push(*conversation),
+                None => {
+                    summary.pending_since = summary.pending_since.into_iter().chain(p.since).min()
+                }
+            }
             (
                 p.conversation_id,
                 p.recording_id.unwrap_or_default(),

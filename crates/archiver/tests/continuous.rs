@@ -269,6 +269,98 @@ async fn the_poll_loop_rides_out_a_source_outage() {
     assert!(ledger.checkpoint("discovery").await.unwrap().is_some());
 }
 
+/// `batch_wait` keeps the conversations it defers in the ledger (without phone numbers), not
+/// behind a held checkpoint: a failed poll leaves them there, and a later poll whose window no
+/// longer lists them resolves them all the same, also with the wait turned off.
+#[tokio::test]
+async fn waiting_conversations_are_kept_in_the_ledger_until_resolved() {
+    let s = recent_sim().await;
+    let Rig {
+        c,
+        sink,
+        ledger,
+        cfg,
+        _dir,
+    } = rig(&s);
+    let mut c_cfg = c.config().clone();
+    c_cfg.retry.max_elapsed = Duration::from_millis(300);
+    c_cfg.retry.base_delay = Duration::from_millis(10);
+    let c = GenesysClient::new(c_cfg).unwrap();
+    let poll = |batch_wait: Option<Duration>| PollSettings {
+        start: s.config().start,
+        settle: Duration::ZERO,
+        max_polls: Some(1),
+        batch_wait,
+        ..PollSettings::default()
+    };
+    let run = |batch_wait| {
+        let (seen, events) = collect(|e| match e {
+            archiver::Event::Polled {
+                checkpoint_advanced,
+                pending,
+                ..
+            } => Some((*checkpoint_advanced, *pending)),
+            _ => None,
+        });
+        let fut = run_continuous(
+            c.clone(),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg.clone(),
+            poll(batch_wait),
+            events,
+        );
+        async move {
+            let summary = fut.await.unwrap();
+            let polled = seen.lock().unwrap().pop().expect("polled");
+            (summary, polled)
+        }
+    };
+    let conversations = s.dataset().conversations.len() as u64;
+    let waiting = || async { ledger.checkpoint("discovery.waiting").await.unwrap() };
+
+    // Everything ended an hour ago; a 12 h wait defers the whole partial batch.
+    let (summary, (advanced, pending)) = run(Some(Duration::from_secs(12 * 3600))).await;
+    assert_eq!(summary.archived, 0);
+    assert_eq!(pending, conversations);
+    assert!(
+        advanced,
+        "the checkpoint is not held for waiting conversations"
+    );
+    let kept = waiting().await.expect("kept in the ledger");
+    let kept_conversations: Vec<serde_json::Value> = serde_json::from_str(&kept).unwrap();
+    assert_eq!(kept_conversations.len() as u64, conversations);
+    assert!(
+        !kept.contains("\"ani\"") && !kept.contains("\"dnis\""),
+        "{kept}"
+    );
+    let checkpoint = ledger.checkpoint("discovery").await.unwrap().unwrap();
+    let checkpoint = chrono::DateTime::parse_from_rfc3339(&checkpoint).unwrap();
+    assert!(
+        s.dataset()
+            .conversations
+            .iter()
+            .all(|conv| conv.end < checkpoint - chrono::Duration::minutes(10)),
+        "the next poll's window lists none of them"
+    );
+
+    // A failed poll keeps them.
+    s.set_outage(true);
+    let (summary, (advanced, _)) = run(Some(Duration::from_secs(12 * 3600))).await;
+    assert!(
+        !advanced && summary.discovery_error.is_some(),
+        "{summary:?}"
+    );
+    assert_eq!(waiting().await.as_deref(), Some(kept.as_str()));
+
+    // The wait turned off: resolved and archived, though the window lists none of them.
+    s.set_outage(false);
+    let (summary, (advanced, pending)) = run(None).await;
+    assert!(advanced);
+    assert_eq!((summary.archived, pending), (24, 0), "{summary:?}");
+    assert_eq!(waiting().await.as_deref(), Some("[]"));
+}
+
 /// A recording that keeps failing (its media URL is always refused) is retried with backoff
 /// and then given up into quarantine with the reason, where an operator sees it; before, it
 /// stayed `failed` and, past the attempt bound, was neither retried nor reported.
@@ -512,7 +604,7 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
 async fn steady_state_polls_resolve_only_new_conversations() {
     let every_poll = steady_state(1, 1000, None).await;
     let swept = steady_state(PollSettings::default().sweep_every, 1000, None).await;
-    for (name, (calls, recordings, by_endpoint, _)) in [
+    for (name, (calls, recordings, by_endpoint, _, _)) in [
         ("every poll reads the overlap", &every_poll),
         ("sweeps", &swept),
     ] {
@@ -536,7 +628,7 @@ async fn steady_state_polls_resolve_only_new_conversations() {
 #[ignore = "a benchmark: about two minutes in a debug build"]
 async fn steady_state_of_a_busy_org() {
     for wait in [None, Some(Duration::from_secs(1800))] {
-        let (calls, recordings, by_endpoint, _) =
+        let (calls, recordings, by_endpoint, _, _) =
             steady_state(PollSettings::default().sweep_every, 6000, wait).await;
         println!(
             "steady state, busy org, batch wait {wait:?}: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
@@ -560,7 +652,7 @@ async fn a_quiet_org_shares_batch_jobs_when_polls_may_wait() {
             .copied()
             .unwrap_or(0)
     };
-    for (name, (calls, recordings, by_endpoint, _)) in [
+    for (name, (calls, recordings, by_endpoint, _, _)) in [
         ("every poll resolves", &now),
         ("--batch-wait 30m", &waiting),
     ] {
@@ -577,7 +669,19 @@ async fn a_quiet_org_shares_batch_jobs_when_polls_may_wait() {
         waiting.2,
         now.2
     );
-    let per_1000 = |r: &(u64, u64, _, u64)| r.0 as f64 / r.1 as f64;
+    let per_1000 = |r: &(u64, u64, _, u64, u64)| r.0 as f64 / r.1 as f64;
+    // Waiting conversations stay in the ledger, not behind a held checkpoint: polls do not
+    // read further back for them (more polls run here, draining the last wait).
+    let pages_per_poll = |r: &(u64, u64, std::collections::BTreeMap<String, u64>, u64, u64)| {
+        r.2.get("POST /api/v2/analytics/conversations/details/query")
+            .copied()
+            .unwrap_or(0) as f64
+            / r.4 as f64
+    };
+    assert!(
+        pages_per_poll(&waiting) <= pages_per_poll(&now),
+        "{waiting:?} against {now:?}"
+    );
     assert!(
         per_1000(&waiting) < per_1000(&now),
         "{waiting:?} against {now:?}"
@@ -585,14 +689,14 @@ async fn a_quiet_org_shares_batch_jobs_when_polls_may_wait() {
 }
 
 /// Runs the virtual-time steady state of an org of `n` recordings over two hours; returns
-/// (API calls, recordings archived, calls by endpoint, conversations reported pending) over
-/// the polls after the first. With `batch_wait`, polls go on after the last conversation
+/// (API calls, recordings archived, calls by endpoint, conversations reported pending, polls)
+/// over the polls after the first. With `batch_wait`, polls go on after the last conversation
 /// ended until the wait has passed, so that every deferred batch is resolved.
 async fn steady_state(
     sweep_every: u32,
     n: usize,
     batch_wait: Option<Duration>,
-) -> (u64, u64, std::collections::BTreeMap<String, u64>, u64) {
+) -> (u64, u64, std::collections::BTreeMap<String, u64>, u64, u64) {
     let origin = Utc::now() - chrono::Duration::hours(4);
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -617,7 +721,7 @@ async fn steady_state(
     let c = sim_client(&s, |c| c.poll_initial = Duration::from_millis(250));
     let step = chrono::Duration::minutes(5);
     let first = origin + chrono::Duration::minutes(30);
-    let (mut calls, mut recordings, mut pending) = (0u64, 0u64, 0u64);
+    let (mut calls, mut recordings, mut pending, mut polls) = (0u64, 0u64, 0u64, 0u64);
     let mut by_endpoint = std::collections::BTreeMap::new();
     let mut at = first;
     let last = origin
@@ -655,6 +759,7 @@ async fn steady_state(
         assert_eq!(summary.failed, 0, "{summary:?}");
         let (polled, pending_now) = seen.lock().unwrap().pop().expect("polled");
         if at > first {
+            polls += 1;
             pending += pending_now;
             calls += polled.values().sum::<u64>();
             recordings += summary.archived;
@@ -679,7 +784,7 @@ async fn steady_state(
             .len(),
         ended
     );
-    (calls, recordings, by_endpoint, pending)
+    (calls, recordings, by_endpoint, pending, polls)
 }
 
 #[tokio::test]

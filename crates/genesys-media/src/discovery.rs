@@ -50,10 +50,14 @@ pub struct DiscoveryQuery {
     pub direction: Option<String>,
     /// Defer a last batch of fewer than 100 finished conversations while its oldest one ended
     /// less than this long before `end`: its conversations come as [`Discovered::Pending`]
-    /// (a poll loop reads them again) instead of costing a batch download job now. For polls
-    /// of a quiet org, where one job per poll is most of the API calls. `None` resolves every
-    /// conversation now.
+    /// with [`PendingItem::waiting`] set, instead of costing a batch download job now. The
+    /// caller keeps them and passes them back in [`DiscoveryQuery::waiting`] next time (or
+    /// reads again from [`PendingItem::since`]). For polls of a quiet org, where one job per
+    /// poll is most of the API calls. `None` resolves every conversation now.
     pub partial_batch_wait: Option<chrono::Duration>,
+    /// Finished conversations an earlier query deferred ([`PendingItem::waiting`]): resolved
+    /// with this query's, or deferred again, whether or not its interval lists them.
+    pub waiting: Vec<AnalyticsConversation>,
 }
 
 impl DiscoveryQuery {
@@ -67,6 +71,7 @@ impl DiscoveryQuery {
             division_ids: vec![],
             direction: None,
             partial_batch_wait: None,
+            waiting: Vec::new(),
         }
     }
 }
@@ -135,6 +140,10 @@ pub struct PendingItem {
     pub since: Option<DateTime<Utc>>,
     /// Why it must wait (conversation in progress, `fileState` `UPLOADING`, ...).
     pub reason: String,
+    /// A finished conversation deferred to a fuller batch
+    /// ([`DiscoveryQuery::partial_batch_wait`]): what to pass back in
+    /// [`DiscoveryQuery::waiting`] so that it is resolved without being listed again.
+    pub waiting: Option<Box<AnalyticsConversation>>,
 }
 
 /// A part of the interval that no API could list.
@@ -269,8 +278,20 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// Takes the conversations earlier queries deferred ([`DiscoveryQuery::waiting`]), before
+    /// the first page: they are resolved with this query's whatever its interval. Returns
+    /// false when the consumer has gone.
+    pub(crate) async fn carry_in(&mut self) -> bool {
+        let waiting = self.q.waiting.clone();
+        waiting.is_empty() || self.take(waiting, false).await
+    }
+
     /// Takes one page. Returns false when the consumer has gone.
     pub(crate) async fn absorb(&mut self, page: Vec<AnalyticsConversation>) -> bool {
+        self.take(page, true).await
+    }
+
+    async fn take(&mut self, page: Vec<AnalyticsConversation>, listed: bool) -> bool {
         // One question per page: which of its finished conversations are settled already.
         let settled = match &self.known {
             Some(known) => {
@@ -292,8 +313,8 @@ impl<'a> Collector<'a> {
             let end = parse_time(c.conversation_end.as_deref());
             // Activity in [q.start, q.end): started before its end, not ended before its
             // start. An unreadable time keeps the conversation (never drop on doubt).
-            let active =
-                start.is_none_or(|s| s < self.q.end) && end.is_none_or(|e| e >= self.q.start);
+            let active = !listed
+                || start.is_none_or(|s| s < self.q.end) && end.is_none_or(|e| e >= self.q.start);
             if !active || !self.seen.insert(&c.conversation_id) {
                 continue;
             }
@@ -303,6 +324,7 @@ impl<'a> Collector<'a> {
                     recording_id: None,
                     since: start,
                     reason: "the conversation is still in progress; its recordings are archived once it has ended".into(),
+                    waiting: None,
                 });
                 if !self.send(Work::Item(Box::new(item))).await {
                     return false;
@@ -368,12 +390,13 @@ impl<'a> Collector<'a> {
                     };
                     let item = Discovered::Pending(PendingItem {
                         since,
-                        conversation_id: c.conversation_id,
+                        conversation_id: c.conversation_id.clone(),
                         recording_id: None,
                         reason: format!(
                             "waiting for a fuller batch download job ({n} of {BATCH_MAX} conversations) until {}",
                             until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                         ),
+                        waiting: Some(Box::new(c)),
                     });
                     if !self.send(Work::Item(Box::new(item))).await {
                         return;
@@ -566,7 +589,7 @@ impl GenesysClient {
         let memory = known.clone();
         let producer = async move {
             let mut collector = Collector::new(q, memory, work_tx);
-            if !self.list_conversations(q, &mut collector).await? {
+            if !collector.carry_in().await || !self.list_conversations(q, &mut collector).await? {
                 return Ok(());
             }
             collector.finish().await;
@@ -779,6 +802,35 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Conversations an earlier query deferred are resolved with this query's although its
+    /// interval does not list them, and once when it does.
+    #[tokio::test]
+    async fn waiting_conversations_are_carried_into_the_next_batch() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut q = DiscoveryQuery::interval(t("2026-11-02T12:00:00Z"), t("2026-11-02T12:05:00Z"));
+        q.waiting = vec![
+            finished("early", "2026-11-02T11:00:00Z", "2026-11-02T11:10:00Z"),
+            finished("again", "2026-11-02T11:58:00Z", "2026-11-02T12:01:00Z"),
+        ];
+        let (tx, rx) = mpsc::channel(16);
+        let mut c = Collector::new(&q, None, tx);
+        assert!(c.carry_in().await);
+        assert!(
+            c.absorb(vec![
+                finished("again", "2026-11-02T11:58:00Z", "2026-11-02T12:01:00Z"),
+                finished("new", "2026-11-02T12:00:00Z", "2026-11-02T12:03:00Z"),
+            ])
+            .await
+        );
+        c.finish().await;
+        let out: Vec<Work> = rx.collect().await;
+        let ids: Vec<&str> = match &out[..] {
+            [Work::Conversations(c)] => c.iter().map(|c| c.conversation_id.as_str()).collect(),
+            other => panic!("{}", other.len()),
+        };
+        assert_eq!(ids, ["early", "again", "new"]);
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl GenesysClient {
                     )));
                 }
                 let mut collector = Collector::new(&query, known, work_tx);
-                if client.list_conversations(&query, &mut collector).await? {
+                if collector.carry_in().await
+                    && client.list_conversations(&query, &mut collector).await?
+                {
                     collector.finish().await;
                 }
                 Ok(())

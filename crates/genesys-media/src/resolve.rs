@@ -488,6 +488,7 @@ fn pending(
         recording_id: Some(rid.to_string()),
         since: conv.and_then(|c| parse_time(c.conversation_start.as_deref())),
         reason,
+        waiting: None,
     })
 }
 

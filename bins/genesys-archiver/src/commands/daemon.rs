@@ -41,9 +41,8 @@ pub(crate) struct DaemonArgs {
     settle: Option<String>,
     /// Let a poll's last batch of fewer than 100 conversations wait for later polls' until
     /// its oldest conversation ended this long ago (e.g. 30m): a quiet org's polls then share
-    /// batch download jobs, for fewer API calls and later archival. For quiet orgs: the
-    /// waiting conversations hold the checkpoint back, and a busy org pays more in pages
-    /// than it saves in jobs. Off by default.
+    /// batch download jobs, for fewer API calls and later archival. The waiting
+    /// conversations are kept in the ledger. Off by default.
     #[arg(long)]
     batch_wait: Option<String>,
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
