@@ -228,7 +228,7 @@ where
             .retry_chunk(chunk.id, owner, &chunk.conversations, None, Duration::ZERO)
             .await?;
     } else if again.is_empty() {
-        ledger.finish_chunk(chunk.id, owner).await?;
+        ledger.finish_chunk(chunk.id).await?;
     } else {
         let keep: Vec<_> = chunk
             .conversations

@@ -75,8 +75,9 @@ pub(crate) trait ChunkStore: Send + Sync {
     ) -> Result<Option<ChunkRow>, LedgerError>;
     /// Extends `owner`'s lease; false when the lease was lost.
     async fn renew_chunk(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool, LedgerError>;
-    /// Removes a finished chunk and its members.
-    async fn finish_chunk(&self, id: i64, owner: &str) -> Result<(), LedgerError>;
+    /// Removes a finished chunk and its members (whoever holds its lease by now: its work
+    /// is done).
+    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError>;
     /// Keeps a chunk for later with these conversations (a subset), due in `delay_ms`; an
     /// `error` counts as a failed attempt.
     async fn retry_chunk(
@@ -212,8 +213,8 @@ impl Ledger {
     }
 
     /// A chunk whose conversations were all resolved and their recordings handled.
-    pub async fn finish_chunk(&self, id: i64, owner: &str) -> Result<(), LedgerError> {
-        self.inner.finish_chunk(id, owner).await
+    pub async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
+        self.inner.finish_chunk(id).await
     }
 
     /// Keeps `conversations` of a chunk for another try after `delay` (still in progress at

@@ -109,7 +109,7 @@ impl ChunkStore for PgLedger {
         Ok(n == 1)
     }
 
-    async fn finish_chunk(&self, id: i64, _owner: &str) -> Result<(), LedgerError> {
+    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
         // Not checked against the owner (see the SQLite backend).
         self.execute(
             "WITH m AS (DELETE FROM chunk_members WHERE chunk_id = $1)

@@ -119,7 +119,7 @@ impl ChunkStore for SqliteLedger {
         .await
     }
 
-    async fn finish_chunk(&self, id: i64, _owner: &str) -> Result<(), LedgerError> {
+    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
         // Not checked against the owner: when another instance took the chunk over after this
         // one's lease expired, the work is done all the same (the recordings' own claims kept
         // it from being done twice).
