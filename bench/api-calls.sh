@@ -11,8 +11,12 @@
 #   clean-jobs, faulted-jobs
 #              the clean and faulted workloads with `--analytics jobs` against a data lake one
 #              hour behind (the interval lies in the lake: one details job, pages of 1,000)
+#   clean-slow-jobs
+#              the clean workload against batch jobs that take 5 s to be ready (the
+#              simulator's default is 200 ms; the real time is not documented)
 #
-# Usage: bench/api-calls.sh [N=2000]. Appends one JSON line per workload to
+# Usage: bench/api-calls.sh [N=2000]. BIN=path runs another build of the archiver against this
+# checkout's simulator (e.g. an earlier commit's, for a side-by-side run) and LABEL=text is appended to the workload names. Appends one JSON line per workload to
 # bench/results/api-calls.jsonl and prints a table. Counts come from the run report
 # (`api_calls`: every API request, 429s included; OAuth token requests excluded).
 set -euo pipefail
@@ -23,7 +27,10 @@ N=${1:-2000}
 # is used unless PROFILE=release.
 PROFILE=${PROFILE:-debug}
 if [ "$PROFILE" = release ]; then cargo build --release -q -p genesys-archiver; else cargo build -q -p genesys-archiver; fi
-BIN=$root/target/$PROFILE/genesys-archiver
+# The simulator always comes from this checkout; BIN may be another build of the archiver.
+SIM=$root/target/$PROFILE/genesys-archiver
+BIN=${BIN:-$SIM}
+LABEL=${LABEL:-}
 work=$(mktemp -d)
 simpid=""
 cleanup() { [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true; rm -rf "$work"; }
@@ -34,7 +41,7 @@ start_sim() { # extra sim flags...
   [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true
   local port; port=$(python3 scripts/servers/free-port.py)
   rm -f "$work/sim.url"
-  $BIN sim --listen "127.0.0.1:$port" --recordings "$N" "$@" > "$work/sim.url" 2>/dev/null &
+  $SIM sim --listen "127.0.0.1:$port" --recordings "$N" "$@" > "$work/sim.url" 2>/dev/null &
   simpid=$!
   for _ in $(seq 1 600); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
   export GENESYS_API_BASE; GENESYS_API_BASE=$(cat "$work/sim.url")
@@ -49,14 +56,14 @@ run() { # name command... ; the command writes $work/$name.json
   local t0 t1; t0=$(date +%s.%N)
   "$@" > "$work/$name.out" 2>&1 || true
   t1=$(date +%s.%N)
-  python3 - "$work/$name.json" "$name" "$N" "$t0" "$t1" <<'PY' | tee -a "$root/bench/results/api-calls.jsonl"
+  python3 - "$work/$name.json" "$name" "$N" "$t0" "$t1" "$LABEL" <<'PY' | tee -a "$root/bench/results/api-calls.jsonl"
 import json, sys
-path, name, n, t0, t1 = sys.argv[1:]
+path, name, n, t0, t1, label = sys.argv[1:]
 r = json.load(open(path))
 s = r["summary"]
 done = s["archived"] + s["skipped"]
 print(json.dumps({
-    "workload": name, "recordings": int(n), "archived": s["archived"], "skipped": s["skipped"],
+    "workload": name + label, "recordings": int(n), "archived": s["archived"], "skipped": s["skipped"],
     "failed": s["failed"], "known_conversations": s.get("known_conversations", 0),
     "api_calls": r["api_calls"], "throttled": r["api_throttled"], "exit_code": r["exit_code"],
     "calls_per_1000": round(r["api_calls"] * 1000 / int(n), 1),
@@ -88,3 +95,6 @@ start_sim --data-lake-lag 1h
 archive clean-jobs clean-jobs --analytics jobs
 start_sim "${faults[@]}" --throttle-first 6 --retry-after 1 --data-lake-lag 1h
 archive faulted-jobs faulted-jobs --analytics jobs
+
+start_sim --job-ready-after 5s
+archive clean-slow-jobs clean-slow-jobs

@@ -346,36 +346,26 @@ impl GenesysClient {
             "/api/v2/analytics/conversations/details/jobs/{}",
             path_segment(&job.job_id)?
         );
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
-        loop {
-            tokio::time::sleep(wait).await;
+        let what = format!("analytics details job {}", job.job_id);
+        self.poll_job(&self.inner.details_job_ready, &what, || async {
             let (_, st): (_, crate::models::AsyncQueryStatus) =
                 self.call(Method::GET, &path, None).await?;
             match st.state.as_deref() {
-                Some("FULFILLED") => return Ok(job.job_id),
-                Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => {
-                    return Err(Error::Status {
-                        endpoint: "GET /api/v2/analytics/conversations/details/jobs/{id}".into(),
-                        status: 200,
-                        message: format!(
-                            "analytics job {s}: {}",
-                            st.error_message.unwrap_or_default()
-                        ),
-                        retry_after: None,
-                    });
-                }
-                _ => {}
+                Some("FULFILLED") => Ok(Some(())),
+                Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => Err(Error::Status {
+                    endpoint: "GET /api/v2/analytics/conversations/details/jobs/{id}".into(),
+                    status: 200,
+                    message: format!(
+                        "analytics job {s}: {}",
+                        st.error_message.unwrap_or_default()
+                    ),
+                    retry_after: None,
+                }),
+                _ => Ok(None),
             }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!(
-                    "analytics details job {}",
-                    job.job_id
-                )));
-            }
-            wait = (wait * 2).min(cfg.poll_max);
-        }
+        })
+        .await?;
+        Ok(job.job_id)
     }
 
     /// One cursor page of a fulfilled analytics details job.

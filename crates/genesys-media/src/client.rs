@@ -163,6 +163,10 @@ pub(crate) struct Inner {
     pub(crate) metrics: ApiMetrics,
     /// The source's clock: the `Date` of the latest API answer and when it arrived.
     pub(crate) source_clock: std::sync::Mutex<Option<(DateTime<Utc>, Instant)>>,
+    /// How long batch download jobs take to be ready (learnt; see `ready.rs`).
+    pub(crate) batch_ready: crate::ready::ReadyEstimate,
+    /// How long analytics details jobs take to be fulfilled (learnt).
+    pub(crate) details_job_ready: crate::ready::ReadyEstimate,
 }
 
 impl fmt::Debug for GenesysClient {
@@ -198,6 +202,8 @@ impl GenesysClient {
                 pacer,
                 metrics,
                 source_clock: std::sync::Mutex::new(None),
+                batch_ready: Default::default(),
+                details_job_ready: Default::default(),
             }),
         })
     }

@@ -13,6 +13,7 @@ mod listing;
 mod media;
 pub mod models;
 mod pacer;
+mod ready;
 mod region;
 mod resolve;
 mod retry;

@@ -412,24 +412,16 @@ impl GenesysClient {
             .call(Method::POST, "/api/v2/recording/batchrequests", Some(&body))
             .await?;
         let path = format!("/api/v2/recording/batchrequests/{}", path_segment(&job.id)?);
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
-        loop {
-            tokio::time::sleep(wait).await;
+        let what = format!("batch request {}", job.id);
+        self.poll_job(&self.inner.batch_ready, &what, || async {
             let (_, st): (_, BatchDownloadJobStatusResult) =
                 self.call(Method::GET, &path, None).await?;
             let complete = st.status.as_deref() == Some("Completed")
                 && st.result_count.unwrap_or(st.results.len() as u64)
                     >= st.expected_result_count.unwrap_or(0);
-            if complete {
-                return Ok(st.results);
-            }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!("batch request {}", job.id)));
-            }
-            wait = (wait * 2).min(cfg.poll_max);
-        }
+            Ok(complete.then_some(st.results))
+        })
+        .await
     }
 
     /// `GET /api/v2/conversations/{id}/recordingmetadata`.

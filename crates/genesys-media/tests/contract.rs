@@ -468,3 +468,32 @@ async fn an_archived_recording_is_unavailable_with_the_metadata_media_type() {
     assert_eq!(r.content_type, None);
     assert_eq!(r.media_type, sr.media);
 }
+
+/// How long a batch download job takes is not documented. When jobs take longer than the
+/// first poll's wait, each job cost several status polls (at 100 ms, 300 ms and 700 ms here,
+/// for jobs ready after 600 ms): the client now learns the time to ready from the jobs it
+/// polled and polls the next job about when it should be ready.
+#[tokio::test]
+async fn batch_jobs_are_polled_about_when_they_are_ready() {
+    let s = sim(SimConfig {
+        recordings: 700,
+        batch_ready_after: Duration::from_millis(600),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |c| c.batch_parallelism = 1);
+    let cfg = s.config();
+    let q = DiscoveryQuery::interval(cfg.start, cfg.end());
+    let found = items(&c, q).await;
+    assert_eq!(recordings(&found).len(), 700);
+    let (submits, polls) = (
+        calls_to(&c, "POST /api/v2/recording/batchrequests"),
+        calls_to(&c, "GET /api/v2/recording/batchrequests/"),
+    );
+    assert!(submits >= 6, "{submits}");
+    // The first job is polled three times; later ones about once.
+    assert!(
+        polls * 2 <= submits * 3 + 4,
+        "{polls} status polls for {submits} jobs"
+    );
+}

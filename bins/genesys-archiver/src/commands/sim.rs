@@ -65,6 +65,9 @@ pub(crate) struct SimArgs {
     /// Retry-After (seconds) of injected 429s; over 180 rehearses a long wait.
     #[arg(long, default_value_t = 1)]
     retry_after: u64,
+    /// How long a batch download job (and an analytics details job) takes to be ready.
+    #[arg(long, default_value = "200ms")]
+    job_ready_after: String,
 }
 
 pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
@@ -118,6 +121,7 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         login_faults: s.login_faults.clone(),
         throttle_first_api_calls: s.throttle_first,
         retry_after_secs: s.retry_after,
+        batch_ready_after: parse_duration("--job-ready-after", &s.job_ready_after)?,
         ..defaults
     })
     .await
