@@ -75,7 +75,8 @@ pub(crate) struct SourceArgs {
     #[arg(long)]
     pub(crate) batch_parallelism: Option<usize>,
     /// First wait before polling a batch download job or a transcode, doubling up to 5s;
-    /// 100ms-5s [default: 1s].
+    /// 100ms-5s [default: 1s]. Jobs are first polled when the previous one was ready, never
+    /// earlier than this.
     #[arg(long)]
     pub(crate) poll_initial: Option<String>,
 }

@@ -60,13 +60,15 @@ impl GenesysClient {
     {
         let cfg = self.config();
         let started = tokio::time::Instant::now();
-        let mut wait = estimate.first_wait(cfg.poll_initial, cfg.poll_timeout / 2);
+        let first = estimate.first_wait(cfg.poll_initial, cfg.poll_timeout / 2);
+        let mut wait = first;
         let mut backoff = cfg.poll_initial;
         let mut polls = 0u32;
         loop {
             tokio::time::sleep(wait).await;
             polls += 1;
             if let Some(done) = poll().await? {
+                tracing::debug!(job = what, first_wait = ?first, polls, elapsed = ?started.elapsed(), "job ready");
                 estimate.observe(started.elapsed(), polls == 1);
                 return Ok(done);
             }
