@@ -217,6 +217,10 @@ pub struct Recording {
     /// Size of the transcoded media, 0 if none.
     #[serde(default)]
     pub output_size_in_bytes: Option<u64>,
+    /// On a 202 (still transcoding): how long the service expects the transcode to take
+    /// (`estimatedTranscodeTimeMs` of the SDK models; not described further).
+    #[serde(default)]
+    pub estimated_transcode_time_ms: Option<u64>,
 }
 
 /// `MediaResult`.

@@ -451,7 +451,7 @@ impl GenesysClient {
         );
         let cfg = self.config();
         let started = tokio::time::Instant::now();
-        let mut wait = cfg.poll_initial;
+        let mut backoff = cfg.poll_initial;
         loop {
             let (status, rec): (_, Recording) = self.call(Method::GET, &path, None).await?;
             if status != StatusCode::ACCEPTED {
@@ -462,8 +462,18 @@ impl GenesysClient {
                     "transcoding of recording {recording_id}"
                 )));
             }
+            // The service's estimate, when it gives one, instead of polling a transcode
+            // that cannot be done yet; never sooner than `poll_initial`.
+            let wait = match rec.estimated_transcode_time_ms.filter(|ms| *ms > 0) {
+                Some(ms) => std::time::Duration::from_millis(ms)
+                    .clamp(cfg.poll_initial, cfg.poll_timeout / 2),
+                None => {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(cfg.poll_max);
+                    w
+                }
+            };
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(cfg.poll_max);
         }
     }
 }

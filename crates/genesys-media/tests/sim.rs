@@ -255,6 +255,40 @@ async fn waits_retry_after_on_injected_429s_and_5xx() {
     );
 }
 
+/// A transcode that takes 800 ms: the 202 says how long is left (`estimatedTranscodeTimeMs`)
+/// and the client waits that long instead of polling at 50, 150, 350 and 750 ms.
+#[tokio::test]
+async fn per_recording_mode_waits_the_estimated_transcode_time() {
+    let s = sim(SimConfig {
+        recordings: 8,
+        transcode_polls: 0,
+        transcode_time: Duration::from_millis(800),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |c| {
+        c.source = SourceMode::PerRecording {
+            format_id: "WAV".into(),
+        };
+        c.poll_initial = Duration::from_millis(50);
+    });
+    let found = collect(&c, whole(&s)).await;
+    assert_eq!(found.len(), 8);
+    let gets: u64 = c
+        .metrics()
+        .snapshot()
+        .calls
+        .iter()
+        .filter(|((e, _), _)| {
+            e.starts_with("GET /api/v2/conversations/") && e.contains("/recordings/")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    // One GET answered 202 and one after the estimate, per recording (a third at most when
+    // the wait ends a hair early).
+    assert!(gets <= 8 * 2 + 4, "{gets} GETs for 8 recordings");
+}
+
 #[tokio::test]
 async fn per_recording_mode_polls_202_and_gives_sizes() {
     let s = sim(SimConfig {

@@ -36,8 +36,13 @@ pub struct SimConfig {
     pub max_query_results: u32,
     /// How long a batch request stays `InProgress` before it is `Completed`.
     pub batch_ready_after: Duration,
-    /// 202 answers before a per-recording GET returns `mediaUris`.
+    /// 202 answers before a per-recording GET returns `mediaUris` (these say nothing of
+    /// the time left).
     pub transcode_polls: u32,
+    /// How long a recording transcodes from the first per-recording GET of a format: 202
+    /// answers meanwhile, each with the time left as `estimatedTranscodeTimeMs` (a field of
+    /// the real `Recording` model). Zero: only `transcode_polls` applies.
+    pub transcode_time: Duration,
     /// Lifetime of signed media URLs.
     pub url_ttl: Duration,
     /// Send an `ETag` holding the body's MD5 on media responses, as a presigned GET of a
@@ -104,6 +109,7 @@ impl Default for SimConfig {
             max_query_results: 10_000,
             batch_ready_after: Duration::from_millis(200),
             transcode_polls: 1,
+            transcode_time: Duration::ZERO,
             url_ttl: Duration::from_secs(3600),
             media_etag: true,
             faults: Vec::new(),

@@ -115,14 +115,21 @@ pub(crate) fn recording_get(
     if file_state != "AVAILABLE" {
         return json_response(StatusCode::OK, &body);
     }
-    let polls = {
+    let (polls, since) = {
         let mut inner = st.lock();
-        let n = inner.transcode.entry((idx, format.clone())).or_insert(0);
+        let (n, since) = inner
+            .transcode
+            .entry((idx, format.clone()))
+            .or_insert((0, std::time::Instant::now()));
         *n += 1;
-        *n
+        (*n, *since)
     };
+    let left = st.cfg.transcode_time.saturating_sub(since.elapsed());
+    if !left.is_zero() {
+        body["estimatedTranscodeTimeMs"] = json!(left.as_millis() as u64);
+        return json_response(StatusCode::ACCEPTED, &body);
+    }
     if polls <= st.cfg.transcode_polls {
-        body["estimatedTranscodeTimeMs"] = json!(1000);
         return json_response(StatusCode::ACCEPTED, &body);
     }
     // `Recording` has no content type field: the format asked for decides it (`ct`).

@@ -63,7 +63,8 @@ pub(crate) struct Inner {
     pub(crate) limiter: RateLimiter,
     pub(crate) jobs: HashMap<String, Job>,
     pub(crate) analytics_jobs: HashMap<String, (Value, Instant)>,
-    pub(crate) transcode: HashMap<(usize, String), u32>,
+    /// Per-recording GETs per (recording, format), and when the first came.
+    pub(crate) transcode: HashMap<(usize, String), (u32, std::time::Instant)>,
     pub(crate) media_attempts: HashMap<usize, u32>,
     pub(crate) md5_cache: HashMap<usize, [u8; 16]>,
     pub(crate) rng: Rng,
