@@ -255,6 +255,16 @@ async fn waits_retry_after_on_injected_429s_and_5xx() {
     );
 }
 
+/// A per-recording (WAV) client polling transcodes from 50 ms.
+fn per_recording_client(s: &SimHandle) -> GenesysClient {
+    client(s, |c| {
+        c.source = SourceMode::PerRecording {
+            format_id: "WAV".into(),
+        };
+        c.poll_initial = Duration::from_millis(50);
+    })
+}
+
 /// A transcode that takes 800 ms: the 202 says how long is left (`estimatedTranscodeTimeMs`)
 /// and the client waits that long instead of polling at 50, 150, 350 and 750 ms.
 #[tokio::test]
@@ -266,12 +276,7 @@ async fn per_recording_mode_waits_the_estimated_transcode_time() {
         ..SimConfig::default()
     })
     .await;
-    let c = client(&s, |c| {
-        c.source = SourceMode::PerRecording {
-            format_id: "WAV".into(),
-        };
-        c.poll_initial = Duration::from_millis(50);
-    });
+    let c = per_recording_client(&s);
     let found = collect(&c, whole(&s)).await;
     assert_eq!(found.len(), 8);
     let gets: u64 = c
@@ -297,12 +302,7 @@ async fn per_recording_mode_polls_202_and_gives_sizes() {
         ..SimConfig::default()
     })
     .await;
-    let c = client(&s, |c| {
-        c.source = SourceMode::PerRecording {
-            format_id: "WAV".into(),
-        };
-        c.poll_initial = Duration::from_millis(50);
-    });
+    let c = per_recording_client(&s);
     let found = collect(&c, whole(&s)).await;
     assert_eq!(found.len(), 6);
     for r in &found {
