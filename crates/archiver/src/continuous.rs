@@ -12,7 +12,7 @@ use sink::ObjectSink;
 use crate::events::{Event, EventHandler};
 use crate::ledger::{LedgerEntry, LedgerError, RecordStatus};
 use crate::pipeline::{ArchiverConfig, Summary, archive};
-use crate::scale_out::{ScaleOut, listing, listing_gap, renewing, work_chunks};
+use crate::scale_out::{ScaleOut, as_kept, listing, listing_gap, renewing, work_chunks};
 
 /// Settings of the poll loop.
 #[derive(Debug, Clone)]
@@ -198,11 +198,11 @@ where
         let to = client.now() - settle;
         let calls_before = client.metrics().snapshot();
         if lister && to > from {
-            let waiting = load_waiting(&ledger, &waiting_name).await?;
+            let mut q = make_query(from, to);
+            q.waiting = load_waiting(&ledger, &waiting_name).await?;
+            let had_waiting = !q.waiting.is_empty();
             let summary = match &poll.scale_out {
                 None => {
-                    let mut q = make_query(from, to);
-                    q.waiting = waiting.clone();
                     q.partial_batch_wait = poll
                         .batch_wait
                         .and_then(|w| chrono::Duration::from_std(w).ok());
@@ -217,8 +217,6 @@ where
                     .await
                 }
                 Some(_) => {
-                    let mut q = make_query(from, to);
-                    q.waiting = waiting.clone();
                     let found = listing(
                         &client,
                         q,
@@ -284,18 +282,8 @@ where
             let advanced = reconciled && checkpoint != Some(next);
             // What waits now replaces what waited (resolved, or in `summary.waiting` again),
             // before the checkpoint moves past where they were listed.
-            if reconciled && (!waiting.is_empty() || !summary.waiting.is_empty()) {
-                let keep: Vec<_> = summary
-                    .waiting
-                    .iter()
-                    .map(|c| {
-                        if cfg.keep_phone_numbers {
-                            c.clone()
-                        } else {
-                            c.clone().without_phone_numbers()
-                        }
-                    })
-                    .collect();
+            if reconciled && (had_waiting || !summary.waiting.is_empty()) {
+                let keep = as_kept(summary.waiting.clone(), cfg.keep_phone_numbers);
                 let text = serde_json::to_string(&keep).map_err(|e| ContinuousError::Waiting {
                     name: waiting_name.clone(),
                     message: e.to_string(),

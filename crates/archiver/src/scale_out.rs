@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use genesys_media::models::AnalyticsConversation;
 use genesys_media::{Discovered, DiscoveryQuery, GenesysClient, Listed};
 use sink::ObjectSink;
 
@@ -69,6 +70,22 @@ where
     }
 }
 
+/// Conversations as the ledger keeps them: without their phone numbers (personal data)
+/// unless `keep_phone_numbers`.
+pub(crate) fn as_kept(
+    conversations: Vec<AnalyticsConversation>,
+    keep_phone_numbers: bool,
+) -> Vec<AnalyticsConversation> {
+    if keep_phone_numbers {
+        conversations
+    } else {
+        conversations
+            .into_iter()
+            .map(|c| c.without_phone_numbers())
+            .collect()
+    }
+}
+
 /// The listing of `query` as discovery items: finished conversations go into the ledger as
 /// chunks (not into the stream); in-progress, settled and unlistable ones come through to be
 /// accounted for. A chunk the ledger cannot store ends the stream with an error, so the
@@ -87,11 +104,7 @@ pub(crate) fn listing(
             match r {
                 Ok(Listed::Item(i)) => Some(Ok(*i)),
                 Ok(Listed::Conversations(c)) => {
-                    let c: Vec<_> = if keep_phone_numbers {
-                        c
-                    } else {
-                        c.into_iter().map(|c| c.without_phone_numbers()).collect()
-                    };
+                    let c = as_kept(c, keep_phone_numbers);
                     match ledger.add_chunk(&name, &c).await {
                         Ok(_) => None,
                         Err(e) => Some(Err(genesys_media::Error::Transport {
