@@ -5,14 +5,12 @@
 # Results appended to bench/results/daemon-rss.jsonl. Usage: bench/daemon-rss.sh [POLLS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/sim.sh
 POLLS=${1:-1000}
 cargo build --release -p genesys-archiver
 BIN=target/release/genesys-archiver
 work=$(mktemp -d)
-simport=$(python3 scripts/servers/free-port.py)
-$BIN sim --listen "127.0.0.1:$simport" --recordings 2000 --rate-limit 1000000 > "$work/sim.url" 2>/dev/null &
-simpid=$!
-trap 'kill $simpid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
-SIM=$(head -1 "$work/sim.url" | grep -o 'http://[0-9.:]*')
+simpid=""
+trap '[ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true; rm -rf "$work"' EXIT
+start_sim "$work/sim.url" --recordings 2000 --rate-limit 1000000
 python3 bench/daemon_rss.py "$BIN" "$SIM" "$work" "$POLLS" | tee -a bench/results/daemon-rss.jsonl

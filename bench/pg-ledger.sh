@@ -14,6 +14,7 @@
 # Appends JSON lines to bench/results/pg-ledger.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/sim.sh
 root=$(pwd)
 N=${N:-2000}
 WORKERS=${WORKERS:-8}
@@ -37,12 +38,7 @@ psql_() { psql -h 127.0.0.1 -p "$pgport" -U postgres -At "$@"; }
 db=bench_$RANDOM
 psql_ -d postgres -c "CREATE DATABASE $db" >/dev/null
 [ -n "${LOG_MOD:-}" ] && psql_ -d postgres -c "ALTER DATABASE $db SET log_statement = 'mod'" >/dev/null
-simport=$(python3 scripts/servers/free-port.py)
-$BIN sim --listen "127.0.0.1:$simport" --recordings "$N" --sizes 1024..1024 \
-  --rate-limit 1000000 > "$work/sim.url" 2>/dev/null &
-simpid=$!
-for _ in $(seq 1 600); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
-SIM=$(head -1 "$work/sim.url" | grep -o 'http://[0-9.:]*')
+start_sim "$work/sim.url" --recordings "$N" --sizes 1024..1024 --rate-limit 1000000
 FROM=$(date -u -d '4 days ago' +%Y-%m-%dT%H:%M:%SZ)
 TO=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)
 url="postgres://postgres@127.0.0.1:$pgport/$db"

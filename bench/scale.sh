@@ -16,6 +16,7 @@
 # bench/results/scale.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/sim.sh
 root=$(pwd)
 SIZES=${SIZES:-10000 100000}
 [ "${FULL:-0}" = 1 ] && SIZES="$SIZES 1000000"
@@ -43,12 +44,7 @@ fi
 
 for n in $SIZES; do
   # The conversations spread over two days, three days ago: inside the details query's reach.
-  simport=$(python3 scripts/servers/free-port.py)
-  $BIN sim --listen "127.0.0.1:$simport" --recordings "$n" --sizes "$BODY..$BODY" \
-    --rate-limit 1000000 > "$work/sim.url" 2>/dev/null &
-  simpid=$!
-  for _ in $(seq 1 600); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
-  SIM=$(head -1 "$work/sim.url" | grep -o 'http://[0-9.:]*')
+  start_sim "$work/sim.url" --recordings "$n" --sizes "$BODY..$BODY" --rate-limit 1000000
   FROM=$(date -u -d '4 days ago' +%Y-%m-%dT%H:%M:%SZ)
   TO=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)
   for store in $STORES; do
