@@ -52,6 +52,14 @@ fn rig(s: &SimHandle) -> Rig {
     }
 }
 
+/// `c` giving up on a failing source after 300 ms (an outage fails the poll quickly).
+fn impatient(c: &GenesysClient) -> GenesysClient {
+    let mut cfg = c.config().clone();
+    cfg.retry.max_elapsed = Duration::from_millis(300);
+    cfg.retry.base_delay = Duration::from_millis(10);
+    GenesysClient::new(cfg).unwrap()
+}
+
 /// An event handler keeping what `pick` returns for each event.
 fn collect<T: Send + 'static>(
     pick: impl Fn(&archiver::Event) -> Option<T> + Send + Sync + 'static,
@@ -233,10 +241,7 @@ async fn the_poll_loop_rides_out_a_source_outage() {
         ..ArchiverConfig::default()
     };
     cfg.retry.max_elapsed = Duration::from_millis(300);
-    let mut c_cfg = c.config().clone();
-    c_cfg.retry.max_elapsed = Duration::from_millis(300);
-    c_cfg.retry.base_delay = Duration::from_millis(10);
-    let c = GenesysClient::new(c_cfg).unwrap();
+    let c = impatient(&c);
     let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = polls.clone();
     let sim = Arc::new(s);
@@ -282,10 +287,7 @@ async fn waiting_conversations_are_kept_in_the_ledger_until_resolved() {
         cfg,
         _dir,
     } = rig(&s);
-    let mut c_cfg = c.config().clone();
-    c_cfg.retry.max_elapsed = Duration::from_millis(300);
-    c_cfg.retry.base_delay = Duration::from_millis(10);
-    let c = GenesysClient::new(c_cfg).unwrap();
+    let c = impatient(&c);
     let poll = |batch_wait: Option<Duration>| PollSettings {
         start: s.config().start,
         settle: Duration::ZERO,
