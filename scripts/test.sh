@@ -9,6 +9,17 @@ root=$(pwd)
 
 ./scripts/install-deps.sh
 
+# No stowaways: every clone carries every tracked file forever. A tracked file over 1 MB outside
+# the fuzz corpus (a wheel, an archive, a build output) fails the run.
+echo "== no large tracked files"
+large=$(git ls-files -z | grep -zv '^fuzz/corpus/' | xargs -0 -r stat -c '%s %n' 2>/dev/null \
+  | awk '$1 > 1048576 { print }')
+if [ -n "$large" ]; then
+  echo "tracked files over 1 MB (remove them, or keep them out with .gitignore):" >&2
+  echo "$large" >&2
+  exit 1
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
