@@ -613,3 +613,77 @@ async fn facts_find_and_index_parts_work_the_same_on_postgres() {
     assert_eq!(a.open_index_part(next, 100).await.unwrap(), Some(0));
     assert_eq!(b.index_parts().await.unwrap().len(), 1);
 }
+
+/// An instance killed while holding a recording's lease (its row stays `pending` until the
+/// lease ends). Before, a poll finding it "leased by another instance" counted it as
+/// accounted: exit 0, the checkpoint moved past it, and nothing ever revisited a pending row,
+/// so it was never archived. Now it is pending: the run is not clean, the checkpoint holds at
+/// its start, and once the lease ended a later poll archives it.
+#[tokio::test]
+async fn a_recording_a_killed_instance_held_is_archived_after_its_lease() {
+    let url = fresh_postgres_database("dead_owner").await;
+    let sim = Simulator::start(SimConfig {
+        recordings: 6,
+        start: chrono::Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let ledger = Ledger::open(&url).await.unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "deadowner").await);
+    // The killed instance's claim, as it left it.
+    let held = test_support::sim_recording(&sim, 3);
+    let lease = Duration::from_secs(5);
+    assert_eq!(
+        ledger
+            .claim(&held, "left/by/dead", "dead", lease)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let claimed = tokio::time::Instant::now();
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        instance_id: "live".into(),
+        ..ArchiverConfig::default()
+    };
+    let poll = archiver::PollSettings {
+        start: sim.config().start,
+        settle: Duration::ZERO,
+        max_polls: Some(1),
+        ..archiver::PollSettings::default()
+    };
+    let run = || {
+        archiver::run_continuous(
+            sim_client(&sim, |c| c.poll_initial = Duration::from_millis(50)),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg.clone(),
+            poll.clone(),
+            Arc::new(archiver::NoEvents),
+        )
+    };
+    let first = run().await.unwrap();
+    assert_eq!(
+        (first.archived, first.leased_elsewhere),
+        (5, 1),
+        "{first:?}"
+    );
+    assert!(
+        !first.success(),
+        "a recording another instance holds is not done"
+    );
+    let checkpoint = ledger.checkpoint("discovery").await.unwrap().unwrap();
+    let held_start = held.start_time.unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&checkpoint).unwrap() <= held_start,
+        "the checkpoint {checkpoint} moved past the held recording ({held_start})"
+    );
+
+    tokio::time::sleep_until(claimed + lease + Duration::from_millis(200)).await;
+    let second = run().await.unwrap();
+    assert_eq!(second.archived, 1, "{second:?}");
+    let row = ledger.entry(&held.ledger_id()).await.unwrap().unwrap();
+    assert_eq!(row.status, RecordStatus::Archived);
+}

@@ -232,8 +232,30 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
     b.finish_chunk(id).await.unwrap();
     assert_eq!(a.chunk_backlog("w").await.unwrap().chunks, 0);
     // Members went with it: a new listing may queue c2 again.
-    a.add_chunk("w", &convs[1..]).await.unwrap();
+    let id2 = a.add_chunk("w", &convs[1..]).await.unwrap();
     assert_eq!(a.chunk_backlog("w").await.unwrap().conversations, 1);
+    // A stale holder (its lease expired, b took the chunk over and finished it) keeping the
+    // chunk writes nothing: no member left pointing at a chunk nobody works.
+    let short = Duration::from_millis(100);
+    assert_eq!(
+        a.claim_chunk("w", "a", short).await.unwrap().unwrap().id,
+        id2
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        b.claim_chunk("w", "b", lease).await.unwrap().unwrap().id,
+        id2
+    );
+    b.finish_chunk(id2).await.unwrap();
+    a.retry_chunk(id2, "a", &convs, Some("late".into()), Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
+    assert!(
+        a.listing_memory().settled(&ids).await.is_empty(),
+        "a stale retry left conversations queued in no chunk"
+    );
+    assert_eq!(a.chunk_backlog("w").await.unwrap().chunks, 0);
 
     let gap = Duration::from_millis(300);
     assert!(a.take_listing("w", "a", lease, gap).await.unwrap());

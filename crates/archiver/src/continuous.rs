@@ -240,11 +240,12 @@ where
                         )
                     };
                     let s = renewing(cfg.lease, work, renew).await;
+                    // Cut short (shutdown): not listed; the next lister lists it again.
                     ledger
                         .end_listing(
                             &poll.checkpoint,
                             &cfg.instance_id,
-                            s.discovery_error.is_none(),
+                            s.discovery_error.is_none() && !s.source_incomplete,
                         )
                         .await?;
                     s
@@ -256,13 +257,12 @@ where
                 ));
             }
             // The window is reconciled when discovery completed, every part of it was
-            // listed and nothing was cut short. Failed recordings are in the ledger and
-            // retried below; pending ones (conversations in progress, recordings uploading)
-            // are not: the checkpoint stays at the earliest of them, so the next poll reads
-            // them again.
-            let reconciled = summary.discovery_error.is_none()
-                && summary.interrupted == 0
-                && summary.not_discoverable == 0;
+            // listed and nothing was cut short: no shutdown before the source ended, no
+            // recording interrupted, no failure the ledger has no row for. Failed recordings
+            // are in the ledger and retried below; pending ones (conversations in progress,
+            // recordings uploading, recordings another instance holds) are not: the checkpoint
+            // stays at the earliest of them, so the next poll reads them again.
+            let reconciled = poll_reconciled(&summary);
             let mut next = summary.pending_since.map_or(to, |p| p.min(to));
             // Never past the source's present when the poll began (the source's clock is known
             // once it answered): a local clock running ahead must not skip what the source has
@@ -333,11 +333,14 @@ where
                 api_calls: calls_since(&calls_before, &client.metrics().snapshot()),
             });
             total.absorb(summary);
+            if !reconciled {
+                total.unreconciled_polls += 1;
+            }
         }
         // Shared work: failed rows are retried by the instance that listed (each retry costs a
         // URL request; two instances must not both spend it).
         if lister && !cfg.shutdown.is_cancelled() {
-            let failed = due_failed_rows(&ledger, &poll, &events).await?;
+            let failed = due_rows(&ledger, &poll, &cfg.instance_id, &events).await?;
             if !failed.is_empty() {
                 let s = archive_entries(
                     client.clone(),
@@ -395,6 +398,19 @@ where
         }
     }
     Ok(total)
+}
+
+/// Whether a poll's window is done: discovery completed and listed every part of it, the run
+/// was not cut short (shutdown before the source ended, recordings interrupted), every failure
+/// is in the ledger (retried from there), and every recording another instance holds has a
+/// start the checkpoint can be held at.
+fn poll_reconciled(summary: &Summary) -> bool {
+    summary.discovery_error.is_none()
+        && !summary.source_incomplete
+        && summary.interrupted == 0
+        && summary.unrecorded == 0
+        && summary.not_discoverable == 0
+        && (summary.leased_elsewhere == 0 || summary.pending_since.is_some())
 }
 
 /// The conversations `name` keeps for a fuller batch (none when it was never written).
@@ -464,15 +480,28 @@ pub fn retry_backoff(interval: Duration, attempts: u32) -> Duration {
         .min(MAX_RETRY_BACKOFF)
 }
 
-/// The failed rows due for a retry now. Rows that reached the attempt bound are given up:
-/// quarantined with the reason (and a `Quarantined` event), not retried forever.
-async fn due_failed_rows(
+/// The rows due for a retry now: failed rows after their backoff, and pending rows whose
+/// lease ended (an instance stopped or was killed while holding them, or gave them back on
+/// shutdown): nothing else revisits those once the windows that listed them were done. Failed
+/// rows that reached the attempt bound are given up: quarantined with the reason (and a
+/// `Quarantined` event), not retried forever.
+async fn due_rows(
     ledger: &crate::ledger::Ledger,
     poll: &PollSettings,
+    instance_id: &str,
     events: &Arc<dyn EventHandler>,
 ) -> Result<Vec<LedgerEntry>, ContinuousError> {
     let now = Utc::now();
-    let mut due = Vec::new();
+    let mut due: Vec<LedgerEntry> = ledger
+        .entries(Some(RecordStatus::Pending))
+        .await?
+        .into_iter()
+        .filter(|e| {
+            e.lease_owner.as_deref() != Some(instance_id)
+                && e.lease_until_ms
+                    .is_none_or(|until| until <= now.timestamp_millis())
+        })
+        .collect();
     for e in ledger.entries(Some(RecordStatus::Failed)).await? {
         if e.attempts >= poll.retry_failed_below_attempts {
             let reason = format!(
@@ -545,21 +574,45 @@ pub async fn archive_entries(
             let client = refresher.clone();
             async move {
                 let mut rec = entry_to_recording(&e);
-                match client.refresh_media(&rec).await {
-                    Ok(m) => rec.media = m,
-                    Err(err) if matches!(err, genesys_media::Error::Auth { .. }) => {
-                        return Err(err);
+                let auth = |e: &genesys_media::Error| matches!(e, genesys_media::Error::Auth { .. });
+                // Every retry goes through a claim, so its outcome is recorded and its attempt
+                // charged: a row answered "unavailable" or failing to refresh is retried with
+                // a growing backoff and given up at the bound, never every poll forever.
+                let fail_with = match client.refresh_media(&rec).await {
+                    // No media: gone only when its fileState says so (as discovery decides);
+                    // otherwise a failure, not an exit-0 "unavailable".
+                    Ok(MediaAvailability::Unavailable(reason)) => {
+                        match client
+                            .gone_state(&rec.conversation_id, &rec.recording_id)
+                            .await
+                        {
+                            Ok(Some(state)) => {
+                                rec.media = MediaAvailability::Unavailable(format!(
+                                    "{reason} (fileState {state})"
+                                ));
+                                None
+                            }
+                            Ok(None) => Some(format!(
+                                "the source gave no media URL although the recording is not gone: {reason}"
+                            )),
+                            Err(err) if auth(&err) => return Err(err),
+                            Err(err) => Some(format!(
+                                "the source gave no media URL ({reason}) and its state could not be read: {err}"
+                            )),
+                        }
                     }
-                    Err(err) => {
-                        rec.media =
-                            MediaAvailability::Unavailable(format!("requesting its media: {err}"))
+                    Ok(m) => {
+                        rec.media = m;
+                        None
                     }
-                }
-                Ok(rec)
+                    Err(err) if auth(&err) => return Err(err),
+                    Err(err) => Some(format!("requesting its media: {err}")),
+                };
+                Ok(crate::pipeline::Pulled::Retry { rec, fail_with })
             }
         })
         .buffered(cfg.workers.max(1));
-    archive(client, sink, stream, cfg, events).await
+    crate::pipeline::archive_pulled(client, sink, stream, cfg, events).await
 }
 
 #[cfg(test)]
@@ -590,6 +643,7 @@ mod tests {
             updated_at: "2026-11-03T10:05:00.000Z".into(),
             sha256: None,
             facts: facts.clone(),
+            lease_until_ms: None,
         };
         let rec = entry_to_recording(&e);
         assert_eq!(

@@ -124,6 +124,9 @@ pub enum ReportKind {
     Pending,
     /// A part of the interval no API could list.
     NotDiscoverable,
+    /// Another live instance holds its lease: not archived by this run. Pending: a poll holds
+    /// its checkpoint at it, a chunk keeps its conversation, a one-shot run exits non-zero.
+    LeasedElsewhere,
 }
 
 /// A recording (or conversation, or part of the interval) that was not archived, and why.
@@ -161,6 +164,17 @@ pub struct Summary {
     pub leased_elsewhere: u64,
     /// Not finished because of shutdown; their claims were released for the next run.
     pub interrupted: u64,
+    /// The run stopped (shutdown) before its source was drained: recordings the source had
+    /// not yielded yet were never seen, so no count covers them. Never clean.
+    pub source_incomplete: bool,
+    /// Failures (counted in `failed`) that left no row in the ledger: the claim or the outcome
+    /// could not be written, the key could not be built, or the worker stopped. Nothing
+    /// retries them from the ledger, so a poll with any is not reconciled (its window is read
+    /// again) and a chunk with any is kept.
+    pub unrecorded: u64,
+    /// Polls (continuous mode) whose window was not reconciled: their checkpoint did not move
+    /// past it, and the next poll reads it again.
+    pub unreconciled_polls: u64,
     /// Conversations in progress and recordings not uploaded yet: not archivable now.
     pub pending: u64,
     /// Parts of the interval no API could list.
@@ -215,8 +229,13 @@ pub struct Reconciliation {
     pub unaccounted: u64,
     /// Discovery did not complete (the listing itself is incomplete).
     pub discovery_incomplete: bool,
+    /// The run was stopped before the source was drained (see [`Summary::source_incomplete`]).
+    pub source_incomplete: bool,
+    /// Failures not recorded in the ledger (see [`Summary::unrecorded`]).
+    pub unrecorded: u64,
     /// Clean: everything listed is archived or unavailable at the source with a reason,
-    /// nothing is pending, failed or unlisted, and discovery completed.
+    /// nothing is pending, failed, leased by another instance or unlisted, discovery
+    /// completed and the run was not cut short.
     pub clean: bool,
 }
 
@@ -229,8 +248,12 @@ impl Summary {
         );
         for (n, what) in [
             (self.quarantined, "in quarantine"),
-            (self.leased_elsewhere, "leased by another instance"),
+            (
+                self.leased_elsewhere,
+                "leased by another instance (pending)",
+            ),
             (self.interrupted, "interrupted"),
+            (self.unrecorded, "failed without a ledger row (read again)"),
         ] {
             if n > 0 {
                 line.push_str(&format!(", {n} {what}"));
@@ -250,6 +273,9 @@ impl Summary {
             if n > 0 {
                 line.push_str(&format!(", {n} {what}"));
             }
+        }
+        if self.source_incomplete {
+            line.push_str(", interrupted before discovery finished (the rest was never seen)");
         }
         line.push_str(&format!(" ({} bytes)", self.bytes));
         line
@@ -280,8 +306,12 @@ impl Summary {
             not_discoverable: self.not_discoverable,
             unaccounted,
             discovery_incomplete,
+            source_incomplete: self.source_incomplete,
+            unrecorded: self.unrecorded,
             clean: failed == 0
                 && self.interrupted == 0
+                && self.leased_elsewhere == 0
+                && !self.source_incomplete
                 && self.pending == 0
                 && self.not_discoverable == 0
                 && unaccounted == 0
@@ -300,6 +330,9 @@ impl Summary {
         self.quarantined += other.quarantined;
         self.leased_elsewhere += other.leased_elsewhere;
         self.interrupted += other.interrupted;
+        self.source_incomplete |= other.source_incomplete;
+        self.unrecorded += other.unrecorded;
+        self.unreconciled_polls += other.unreconciled_polls;
         self.pending += other.pending;
         self.not_discoverable += other.not_discoverable;
         self.pending_since = self
@@ -335,6 +368,8 @@ enum Outcome {
     Quarantined(String),
     Busy,
     Interrupted,
+    /// Failed, and the ledger has no row saying so (see [`Summary::unrecorded`]).
+    Unrecorded(String),
     /// The URL was refused (403) or grew too old: the claim was given back and the recording
     /// waits for a fresh URL with others ([`crate::refresh`]); `refreshes` so far.
     NeedsUrl {
@@ -397,6 +432,34 @@ pub async fn archive<S, T>(
 where
     S: Stream<Item = genesys_media::Result<T>> + Send,
     T: Into<Discovered>,
+{
+    let source = source.map(|r| r.map(|t| Pulled::Found(t.into())));
+    archive_pulled(client, sink, source, cfg, events).await
+}
+
+/// What the pipeline pulls from its source.
+pub(crate) enum Pulled {
+    /// A discovery item.
+    Found(Discovered),
+    /// A recording named by a ledger row (a retry): it always goes through a claim, so the
+    /// ledger records its outcome and charges the attempt, also when the source gave no media
+    /// for it; `fail_with` records a failure found before any download.
+    Retry {
+        rec: DiscoveredRecording,
+        fail_with: Option<String>,
+    },
+}
+
+/// [`archive`] of [`Pulled`] items.
+pub(crate) async fn archive_pulled<S>(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    source: S,
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+) -> Summary
+where
+    S: Stream<Item = genesys_media::Result<Pulled>> + Send,
 {
     let workers = cfg.workers.max(1);
     let refresh_window = cfg.url_refresh_window;
@@ -527,7 +590,7 @@ where
                     continue;
                 };
                 let item = match item {
-                    Ok(r) => r.into(),
+                    Ok(r) => r,
                     Err(e) => {
                         summary.discovery_error_is_config = matches!(e, genesys_media::Error::Auth { .. })
                             || e.status() == Some(403)
@@ -537,12 +600,13 @@ where
                         continue;
                     }
                 };
-                let mut rec = match item {
-                    Discovered::Recording(r) => r,
-                    other => {
+                let (mut rec, retry) = match item {
+                    Pulled::Found(Discovered::Recording(r)) => (r, None),
+                    Pulled::Found(other) => {
                         account_unlisted(&mut summary, &shared.events, other);
                         continue;
                     }
+                    Pulled::Retry { rec, fail_with } => (rec, Some(fail_with)),
                 };
                 // Phone numbers are personal data: dropped on arrival unless asked for.
                 if !shared.cfg.keep_phone_numbers
@@ -559,13 +623,17 @@ where
                     received_at: tokio::time::Instant::now(),
                     refreshes: 0,
                     attempts: 0,
-                    refreshed: false,
-                    fail_with: None,
+                    // A retry's URL was just requested, and it goes through a claim.
+                    refreshed: retry.is_some(),
+                    fail_with: retry.flatten(),
                 });
             }
             _ = tokio::time::sleep_until(refresh_at), if refresh.deadline().is_some() && refreshing.is_none() => {}
         }
     }
+    // Stopped before the source ended: what it had not yielded yet was never seen, and no
+    // count covers it (a poll or chunk cut here is not done).
+    summary.source_incomplete = !source_done;
     // Shut down before they started: discovered (or refreshed) but never claimed, or their
     // claims were given back when they went for a fresh URL.
     summary.interrupted += (ready.len() + refresh.drain().len()) as u64;
@@ -692,6 +760,8 @@ fn tally(
         Err(e) => {
             let rec = in_flight.remove(&e.id());
             summary.failed += 1;
+            // Its claim may hold until its lease expires, with no outcome written.
+            summary.unrecorded += 1;
             summary.failures.push(FailureReport {
                 conversation_id: rec
                     .as_ref()
@@ -721,8 +791,28 @@ fn tally(
     match outcome {
         Outcome::Archived { .. } => summary.archived += 1,
         Outcome::Skipped => summary.skipped += 1,
-        Outcome::Busy => summary.leased_elsewhere += 1,
+        Outcome::Busy => {
+            // Pending, not done: a poll holds its checkpoint at it, a chunk keeps it.
+            summary.leased_elsewhere += 1;
+            summary.pending_since = summary
+                .pending_since
+                .into_iter()
+                .chain(rec.start_time)
+                .min();
+            summary.failures.push(FailureReport {
+                conversation_id: rec.conversation_id.clone(),
+                recording_id: rec.ledger_id().into_owned(),
+                reason: "another instance holds its lease; archived once that lease ends".into(),
+                unavailable: false,
+                kind: ReportKind::LeasedElsewhere,
+            });
+        }
         Outcome::Interrupted => summary.interrupted += 1,
+        Outcome::Unrecorded(reason) => {
+            report(format!("{reason} (no ledger row: read again)"), false);
+            summary.failed += 1;
+            summary.unrecorded += 1;
+        }
         Outcome::Unavailable(reason) => {
             report(reason, true);
             summary.unavailable += 1;
@@ -775,7 +865,8 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
     let rid: &str = &ledger_id;
     let key = match sh.cfg.key_template.render(rec, None) {
         Ok(k) => k,
-        Err(e) => return fail(sh, rid, format!("cannot build its key: {e}"), false, 0),
+        // Nothing claimed: the ledger has no row to retry it from.
+        Err(e) => return unrecorded(sh, rid, format!("cannot build its key: {e}")),
     };
     // Unavailable at discovery: reported, nothing claimed. (A refreshed recording was claimed
     // before: it goes through the claim, so the ledger records the outcome.)
@@ -790,7 +881,7 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
     }
     let Some(ledger) = &sh.cfg.ledger else {
         if let Some(reason) = &item.fail_with {
-            return fail(sh, rid, reason.clone(), false, item.attempts);
+            return fail(sh, rid, reason.clone(), false, item.attempts.max(1));
         }
         return process(sh, item, &key, false).await;
     };
@@ -810,15 +901,7 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
             tracing::debug!(recording_id = rid, owner, "leased by another instance");
             return Outcome::Busy;
         }
-        Err(e) => {
-            return fail(
-                sh,
-                rid,
-                format!("cannot claim it in the ledger: {e}"),
-                false,
-                0,
-            );
-        }
+        Err(e) => return unrecorded(sh, rid, format!("cannot claim it in the ledger: {e}")),
     };
     // Renews the lease while the work runs; ends when the lease is lost to another instance.
     let renew = async {
@@ -836,7 +919,8 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
     };
     let work = async {
         match &item.fail_with {
-            Some(reason) => fail(sh, rid, reason.clone(), false, item.attempts),
+            // Charged as an attempt (also when none was made), so retries of it are bounded.
+            Some(reason) => fail(sh, rid, reason.clone(), false, item.attempts.max(1)),
             None => process(sh, item, &key, resumed).await,
         }
     };
@@ -869,6 +953,7 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
         Outcome::Interrupted
         | Outcome::Busy
         | Outcome::Quarantined(_)
+        | Outcome::Unrecorded(_)
         | Outcome::NeedsUrl { .. } => ledger.release(rid, owner).await,
     };
     match written {
@@ -879,8 +964,14 @@ async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
             Outcome::Busy
         }
         Err(e) => {
-            tracing::warn!(recording_id = rid, error = %e, "could not record the outcome in the ledger; the next run retries it");
-            outcome
+            tracing::warn!(recording_id = rid, error = %e, "could not record the outcome in the ledger; its window is read again");
+            match outcome {
+                // Nothing in the ledger says it failed: the poll that found it is not done.
+                Outcome::Failed(reason, ..) | Outcome::Unavailable(reason) => Outcome::Unrecorded(
+                    format!("{reason}; and the ledger could not record it: {e}"),
+                ),
+                other => other,
+            }
         }
     }
 }
@@ -1142,6 +1233,14 @@ async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome
     }
 }
 
+/// A failure the ledger has no row for (when there is a ledger).
+fn unrecorded(sh: &Shared, rid: &str, reason: String) -> Outcome {
+    match fail(sh, rid, reason, false, 0) {
+        Outcome::Failed(reason, ..) if sh.cfg.ledger.is_some() => Outcome::Unrecorded(reason),
+        other => other,
+    }
+}
+
 fn fail(sh: &Shared, rid: &str, reason: String, integrity: bool, attempts: u32) -> Outcome {
     sh.events.handle(&Event::Failed {
         recording_id: rid.to_string(),
@@ -1253,5 +1352,32 @@ async fn attempt_once(
                 }
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_another_instance_holds_or_a_cut_source_is_never_clean() {
+        let leased = Summary {
+            found: 1,
+            leased_elsewhere: 1,
+            ..Summary::default()
+        };
+        let r = leased.reconcile();
+        assert!(!r.clean, "{r:?}");
+        assert_eq!(r.unaccounted, 0);
+        let cut = Summary {
+            source_incomplete: true,
+            ..Summary::default()
+        };
+        assert!(!cut.success());
+        assert!(cut.line().contains("interrupted before discovery finished"));
+        let mut total = Summary::default();
+        total.absorb(cut);
+        assert!(total.source_incomplete, "summing polls keeps it");
+        assert!(Summary::default().success());
     }
 }

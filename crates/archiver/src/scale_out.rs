@@ -166,10 +166,21 @@ where
     // Only the query's media-type filter applies to a chunk; its interval was the listing's.
     let query = make_query(poll.start, Utc::now());
     let known = ledger.known_conversations();
-    let items = match client
-        .resolve_listed(&query, chunk.conversations.clone(), Some(known.as_ref()))
-        .await
-    {
+    let resolve = client.resolve_listed(&query, chunk.conversations.clone(), Some(known.as_ref()));
+    let resolved = tokio::select! {
+        r = resolve => r,
+        // Stopped while its batch job runs: the chunk is kept, due at once for any instance.
+        () = cfg.shutdown.cancelled() => {
+            ledger
+                .retry_chunk(chunk.id, owner, &chunk.conversations, None, Duration::ZERO)
+                .await?;
+            return Ok(Summary {
+                source_incomplete: true,
+                ..Summary::default()
+            });
+        }
+    };
+    let items = match resolved {
         Ok(items) => items,
         Err(e) => {
             let config = matches!(e, genesys_media::Error::Auth { .. });
@@ -234,11 +245,35 @@ where
         events.clone(),
     )
     .await;
-    if summary.interrupted > 0 {
+    // Recordings another instance holds: their conversations stay in the chunk, to be
+    // looked at again once that lease ends (archived by then, or taken over).
+    again.extend(
+        summary
+            .failures
+            .iter()
+            .filter(|f| f.kind == crate::ReportKind::LeasedElsewhere)
+            .map(|f| f.conversation_id.clone()),
+    );
+    if summary.interrupted > 0 || summary.source_incomplete {
         // Shut down mid-chunk: another instance (or the next start) takes all of it; what
         // was archived is skipped through the ledger.
         ledger
             .retry_chunk(chunk.id, owner, &chunk.conversations, None, Duration::ZERO)
+            .await?;
+    } else if summary.unrecorded > 0 {
+        // A failure the ledger has no row for: only this chunk remembers its recording.
+        let error = format!(
+            "{} recording(s) failed without a ledger row; the chunk is kept",
+            summary.unrecorded
+        );
+        ledger
+            .retry_chunk(
+                chunk.id,
+                owner,
+                &chunk.conversations,
+                Some(error),
+                retry_backoff(poll.interval, chunk.attempts + 1),
+            )
             .await?;
     } else if again.is_empty() {
         ledger.finish_chunk(chunk.id).await?;

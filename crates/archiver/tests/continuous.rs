@@ -822,3 +822,221 @@ async fn the_daemon_writes_the_index_after_its_first_poll() {
     assert!(report.clean(), "{:?}", report.problems);
     assert_eq!(report.verified, total.archived);
 }
+
+/// A shutdown (SIGTERM of a rolling deploy) while the poll waits on a batch download job:
+/// before, the pipeline broke off without saying its source was not drained, so the poll
+/// counted as reconciled: the checkpoint moved past the window (a first poll's whole
+/// `--since` span) and `--batch-wait`'s waiting set was replaced by an empty one, with nothing
+/// archived. Now such a poll is not done: checkpoint, sweep anchor and waiting set stay.
+#[tokio::test]
+async fn a_shutdown_while_a_batch_job_runs_leaves_the_window_and_the_waiting_set_as_they_were() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 24,
+        start: Utc::now() - chrono::Duration::hours(2),
+        span: Duration::from_secs(3600),
+        // Longer than the test waits: the job is still running when the shutdown comes.
+        batch_ready_after: Duration::from_secs(8),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let Rig {
+        c,
+        sink,
+        ledger,
+        cfg,
+        _dir,
+    } = rig(&s);
+    let poll = |batch_wait: Option<Duration>| PollSettings {
+        start: s.config().start,
+        settle: Duration::ZERO,
+        max_polls: Some(1),
+        batch_wait,
+        ..PollSettings::default()
+    };
+    let none = || Arc::new(archiver::NoEvents) as Arc<dyn archiver::EventHandler>;
+    // A 12 h wait defers every conversation (no batch job): they wait in the ledger.
+    let first = run_continuous(
+        c.clone(),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        cfg.clone(),
+        poll(Some(Duration::from_secs(12 * 3600))),
+        none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.archived, 0);
+    let kept = ledger
+        .checkpoint("discovery.waiting")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(kept, "[]");
+    let checkpoint = ledger.checkpoint("discovery").await.unwrap();
+    let anchor = ledger.checkpoint("discovery.sweep").await.unwrap();
+
+    // The wait turned off: the next poll submits a batch job for them and is stopped while
+    // the job runs.
+    let shutdown = archiver::CancellationToken::new();
+    let cfg = ArchiverConfig {
+        shutdown: shutdown.clone(),
+        drain_timeout: Duration::from_millis(200),
+        ..cfg
+    };
+    let stop = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        shutdown.cancel();
+    });
+    let cut = run_continuous(c, sink, DiscoveryQuery::interval, cfg, poll(None), none())
+        .await
+        .unwrap();
+    stop.await.unwrap();
+    assert_eq!(cut.archived, 0, "{cut:?}");
+    assert!(cut.source_incomplete && !cut.success(), "{cut:?}");
+    assert_eq!(cut.unreconciled_polls, 1);
+    assert!(cut.line().contains("interrupted before discovery finished"));
+    assert_eq!(
+        ledger
+            .checkpoint("discovery.waiting")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(kept.as_str()),
+        "the waiting conversations were dropped"
+    );
+    assert_eq!(ledger.checkpoint("discovery").await.unwrap(), checkpoint);
+    assert_eq!(ledger.checkpoint("discovery.sweep").await.unwrap(), anchor);
+}
+
+/// A failed row retried by the poll loop whose media the source no longer gives: it goes
+/// through a claim and is charged an attempt (before, nothing was written: the row was retried
+/// every poll, one batch job each, never reaching quarantine), and counts as unavailable only
+/// because its fileState says it is gone. A row whose refresh fails outright is a failure
+/// (before: an exit-0 "unavailable").
+#[tokio::test]
+async fn retried_rows_the_source_gives_no_media_for_are_charged_an_attempt() {
+    use genesys_sim::{Fault, FaultSpec};
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 4,
+        faults: vec![FaultSpec {
+            recording: 1,
+            fault: Fault::Archived,
+            times: None,
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let Rig {
+        c,
+        sink,
+        ledger,
+        cfg,
+        _dir,
+    } = rig(&s);
+    // Seeded as an earlier run left it: failed twice.
+    let rec = test_support::sim_recording(&s, 1);
+    let owner = cfg.instance_id.clone();
+    ledger
+        .claim(&rec, "k/1", &owner, Duration::from_secs(60))
+        .await
+        .unwrap();
+    ledger
+        .failed(&rec.ledger_id(), &owner, "503", false, 2)
+        .await
+        .unwrap();
+    let rid = rec.ledger_id().into_owned();
+    let entries = ledger
+        .entries(Some(archiver::RecordStatus::Failed))
+        .await
+        .unwrap();
+    let summary = archiver::archive_entries(
+        c.clone(),
+        sink.clone(),
+        entries.clone(),
+        cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!((summary.found, summary.unavailable), (1, 1), "{summary:?}");
+    assert!(
+        summary.failures[0].reason.contains("fileState ARCHIVED"),
+        "{:?}",
+        summary.failures
+    );
+    let after = ledger.entry(&rid).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.attempts),
+        (archiver::RecordStatus::Failed, 3),
+        "charged one attempt"
+    );
+
+    // The source failing outright: a failure (exit 1), charged too.
+    s.set_outage(true);
+    let summary = archiver::archive_entries(
+        impatient(&c),
+        sink,
+        entries,
+        cfg,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    s.set_outage(false);
+    assert_eq!((summary.failed, summary.unavailable), (1, 0), "{summary:?}");
+    assert!(!summary.success());
+    assert_eq!(ledger.entry(&rid).await.unwrap().unwrap().attempts, 4);
+}
+
+/// The ledger refuses the claims of a poll (a database error): before, each recording was
+/// reported failed once with no row in the ledger, and the checkpoint moved past them, so no
+/// later poll or retry ever saw them again. Now such a poll is not reconciled: its window is
+/// read again, and archived once the ledger works.
+#[tokio::test]
+async fn failures_the_ledger_could_not_record_keep_the_window() {
+    let s = recent_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let ledger = Ledger::open(db.to_str().unwrap()).await.unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path().join("store")));
+    let cfg = ArchiverConfig {
+        ledger: Some(ledger.clone()),
+        ..ArchiverConfig::default()
+    };
+    let poll = PollSettings {
+        start: s.config().start,
+        settle: Duration::ZERO,
+        sweep_every: 6,
+        max_polls: Some(1),
+        ..PollSettings::default()
+    };
+    // Another connection to the same file makes every new claim fail.
+    let side = rusqlite::Connection::open(&db).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER refuse_claims BEFORE INSERT ON recordings
+         BEGIN SELECT RAISE(ABORT, 'injected: the disk is full'); END;",
+    )
+    .unwrap();
+    let run = || {
+        run_continuous(
+            client(&s),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg.clone(),
+            poll.clone(),
+            Arc::new(archiver::NoEvents),
+        )
+    };
+    let refused = run().await.unwrap();
+    assert_eq!(refused.archived, 0);
+    assert_eq!(refused.unrecorded, 24, "{refused:?}");
+    assert_eq!(refused.unreconciled_polls, 1);
+    assert_eq!(ledger.checkpoint("discovery").await.unwrap(), None);
+
+    side.execute_batch("DROP TRIGGER refuse_claims").unwrap();
+    let healed = run().await.unwrap();
+    assert_eq!(healed.archived, 24, "{healed:?}");
+    assert_eq!(healed.unreconciled_polls, 0);
+}

@@ -363,3 +363,58 @@ async fn expired_urls_are_refreshed_together_in_one_batch_job() {
     );
     assert_eq!(s.stats().media_requests, (n + n / 3) as u64);
 }
+
+/// One recording's batch results: the first file with a URL, the second with `errorMsg` while
+/// the recording is `AVAILABLE`. Before, the failed result was dropped once any result had a
+/// URL: one object stored, the conversation settled, exit 0 (a silent gap). Now the recording
+/// waits, reported pending, and the run is not clean.
+#[tokio::test]
+async fn a_recording_whose_second_file_failed_is_pending_not_settled() {
+    let s = sim(5, vec![spec(2, Fault::SecondFileFailed, None)]).await;
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        cfg(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!((summary.archived, summary.pending), (4, 1), "{summary:?}");
+    let report = &summary.failures[0];
+    assert_eq!(report.recording_id, s.dataset().recordings[2].id);
+    assert!(report.reason.contains("no URL"), "{}", report.reason);
+    assert!(!summary.success());
+}
+
+/// A batch request answered `Completed` with `resultCount` and `expectedResultCount` counting
+/// a result its `results` leave out: before, the counts were trusted and the missing
+/// recording never archived, exit 0. Now the job is polled again until the results are there.
+#[tokio::test]
+async fn batch_results_lagging_their_counts_are_polled_again() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        results_lag_polls: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        cfg(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!((summary.found, summary.archived), (6, 6), "{summary:?}");
+    assert!(summary.success());
+}

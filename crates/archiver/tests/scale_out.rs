@@ -250,3 +250,143 @@ async fn the_listing_lease_admits_one_lister() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(l2.take_listing("w", "b", lease, gap).await.unwrap());
 }
+
+/// A stale chunk holder (its lease expired; another instance took the chunk over and finished
+/// it) that then keeps the chunk for later writes nothing: before, its members were inserted
+/// anyway, pointing at a chunk nobody works, and their conversations looked queued forever
+/// (never listed again, never archived).
+#[tokio::test]
+async fn a_stale_holder_keeping_a_finished_chunk_leaves_nothing_queued() {
+    let s = sim().await;
+    let ledger = Ledger::in_memory().unwrap();
+    assert!(list_into(&s, &ledger, "w").await >= 1);
+    let short = Duration::from_millis(50);
+    let a = ledger.claim_chunk("w", "a", short).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The SQLite ledger is one process's: any lease but the caller's is from a dead run.
+    let b = ledger
+        .claim_chunk("w", "b", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.id, b.id, "the oldest chunk, taken over");
+    ledger.finish_chunk(b.id).await.unwrap();
+    ledger
+        .retry_chunk(
+            a.id,
+            "a",
+            &a.conversations,
+            Some("503".into()),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = a
+        .conversations
+        .iter()
+        .map(|c| c.conversation_id.clone())
+        .collect();
+    let queued = ledger.listing_memory().settled(&ids).await;
+    assert!(
+        queued.is_empty(),
+        "{} conversations look queued in no chunk",
+        queued.len()
+    );
+}
+
+/// Instances of a rolling deploy stopped mid-work. The lister stopped while the listing waits
+/// (here on a 429's `Retry-After`): before, it ended the listing as complete and moved the
+/// checkpoint past a window it never listed. A worker stopped while its chunk's batch job
+/// runs: before, it waited for the job, then finished (removed) the chunk without archiving a
+/// recording of it. Now the window stays unlisted (any instance lists it at once) and the
+/// chunk stays in the ledger.
+#[tokio::test]
+async fn instances_stopped_mid_listing_or_mid_chunk_leave_the_work_in_the_ledger() {
+    let slow = |cfg: SimConfig| async move {
+        Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            recordings: RECORDINGS,
+            start: Utc::now() - chrono::Duration::hours(2),
+            span: Duration::from_secs(3600),
+            ..cfg
+        })
+        .await
+        .unwrap()
+    };
+    let stopped_after = |cfg: ArchiverConfig, after: Duration| {
+        let shutdown = archiver::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            stop.cancel();
+        });
+        ArchiverConfig {
+            shutdown,
+            drain_timeout: Duration::from_millis(100),
+            ..cfg
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let name = PollSettings::default().checkpoint;
+    // Polls a minute apart: a completed listing would keep others from listing for 45 s.
+    let interval = Duration::from_secs(60);
+
+    // The lister: its first details query is throttled for 4 s; stopped after 1 s.
+    let s = slow(SimConfig {
+        throttle_first_api_calls: 1,
+        retry_after_secs: 4,
+        ..SimConfig::default()
+    })
+    .await;
+    let ledger = Ledger::in_memory().unwrap();
+    let cut = run_continuous(
+        client(&s),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        stopped_after(config(&ledger, "lister"), Duration::from_secs(1)),
+        poll(&s, interval),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert!(
+        cut.source_incomplete && cut.unreconciled_polls == 1,
+        "{cut:?}"
+    );
+    assert_eq!(ledger.checkpoint(&name).await.unwrap(), None);
+    assert!(
+        ledger
+            .take_listing(&name, "next", Duration::from_secs(60), interval * 3 / 4)
+            .await
+            .unwrap(),
+        "the window counts as listed"
+    );
+
+    // A worker: the chunks' batch jobs take 8 s; stopped after 1.5 s.
+    let s = slow(SimConfig {
+        batch_ready_after: Duration::from_secs(8),
+        ..SimConfig::default()
+    })
+    .await;
+    let ledger = Ledger::in_memory().unwrap();
+    let chunks = list_into(&s, &ledger, &name).await;
+    let cut = run_continuous(
+        client(&s),
+        sink,
+        DiscoveryQuery::interval,
+        stopped_after(config(&ledger, "worker"), Duration::from_millis(1500)),
+        poll(&s, interval),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cut.archived, 0);
+    assert!(cut.source_incomplete && !cut.success(), "{cut:?}");
+    let kept = ledger.chunk_backlog(&name).await.unwrap();
+    assert_eq!(
+        kept.chunks as usize, chunks,
+        "a chunk was finished unworked"
+    );
+    assert_eq!(archived(&ledger).await, 0);
+}

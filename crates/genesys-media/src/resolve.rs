@@ -142,8 +142,8 @@ impl GenesysClient {
         // yet" (UPLOADING, RESTORING) from "gone" (ARCHIVED, DELETED, ERROR).
         let mut states: HashMap<String, Vec<RecordingMetadata>> = HashMap::new();
         for ((cid, _), rs) in &groups {
-            let has_url = rs.iter().any(|r| r.result_url.is_some());
-            if !has_url && !states.contains_key(cid) {
+            let all_urls = rs.iter().all(|r| r.result_url.is_some());
+            if !all_urls && !states.contains_key(cid) {
                 states.insert(cid.clone(), self.recording_metadata(cid).await?);
             }
         }
@@ -164,6 +164,31 @@ impl GenesysClient {
                 facts: facts.clone(),
             };
             let files = batch_files(rs);
+            let failed_results = rs.iter().filter(|r| r.result_url.is_none()).count();
+            if !files.is_empty() && failed_results > 0 {
+                // Some of its files came without a URL: archiving the others now would settle
+                // the conversation without them (and label them differently from a later,
+                // complete answer). It waits, reported, until every file has a URL.
+                let msg = rs
+                    .iter()
+                    .find_map(|r| r.error_msg.clone())
+                    .unwrap_or_else(|| "a result with neither resultUrl nor errorMsg".into());
+                let state = states
+                    .get(cid)
+                    .and_then(|ms| ms.iter().find(|m| &m.id == rid))
+                    .and_then(|m| m.file_state.clone())
+                    .unwrap_or_else(|| "unknown".into());
+                out.push(pending(
+                    cid,
+                    rid,
+                    conv,
+                    format!(
+                        "{failed_results} of its {} batch results has no URL ({msg}; fileState {state}); archived once every file has one",
+                        rs.len()
+                    ),
+                ));
+                continue;
+            }
             if !files.is_empty() {
                 for (file, media, ct) in files {
                     out.push(Discovered::Recording(base(file, media, ct)));
@@ -416,12 +441,37 @@ impl GenesysClient {
         self.poll_job(&self.inner.batch_ready, &what, || async {
             let (_, st): (_, BatchDownloadJobStatusResult) =
                 self.call(Method::GET, &path, None).await?;
+            // Completed, with every expected result present in the answer: counts alone are
+            // not trusted (`expectedResultCount` may still grow, and an answer whose
+            // `results` lag its `resultCount` would drop files silently).
+            let present = st.results.len() as u64;
             let complete = st.status.as_deref() == Some("Completed")
-                && st.result_count.unwrap_or(st.results.len() as u64)
-                    >= st.expected_result_count.unwrap_or(0);
+                && st.result_count.unwrap_or(present) >= st.expected_result_count.unwrap_or(0)
+                && present >= st.expected_result_count.unwrap_or(0)
+                && present >= st.result_count.unwrap_or(0);
             Ok(complete.then_some(st.results))
         })
         .await
+    }
+
+    /// Whether a recording the source gave no media for is gone, as discovery decides it:
+    /// `Some(fileState)` when its `recordingmetadata` state is neither "not yet" (uploading,
+    /// restoring) nor downloadable, or `Some("absent")` when the metadata no longer lists it;
+    /// `None` when it should be there (a failure to retry, not an "unavailable").
+    pub async fn gone_state(
+        &self,
+        conversation_id: &str,
+        recording_id: &str,
+    ) -> Result<Option<String>> {
+        let metas = self.recording_metadata(conversation_id).await?;
+        Ok(match metas.iter().find(|m| m.id == recording_id) {
+            None => Some("absent from its conversation's recordingmetadata".into()),
+            Some(m) => {
+                let state = m.file_state.as_deref();
+                (!is_downloadable(state) && !state.is_some_and(is_not_yet))
+                    .then(|| state.unwrap_or_default().to_string())
+            }
+        })
     }
 
     /// `GET /api/v2/conversations/{id}/recordingmetadata`.

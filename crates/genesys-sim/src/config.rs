@@ -90,6 +90,10 @@ pub struct SimConfig {
     /// The details query answers in an order of its own (stable across pages, not by start),
     /// as a service that ignores `orderBy` would: a client must not rely on start order.
     pub unordered_query_results: bool,
+    /// The first N status answers of each completed batch request leave out its last result
+    /// while `resultCount` and `expectedResultCount` count it (an answer whose results lag
+    /// its counts): a client must not take the counts for the results.
+    pub results_lag_polls: u32,
 }
 
 impl Default for SimConfig {
@@ -127,6 +131,7 @@ impl Default for SimConfig {
             unrecorded_conversations: 0,
             clock_offset_secs: 0,
             unordered_query_results: false,
+            results_lag_polls: 0,
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum Fault {
     /// results"), and the per-recording GET two `mediaUris` channels, `"0"` and `"1"`, each
     /// with its own bytes.
     TwoFiles,
+    /// Two files, as with `TwoFiles`, but the batch request's result for the second carries
+    /// `errorMsg` and no URL while the recording's `fileState` stays `AVAILABLE` (one file
+    /// failed to process): a client must not settle the recording on the first file alone.
+    SecondFileFailed,
 }
 
 /// A fault for one recording, applied to its first `times` media requests (or always).
@@ -46,7 +50,7 @@ pub struct FaultSpec {
 /// Error parsing a [`FaultSpec`] or [`Fault`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, slowreset, archived, twofiles)"
+    "invalid fault {input:?}: {reason} (expected INDEX=KIND[xTIMES], KIND one of expired, 429, 5xx, reset, truncated, corrupt, slow, slowreset, archived, twofiles, partfailed)"
 )]
 pub struct FaultParseError {
     input: String,
@@ -67,6 +71,7 @@ impl FromStr for Fault {
             "slowreset" => Fault::SlowReset(Duration::from_millis(20)),
             "archived" => Fault::Archived,
             "twofiles" | "tworesults" | "twochannels" => Fault::TwoFiles,
+            "partfailed" | "secondfilefailed" => Fault::SecondFileFailed,
             _ => {
                 return Err(FaultParseError {
                     input: s.into(),

@@ -119,7 +119,7 @@ pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> 
             Some(Fault::Corrupt) => BodyMode::Corrupt,
             Some(Fault::Slow(d)) => BodyMode::Slow(d),
             Some(Fault::SlowReset(d)) => BodyMode::SlowReset(d),
-            Some(Fault::Archived | Fault::TwoFiles) | None => {
+            Some(Fault::Archived | Fault::TwoFiles | Fault::SecondFileFailed) | None => {
                 if rates.media_5xx > 0.0 && inner.rng.unit() < rates.media_5xx {
                     return media_error(
                         StatusCode::SERVICE_UNAVAILABLE,

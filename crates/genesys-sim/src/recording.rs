@@ -8,7 +8,9 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dataset::SimRecording;
-use crate::server::{Body, Job, State, api_error, has_two_files, json_response, md5_of, rfc3339};
+use crate::server::{
+    Body, Job, State, api_error, has_two_files, json_response, md5_of, rfc3339, second_file_failed,
+};
 use crate::signing;
 
 pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
@@ -183,6 +185,7 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
         Job {
             items,
             created: Instant::now(),
+            completed_polls: 0,
         },
     );
     json_response(
@@ -192,7 +195,7 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
 }
 
 pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
-    let (items, done) = {
+    let (items, done, lagging) = {
         let mut inner = st.lock();
         let Some(job) = inner.jobs.get_mut(id) else {
             return api_error(
@@ -201,9 +204,14 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
                 "batch request not found",
             );
         };
+        let done = job.created.elapsed() >= st.cfg.batch_ready_after;
+        if done {
+            job.completed_polls += 1;
+        }
         (
             job.items.clone(),
-            job.created.elapsed() >= st.cfg.batch_ready_after,
+            done,
+            job.completed_polls <= st.cfg.results_lag_polls,
         )
     };
     if !done {
@@ -223,7 +231,13 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
             results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
                    "resultUrl": media_url(st, r, "NATIVE"), "contentType": r.native_content_type()}));
             // "A recording could be associated with multiple results."
-            if has_two_files(st, i) {
+            if second_file_failed(st, i) {
+                errors += 1;
+                results.push(
+                    json!({"conversationId": r.conversation_id, "recordingId": r.id,
+                       "errorMsg": "One file of the recording failed to process"}),
+                );
+            } else if has_two_files(st, i) {
                 results.push(json!({"conversationId": r.conversation_id, "recordingId": r.id,
                        "resultUrl": media_part_url(st, r, "NATIVE", 1), "contentType": r.native_content_type()}));
             }
@@ -233,9 +247,13 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
                    "errorMsg": format!("Recording is {}; it cannot be downloaded now", file_state.to_lowercase())}));
         }
     }
+    let count = results.len();
+    if lagging && count > 1 {
+        results.pop();
+    }
     json_response(
         StatusCode::OK,
-        &json!({"id": id, "jobId": id, "expectedResultCount": results.len(), "resultCount": results.len(),
+        &json!({"id": id, "jobId": id, "expectedResultCount": count, "resultCount": count,
                 "errorCount": errors, "status": "Completed", "results": results,
                 "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
     )

@@ -56,6 +56,8 @@ pub(crate) struct TokenInfo {
 pub(crate) struct Job {
     pub(crate) items: Vec<usize>,
     pub(crate) created: Instant,
+    /// Status answers given since the job completed.
+    pub(crate) completed_polls: u32,
 }
 
 pub(crate) struct Inner {
@@ -441,10 +443,17 @@ impl Simulator {
 }
 
 pub(crate) fn has_two_files(st: &State, index: usize) -> bool {
+    st.cfg.faults.iter().any(|f| {
+        f.recording == index && matches!(f.fault, Fault::TwoFiles | Fault::SecondFileFailed)
+    })
+}
+
+/// Whether recording `index`'s second file fails in batch requests ([`Fault::SecondFileFailed`]).
+pub(crate) fn second_file_failed(st: &State, index: usize) -> bool {
     st.cfg
         .faults
         .iter()
-        .any(|f| f.recording == index && f.fault == Fault::TwoFiles)
+        .any(|f| f.recording == index && f.fault == Fault::SecondFileFailed)
 }
 
 /// Body seed of file `part` of a recording.

@@ -202,7 +202,17 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             if scale_out && let Some(l) = &ledger {
                 report_backlog(l, &checkpoint).await;
             }
-            let code = conclude(&out, &summary, &w.client, &store, ledger.as_ref(), 0).await;
+            // `--once` (cron): exit 0 only when its poll was done; a poll cut short, or with
+            // work the ledger does not hold, is read again by the next one.
+            let code = if d.once && summary.unreconciled_polls > 0 && !shutdown.is_cancelled() {
+                eprintln!(
+                    "the poll did not complete (see the summary): its checkpoint stayed, and the next poll reads its window again"
+                );
+                1
+            } else {
+                0
+            };
+            let code = conclude(&out, &summary, &w.client, &store, ledger.as_ref(), code).await;
             if shutdown.is_cancelled() {
                 println!("daemon stopped by signal; state saved");
             }

@@ -108,6 +108,9 @@ pub struct LedgerEntry {
     pub sha256: Option<String>,
     /// What analytics said about the conversation when the recording was claimed.
     pub facts: ConversationFacts,
+    /// When the lease of a pending row ends, in milliseconds since the epoch on the ledger's
+    /// clock (the database server's for PostgreSQL); `None` when no lease is held.
+    pub lease_until_ms: Option<i64>,
 }
 
 /// The outcome of [`Ledger::claim`].

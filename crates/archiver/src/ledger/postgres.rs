@@ -114,7 +114,7 @@ const MIGRATIONS: &[&str] = &["
 
 /// Server clock in epoch milliseconds.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), sha256, facts";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), sha256, facts, lease_until";
 /// An arbitrary constant naming the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x0067_656e_6573_7973;
 
@@ -349,6 +349,7 @@ fn entry_from_row(r: &Row) -> LedgerEntry {
         updated_at: r.get(12),
         sha256: r.get(13),
         facts: super::parse_facts(r.get(14)),
+        lease_until_ms: r.get(15),
     }
 }
 

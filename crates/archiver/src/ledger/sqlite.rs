@@ -117,7 +117,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
-const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at, sha256, facts";
+const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at, sha256, facts, lease_until";
 
 #[derive(Debug)]
 pub(super) struct SqliteLedger {
@@ -268,6 +268,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
         updated_at: r.get(12)?,
         sha256: r.get(13)?,
         facts: super::parse_facts(r.get(14)?),
+        lease_until_ms: r.get(15)?,
     })
 }
 

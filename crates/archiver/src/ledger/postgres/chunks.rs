@@ -131,7 +131,9 @@ impl ChunkStore for PgLedger {
     ) -> Result<(), LedgerError> {
         let members = ids.len() as i32;
         let failed = error.is_some();
-        // One statement: the chunk row and its members change together.
+        // One statement: the chunk row and its members change together, and the members only
+        // when the update matched (a chunk another instance took over or finished is not
+        // touched: members pointing at it would look queued forever).
         self.execute(
             &format!(
                 "WITH u AS (
@@ -145,10 +147,10 @@ impl ChunkStore for PgLedger {
                    RETURNING id
                  ), d AS (
                    DELETE FROM chunk_members WHERE chunk_id = $1 AND $4 > 0
-                     AND conversation_id <> ALL($8::text[])
+                     AND conversation_id <> ALL($8::text[]) AND EXISTS (SELECT 1 FROM u)
                  )
                  INSERT INTO chunk_members (conversation_id, chunk_id)
-                 SELECT unnest($8::text[]), $1
+                 SELECT m, $1 FROM unnest($8::text[]) AS m WHERE EXISTS (SELECT 1 FROM u)
                  ON CONFLICT (conversation_id) DO UPDATE SET chunk_id = excluded.chunk_id"
             ),
             &[

@@ -143,7 +143,7 @@ impl ChunkStore for SqliteLedger {
         let owner = owner.to_string();
         self.write(move |c| {
             let failed = error.is_some();
-            c.execute(
+            let kept = c.execute(
                 "UPDATE chunks SET conversations = ?3,
                    members = CASE WHEN ?4 > 0 THEN ?4 ELSE members END,
                    attempts = attempts + CASE WHEN ?5 THEN 1 ELSE 0 END,
@@ -160,7 +160,10 @@ impl ChunkStore for SqliteLedger {
                     now_ms() + delay_ms
                 ],
             )?;
-            if !ids.is_empty() {
+            // Members change only with the chunk: when the update matched nothing (another
+            // instance took the chunk over, or finished and removed it), members inserted here
+            // would point at a chunk nobody works, and their conversations look queued forever.
+            if kept > 0 && !ids.is_empty() {
                 c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
                 insert_members(c, id, &ids)?;
             }
