@@ -317,3 +317,45 @@ async fn analytics_flag_chooses_jobs_or_the_query() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--analytics"), "{}", text(&out));
 }
+
+/// `daemon --once` is what cron runs: before, it exited 0 whatever its poll did. A poll that
+/// is not done (here: the details query cannot reach the part of `--since` older than 35
+/// days, so it is not discoverable and the checkpoint stays) now exits 1 and says so; a poll
+/// that is done exits 0.
+#[tokio::test]
+async fn daemon_once_exits_1_when_its_poll_was_not_done() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 10,
+        start: now - chrono::Duration::days(4),
+        span: Duration::from_secs(2 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let once = |since: chrono::DateTime<Utc>, state: &str| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args([
+                "daemon",
+                "--once",
+                "--since",
+                &rfc(since),
+                "--analytics",
+                "query",
+            ])
+            .args(["--out", "store", "--state", state])
+            .args(FLAGS);
+        c
+    };
+    let out = run(once(now - chrono::Duration::days(40), "far.db")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the poll did not complete"),
+        "{}",
+        text(&out)
+    );
+    let out = run(once(now - chrono::Duration::days(5), "near.db")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
