@@ -133,6 +133,8 @@ where
     let tolerance = overlap + settle;
     let mut previous: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
     let mut index_day: Option<chrono::NaiveDate> = None;
+    // The UTC day of this process's last sweep that looked back as far as the query asks.
+    let mut deep_sweep_day: Option<chrono::NaiveDate> = None;
     let recent = chrono::Duration::from_std(poll.recent_overlap.min(poll.overlap))
         .unwrap_or(chrono::Duration::zero());
     let sweep_name = format!("{}.sweep", poll.checkpoint);
@@ -199,6 +201,18 @@ where
         let calls_before = client.metrics().snapshot();
         if lister && to > from {
             let mut q = make_query(from, to);
+            // Conversations that started on an earlier UTC day than `from` (found only by
+            // queries across midnights, one call each): a poll between sweeps reads nothing
+            // new before `from`; a sweep looks one day back, and the first sweep of each UTC
+            // day as far as the query asks.
+            q.earlier_starts = if !sweep {
+                chrono::Duration::zero()
+            } else if deep_sweep_day == Some(wall.date_naive()) {
+                q.earlier_starts.min(chrono::Duration::days(1))
+            } else {
+                q.earlier_starts
+            };
+            let deep = sweep && deep_sweep_day != Some(wall.date_naive());
             q.waiting = load_waiting(&ledger, &waiting_name).await?;
             let had_waiting = !q.waiting.is_empty();
             let summary = match &poll.scale_out {
@@ -297,6 +311,9 @@ where
                         &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     )
                     .await?;
+            }
+            if reconciled && deep {
+                deep_sweep_day = Some(wall.date_naive());
             }
             if reconciled && sweep {
                 // The next sweep reaches `overlap` back from here.

@@ -19,10 +19,8 @@ use crate::models::{AsyncJobResults, ConversationQueryResponse, DataAvailability
 const SYNC_REACH: ChronoDuration = ChronoDuration::days(35);
 /// Kept clear of the 35-day edge, so a query built now is not refused a moment later.
 const SYNC_MARGIN: ChronoDuration = ChronoDuration::minutes(10);
-/// At the jobs/query boundary the query starts this much before the data lake's
-/// availability date, to catch conversations that were still going on at that date (the
-/// lake holds finished conversations; the query returns conversations by start day).
-const BOUNDARY_LOOKBACK: ChronoDuration = ChronoDuration::days(1);
+/// Half the width of a query across a UTC midnight ([`GenesysClient::probe_earlier_starts`]).
+const PROBE: ChronoDuration = ChronoDuration::seconds(1);
 /// When the availability endpoint gives no date: the documented worst-case lag.
 const DEFAULT_LAKE_LAG: ChronoDuration = ChronoDuration::hours(48);
 /// `pageSize` of a details job's results pages (the documented maximum).
@@ -78,7 +76,9 @@ impl GenesysClient {
         let use_jobs = match self.config().analytics {
             AnalyticsMode::Query => false,
             AnalyticsMode::Jobs => true,
-            AnalyticsMode::Auto => q.start < sync_floor,
+            // Jobs list by activity, not by start day: they also find what started long before
+            // the interval, where the query's midnight probes could not reach.
+            AnalyticsMode::Auto => q.start - q.earlier_starts < sync_floor,
         };
         if q.end > now {
             let from = now.max(q.start);
@@ -130,12 +130,43 @@ impl GenesysClient {
                 return Ok(true);
             }
         }
-        let query_start = if covered_to > q.start {
-            (covered_to - BOUNDARY_LOOKBACK).max(sync_floor)
-        } else {
-            covered_to
-        };
-        self.query_into(q, query_start, q.end, out).await
+        // Conversations still going on at `covered_to` (the lake holds finished ones only, or
+        // the interval starts there) that started on an earlier UTC day.
+        if !self
+            .probe_earlier_starts(q, covered_to, sync_floor, out)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.query_into(q, covered_to, q.end, out).await
+    }
+
+    /// The details query returns conversations "that started on a day touched by the
+    /// interval": one active at `at` that started on an earlier UTC day is in no query whose
+    /// interval starts at `at`. Such a conversation was active across every UTC midnight since
+    /// its start, so one two-second query across each midnight before `at`, back to
+    /// `q.earlier_starts`, finds it (the collector keeps only what is active in the interval).
+    /// Midnights past the query's 35-day reach are not probed (jobs cover those runs). Returns
+    /// false when the consumer has gone.
+    async fn probe_earlier_starts(
+        &self,
+        q: &DiscoveryQuery,
+        at: DateTime<Utc>,
+        sync_floor: DateTime<Utc>,
+        out: &mut Collector<'_>,
+    ) -> Result<bool> {
+        let reach = at - q.earlier_starts;
+        let mut midnight = crate::carry::floor_day(at);
+        while midnight > reach && midnight - PROBE >= sync_floor {
+            if !self
+                .query_into(q, midnight - PROBE, midnight + PROBE, out)
+                .await?
+            {
+                return Ok(false);
+            }
+            midnight -= ChronoDuration::days(1);
+        }
+        Ok(true)
     }
 
     /// Runs one analytics details job over `[start, end)` into `out`. Returns the time up to

@@ -29,7 +29,7 @@ pub(crate) struct Carried {
     read: HashMap<String, (DateTime<Utc>, Option<DateTime<Utc>>)>,
 }
 
-fn floor_day(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn floor_day(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(ChronoDuration::days(1)).unwrap_or(t)
 }
 

@@ -58,7 +58,17 @@ pub struct DiscoveryQuery {
     /// Finished conversations an earlier query deferred ([`PendingItem::waiting`]): resolved
     /// with this query's, or deferred again, whether or not its interval lists them.
     pub waiting: Vec<AnalyticsConversation>,
+    /// How long before the interval a conversation active in it may have started (the
+    /// longest conversation looked for: queued email and async messaging can stay open for
+    /// days). The details query returns conversations by their start day, so one that started
+    /// on an earlier UTC day than where the query begins is found by one small query across
+    /// each UTC midnight back to this far (one API call per midnight). Zero: none (the caller
+    /// knows the earlier days were read, as a poll between sweeps does). Default: 7 days.
+    pub earlier_starts: ChronoDuration,
 }
+
+/// [`DiscoveryQuery::earlier_starts`] of [`DiscoveryQuery::interval`].
+pub const DEFAULT_EARLIER_STARTS: ChronoDuration = ChronoDuration::days(7);
 
 impl DiscoveryQuery {
     /// All recordings of conversations with activity in `[start, end)`.
@@ -72,6 +82,7 @@ impl DiscoveryQuery {
             direction: None,
             partial_batch_wait: None,
             waiting: Vec::new(),
+            earlier_starts: DEFAULT_EARLIER_STARTS,
         }
     }
 }

@@ -22,8 +22,8 @@ mod transport;
 pub use auth::{AccessToken, TokenProvider};
 pub use client::{AnalyticsMode, ClientConfig, GenesysClient, MediaResponse, SourceMode};
 pub use discovery::{
-    Discovered, DiscoveredRecording, DiscoveryQuery, MediaAvailability, PendingItem,
-    UndiscoverableSpan, media_type_of, path_segment, split_interval,
+    DEFAULT_EARLIER_STARTS, Discovered, DiscoveredRecording, DiscoveryQuery, MediaAvailability,
+    PendingItem, UndiscoverableSpan, media_type_of, path_segment, split_interval,
 };
 pub use error::{Error, ErrorClass, Result};
 pub use facts::ConversationFacts;

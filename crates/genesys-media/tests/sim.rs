@@ -83,9 +83,11 @@ async fn discovers_every_recording_once_with_few_api_calls() {
     let m = c.metrics().snapshot();
     let calls = m.total_calls();
     println!("API calls for 1000 recordings: {calls} ({:?})", m.calls);
+    // 25, plus one small query across each of the 7 UTC midnights before the interval
+    // (conversations active in it that started on an earlier day).
     assert!(
-        calls <= 25,
-        "at most 25 API calls per 1000 recordings, made {calls}"
+        calls <= 25 + 7,
+        "at most 32 API calls per 1000 recordings, made {calls}"
     );
     assert_eq!(m.token_requests, 1, "one token for the whole run");
     assert_eq!(s.stats().budget_429s, 0);

@@ -94,6 +94,11 @@ pub struct SimConfig {
     /// while `resultCount` and `expectedResultCount` count it (an answer whose results lag
     /// its counts): a client must not take the counts for the results.
     pub results_lag_polls: u32,
+    /// Extra voice conversations with one recording each, over these exact spans (start,
+    /// end), added after the generated ones (their recordings' indexes follow): conversations
+    /// longer than a day (queued email, async messaging) that the details query returns only
+    /// by their start day.
+    pub long_conversations: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Default for SimConfig {
@@ -132,6 +137,7 @@ impl Default for SimConfig {
             clock_offset_secs: 0,
             unordered_query_results: false,
             results_lag_polls: 0,
+            long_conversations: Vec::new(),
         }
     }
 }

@@ -249,6 +249,36 @@ impl Dataset {
                 .with_people(&people),
             );
         }
+        let mut long = Rng::new(config.seed ^ 0x0010_0C0A);
+        for &(start, end) in &config.long_conversations {
+            let cid = long.uuid();
+            let index = recordings.len();
+            recordings.push(SimRecording {
+                index,
+                id: long.uuid(),
+                conversation_id: cid.clone(),
+                media: "audio".into(),
+                start,
+                end,
+                size: min + long.below(max.saturating_sub(min) + 1),
+                body_seed: long.next_u64(),
+                file_state: "AVAILABLE".into(),
+            });
+            conversations.push(
+                SimConversation {
+                    id: cid,
+                    start,
+                    end,
+                    direction: "inbound".into(),
+                    session_media: "voice".into(),
+                    queue_id: queues[0].clone(),
+                    division_id: divisions[0].clone(),
+                    recordings: vec![index],
+                    ..SimConversation::default()
+                }
+                .with_people(&people),
+            );
+        }
         conversations.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
         Self {
             conversations,
