@@ -196,7 +196,14 @@ where
                 back.max(poll.start)
             })
             .unwrap_or(poll.start);
-        // The earlier of this machine's clock and the source's (as its last answer showed it).
+        // The earlier of this machine's clock and the source's (as its last answer showed it;
+        // a fresh client learns it from the token answer first, or the poll would judge its
+        // end by this machine's clock alone).
+        if client.source_now().is_none()
+            && let Err(e) = client.tokens().token().await
+        {
+            tracing::debug!(error = %e, "no token yet; discovery asks again");
+        }
         let to = client.now() - settle;
         let calls_before = client.metrics().snapshot();
         if lister && to > from {
@@ -297,7 +304,15 @@ where
             // What waits now replaces what waited (resolved, or in `summary.waiting` again),
             // before the checkpoint moves past where they were listed.
             if reconciled && (had_waiting || !summary.waiting.is_empty()) {
-                let keep = as_kept(summary.waiting.clone(), cfg.keep_phone_numbers);
+                // One entry per conversation (several of its recordings may wait).
+                let mut seen = std::collections::HashSet::new();
+                let waiting: Vec<_> = summary
+                    .waiting
+                    .iter()
+                    .filter(|c| seen.insert(c.conversation_id.clone()))
+                    .cloned()
+                    .collect();
+                let keep = as_kept(waiting, cfg.keep_phone_numbers);
                 let text = serde_json::to_string(&keep).map_err(|e| ContinuousError::Waiting {
                     name: waiting_name.clone(),
                     message: e.to_string(),

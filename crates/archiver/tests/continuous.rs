@@ -1092,3 +1092,94 @@ async fn a_sweep_finds_a_late_conversation_that_started_the_utc_day_before_its_w
     let sweep = run().await.unwrap();
     assert_eq!((sweep.found, sweep.archived), (1, 1), "{sweep:?}");
 }
+
+/// A recording stuck `UPLOADING` for hours after its conversation ended: before, it held the
+/// checkpoint at its conversation's start, so every poll read a window growing back to it.
+/// Now its conversation waits in the ledger (resolved again at each poll, still reported
+/// pending) and the checkpoint moves on; once the upload is done it is archived.
+#[tokio::test]
+async fn a_recording_stuck_uploading_does_not_hold_the_checkpoint() {
+    let now = Utc::now();
+    let base = SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 1,
+        start: now - chrono::Duration::hours(10),
+        span: Duration::from_millis(1),
+        ..SimConfig::default()
+    };
+    let end = genesys_sim::Dataset::generate(&base).recordings[0].end;
+    let ready_at = now + chrono::Duration::seconds(6);
+    let s = Simulator::start(SimConfig {
+        upload_lag: (ready_at - end).to_std().unwrap(),
+        ..base
+    })
+    .await
+    .unwrap();
+    let Rig {
+        c,
+        sink,
+        ledger,
+        cfg,
+        _dir,
+    } = rig(&s);
+    let poll = PollSettings {
+        start: now - chrono::Duration::hours(11),
+        overlap: Duration::from_secs(1800),
+        sweep_every: 1,
+        settle: Duration::ZERO,
+        max_polls: Some(1),
+        ..PollSettings::default()
+    };
+    let run = || {
+        let (seen, events) = collect(|e| match e {
+            archiver::Event::Polled { from, pending, .. } => Some((*from, *pending)),
+            _ => None,
+        });
+        let fut = run_continuous(
+            c.clone(),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg.clone(),
+            poll.clone(),
+            events,
+        );
+        async move {
+            let summary = fut.await.unwrap();
+            let polled = seen.lock().unwrap().pop().expect("polled");
+            (summary, polled)
+        }
+    };
+    let (_, (_, pending)) = run().await;
+    assert_eq!(pending, 1);
+    let (second, (from, pending)) = run().await;
+    assert_eq!((pending, second.archived), (1, 0));
+    assert!(
+        from > now - chrono::Duration::hours(1),
+        "the second poll read back to {from}: the checkpoint was held"
+    );
+    let waiting = ledger
+        .checkpoint("discovery.waiting")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        waiting.contains(&s.dataset().conversations[0].id),
+        "{waiting}"
+    );
+
+    tokio::time::sleep_until(
+        tokio::time::Instant::now() + (ready_at - Utc::now()).to_std().unwrap_or_default(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (third, _) = run().await;
+    assert_eq!(third.archived, 1, "{third:?}");
+    assert_eq!(
+        ledger
+            .checkpoint("discovery.waiting")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("[]")
+    );
+}

@@ -71,6 +71,11 @@ impl GenesysClient {
         out: &mut Collector<'_>,
     ) -> Result<bool> {
         // The source's clock when it is behind ours: what it has not reached is not listed yet.
+        // A fresh client learns it from the token answer (no extra call) before judging what
+        // lies in the future.
+        if self.source_now().is_none() {
+            self.tokens().token().await?;
+        }
         let now = self.now();
         let sync_floor = now - SYNC_REACH + SYNC_MARGIN;
         let use_jobs = match self.config().analytics {

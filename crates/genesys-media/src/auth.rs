@@ -49,6 +49,9 @@ pub struct TokenProvider {
     metrics: ApiMetrics,
     retry: RetryPolicy,
     cache: Mutex<Option<Cached>>,
+    /// The source's clock, shared with the client: the token answer's `Date` sets it, so the
+    /// source's present is known before the first API call.
+    pub(crate) source_clock: crate::client::SourceClock,
 }
 
 impl fmt::Debug for TokenProvider {
@@ -80,6 +83,7 @@ impl TokenProvider {
             metrics,
             retry,
             cache: Mutex::new(None),
+            source_clock: Default::default(),
         }
     }
 
@@ -192,6 +196,7 @@ impl TokenProvider {
                 message: "the token request timed out".into(),
             })??;
         let status = parts.status;
+        crate::client::note_source_date(&self.source_clock, &parts.headers);
         if status.is_success() {
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
                 endpoint: ENDPOINT.into(),

@@ -154,6 +154,30 @@ pub struct GenesysClient {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The source's clock as its answers show it: the `Date` of the latest answer and when it
+/// arrived (shared by the client and its token provider).
+pub(crate) type SourceClock = Arc<std::sync::Mutex<Option<(DateTime<Utc>, Instant)>>>;
+
+/// Keeps an answer's `Date` as the source's clock. A `Date` is truncated to the second, so
+/// each reading is a lower bound of the source's time; a reading below what the clock already
+/// says is ignored: the clock never goes back (a later `now` is never before an earlier one).
+pub(crate) fn note_source_date(clock: &SourceClock, headers: &http::HeaderMap) {
+    if let Some(date) = headers
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+    {
+        let date = date.with_timezone(&Utc);
+        let mut g = clock.lock().unwrap_or_else(|p| p.into_inner());
+        let ahead = g.is_none_or(|(d, at)| {
+            date >= d + chrono::Duration::from_std(at.elapsed()).unwrap_or(chrono::Duration::zero())
+        });
+        if ahead {
+            *g = Some((date, Instant::now()));
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) cfg: ClientConfig,
     pub(crate) http: HyperClient,
@@ -161,8 +185,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenProvider,
     pub(crate) pacer: Pacer,
     pub(crate) metrics: ApiMetrics,
-    /// The source's clock: the `Date` of the latest API answer and when it arrived.
-    pub(crate) source_clock: std::sync::Mutex<Option<(DateTime<Utc>, Instant)>>,
+    /// The source's clock: the `Date` of the latest API (or token) answer and when it arrived.
+    pub(crate) source_clock: SourceClock,
     /// How long batch download jobs take to be ready (learnt; see `ready.rs`).
     pub(crate) batch_ready: crate::ready::ReadyEstimate,
     /// How long analytics details jobs take to be fulfilled (learnt).
@@ -192,6 +216,7 @@ impl GenesysClient {
             metrics.clone(),
             cfg.retry,
         );
+        let source_clock = tokens.source_clock.clone();
         let pacer = Pacer::new(cfg.requests_per_minute);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -201,7 +226,7 @@ impl GenesysClient {
                 tokens,
                 pacer,
                 metrics,
-                source_clock: std::sync::Mutex::new(None),
+                source_clock,
                 batch_ready: Default::default(),
                 details_job_ready: Default::default(),
             }),
@@ -320,15 +345,7 @@ impl GenesysClient {
             };
             let status = parts.status;
             inner.metrics.record(&endpoint, status.as_u16());
-            if let Some(date) = parts
-                .headers
-                .get(header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-            {
-                *inner.source_clock.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((date.with_timezone(&Utc), Instant::now()));
-            }
+            note_source_date(&inner.source_clock, &parts.headers);
             let hdr = |n: &str| {
                 parts
                     .headers

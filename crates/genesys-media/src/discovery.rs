@@ -151,9 +151,11 @@ pub struct PendingItem {
     pub since: Option<DateTime<Utc>>,
     /// Why it must wait (conversation in progress, `fileState` `UPLOADING`, ...).
     pub reason: String,
-    /// A finished conversation deferred to a fuller batch
-    /// ([`DiscoveryQuery::partial_batch_wait`]): what to pass back in
-    /// [`DiscoveryQuery::waiting`] so that it is resolved without being listed again.
+    /// A finished conversation to resolve again later: deferred to a fuller batch
+    /// ([`DiscoveryQuery::partial_batch_wait`]), or with a recording not ready yet
+    /// (`UPLOADING`, `RESTORING`, a file without a URL). What to pass back in
+    /// [`DiscoveryQuery::waiting`] so that it is resolved without being listed again (a poll
+    /// loop need not hold its checkpoint at it).
     pub waiting: Option<Box<AnalyticsConversation>>,
 }
 

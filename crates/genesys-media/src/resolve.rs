@@ -528,7 +528,10 @@ impl GenesysClient {
     }
 }
 
-/// A recording that exists but cannot be archived yet.
+/// A recording of a finished conversation that exists but cannot be archived yet. Its
+/// conversation comes back to be resolved again ([`PendingItem::waiting`]) rather than read
+/// again from the analytics window: a recording stuck `UPLOADING` for days must not hold a
+/// poll loop's checkpoint (and a growing window read on every poll).
 fn pending(
     cid: &str,
     rid: &str,
@@ -540,7 +543,7 @@ fn pending(
         recording_id: Some(rid.to_string()),
         since: conv.and_then(|c| parse_time(c.conversation_start.as_deref())),
         reason,
-        waiting: None,
+        waiting: conv.map(|c| Box::new(c.clone())),
     })
 }
 

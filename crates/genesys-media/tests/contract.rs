@@ -83,9 +83,14 @@ async fn a_backfill_reaching_now_is_split_at_the_data_lake_availability_date() {
         "the test needs recordings in the newest day"
     );
     let c = client(&s, |_| {});
+    // Up to a minute ago: the source's `Date` has one-second resolution, so the last second
+    // before this machine's `now` may still be the source's future (and is reported so).
     let found = items(
         &c,
-        DiscoveryQuery::interval(now - chrono::Duration::days(45), now),
+        DiscoveryQuery::interval(
+            now - chrono::Duration::days(45),
+            now - chrono::Duration::minutes(1),
+        ),
     )
     .await;
     assert!(others(&found).is_empty(), "{:?}", others(&found));
@@ -538,5 +543,45 @@ async fn a_conversation_open_across_the_lakes_date_that_started_days_before_is_f
     assert!(
         calls_to(&c, "details/query") <= 10,
         "about one query per midnight probed, and the newest day"
+    );
+}
+
+/// This machine's clock three hours ahead of the source's: a one-shot run to "now" asks for
+/// a part the source has not reached. Before, the source's clock was known only after the
+/// first API answer, and the first thing discovery did was judge the future by the local
+/// clock: the three hours counted as listed (and complete) though the source could not list
+/// them yet. The token answer's `Date` now sets the source's clock first: that part is
+/// reported as not discoverable.
+#[tokio::test]
+async fn a_one_shot_run_judges_the_future_by_the_sources_clock() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 6,
+        start: now - chrono::Duration::hours(6),
+        span: Duration::from_secs(3600),
+        clock_offset_secs: -3 * 3600,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |_| {});
+    let found = items(
+        &c,
+        DiscoveryQuery::interval(now - chrono::Duration::hours(6), now),
+    )
+    .await;
+    assert_eq!(recordings(&found).len(), 6);
+    let gaps: Vec<_> = others(&found)
+        .into_iter()
+        .filter_map(|i| match i {
+            Discovered::NotDiscoverable(span) => Some(span.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps.len(), 1, "{:?}", others(&found));
+    let source_now = now - chrono::Duration::hours(3);
+    assert!(
+        (gaps[0].start - source_now).num_seconds().abs() < 60 && gaps[0].end == now,
+        "{:?}",
+        gaps[0]
     );
 }

@@ -524,7 +524,10 @@ pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<
 pub(crate) async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/oauth/token" {
-        return token(&st, req).await;
+        let mut resp = token(&st, req).await;
+        // The login host's clock is the service's too.
+        insert_date(&st, resp.headers_mut());
+        return resp;
     }
     if path.starts_with("/media/") {
         return media(&st, req).await;
@@ -653,11 +656,16 @@ pub(crate) async fn api(st: Arc<State>, req: Request<Incoming>) -> Response<Body
         "inin-correlation-id",
         HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
     );
+    insert_date(&st, h);
+    resp
+}
+
+/// The service's `Date` header (its clock may be offset: `clock_offset_secs`).
+fn insert_date(st: &State, h: &mut http::HeaderMap) {
     let date = chrono::Utc::now() + chrono::Duration::seconds(st.cfg.clock_offset_secs);
     if let Ok(v) = HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
         h.insert(header::DATE, v);
     }
-    resp
 }
 
 /// The request's query parameters.
