@@ -99,6 +99,29 @@ pub struct SimConfig {
     /// longer than a day (queued email, async messaging) that the details query returns only
     /// by their start day.
     pub long_conversations: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Late files `(recording index, d)`: the recording is not attached to its conversation
+    /// until the conversation's end + `d` by the simulator's real clock. Before that it is
+    /// absent wherever the conversation's recordings are listed or served
+    /// (`recordingmetadata`, the per-recording GET answers 404, batch requests submitted
+    /// meanwhile, the compat listing, the retention query); after it, it is an ordinary
+    /// `AVAILABLE` recording, never announced as `UPLOADING`. Indexes out of range are
+    /// ignored.
+    pub late_files: Vec<(usize, Duration)>,
+    /// Orphans `(recording index, d)`: the recording is an orphan (absent from its
+    /// conversation as a late file is, and listed by `GET /api/v2/orphanrecordings` under an
+    /// orphan id of its own with `orphanStatus` `NO_CONVERSATION`) until its conversation's
+    /// end + `d`; `None`: never re-attached (unless
+    /// [`crate::SimHandle::attach_recordings`]). Once re-attached it leaves the orphan list
+    /// (`GET /api/v2/orphanrecordings/{orphanId}` answers 404) and is an ordinary `AVAILABLE`
+    /// recording of its conversation. Indexes out of range are ignored.
+    pub orphans: Vec<(usize, Option<Duration>)>,
+    /// The first N status polls of a batch request whose results are ready answer
+    /// `InProgress` with `expectedResultCount` below the final count, growing by one per
+    /// poll (the real field "could change as recordings are being discovered"), and
+    /// `resultCount` and `results` as far as it says; then `Completed` with every result. A
+    /// client that stops when `resultCount == expectedResultCount` loses the rest. 0: off.
+    /// A job without results completes at once.
+    pub growing_expected_polls: u32,
 }
 
 impl Default for SimConfig {
@@ -138,6 +161,9 @@ impl Default for SimConfig {
             unordered_query_results: false,
             results_lag_polls: 0,
             long_conversations: Vec::new(),
+            late_files: Vec::new(),
+            orphans: Vec::new(),
+            growing_expected_polls: 0,
         }
     }
 }

@@ -7,9 +7,13 @@ mod config;
 mod content;
 mod dataset;
 mod faults;
+mod handle;
+mod lifecycle;
 mod media;
+mod orphans;
 mod ratelimit;
 mod recording;
+mod retention;
 mod server;
 mod signing;
 

@@ -35,6 +35,7 @@ pub(crate) fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
     let list: Vec<Value> = conv
         .recordings
         .iter()
+        .filter(|&&i| vis.attached(i))
         .map(|&i| {
             let r = &st.data.recordings[i];
             metadata_json(r, &vis.file_state(st, r))
@@ -97,13 +98,31 @@ pub(crate) fn recording_get(
         return api_error(StatusCode::NOT_FOUND, "not.found", "recording not found");
     };
     let r = &st.data.recordings[idx];
-    if r.conversation_id != cid {
+    let vis = st.visibility();
+    // A late file before its time, an orphan or a detached recording is not (yet) the
+    // conversation's.
+    if r.conversation_id != cid || !vis.attached(idx) {
         return api_error(
             StatusCode::NOT_FOUND,
             "not.found",
             "recording not found in conversation",
         );
     }
+    let file_state = vis.file_state(st, r);
+    recording_answer(st, idx, query, &file_state, metadata_json(r, &file_state))
+}
+
+/// The answer of a per-recording GET (or an orphan's media GET) of recording `idx` whose
+/// `Recording` body so far is `body`: 202 while it transcodes, then 200 with `mediaUris` in
+/// the `formatId` asked for (default `WEBM`); only the body when it is not `AVAILABLE`.
+pub(crate) fn recording_answer(
+    st: &State,
+    idx: usize,
+    query: &HashMap<String, String>,
+    file_state: &str,
+    mut body: Value,
+) -> Response<Body> {
+    let r = &st.data.recordings[idx];
     let format = query
         .get("formatId")
         .map(String::as_str)
@@ -112,8 +131,6 @@ pub(crate) fn recording_get(
     let Some(ct) = format_content_type(&format, r) else {
         return api_error(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
     };
-    let file_state = st.file_state(r);
-    let mut body = metadata_json(r, &file_state);
     if file_state != "AVAILABLE" {
         return json_response(StatusCode::OK, &body);
     }
@@ -157,6 +174,9 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
     if list.is_empty() || list.len() > 100 {
         return bad("batchDownloadRequestList must hold 1 to 100 items");
     }
+    // The job's items are fixed now: a recording absent now (late, orphaned, detached) is not
+    // in it, even if it is attached before the job completes.
+    let vis = st.visibility();
     let mut items = Vec::new();
     for it in list {
         let Some(cid) = it.get("conversationId").and_then(Value::as_str) else {
@@ -166,13 +186,14 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
             Some(rid) => {
                 if let Some(&i) = st.by_id.get(rid)
                     && st.data.recordings[i].conversation_id == cid
+                    && vis.attached(i)
                 {
                     items.push(i);
                 }
             }
             None => {
                 if let Some(c) = st.conversation(cid) {
-                    items.extend(c.recordings.iter().copied());
+                    items.extend(c.recordings.iter().copied().filter(|&i| vis.attached(i)));
                 }
             }
         }
@@ -195,7 +216,7 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
 }
 
 pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
-    let (items, done, lagging) = {
+    let (items, done, poll) = {
         let mut inner = st.lock();
         let Some(job) = inner.jobs.get_mut(id) else {
             return api_error(
@@ -208,11 +229,7 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
         if done {
             job.completed_polls += 1;
         }
-        (
-            job.items.clone(),
-            done,
-            job.completed_polls <= st.cfg.results_lag_polls,
-        )
+        (job.items.clone(), done, job.completed_polls)
     };
     if !done {
         return json_response(
@@ -248,6 +265,25 @@ pub(crate) fn batch_status(st: &State, id: &str) -> Response<Body> {
         }
     }
     let count = results.len();
+    let growing = st.cfg.growing_expected_polls;
+    if poll <= growing && count > 0 {
+        // Results still being discovered: `expectedResultCount` below the final count,
+        // growing by one per poll, and as many results as it says.
+        let expected = count.saturating_sub((growing - poll + 1) as usize);
+        results.truncate(expected);
+        let errors = results
+            .iter()
+            .filter(|v| v.get("errorMsg").is_some())
+            .count();
+        return json_response(
+            StatusCode::OK,
+            &json!({"id": id, "jobId": id, "expectedResultCount": expected, "resultCount": expected,
+                    "errorCount": errors, "status": "InProgress", "results": results,
+                    "selfUri": format!("/api/v2/recording/batchrequests/{id}")}),
+        );
+    }
+    // The polls after the growing ones: the first `results_lag_polls` lag their counts.
+    let lagging = poll.saturating_sub(growing) <= st.cfg.results_lag_polls;
     if lagging && count > 1 {
         results.pop();
     }
@@ -293,11 +329,12 @@ pub(crate) fn compat_list(st: &State, q: &HashMap<String, String>) -> Response<B
             &json!({"entities": [], "pageSize": page_size, "pageNumber": page_number, "total": 0}),
         );
     }
+    let vis = st.visibility();
     let available: Vec<&SimRecording> = st
         .data
         .recordings
         .iter()
-        .filter(|r| r.file_state == "AVAILABLE")
+        .filter(|r| r.file_state == "AVAILABLE" && vis.attached(r.index))
         .collect();
     let entities: Vec<Value> = available
         .iter()
@@ -314,7 +351,9 @@ pub(crate) fn compat_list(st: &State, q: &HashMap<String, String>) -> Response<B
 
 pub(crate) fn compat_one(st: &State, id: &str) -> Response<Body> {
     match st.by_id.get(id) {
-        Some(&i) => json_response(StatusCode::OK, &compat_entity(st, &st.data.recordings[i])),
-        None => api_error(StatusCode::NOT_FOUND, "not.found", "recording not found"),
+        Some(&i) if st.visibility().attached(i) => {
+            json_response(StatusCode::OK, &compat_entity(st, &st.data.recordings[i]))
+        }
+        _ => api_error(StatusCode::NOT_FOUND, "not.found", "recording not found"),
     }
 }

@@ -20,12 +20,14 @@ use crate::config::SimConfig;
 use crate::content::content_md5;
 use crate::dataset::{Dataset, Rng, SimConversation, SimRecording};
 use crate::faults::Fault;
+use crate::lifecycle::{self, Attachments, Lifecycle};
 use crate::media::media;
+use crate::orphans;
 use crate::ratelimit::RateLimiter;
 use crate::recording::{
-    batch_status, batch_submit, compat_list, compat_one, media_url, recording_get,
-    recording_metadata,
+    batch_status, batch_submit, compat_list, compat_one, recording_get, recording_metadata,
 };
+use crate::retention;
 
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -93,6 +95,8 @@ pub(crate) struct Inner {
     /// Hidden conversations that become visible when the details query with this number
     /// (from 1) arrives.
     pub(crate) reveal_at_query: Vec<(u64, Vec<String>)>,
+    /// Recordings detached or attached by hand.
+    pub(crate) attach: Attachments,
 }
 
 /// What analytics and the recording API may show right now: a snapshot taken per request.
@@ -102,6 +106,10 @@ pub(crate) struct Visibility {
     pub(crate) held_open: HashSet<String>,
     pub(crate) now: DateTime<Utc>,
     pub(crate) upload_lag: chrono::Duration,
+    /// Recordings not attached to their conversation now (late files before their time,
+    /// orphans, detached ones): left out wherever a conversation's recordings are listed or
+    /// served.
+    pub(crate) absent: HashSet<usize>,
 }
 
 impl Visibility {
@@ -110,10 +118,17 @@ impl Visibility {
         self.held_open.contains(&c.id) || c.end > self.now
     }
 
+    /// Whether recording `index` is attached to its conversation now.
+    pub(crate) fn attached(&self, index: usize) -> bool {
+        !self.absent.contains(&index)
+    }
+
     /// The recording's `fileState` now: its own state when not `AVAILABLE`, else
-    /// `UPLOADING` while its conversation is open or for `upload_lag` after it ended.
+    /// `UPLOADING` while its conversation is open or for `upload_lag` after it ended. A late
+    /// file or orphan is never `UPLOADING`: it is absent until it is attached, then in its own
+    /// state.
     pub(crate) fn file_state(&self, st: &State, r: &SimRecording) -> String {
-        if r.file_state != "AVAILABLE" {
+        if r.file_state != "AVAILABLE" || st.life.late_arrival.contains(&r.index) {
             return r.file_state.clone();
         }
         let open = st
@@ -140,6 +155,8 @@ pub(crate) struct State {
     pub(crate) longest: chrono::Duration,
     pub(crate) key: [u8; 16],
     pub(crate) base_url: String,
+    /// Orphan ids, late arrivals and the retention order, fixed at start.
+    pub(crate) life: Lifecycle,
     pub(crate) inner: Mutex<Inner>,
 }
 
@@ -154,16 +171,14 @@ impl State {
         {
             inner.held_open.clear();
         }
+        let now = Utc::now();
         Visibility {
             hidden: inner.hidden.clone(),
             held_open: inner.held_open.clone(),
-            now: Utc::now(),
+            now,
             upload_lag: chrono::Duration::from_std(self.cfg.upload_lag).unwrap_or_default(),
+            absent: lifecycle::absent(self, &inner.attach, now),
         }
-    }
-
-    pub(crate) fn file_state(&self, r: &SimRecording) -> String {
-        self.visibility().file_state(self, r)
     }
 
     /// A conversation by id, through the index (`Dataset::conversation` scans).
@@ -196,149 +211,6 @@ impl std::fmt::Debug for SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-impl SimHandle {
-    /// Base URL of the API, e.g. `http://127.0.0.1:4321`. The login URL is the same host.
-    pub fn base_url(&self) -> &str {
-        &self.state.base_url
-    }
-
-    /// The socket address the server listens on.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// The generated org.
-    pub fn dataset(&self) -> &Dataset {
-        &self.state.data
-    }
-
-    /// The configuration it runs with.
-    pub fn config(&self) -> &SimConfig {
-        &self.state.cfg
-    }
-
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> SimStats {
-        self.state.lock().stats.clone()
-    }
-
-    /// MD5 of the correct body of a recording.
-    pub fn expected_md5(&self, index: usize) -> [u8; 16] {
-        md5_of(&self.state, index)
-    }
-
-    /// Revokes every issued token, so the next API call with one gets 401.
-    pub fn revoke_all_tokens(&self) {
-        self.state.lock().tokens.clear();
-    }
-
-    /// Hides conversations from analytics (details query and jobs), as Genesys's data lag
-    /// does for recent ones; their media stays downloadable.
-    pub fn hide_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
-        self.state.lock().hidden.extend(ids);
-    }
-
-    /// Fresh signed media URLs of every recording in its native format, as batch downloads
-    /// hand them out: `(recording id, content type, URL)`. For benchmarks that give other
-    /// tools the same URLs the archiver downloads.
-    pub fn media_urls(&self) -> Vec<(String, &'static str, String)> {
-        self.state
-            .data
-            .recordings
-            .iter()
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    r.native_content_type(),
-                    media_url(&self.state, r, "NATIVE"),
-                )
-            })
-            .collect()
-    }
-
-    /// Computes every recording's MD5 (its media `ETag`) now, on two blocking threads, so
-    /// that no media request pays for it later. Benchmarks call this before they time
-    /// anything: otherwise the first download of each recording makes the simulator hash the
-    /// whole body before it sends a byte.
-    pub async fn precompute_etags(&self) {
-        let n = self.state.data.recordings.len();
-        let tasks: Vec<_> = (0..2)
-            .map(|part| {
-                let state = Arc::clone(&self.state);
-                tokio::task::spawn_blocking(move || {
-                    for index in (part..n).step_by(2) {
-                        md5_of(&state, index);
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-    }
-
-    /// Starts or ends a simulated platform outage: every `/api/v2` request answers 503.
-    pub fn set_outage(&self, on: bool) {
-        self.state.lock().outage = on;
-    }
-
-    /// Makes these hidden conversations visible (a stream of new conversations).
-    pub fn reveal_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
-        let mut st = self.state.lock();
-        for id in ids {
-            st.hidden.remove(&id);
-        }
-    }
-
-    /// Makes these hidden conversations visible when the `n`-th details query (from 1)
-    /// arrives, before it is answered: analytics data landing while a client reads an
-    /// interval page by page, at a moment a test chooses.
-    pub fn reveal_at_details_query<I: IntoIterator<Item = String>>(&self, n: u64, ids: I) {
-        self.state
-            .lock()
-            .reveal_at_query
-            .push((n, ids.into_iter().collect()));
-    }
-
-    /// Lists every hidden conversation again.
-    pub fn reveal_all_conversations(&self) {
-        self.state.lock().hidden.clear();
-    }
-
-    /// Starts or ends an outage of the login host: every token request answers 503.
-    pub fn set_login_outage(&self, on: bool) {
-        self.state.lock().login_outage = on;
-    }
-
-    /// Ends every conversation held open (`SimConfig::hold_open`): analytics reports their
-    /// `conversationEnd`, and their recordings become `AVAILABLE` (after `upload_lag`).
-    pub fn close_all_conversations(&self) {
-        self.state.lock().held_open.clear();
-    }
-
-    /// Ids of the conversations held open now.
-    pub fn open_conversations(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.state.visibility().held_open.into_iter().collect();
-        v.sort();
-        v
-    }
-
-    /// MD5 of file `part` of a recording (0 for the first; 1 for the second file of a
-    /// [`Fault::TwoFiles`] recording).
-    pub fn expected_part_md5(&self, index: usize, part: u32) -> [u8; 16] {
-        if part == 0 {
-            return md5_of(&self.state, index);
-        }
-        let r = &self.state.data.recordings[index];
-        content_md5(r.body_kind(), part_seed(r.body_seed, part), r.size)
-    }
-
-    /// Whether recording `index` has two files ([`Fault::TwoFiles`]).
-    pub fn has_two_files(&self, index: usize) -> bool {
-        has_two_files(&self.state, index)
     }
 }
 
@@ -408,7 +280,9 @@ impl Simulator {
                 batch_limiter: RateLimiter::default(),
                 details_queries: 0,
                 reveal_at_query: Vec::new(),
+                attach: Attachments::default(),
             }),
+            life: Lifecycle::new(&config, &data),
             cfg: config,
             conv_by_id,
             by_start,
@@ -752,38 +626,15 @@ pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Respon
         }
         (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),
         (&Method::GET, ["recordings", "recordings"]) => compat_list(st, &query),
+        (&Method::GET, ["recordings", "retention", "query"]) => retention::query(st, &query),
+        (&Method::GET, ["orphanrecordings"]) => orphans::list(st, &query),
+        (&Method::GET, ["orphanrecordings", id]) => orphans::one(st, id),
+        (&Method::GET, ["orphanrecordings", id, "media"]) => orphans::media(st, id, &query),
         (&Method::GET, ["recordings", "recordings", id]) => compat_one(st, id),
         _ => api_error(
             StatusCode::NOT_FOUND,
             "not.found",
             "The requested resource was not found.",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn precompute_etags_fills_the_cache_with_each_body_md5() {
-        let sim = Simulator::start(SimConfig {
-            recordings: 5,
-            size_range: (1, 300_000),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        assert!(sim.state.lock().md5_cache.is_empty());
-        sim.precompute_etags().await;
-        let cache = sim.state.lock().md5_cache.clone();
-        assert_eq!(cache.len(), sim.state.data.recordings.len());
-        for (i, r) in sim.state.data.recordings.iter().enumerate() {
-            assert_eq!(
-                cache[&i],
-                content_md5(r.body_kind(), r.body_seed, r.size),
-                "recording {i}"
-            );
-        }
     }
 }

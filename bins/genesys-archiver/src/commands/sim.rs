@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use genesys_sim::{FaultSpec, SimConfig, Simulator};
@@ -68,6 +69,79 @@ pub(crate) struct SimArgs {
     /// How long a batch download job (and an analytics details job) takes to be ready.
     #[arg(long, default_value = "200ms")]
     job_ready_after: String,
+    /// A late file, INDEX=DURATION (e.g. 3=40s): recording INDEX reaches its conversation
+    /// only DURATION after the conversation ended. Before, it is absent from
+    /// recordingmetadata, batch requests and the retention query; after, it is AVAILABLE
+    /// (never UPLOADING first); repeatable.
+    #[arg(long = "late-file", value_name = "INDEX=DURATION")]
+    late_files: Vec<String>,
+    /// An orphan, INDEX[=DURATION]: recording INDEX is absent from its conversation and
+    /// listed by GET /api/v2/orphanrecordings until DURATION after the conversation ended;
+    /// without a duration it is never re-attached; repeatable.
+    #[arg(long = "orphan", value_name = "INDEX[=DURATION]")]
+    orphan: Vec<String>,
+    /// N orphans never re-attached, spread over the recordings after index 0: indexes
+    /// 1 + k*(R-1)/N for k = 0..N, R being --recordings (with 50 recordings and N=3: 1, 17,
+    /// 33). An index also given to --orphan keeps that setting.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    orphans: usize,
+    /// The first N status polls of a ready batch request answer InProgress with an
+    /// expectedResultCount below the final count, growing by one per poll, and as many
+    /// results; then Completed with all of them.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    growing_expected_polls: u32,
+}
+
+/// A recording index given to `flag`, checked against the number of recordings.
+fn recording_index(flag: &str, v: &str, recordings: usize) -> Result<usize, ConfigError> {
+    let i: usize = v
+        .trim()
+        .parse()
+        .map_err(|_| config_err(format!("{flag}: {v:?} is not a recording index")))?;
+    if i >= recordings {
+        return Err(config_err(format!(
+            "{flag} index {i} is out of range (there are {recordings} recordings)"
+        )));
+    }
+    Ok(i)
+}
+
+/// `--late-file INDEX=DURATION`.
+fn late_file(v: &str, recordings: usize) -> Result<(usize, Duration), ConfigError> {
+    let (i, d) = v.split_once('=').ok_or_else(|| {
+        config_err(format!(
+            "--late-file {v:?} must be INDEX=DURATION, e.g. 3=40s"
+        ))
+    })?;
+    Ok((
+        recording_index("--late-file", i, recordings)?,
+        parse_duration("--late-file", d)?,
+    ))
+}
+
+/// `--orphan INDEX[=DURATION]`.
+fn orphan(v: &str, recordings: usize) -> Result<(usize, Option<Duration>), ConfigError> {
+    match v.split_once('=') {
+        Some((i, d)) => Ok((
+            recording_index("--orphan", i, recordings)?,
+            Some(parse_duration("--orphan", d)?),
+        )),
+        None => Ok((recording_index("--orphan", v, recordings)?, None)),
+    }
+}
+
+/// `--orphans N`: N distinct indexes spread over 1..recordings.
+fn spread_orphans(n: usize, recordings: usize) -> Result<Vec<usize>, ConfigError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if n >= recordings {
+        return Err(config_err(format!(
+            "--orphans {n}: at most {} of {recordings} recordings (index 0 is never one)",
+            recordings.saturating_sub(1)
+        )));
+    }
+    Ok((0..n).map(|k| 1 + k * (recordings - 1) / n).collect())
 }
 
 pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
@@ -96,6 +170,21 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
             "--login-fault {f} is not an HTTP error status (400-599)"
         )));
     }
+    let late_files = s
+        .late_files
+        .iter()
+        .map(|v| late_file(v, s.recordings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut orphans = s
+        .orphan
+        .iter()
+        .map(|v| orphan(v, s.recordings))
+        .collect::<Result<Vec<_>, _>>()?;
+    for i in spread_orphans(s.orphans, s.recordings)? {
+        if !orphans.iter().any(|&(j, _)| j == i) {
+            orphans.push((i, None));
+        }
+    }
     let defaults = SimConfig::default();
     let start = match &s.start {
         Some(v) => parse_time("start", v, Zone::default())?,
@@ -122,6 +211,9 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         throttle_first_api_calls: s.throttle_first,
         retry_after_secs: s.retry_after,
         batch_ready_after: parse_duration("--job-ready-after", &s.job_ready_after)?,
+        late_files,
+        orphans,
+        growing_expected_polls: s.growing_expected_polls,
         ..defaults
     })
     .await

@@ -1,0 +1,180 @@
+//! The test controls and accessors of a running simulator ([`SimHandle`]).
+
+use std::sync::Arc;
+
+use crate::config::SimConfig;
+use crate::content::content_md5;
+use crate::dataset::Dataset;
+use crate::recording::media_url;
+use crate::server::{SimHandle, SimStats, has_two_files, md5_of, part_seed};
+
+impl SimHandle {
+    /// Base URL of the API, e.g. `http://127.0.0.1:4321`. The login URL is the same host.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// The socket address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The generated org.
+    pub fn dataset(&self) -> &Dataset {
+        &self.state.data
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.state.cfg
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimStats {
+        self.state.lock().stats.clone()
+    }
+
+    /// MD5 of the correct body of a recording.
+    pub fn expected_md5(&self, index: usize) -> [u8; 16] {
+        md5_of(&self.state, index)
+    }
+
+    /// Revokes every issued token, so the next API call with one gets 401.
+    pub fn revoke_all_tokens(&self) {
+        self.state.lock().tokens.clear();
+    }
+
+    /// Hides conversations from analytics (details query and jobs), as Genesys's data lag
+    /// does for recent ones; their media stays downloadable.
+    pub fn hide_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
+        self.state.lock().hidden.extend(ids);
+    }
+
+    /// Fresh signed media URLs of every recording in its native format, as batch downloads
+    /// hand them out: `(recording id, content type, URL)`. For benchmarks that give other
+    /// tools the same URLs the archiver downloads.
+    pub fn media_urls(&self) -> Vec<(String, &'static str, String)> {
+        self.state
+            .data
+            .recordings
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.native_content_type(),
+                    media_url(&self.state, r, "NATIVE"),
+                )
+            })
+            .collect()
+    }
+
+    /// Computes every recording's MD5 (its media `ETag`) now, on two blocking threads, so
+    /// that no media request pays for it later. Benchmarks call this before they time
+    /// anything: otherwise the first download of each recording makes the simulator hash the
+    /// whole body before it sends a byte.
+    pub async fn precompute_etags(&self) {
+        let n = self.state.data.recordings.len();
+        let tasks: Vec<_> = (0..2)
+            .map(|part| {
+                let state = Arc::clone(&self.state);
+                tokio::task::spawn_blocking(move || {
+                    for index in (part..n).step_by(2) {
+                        md5_of(&state, index);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Starts or ends a simulated platform outage: every `/api/v2` request answers 503.
+    pub fn set_outage(&self, on: bool) {
+        self.state.lock().outage = on;
+    }
+
+    /// Makes these hidden conversations visible (a stream of new conversations).
+    pub fn reveal_conversations<I: IntoIterator<Item = String>>(&self, ids: I) {
+        let mut st = self.state.lock();
+        for id in ids {
+            st.hidden.remove(&id);
+        }
+    }
+
+    /// Makes these hidden conversations visible when the `n`-th details query (from 1)
+    /// arrives, before it is answered: analytics data landing while a client reads an
+    /// interval page by page, at a moment a test chooses.
+    pub fn reveal_at_details_query<I: IntoIterator<Item = String>>(&self, n: u64, ids: I) {
+        self.state
+            .lock()
+            .reveal_at_query
+            .push((n, ids.into_iter().collect()));
+    }
+
+    /// Lists every hidden conversation again.
+    pub fn reveal_all_conversations(&self) {
+        self.state.lock().hidden.clear();
+    }
+
+    /// Starts or ends an outage of the login host: every token request answers 503.
+    pub fn set_login_outage(&self, on: bool) {
+        self.state.lock().login_outage = on;
+    }
+
+    /// Ends every conversation held open (`SimConfig::hold_open`): analytics reports their
+    /// `conversationEnd`, and their recordings become `AVAILABLE` (after `upload_lag`).
+    pub fn close_all_conversations(&self) {
+        self.state.lock().held_open.clear();
+    }
+
+    /// Ids of the conversations held open now.
+    pub fn open_conversations(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.visibility().held_open.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    /// MD5 of file `part` of a recording (0 for the first; 1 for the second file of a
+    /// [`crate::Fault::TwoFiles`] recording).
+    pub fn expected_part_md5(&self, index: usize, part: u32) -> [u8; 16] {
+        if part == 0 {
+            return md5_of(&self.state, index);
+        }
+        let r = &self.state.data.recordings[index];
+        content_md5(r.body_kind(), part_seed(r.body_seed, part), r.size)
+    }
+
+    /// Whether recording `index` has two files ([`crate::Fault::TwoFiles`]).
+    pub fn has_two_files(&self, index: usize) -> bool {
+        has_two_files(&self.state, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Simulator;
+
+    #[tokio::test]
+    async fn precompute_etags_fills_the_cache_with_each_body_md5() {
+        let sim = Simulator::start(SimConfig {
+            recordings: 5,
+            size_range: (1, 300_000),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        assert!(sim.state.lock().md5_cache.is_empty());
+        sim.precompute_etags().await;
+        let cache = sim.state.lock().md5_cache.clone();
+        assert_eq!(cache.len(), sim.state.data.recordings.len());
+        for (i, r) in sim.state.data.recordings.iter().enumerate() {
+            assert_eq!(
+                cache[&i],
+                content_md5(r.body_kind(), r.body_seed, r.size),
+                "recording {i}"
+            );
+        }
+    }
+}
