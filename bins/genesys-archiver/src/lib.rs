@@ -108,6 +108,11 @@ struct RunArgs {
     /// Time in-flight uploads get to finish after SIGINT/SIGTERM [default: 30s].
     #[arg(long)]
     drain_timeout: Option<String>,
+    /// How long after a conversation ended files may still reach it (late Edge uploads,
+    /// re-attached orphans): a conversation resolved sooner is resolved once more after
+    /// that, from the ledger, before it counts as settled; 0s turns it off [default: 48h].
+    #[arg(long, value_name = "DURATION")]
+    late_window: Option<String>,
     /// Keep the calling and called numbers (ANI/DNIS: personal data) in object metadata, the
     /// ledger and the index [default: they are dropped on arrival].
     #[arg(long)]
@@ -307,6 +312,11 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
             None => Duration::from_secs(30),
         },
     };
+    let late_window = match (&run.late_window, &file.daemon.late_window) {
+        (Some(v), _) => parse_duration("--late-window", v)?,
+        (None, Some(v)) => parse_duration("daemon.late_window", v)?,
+        (None, None) => archiver::DEFAULT_LATE_WINDOW,
+    };
     let source = run.source.resolve(file)?;
     let store = run.store.resolve(file)?;
     let prefix = StoreArgs::prefix(&store);
@@ -340,6 +350,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         verify_source_etag: source.verify_source_etag,
         drain_timeout: drain,
         keep_phone_numbers: run.keep_phone_numbers,
+        late_window,
         // SHA-256 serves the chain-of-custody index; without it, MD5 alone.
         sha256: index_prefix.is_some(),
         ..ArchiverConfig::default()
@@ -400,11 +411,13 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             discovery_error,
             checkpoint_advanced,
             known_conversations,
+            rechecked,
+            late_files,
             sweep,
             api_calls,
         } => {
             let calls: u64 = api_calls.values().sum();
-            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, sweep, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
+            tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, rechecked, late_files, sweep, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
         }
         Event::NotArchivable {
             conversation_id,

@@ -48,6 +48,8 @@ pub(crate) struct Metrics {
     polls: Counter,
     poll_failures: Counter,
     clock_jumps: Counter,
+    rechecks: Counter,
+    late_files: Counter,
     last_poll_calls: Gauge,
     pending: Gauge,
     chunk_conversations: Gauge,
@@ -148,6 +150,18 @@ impl Metrics {
             "Times this machine's clock disagreed with elapsed time or with the source's clock by more than overlap plus settle",
             clock_jumps.clone(),
         );
+        let rechecks = Counter::default();
+        registry.register(
+            "late_window_rechecks",
+            "Conversations resolved again once their late window passed (files can reach a conversation after it ended)",
+            rechecks.clone(),
+        );
+        let late_files = Counter::default();
+        registry.register(
+            "late_files",
+            "Files a late-window recheck found that the conversation's earlier resolution did not list",
+            late_files.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_recordings",
@@ -173,6 +187,8 @@ impl Metrics {
             polls,
             poll_failures,
             clock_jumps,
+            rechecks,
+            late_files,
             last_poll_calls,
             pending,
             chunk_conversations,
@@ -245,9 +261,13 @@ impl Metrics {
                 checkpoint_advanced,
                 pending,
                 api_calls,
+                rechecked,
+                late_files,
                 ..
             } => {
                 self.polls.inc();
+                self.rechecks.inc_by(*rechecked);
+                self.late_files.inc_by(*late_files);
                 self.last_poll_calls
                     .set(i64::try_from(api_calls.values().sum::<u64>()).unwrap_or(i64::MAX));
                 if !checkpoint_advanced {

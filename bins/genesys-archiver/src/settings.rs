@@ -235,6 +235,7 @@ pub(crate) struct FileDaemon {
     pub(crate) recent_overlap: Option<String>,
     pub(crate) batch_wait: Option<String>,
     pub(crate) drain_timeout: Option<String>,
+    pub(crate) late_window: Option<String>,
     pub(crate) metrics_listen: Option<String>,
     pub(crate) scale_out: Option<bool>,
 }

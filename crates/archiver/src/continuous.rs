@@ -109,6 +109,10 @@ pub enum ContinuousError {
     },
 }
 
+/// The most late-window rechecks one poll takes from the ledger (ten full batch jobs); the
+/// rest are due at the next poll.
+const RECHECKS_PER_POLL: usize = 1000;
+
 /// Polls until `cfg.shutdown` is cancelled (or `max_polls`), archiving each new interval and
 /// retrying failed rows; returns the summed counts. Transient source outages are logged and
 /// retried at the next poll; the checkpoint only advances over an interval whose discovery
@@ -222,12 +226,28 @@ where
             let deep = sweep && deep_sweep_day != Some(wall.date_naive());
             q.waiting = load_waiting(&ledger, &waiting_name).await?;
             let had_waiting = !q.waiting.is_empty();
+            // Conversations whose late window has passed since their last resolution: resolved
+            // again (driven from the ledger; analytics no longer lists them), in the same
+            // batch jobs as the poll's new conversations (a job carries up to 100).
+            let late = cfg.late_at(to);
+            let stats = late.stats.clone();
+            let due = ledger.due_rechecks(to, RECHECKS_PER_POLL).await?;
+            let listed: std::collections::HashSet<String> = q
+                .waiting
+                .iter()
+                .map(|c| c.conversation_id.clone())
+                .collect();
+            q.waiting.extend(
+                due.into_iter()
+                    .filter(|c| !listed.contains(&c.conversation_id)),
+            );
             let summary = match &poll.scale_out {
                 None => {
                     q.partial_batch_wait = poll
                         .batch_wait
                         .and_then(|w| chrono::Duration::from_std(w).ok());
-                    let found = client.discover_known(q, Some(ledger.known_conversations()));
+                    let found =
+                        client.discover_known(q, Some(ledger.known_conversations_with(late)));
                     archive(
                         client.clone(),
                         sink.clone(),
@@ -238,13 +258,7 @@ where
                     .await
                 }
                 Some(_) => {
-                    let found = listing(
-                        &client,
-                        q,
-                        ledger.clone(),
-                        poll.checkpoint.clone(),
-                        cfg.keep_phone_numbers,
-                    );
+                    let found = listing(&client, q, ledger.clone(), poll.checkpoint.clone(), late);
                     let work = archive(
                         client.clone(),
                         sink.clone(),
@@ -272,6 +286,13 @@ where
                     s
                 }
             };
+            let mut summary = summary;
+            summary.rechecked += stats.rechecked();
+            summary.late_files += stats.late_files();
+            if let Ok((n, until)) = ledger.late_window_open(to).await {
+                summary.late_window_open = n;
+                summary.late_window_until = until;
+            }
             if summary.discovery_error_is_config {
                 return Err(ContinuousError::Config(
                     summary.discovery_error.unwrap_or_default(),
@@ -361,6 +382,8 @@ where
                 discovery_error: summary.discovery_error.clone(),
                 checkpoint_advanced: reconciled,
                 known_conversations: summary.known_conversations,
+                rechecked: summary.rechecked,
+                late_files: summary.late_files,
                 sweep,
                 api_calls: calls_since(&calls_before, &client.metrics().snapshot()),
             });

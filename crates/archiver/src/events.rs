@@ -90,6 +90,10 @@ pub enum Event {
         checkpoint_advanced: bool,
         /// Finished conversations the ledger held as settled: listed, not resolved again.
         known_conversations: u64,
+        /// Conversations resolved again once their late window passed (rechecks).
+        rechecked: u64,
+        /// Files those rechecks found that were not there before (late files).
+        late_files: u64,
         /// This poll read back the whole overlap (a sweep, see `PollSettings::sweep_every`),
         /// not only the recent part.
         sweep: bool,

@@ -22,8 +22,9 @@ pub use custody::{
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use ledger::{
-    AdoptedObject, Chunk, ChunkBacklog, Claim, FindQuery, IndexPart, Ledger, LedgerEntry,
-    LedgerError, LedgerUploadLog, RecordStatus, StoredObject, redact_url, sweep_uploads,
+    AdoptedObject, Chunk, ChunkBacklog, Claim, DEFAULT_LATE_WINDOW, FindQuery, IndexPart,
+    LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog, RecordStatus,
+    StoredObject, redact_url, sweep_uploads,
 };
 pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,

@@ -70,6 +70,9 @@ pub struct ArchiverConfig {
     /// Compute each object's SHA-256 while streaming and keep it in the ledger, for the
     /// chain-of-custody index (about a third of MD5's CPU cost with SHA-NI). On by default.
     pub sha256: bool,
+    /// How long after its end a conversation may still gain files: it is resolved again
+    /// once this has passed before it settles (see [`crate::LateWindow`]); zero: off.
+    pub late_window: Duration,
 }
 
 /// A process-unique instance id: host name, process id and a random suffix.
@@ -80,6 +83,19 @@ pub fn default_instance_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into());
     format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+impl ArchiverConfig {
+    /// The late window of discovery working in `present` (see [`crate::LateWindow`]).
+    pub fn late_at(&self, present: chrono::DateTime<chrono::Utc>) -> crate::LateWindow {
+        crate::LateWindow {
+            window: self.late_window,
+            present,
+            recheck_all: false,
+            keep_phone_numbers: self.keep_phone_numbers,
+            stats: Default::default(),
+        }
+    }
 }
 
 impl Default for ArchiverConfig {
@@ -103,6 +119,7 @@ impl Default for ArchiverConfig {
             drain_timeout: Duration::from_secs(30),
             keep_phone_numbers: false,
             sha256: true,
+            late_window: crate::DEFAULT_LATE_WINDOW,
         }
     }
 }
@@ -182,6 +199,17 @@ pub struct Summary {
     /// Finished conversations the ledger holds as settled (every recording archived or
     /// accounted for before): listed by analytics, not resolved again (no API call).
     pub known_conversations: u64,
+    /// Conversations resolved again after an earlier complete resolution (late-window
+    /// rechecks, see [`crate::LateWindow`]).
+    pub rechecked: u64,
+    /// Files those rechecks found that the earlier resolution had not listed (files that
+    /// reached their conversation late; archived like any other).
+    pub late_files: u64,
+    /// Conversations still inside their late window when the run ended: resolved, every
+    /// file archived, and resolved again once the window has passed. Not a failure.
+    pub late_window_open: u64,
+    /// When the last of those late windows closes.
+    pub late_window_until: Option<chrono::DateTime<chrono::Utc>>,
     /// The earliest start of a conversation counted in `pending`: a poll loop must read
     /// from here again.
     pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
@@ -274,6 +302,20 @@ impl Summary {
                 line.push_str(&format!(", {n} {what}"));
             }
         }
+        if self.rechecked > 0 {
+            line.push_str(&format!(
+                ", {} conversation(s) rechecked for late files ({} found)",
+                self.rechecked, self.late_files
+            ));
+        }
+        if let (n, Some(until)) = (self.late_window_open, self.late_window_until)
+            && n > 0
+        {
+            line.push_str(&format!(
+                ", {n} conversation(s) inside their late window (rechecked by {})",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
         if self.source_incomplete {
             line.push_str(", interrupted before discovery finished (the rest was never seen)");
         }
@@ -333,6 +375,11 @@ impl Summary {
         self.source_incomplete |= other.source_incomplete;
         self.unrecorded += other.unrecorded;
         self.unreconciled_polls += other.unreconciled_polls;
+        self.rechecked += other.rechecked;
+        self.late_files += other.late_files;
+        // The latest run's view of the ledger.
+        self.late_window_open = other.late_window_open;
+        self.late_window_until = other.late_window_until;
         self.pending += other.pending;
         self.not_discoverable += other.not_discoverable;
         self.pending_since = self

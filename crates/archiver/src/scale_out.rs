@@ -95,9 +95,10 @@ pub(crate) fn listing(
     query: DiscoveryQuery,
     ledger: Ledger,
     name: String,
-    keep_phone_numbers: bool,
+    late: crate::LateWindow,
 ) -> impl Stream<Item = genesys_media::Result<Discovered>> + Send + 'static {
-    let memory = ledger.listing_memory();
+    let keep_phone_numbers = late.keep_phone_numbers;
+    let memory = ledger.listing_memory(late);
     client.list_known(query, Some(memory)).filter_map(move |r| {
         let (ledger, name) = (ledger.clone(), name.clone());
         async move {
@@ -165,7 +166,10 @@ where
     let owner = cfg.instance_id.as_str();
     // Only the query's media-type filter applies to a chunk; its interval was the listing's.
     let query = make_query(poll.start, Utc::now());
-    let known = ledger.known_conversations();
+    let settle = chrono::Duration::from_std(poll.settle).unwrap_or(chrono::Duration::zero());
+    let late = cfg.late_at(client.now() - settle);
+    let stats = late.stats.clone();
+    let known = ledger.known_conversations_with(late);
     let resolve = client.resolve_listed(&query, chunk.conversations.clone(), Some(known.as_ref()));
     let resolved = tokio::select! {
         r = resolve => r,
@@ -294,5 +298,8 @@ where
             )
             .await?;
     }
+    let mut summary = summary;
+    summary.rechecked += stats.rechecked();
+    summary.late_files += stats.late_files();
     Ok(summary)
 }

@@ -286,7 +286,10 @@ async fn a_stale_holder_keeping_a_finished_chunk_leaves_nothing_queued() {
         .iter()
         .map(|c| c.conversation_id.clone())
         .collect();
-    let queued = ledger.listing_memory().settled(&ids).await;
+    let queued = ledger
+        .listing_memory(archiver::LateWindow::default())
+        .settled(&ids)
+        .await;
     assert!(
         queued.is_empty(),
         "{} conversations look queued in no chunk",

@@ -459,7 +459,7 @@ pub fn media_type_of(content_type: Option<&str>, api_media: Option<&str>) -> Str
 /// filter still finds them.
 pub(crate) async fn after_resolution(
     q: &DiscoveryQuery,
-    convs: Vec<(String, Option<DateTime<Utc>>)>,
+    convs: Vec<AnalyticsConversation>,
     items: Vec<Discovered>,
     known: Option<&dyn KnownConversations>,
 ) -> Vec<Discovered> {
@@ -483,13 +483,12 @@ fn keeps(q: &DiscoveryQuery, r: &DiscoveredRecording) -> bool {
 }
 
 /// What each conversation of a resolved chunk held, for [`KnownConversations::resolved`].
-fn summarize(
-    convs: Vec<(String, Option<DateTime<Utc>>)>,
-    items: &[Discovered],
-) -> Vec<ResolvedConversation> {
+fn summarize(convs: Vec<AnalyticsConversation>, items: &[Discovered]) -> Vec<ResolvedConversation> {
     convs
         .into_iter()
-        .map(|(id, end)| {
+        .map(|c| {
+            let id = c.conversation_id.clone();
+            let end = parse_time(c.conversation_end.as_deref());
             let mut files = Vec::new();
             let mut complete = true;
             for item in items {
@@ -511,6 +510,7 @@ fn summarize(
                 end,
                 files,
                 complete,
+                conversation: Box::new(c),
             }
         })
         .collect()
@@ -609,7 +609,7 @@ impl GenesysClient {
             Ok(())
         };
         let parallelism = self.config().batch_parallelism.max(1);
-        type Resolved = (Vec<(String, Option<DateTime<Utc>>)>, Vec<Discovered>);
+        type Resolved = (Vec<AnalyticsConversation>, Vec<Discovered>);
         let consumer = async {
             let mut resolved = std::pin::pin!(
                 work_rx
@@ -617,13 +617,7 @@ impl GenesysClient {
                         match w {
                             Work::Conversations(chunk) => {
                                 let memory = known.clone();
-                                let convs = chunk
-                                    .iter()
-                                    .map(|c| {
-                                        let end = parse_time(c.conversation_end.as_deref());
-                                        (c.conversation_id.clone(), end)
-                                    })
-                                    .collect();
+                                let convs = chunk.clone();
                                 Box::pin(async move {
                                     let items = self
                                         .resolve_conversations(chunk, memory.as_deref())

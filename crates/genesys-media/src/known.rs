@@ -11,6 +11,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use crate::models::AnalyticsConversation;
+
 /// What discovery found for one conversation it resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedConversation {
@@ -26,6 +28,9 @@ pub struct ResolvedConversation {
     /// unresolved. Files without a URL (archived, deleted at the source) were reported as
     /// unavailable and count as accounted for.
     pub complete: bool,
+    /// The conversation as analytics listed it (or as the caller carried it in): what a
+    /// later re-resolution of it (a recheck for files that appear late) starts from.
+    pub conversation: Box<AnalyticsConversation>,
 }
 
 /// The caller's memory of conversations. Errors are the implementation's to handle: when in

@@ -10,7 +10,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, Stream, StreamExt};
 
 use crate::client::{GenesysClient, SourceMode};
-use crate::discovery::{BATCH_MAX, Collector, Discovered, DiscoveryQuery, Work, parse_time};
+use crate::discovery::{BATCH_MAX, Collector, Discovered, DiscoveryQuery, Work};
 use crate::error::{Error, Result};
 use crate::known::KnownConversations;
 use crate::models::AnalyticsConversation;
@@ -105,13 +105,7 @@ impl GenesysClient {
                 conversations.len()
             )));
         }
-        let convs = conversations
-            .iter()
-            .map(|c| {
-                let end = parse_time(c.conversation_end.as_deref());
-                (c.conversation_id.clone(), end)
-            })
-            .collect();
+        let convs = conversations.clone();
         let items = self.resolve_conversations(conversations, known).await?;
         Ok(crate::discovery::after_resolution(query, convs, items, known).await)
     }

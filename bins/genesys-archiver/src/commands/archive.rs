@@ -22,6 +22,11 @@ pub(crate) struct ArchiveArgs {
     to: String,
     #[command(flatten)]
     tz: TzArg,
+    /// Resolve every finished conversation of the interval again, settled or not (an
+    /// operator's "look again" for files that reached conversations late): one batch item
+    /// per conversation; files already archived are not downloaded again.
+    #[arg(long)]
+    recheck: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -71,9 +76,16 @@ pub(crate) async fn run_archive(
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
     let sink = w.sink.clone();
-    // Conversations the ledger holds as settled are listed but not resolved again.
-    let known = ledger.as_ref().map(|l| l.known_conversations());
-    let summary = archiver::archive(
+    // Conversations the ledger holds as settled are listed but not resolved again; those
+    // whose late window has passed since their last resolution are resolved once more.
+    let present = w.client.now();
+    let mut late = w.cfg.late_at(present);
+    late.recheck_all = a.recheck;
+    let stats = late.stats.clone();
+    let known = ledger
+        .as_ref()
+        .map(|l| l.known_conversations_with(late.clone()));
+    let mut summary = archiver::archive(
         w.client.clone(),
         w.sink,
         w.client.discover_known(query, known),
@@ -81,6 +93,14 @@ pub(crate) async fn run_archive(
         out.handler(log_events(), None),
     )
     .await;
+    summary.rechecked = stats.rechecked();
+    summary.late_files = stats.late_files();
+    if let Some(l) = &ledger
+        && let Ok((n, until)) = l.late_window_open(present).await
+    {
+        summary.late_window_open = n;
+        summary.late_window_until = until;
+    }
     let mut code = exit_for(&summary, shutdown.is_cancelled());
     if let (Some(prefix), Some(l)) = (&w.index_prefix, &ledger)
         && !shutdown.is_cancelled()

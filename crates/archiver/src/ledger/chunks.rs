@@ -247,9 +247,12 @@ impl Ledger {
 
     /// This ledger as the listing instance's memory of conversations: settled ones, and those
     /// waiting in a chunk, are not listed into a chunk again.
-    pub fn listing_memory(&self) -> std::sync::Arc<dyn KnownConversations> {
+    pub fn listing_memory(
+        &self,
+        late: super::LateWindow,
+    ) -> std::sync::Arc<dyn KnownConversations> {
         std::sync::Arc::new(QueuedOrSettled {
-            settled: self.known_conversations(),
+            settled: self.known_conversations_with(late),
             ledger: self.clone(),
         })
     }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use genesys_media::{ConversationFacts, DiscoveredRecording};
 
 pub use chunks::{Chunk, ChunkBacklog};
+pub use conversations::{DEFAULT_LATE_WINDOW, LateStats, LateWindow};
 pub use custody::{FindQuery, IndexPart, StoredObject};
 pub use postgres::redact_url;
 pub use uploads::{LedgerUploadLog, sweep_uploads};
@@ -370,6 +371,14 @@ pub(crate) trait Backend: chunks::ChunkStore + Send + Sync + fmt::Debug {
         &self,
         ids: &[String],
     ) -> Result<Vec<conversations::ConversationRow>, LedgerError>;
+    /// Conversation rows whose recheck is due at `present_ms` (epoch ms), earliest first.
+    async fn due_rechecks(
+        &self,
+        present_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<conversations::ConversationRow>, LedgerError>;
+    /// How many conversations have a recheck due after `present_ms`, and the latest due time.
+    async fn rechecks_ahead(&self, present_ms: i64) -> Result<(u64, Option<i64>), LedgerError>;
     /// The status of each of these recordings that has a row.
     async fn statuses(
         &self,

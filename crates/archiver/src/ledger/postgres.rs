@@ -110,7 +110,29 @@ const MIGRATIONS: &[&str] = &["
         chunk_id        BIGINT NOT NULL
     );
     CREATE INDEX chunk_members_chunk ON chunk_members(chunk_id);
+", "
+    ALTER TABLE conversations ADD COLUMN recheck_due BIGINT;
+    ALTER TABLE conversations ADD COLUMN conversation TEXT;
+    CREATE INDEX conversations_recheck ON conversations(recheck_due)
+        WHERE recheck_due IS NOT NULL;
 "];
+
+const CONVERSATION_COLUMNS: &str =
+    "conversation_id, end_time, files, complete, recheck_due, conversation";
+
+/// A conversation row from [`CONVERSATION_COLUMNS`].
+fn conversation_row(r: &tokio_postgres::Row) -> super::conversations::ConversationRow {
+    let files: String = r.get(2);
+    super::conversations::ConversationRow {
+        conversation_id: r.get(0),
+        end_time: r.get(1),
+        // An unreadable list keeps the conversation unsettled.
+        files: serde_json::from_str(&files).unwrap_or_else(|_| vec![String::new()]),
+        complete: r.get(3),
+        recheck_due: r.get(4),
+        conversation: r.get(5),
+    }
+}
 
 /// Server clock in epoch milliseconds.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -585,23 +607,34 @@ impl Backend for PgLedger {
         rows: Vec<super::conversations::ConversationRow>,
     ) -> Result<(), LedgerError> {
         // One write (in a shared transaction) for the whole batch result.
-        let written = self.grouped(move |c| {
-            Box::pin(async move {
-                for r in &rows {
-                    let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
-                    c.execute(
-                        "INSERT INTO conversations (conversation_id, end_time, files, complete)
-                         VALUES ($1, $2, $3, $4)
+        let written = self
+            .grouped(move |c| {
+                Box::pin(async move {
+                    for r in &rows {
+                        let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
+                        c.execute(
+                            "INSERT INTO conversations (conversation_id, end_time, files, complete,
+                           recheck_due, conversation)
+                         VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (conversation_id) DO UPDATE SET end_time = excluded.end_time,
-                           files = excluded.files, complete = excluded.complete, resolved_at = now()",
-                        &[&r.conversation_id, &r.end_time, &files, &r.complete],
-                    )
-                    .await?;
-                }
-                Ok(())
+                           files = excluded.files, complete = excluded.complete,
+                           recheck_due = excluded.recheck_due,
+                           conversation = excluded.conversation, resolved_at = now()",
+                            &[
+                                &r.conversation_id,
+                                &r.end_time,
+                                &files,
+                                &r.complete,
+                                &r.recheck_due,
+                                &r.conversation,
+                            ],
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await;
+            .await;
         self.ledger_result(written)
     }
 
@@ -611,23 +644,45 @@ impl Backend for PgLedger {
     ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
         let rows = self
             .query(
-                "SELECT conversation_id, end_time, files, complete FROM conversations
-                 WHERE conversation_id = ANY($1)",
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                     WHERE conversation_id = ANY($1)"
+                ),
                 &[&ids],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let files: String = r.get(2);
-                super::conversations::ConversationRow {
-                    conversation_id: r.get(0),
-                    end_time: r.get(1),
-                    files: serde_json::from_str(&files).unwrap_or_else(|_| vec![String::new()]),
-                    complete: r.get(3),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(conversation_row).collect())
+    }
+
+    async fn due_rechecks(
+        &self,
+        present_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
+        let limit = limit as i64;
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                     WHERE recheck_due IS NOT NULL AND recheck_due <= $1
+                     ORDER BY recheck_due, conversation_id LIMIT $2"
+                ),
+                &[&present_ms, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(conversation_row).collect())
+    }
+
+    async fn rechecks_ahead(&self, present_ms: i64) -> Result<(u64, Option<i64>), LedgerError> {
+        let rows = self
+            .query(
+                "SELECT count(*), max(recheck_due) FROM conversations WHERE recheck_due > $1",
+                &[&present_ms],
+            )
+            .await?;
+        let n: i64 = rows.first().map_or(0, |r| r.get(0));
+        let last: Option<i64> = rows.first().and_then(|r| r.get(1));
+        Ok((n as u64, last))
     }
 
     async fn statuses(

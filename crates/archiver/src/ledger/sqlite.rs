@@ -114,9 +114,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX chunk_members_chunk ON chunk_members(chunk_id);
     ",
+    "
+    ALTER TABLE conversations ADD COLUMN recheck_due INTEGER;
+    ALTER TABLE conversations ADD COLUMN conversation TEXT;
+    CREATE INDEX conversations_recheck ON conversations(recheck_due)
+        WHERE recheck_due IS NOT NULL;
+    ",
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+const CONVERSATION_COLUMNS: &str =
+    "conversation_id, end_time, files, complete, recheck_due, conversation";
+
+/// A conversation row from [`CONVERSATION_COLUMNS`].
+fn conversation_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<super::conversations::ConversationRow> {
+    let files: String = r.get(2)?;
+    Ok(super::conversations::ConversationRow {
+        conversation_id: r.get(0)?,
+        end_time: r.get(1)?,
+        // An unreadable list keeps the conversation unsettled.
+        files: serde_json::from_str(&files).unwrap_or_else(|_| vec![String::new()]),
+        complete: r.get(3)?,
+        recheck_due: r.get(4)?,
+        conversation: r.get(5)?,
+    })
+}
 const COLUMNS: &str = "recording_id, conversation_id, object_key, status, size, md5, attempts, last_error, media_type, start_time, end_time, lease_owner, updated_at, sha256, facts, lease_until";
 
 #[derive(Debug)]
@@ -610,13 +634,23 @@ impl Backend for SqliteLedger {
                 let files = serde_json::to_string(&r.files).unwrap_or_else(|_| "[]".into());
                 tx.execute(
                     &format!(
-                        "INSERT INTO conversations (conversation_id, end_time, files, complete)
-                         VALUES (?1, ?2, ?3, ?4)
+                        "INSERT INTO conversations (conversation_id, end_time, files, complete,
+                           recheck_due, conversation)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT(conversation_id) DO UPDATE SET end_time = excluded.end_time,
                            files = excluded.files, complete = excluded.complete,
+                           recheck_due = excluded.recheck_due,
+                           conversation = excluded.conversation,
                            resolved_at = {NOW}"
                     ),
-                    params![r.conversation_id, r.end_time, files, r.complete],
+                    params![
+                        r.conversation_id,
+                        r.end_time,
+                        files,
+                        r.complete,
+                        r.recheck_due,
+                        r.conversation
+                    ],
                 )?;
             }
             Ok(())
@@ -630,30 +664,47 @@ impl Backend for SqliteLedger {
     ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
         let ids = ids.to_vec();
         self.run(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT conversation_id, end_time, files, complete FROM conversations
-                 WHERE conversation_id = ?1",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ?1"
+            ))?;
             let mut out = Vec::new();
             for id in &ids {
-                if let Some(row) = st
-                    .query_row(params![id], |r| {
-                        let files: String = r.get(2)?;
-                        Ok(super::conversations::ConversationRow {
-                            conversation_id: r.get(0)?,
-                            end_time: r.get(1)?,
-                            // An unreadable list keeps the conversation unsettled.
-                            files: serde_json::from_str(&files)
-                                .unwrap_or_else(|_| vec![String::new()]),
-                            complete: r.get(3)?,
-                        })
-                    })
-                    .optional()?
-                {
+                if let Some(row) = st.query_row(params![id], conversation_row).optional()? {
                     out.push(row);
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn due_rechecks(
+        &self,
+        present_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<super::conversations::ConversationRow>, LedgerError> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                 WHERE recheck_due IS NOT NULL AND recheck_due <= ?1
+                 ORDER BY recheck_due, conversation_id LIMIT ?2"
+            ))?;
+            let rows = st
+                .query_map(params![present_ms, limit as i64], conversation_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn rechecks_ahead(&self, present_ms: i64) -> Result<(u64, Option<i64>), LedgerError> {
+        self.run(move |c| {
+            let (n, last): (i64, Option<i64>) = c.query_row(
+                "SELECT count(*), max(recheck_due) FROM conversations WHERE recheck_due > ?1",
+                params![present_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((n as u64, last))
         })
         .await
     }

@@ -1,0 +1,203 @@
+//! Files that reach a conversation after it was resolved (late Edge uploads, re-attached
+//! orphans): the daemon resolves each conversation once more after its late window, driven
+//! from the ledger, and archives what appeared; the recheck rides in the poll's batch job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use archiver::{ArchiverConfig, Event, Ledger, PollSettings, RecordStatus, run_continuous};
+use chrono::{DateTime, Utc};
+use genesys_media::{DiscoveryQuery, GenesysClient};
+use genesys_sim::{SimConfig, SimHandle, Simulator};
+use sink::{LocalDirSink, ObjectSink};
+use test_support::sim_client;
+
+/// What one poll reported.
+#[derive(Debug, Clone, Default)]
+struct Poll {
+    rechecked: u64,
+    late_files: u64,
+    archived: u64,
+    api_calls: BTreeMap<String, u64>,
+}
+
+struct Daemon {
+    c: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    ledger: Ledger,
+    cfg: ArchiverConfig,
+    origin: DateTime<Utc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn new(s: &SimHandle, late_window: Duration, batch_wait: bool) -> (Self, Option<Duration>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let d = Daemon {
+            c: sim_client(s, |c| c.poll_initial = Duration::from_millis(250)),
+            sink: Arc::new(LocalDirSink::new(dir.path())),
+            cfg: ArchiverConfig {
+                ledger: Some(ledger.clone()),
+                late_window,
+                ..ArchiverConfig::default()
+            },
+            ledger,
+            origin: s.config().start,
+            _dir: dir,
+        };
+        (d, batch_wait.then(|| Duration::from_secs(1800)))
+    }
+
+    /// One poll whose present is `at` (virtual time: the simulator's data lies in the past,
+    /// and `settle` puts the poll's present there).
+    async fn poll(&self, at: DateTime<Utc>, batch_wait: Option<Duration>) -> Poll {
+        let seen = Arc::new(std::sync::Mutex::new(Poll::default()));
+        let keep = seen.clone();
+        let events = Arc::new(move |e: &Event| {
+            if let Event::Polled {
+                rechecked,
+                late_files,
+                archived,
+                api_calls,
+                ..
+            } = e
+            {
+                *keep.lock().unwrap() = Poll {
+                    rechecked: *rechecked,
+                    late_files: *late_files,
+                    archived: *archived,
+                    api_calls: api_calls.clone(),
+                };
+            }
+        });
+        let poll = PollSettings {
+            start: self.origin,
+            settle: (Utc::now() - at).to_std().unwrap(),
+            max_polls: Some(1),
+            batch_wait,
+            ..PollSettings::default()
+        };
+        let summary = run_continuous(
+            self.c.clone(),
+            self.sink.clone(),
+            DiscoveryQuery::interval,
+            self.cfg.clone(),
+            poll,
+            events,
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        assert_eq!(summary.unreconciled_polls, 0, "{summary:?}");
+        seen.lock().unwrap().clone()
+    }
+
+    async fn archived(&self, recording_id: &str) -> bool {
+        self.ledger
+            .entries(Some(RecordStatus::Archived))
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.recording_id == recording_id)
+    }
+}
+
+async fn sim() -> SimHandle {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 60,
+        start: Utc::now() - chrono::Duration::hours(8),
+        span: Duration::from_secs(2 * 3600),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The second recording of a conversation that has two, and the conversation's end.
+fn second_file(s: &SimHandle) -> (String, DateTime<Utc>) {
+    let conv = s
+        .dataset()
+        .conversations
+        .iter()
+        .filter(|c| c.recordings.len() == 2)
+        .max_by_key(|c| c.end)
+        .expect("a conversation with two recordings")
+        .clone();
+    (
+        s.dataset().recordings[conv.recordings[1]].id.clone(),
+        conv.end,
+    )
+}
+
+fn submits(p: &Poll) -> u64 {
+    p.api_calls
+        .get("POST /api/v2/recording/batchrequests")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The scenario of the report: a conversation archived soon after it ended, then a second
+/// file appearing on it (absent before, never announced as uploading). Inside the late window
+/// the conversation is settled for now (nothing spent on it); once the window has passed, a
+/// poll whose analytics window no longer reaches the conversation resolves it again from the
+/// ledger, in the poll's one batch job, and archives the file. With the late window off, the
+/// file is never archived: the silent gap this closes.
+async fn late_file_scenario(batch_wait: bool) {
+    let s = sim().await;
+    let (late, end) = second_file(&s);
+    s.detach_recordings([late.clone()]);
+    let (d, wait) = Daemon::new(&s, Duration::from_secs(20 * 60), batch_wait);
+    let first = d.poll(end + chrono::Duration::minutes(5), wait).await;
+    assert!(first.archived > 0);
+    assert!(!d.archived(&late).await);
+    s.attach_recordings([late.clone()]);
+    // Inside the window: the conversation is listed again (overlap) but not resolved
+    // (conversations that ended earlier may be rechecked already).
+    let inside = d.poll(end + chrono::Duration::minutes(10), wait).await;
+    assert_eq!(inside.late_files, 0, "{inside:?}");
+    assert!(!d.archived(&late).await, "not yet: its window is open");
+    // Three hours on: far outside every poll's overlap; the ledger drives the recheck.
+    let after = d.poll(end + chrono::Duration::hours(3), wait).await;
+    assert!(
+        d.archived(&late).await,
+        "the late file is archived: {after:?}"
+    );
+    assert_eq!(after.late_files, 1, "{after:?}");
+    assert!(after.rechecked >= 1, "{after:?}");
+    // Every conversation resolved before is rechecked once, all in one job (fewer than 100).
+    assert_eq!(submits(&after), 1, "{after:?}");
+    // Rechecked past their window: settled for good, nothing spent on them again.
+    let later = d.poll(end + chrono::Duration::hours(4), wait).await;
+    assert_eq!(later.rechecked, 0, "{later:?}");
+    assert_eq!(submits(&later), 0, "{later:?}");
+
+    // The same with the late window off: the file is never archived.
+    let s = sim().await;
+    let (late, end) = second_file(&s);
+    s.detach_recordings([late.clone()]);
+    let (d, wait) = Daemon::new(&s, Duration::ZERO, batch_wait);
+    d.poll(end + chrono::Duration::minutes(5), wait).await;
+    s.attach_recordings([late.clone()]);
+    for h in [1, 3, 4] {
+        let p = d.poll(end + chrono::Duration::hours(h), wait).await;
+        assert_eq!(p.rechecked, 0);
+    }
+    assert!(
+        !d.archived(&late).await,
+        "without a late window it is missed"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_reaches_a_conversation_late_is_archived_after_its_late_window() {
+    late_file_scenario(false).await;
+}
+
+/// The same with `--batch-wait`: rechecks resolve with the poll's batch, never deferred.
+#[tokio::test]
+async fn a_late_file_is_archived_with_batch_wait_too() {
+    late_file_scenario(true).await;
+}
