@@ -252,7 +252,10 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
         .unwrap();
     let ids: Vec<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
     assert!(
-        a.listing_memory().settled(&ids).await.is_empty(),
+        a.listing_memory(archiver::LateWindow::default())
+            .settled(&ids)
+            .await
+            .is_empty(),
         "a stale retry left conversations queued in no chunk"
     );
     assert_eq!(a.chunk_backlog("w").await.unwrap().chunks, 0);

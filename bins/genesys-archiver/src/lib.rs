@@ -259,7 +259,7 @@ pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM (drain), exits at once on the second.
-fn cancel_on_signals(token: CancellationToken) {
+pub(crate) fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -366,7 +366,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
 }
 
 /// Logs events: failures and unavailable recordings as warnings, the rest at debug.
-fn log_events() -> Arc<dyn archiver::EventHandler> {
+pub(crate) fn log_events() -> Arc<dyn archiver::EventHandler> {
     Arc::new(|e: &Event| match e {
         Event::Failed {
             recording_id,
@@ -419,6 +419,22 @@ fn log_events() -> Arc<dyn archiver::EventHandler> {
             let calls: u64 = api_calls.values().sum();
             tracing::info!(%from, %to, found, archived, failed, pending, not_discoverable, known_conversations, rechecked, late_files, sweep, calls, ?api_calls, ?discovery_error, checkpoint_advanced, "poll finished")
         }
+        Event::Inventory {
+            retained,
+            held,
+            missing,
+            orphans,
+            orphans_error,
+            api_calls,
+        } => tracing::info!(
+            retained,
+            held,
+            missing,
+            orphans,
+            ?orphans_error,
+            api_calls,
+            "inventory audit"
+        ),
         Event::NotArchivable {
             conversation_id,
             recording_id,

@@ -50,6 +50,8 @@ pub(crate) struct Metrics {
     clock_jumps: Counter,
     rechecks: Counter,
     late_files: Counter,
+    orphans: Gauge,
+    inventory_missing: Gauge,
     last_poll_calls: Gauge,
     pending: Gauge,
     chunk_conversations: Gauge,
@@ -162,6 +164,18 @@ impl Metrics {
             "Files a late-window recheck found that the conversation's earlier resolution did not list",
             late_files.clone(),
         );
+        let orphans = Gauge::default();
+        registry.register(
+            "orphan_recordings",
+            "Recordings not attached to any conversation (cannot be archived until re-attached), as of the last inventory audit",
+            orphans.clone(),
+        );
+        let inventory_missing = Gauge::default();
+        registry.register(
+            "inventory_missing_recordings",
+            "Recordings the source retains that the archive lacked at the last inventory audit (then archived, or failed into the ledger)",
+            inventory_missing.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_recordings",
@@ -189,6 +203,8 @@ impl Metrics {
             clock_jumps,
             rechecks,
             late_files,
+            orphans,
+            inventory_missing,
             last_poll_calls,
             pending,
             chunk_conversations,
@@ -276,6 +292,14 @@ impl Metrics {
                 self.pending
                     .set(i64::try_from(*pending).unwrap_or(i64::MAX));
                 self.ready.store(*checkpoint_advanced, Ordering::Relaxed);
+            }
+            Event::Inventory {
+                orphans, missing, ..
+            } => {
+                self.orphans
+                    .set(i64::try_from(*orphans).unwrap_or(i64::MAX));
+                self.inventory_missing
+                    .set(i64::try_from(*missing).unwrap_or(i64::MAX));
             }
             Event::ClockJump { .. } => {
                 self.clock_jumps.inc();

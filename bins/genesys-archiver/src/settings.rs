@@ -236,6 +236,7 @@ pub(crate) struct FileDaemon {
     pub(crate) batch_wait: Option<String>,
     pub(crate) drain_timeout: Option<String>,
     pub(crate) late_window: Option<String>,
+    pub(crate) inventory_every: Option<String>,
     pub(crate) metrics_listen: Option<String>,
     pub(crate) scale_out: Option<bool>,
 }

@@ -63,6 +63,9 @@ pub struct PollSettings {
     /// resolves what it found. Not used with `scale_out` (the listing's chunks are resolved
     /// as they are).
     pub batch_wait: Option<Duration>,
+    /// Run the inventory audit ([`crate::audit_inventory`]) this often (the listing
+    /// instance, after its poll) and archive what it finds missing; `None`: never.
+    pub inventory_every: Option<Duration>,
 }
 
 impl Default for PollSettings {
@@ -80,6 +83,7 @@ impl Default for PollSettings {
             index_prefix: None,
             scale_out: None,
             batch_wait: None,
+            inventory_every: None,
         }
     }
 }
@@ -407,6 +411,14 @@ where
                 .await;
                 total.absorb(s);
             }
+        }
+        if lister
+            && !cfg.shutdown.is_cancelled()
+            && let Some(every) = poll.inventory_every
+        {
+            let s =
+                crate::inventory::daemon_audit(&client, &sink, &cfg, &poll, every, &events).await?;
+            total.absorb(s);
         }
         if poll.scale_out.is_some() {
             total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);

@@ -100,6 +100,22 @@ pub enum Event {
         /// Genesys API calls this poll spent (token requests excluded), by endpoint shape.
         api_calls: std::collections::BTreeMap<String, u64>,
     },
+    /// The daemon's inventory audit ran ([`crate::audit_inventory`]): what the org retains
+    /// against what the archive holds, and the orphan recordings.
+    Inventory {
+        /// Recordings the source retains (all of them, judged or not).
+        retained: u64,
+        /// Of those judged, archived.
+        held: u64,
+        /// Of those judged, not archived (archived now, or failed into the ledger).
+        missing: u64,
+        /// Recordings not attached to any conversation.
+        orphans: u64,
+        /// Why the orphans could not be listed, when they could not.
+        orphans_error: Option<String>,
+        /// API calls the audit spent.
+        api_calls: u64,
+    },
     /// This machine's wall clock moved unlike elapsed time between two polls (a step by NTP, a
     /// resumed VM, a manual change), or disagrees with the source's clock, by more than the
     /// poll's overlap plus settle time. The checkpoint never moves past the source's present,

@@ -6,6 +6,7 @@ mod continuous;
 mod custody;
 mod events;
 mod facts;
+mod inventory;
 mod ledger;
 mod pipeline;
 mod refresh;
@@ -21,6 +22,10 @@ pub use custody::{
     read_digests, verify_chain, write_index,
 };
 pub use events::{Event, EventHandler, NoEvents};
+pub use inventory::{
+    InventoryError, InventoryReport, MissingRecording, archive_missing, audit_inventory,
+    orphans_by_status,
+};
 pub use ledger::{
     AdoptedObject, Chunk, ChunkBacklog, Claim, DEFAULT_LATE_WINDOW, FindQuery, IndexPart,
     LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog, RecordStatus,

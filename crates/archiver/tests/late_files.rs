@@ -201,3 +201,71 @@ async fn a_file_that_reaches_a_conversation_late_is_archived_after_its_late_wind
 async fn a_late_file_is_archived_with_batch_wait_too() {
     late_file_scenario(true).await;
 }
+
+/// A recording orphaned at its conversation's end (not attached, listed by
+/// `GET /api/v2/orphanrecordings`) and re-attached weeks later: analytics never lists its
+/// conversation again, the inventory audit finds it (the orphan first, then the missing
+/// recording), and `archive_missing` archives it; the audit then comes back clean. Its cost is
+/// two calls (a page of each listing) for the whole org here.
+#[tokio::test]
+async fn a_reattached_orphan_is_found_by_the_inventory_audit_and_archived() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 60,
+        start: Utc::now() - chrono::Duration::days(30),
+        span: Duration::from_secs(2 * 3600),
+        orphans: vec![(7, None)],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let orphan = s.dataset().recordings[7].clone();
+    let (d, _) = Daemon::new(&s, Duration::from_secs(48 * 3600), false);
+    let summary = archiver::archive(
+        d.c.clone(),
+        d.sink.clone(),
+        d.c.discover_known(
+            DiscoveryQuery::interval(s.config().start, s.config().end()),
+            Some(d.ledger.known_conversations()),
+        ),
+        d.cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert!(summary.success(), "{summary:?}");
+    assert!(!d.archived(&orphan.id).await);
+    let hour = chrono::Duration::hours(1);
+    let first = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now() - hour)
+        .await
+        .unwrap();
+    assert_eq!(first.retained, 59, "{first:?}");
+    assert_eq!(first.held, 59);
+    assert!(first.missing.is_empty());
+    assert_eq!(first.orphans.len(), 1, "the orphan is reported");
+    assert_eq!(first.api_calls, 2, "one page of each listing");
+    assert!(first.clean());
+    // Re-attached weeks after its conversation ended.
+    s.attach_recordings([orphan.id.clone()]);
+    let second = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now() - hour)
+        .await
+        .unwrap();
+    assert_eq!(second.orphans.len(), 0);
+    assert_eq!(second.missing.len(), 1, "{second:?}");
+    assert_eq!(second.missing[0].recording.recording_id, orphan.id);
+    assert!(!second.clean());
+    let archived = archiver::archive_missing(
+        d.c.clone(),
+        d.sink.clone(),
+        &second.missing,
+        d.cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(archived.archived, 1, "{archived:?}");
+    assert!(d.archived(&orphan.id).await);
+    let third = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now() - hour)
+        .await
+        .unwrap();
+    assert!(third.clean(), "{third:?}");
+    assert_eq!(third.held, 60);
+}

@@ -212,7 +212,8 @@ impl Discovered {
     }
 }
 
-pub(crate) const BATCH_MAX: usize = 100;
+/// The most conversations one batch download job carries.
+pub const BATCH_MAX: usize = 100;
 
 /// The conversation ids a run has seen, held compactly: a run over a million conversations
 /// keeps every id, so a canonical (lower-case) UUID is kept as its 16 bytes, anything else as

@@ -8,6 +8,7 @@ mod client;
 mod discovery;
 mod error;
 mod facts;
+mod inventory;
 mod known;
 mod listing;
 mod media;
@@ -22,11 +23,13 @@ mod transport;
 pub use auth::{AccessToken, TokenProvider};
 pub use client::{AnalyticsMode, ClientConfig, GenesysClient, MediaResponse, SourceMode};
 pub use discovery::{
-    DEFAULT_EARLIER_STARTS, Discovered, DiscoveredRecording, DiscoveryQuery, MediaAvailability,
-    PendingItem, UndiscoverableSpan, media_type_of, path_segment, split_interval,
+    BATCH_MAX, DEFAULT_EARLIER_STARTS, Discovered, DiscoveredRecording, DiscoveryQuery,
+    MediaAvailability, PendingItem, UndiscoverableSpan, media_type_of, path_segment,
+    split_interval,
 };
 pub use error::{Error, ErrorClass, Result};
 pub use facts::ConversationFacts;
+pub use inventory::{OrphanRecording, RETENTION_PAGE_SIZE, RetainedRecording};
 pub use known::{KnownConversations, ResolvedConversation};
 pub use listing::Listed;
 pub use media::{MediaPolicy, MediaUrl};

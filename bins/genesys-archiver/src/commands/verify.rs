@@ -43,6 +43,22 @@ pub(crate) struct VerifyArgs {
     /// object they list and compare its size, MD5 and SHA-256 (reads all bytes).
     #[arg(long, conflicts_with_all = ["rehash", "extra", "against_source", "from", "to"])]
     chain: bool,
+    /// Audit against the org's own inventory instead: list every recording Genesys Cloud
+    /// retains (the retention query, independent of analytics) and report each one the
+    /// archive lacks, and every orphan recording (not attached to a conversation); exit 1
+    /// if any is missing (needs the Genesys settings and the ledger).
+    /// With --from, only recordings created at or after it are judged (what the archive
+    /// covers).
+    #[arg(long, conflicts_with_all = ["rehash", "extra", "against_source", "to", "chain"])]
+    inventory: bool,
+    /// With --inventory: resolve the conversations of the missing recordings and archive
+    /// them (one batch item per conversation).
+    #[arg(long, requires = "inventory")]
+    archive_missing: bool,
+    /// With --inventory: recordings created more recently than this are not judged (the
+    /// archive may not have reached them yet) [default: 1h].
+    #[arg(long, requires = "inventory", value_name = "DURATION")]
+    inventory_min_age: Option<String>,
     /// Key prefix of the index, for --chain [default: index/].
     #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
     index_prefix: Option<String>,
@@ -69,6 +85,24 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
     if v.chain {
         return verify_chain(sink.as_ref(), &index_prefix, &ledger).await;
+    }
+    if v.inventory {
+        let min_age = match &v.inventory_min_age {
+            Some(a) => settings::parse_duration("--inventory-min-age", a)?,
+            None => std::time::Duration::from_secs(3600),
+        };
+        let source = v.source.resolve(file)?;
+        let client = settings::connect_source(&source).await?;
+        return super::inventory::run_inventory(
+            client,
+            sink,
+            &settings,
+            ledger,
+            from,
+            min_age,
+            v.archive_missing,
+        )
+        .await;
     }
     let rows = ledger
         .entries(Some(RecordStatus::Archived))

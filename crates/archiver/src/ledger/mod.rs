@@ -625,6 +625,14 @@ impl Ledger {
         self.inner.entry(recording_id).await
     }
 
+    /// The status of each of `recording_ids` that has a row.
+    pub async fn statuses(
+        &self,
+        recording_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, RecordStatus>, LedgerError> {
+        self.inner.statuses(recording_ids).await
+    }
+
     /// The key under which `recording_id` is archived, if the ledger says it is.
     pub async fn archived_key(&self, recording_id: &str) -> Result<Option<String>, LedgerError> {
         Ok(self

@@ -1,0 +1,270 @@
+//! The inventory audit: every recording the org retains (the retention query, independent
+//! of analytics) checked against the ledger, and every orphan recording reported. What
+//! analytics never listed, or listed before a file was attached, shows up here; with
+//! [`archive_missing`] the missing ones are resolved through their conversations and archived.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use genesys_media::models::AnalyticsConversation;
+use genesys_media::{BATCH_MAX, DiscoveryQuery, GenesysClient, OrphanRecording, RetainedRecording};
+use sink::ObjectSink;
+
+use crate::{ArchiverConfig, EventHandler, Ledger, LedgerError, RecordStatus, Summary};
+
+/// A recording the org retains that the archive does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingRecording {
+    /// What the retention query said of it.
+    pub recording: RetainedRecording,
+    /// Its ledger row's status and last error, when it has one (failed, in quarantine,
+    /// pending); `None`: the ledger never saw it.
+    pub ledger: Option<(RecordStatus, Option<String>)>,
+}
+
+/// What [`audit_inventory`] found.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryReport {
+    /// Recordings the retention query listed.
+    pub retained: u64,
+    /// Of those, archived (the ledger holds them as archived).
+    pub held: u64,
+    /// Of those, created at or after the audit's `until`: not judged (the archive may not
+    /// have reached them yet).
+    pub too_recent: u64,
+    /// Of those, created before the audit's `from` (outside what the archive covers): not
+    /// judged.
+    pub before_range: u64,
+    /// Of those, not archived: each is a gap to close.
+    pub missing: Vec<MissingRecording>,
+    /// Recordings not attached to any conversation (cannot be archived until re-attached).
+    pub orphans: Vec<OrphanRecording>,
+    /// Why the orphans could not be listed (e.g. the client lacks `recording:orphan:view`):
+    /// then `orphans` is empty and says nothing.
+    pub orphans_error: Option<String>,
+    /// API calls the audit spent.
+    pub api_calls: u64,
+}
+
+impl InventoryReport {
+    /// Clean: nothing missing and the orphan listing was read.
+    pub fn clean(&self) -> bool {
+        self.missing.is_empty() && self.orphans_error.is_none()
+    }
+}
+
+/// Errors of the audit.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The retention query failed.
+    #[error("the retention query failed: {0}")]
+    Source(#[from] genesys_media::Error),
+    /// The ledger could not be read.
+    #[error("the ledger could not be read: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// Lists every recording the org retains (`retentionThresholdDays=0`) and every orphan, and
+/// checks against the ledger each retained recording created in `[from, until)` (what the
+/// archive covers and has had time to reach); the others are counted, not judged.
+pub async fn audit_inventory(
+    client: &GenesysClient,
+    ledger: &Ledger,
+    from: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+) -> Result<InventoryReport, InventoryError> {
+    let calls_before = total_calls(client);
+    let retained = client.retained_recordings(0).await?;
+    let mut report = InventoryReport {
+        retained: retained.len() as u64,
+        ..InventoryReport::default()
+    };
+    let mut judged = Vec::new();
+    for r in retained {
+        let created = r
+            .creation_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        // An unreadable creation time is judged (never skip on doubt).
+        if created.is_some_and(|c| c >= until) {
+            report.too_recent += 1;
+        } else if created.zip(from).is_some_and(|(c, f)| c < f) {
+            report.before_range += 1;
+        } else {
+            judged.push(r);
+        }
+    }
+    for chunk in judged.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|r| r.recording_id.clone()).collect();
+        let statuses = ledger.statuses(&ids).await?;
+        for r in chunk {
+            match statuses.get(&r.recording_id) {
+                Some(RecordStatus::Archived) => report.held += 1,
+                Some(status) => {
+                    let why = ledger
+                        .entry(&r.recording_id)
+                        .await?
+                        .and_then(|e| e.last_error);
+                    report.missing.push(MissingRecording {
+                        recording: r.clone(),
+                        ledger: Some((*status, why)),
+                    });
+                }
+                None => report.missing.push(MissingRecording {
+                    recording: r.clone(),
+                    ledger: None,
+                }),
+            }
+        }
+    }
+    match client.orphan_recordings().await {
+        Ok(o) => report.orphans = o,
+        Err(e) => report.orphans_error = Some(e.to_string()),
+    }
+    report.api_calls = total_calls(client).saturating_sub(calls_before);
+    Ok(report)
+}
+
+fn total_calls(client: &GenesysClient) -> u64 {
+    client.metrics().snapshot().calls.values().sum()
+}
+
+/// Resolves the conversations of `missing` (one batch item per conversation, at most 100
+/// per job) and archives what they hold: files already archived are skipped through the
+/// ledger, the missing ones are downloaded, verified and recorded like any other. The
+/// conversations are recorded as resolved under `cfg`'s late window.
+pub async fn archive_missing(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    missing: &[MissingRecording],
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+) -> Summary {
+    // One stub per conversation: its id, and the latest creation time of its missing
+    // recordings as its end (they exist, so it has ended).
+    let mut by_conversation: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for m in missing {
+        let end = by_conversation
+            .entry(m.recording.conversation_id.clone())
+            .or_default();
+        if m.recording.creation_time > *end {
+            end.clone_from(&m.recording.creation_time);
+        }
+    }
+    let conversations: Vec<AnalyticsConversation> = by_conversation
+        .into_iter()
+        .filter(|(id, _)| !id.is_empty())
+        .map(|(conversation_id, end)| AnalyticsConversation {
+            conversation_id,
+            conversation_end: end.or_else(|| Some(Utc::now().to_rfc3339())),
+            ..AnalyticsConversation::default()
+        })
+        .collect();
+    let known = cfg
+        .ledger
+        .as_ref()
+        .map(|l| l.known_conversations_with(cfg.late_at(client.now())));
+    let query = DiscoveryQuery::interval(Utc::now(), Utc::now());
+    // Resolved chunk by chunk before archiving (a few chunks at most: what the audit found
+    // missing); a chunk that cannot be resolved ends the stream with its error.
+    let mut items: Vec<genesys_media::Result<genesys_media::Discovered>> = Vec::new();
+    for chunk in conversations.chunks(BATCH_MAX) {
+        match client
+            .resolve_listed(&query, chunk.to_vec(), known.as_deref())
+            .await
+        {
+            Ok(resolved) => items.extend(resolved.into_iter().map(Ok)),
+            Err(e) => {
+                items.push(Err(e));
+                break;
+            }
+        }
+    }
+    let items = futures::stream::iter(items);
+    crate::archive(client, sink, items, cfg, events).await
+}
+
+/// Counts of orphan recordings by `orphanStatus`, for reports.
+pub fn orphans_by_status(orphans: &[OrphanRecording]) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for o in orphans {
+        *out.entry(o.orphan_status.clone().unwrap_or_else(|| "unknown".into()))
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+/// The daemon's audit: when `every` has passed since the last completed one (kept in the
+/// ledger as `<checkpoint>.inventory`), audits the recordings created since the daemon's
+/// start and up to `overlap + settle` (at least an hour) ago, reports it
+/// ([`crate::Event::Inventory`]) and archives what is missing. An audit that fails is logged
+/// and tried again at the next poll.
+pub(crate) async fn daemon_audit(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    cfg: &ArchiverConfig,
+    poll: &crate::PollSettings,
+    every: std::time::Duration,
+    events: &Arc<dyn EventHandler>,
+) -> Result<Summary, crate::ContinuousError> {
+    let Some(ledger) = cfg.ledger.as_ref() else {
+        return Ok(Summary::default());
+    };
+    let name = format!("{}.inventory", poll.checkpoint);
+    let last = ledger
+        .checkpoint(&name)
+        .await?
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let now = client.now();
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    if last.is_some_and(|l| now - l < every) {
+        return Ok(Summary::default());
+    }
+    let reach = chrono::Duration::from_std(poll.overlap + poll.settle)
+        .unwrap_or(chrono::Duration::zero())
+        .max(chrono::Duration::hours(1));
+    let report = match audit_inventory(client, ledger, Some(poll.start), now - reach).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "inventory audit failed; the next poll tries again");
+            return Ok(Summary::default());
+        }
+    };
+    events.handle(&crate::Event::Inventory {
+        retained: report.retained,
+        held: report.held,
+        missing: report.missing.len() as u64,
+        orphans: report.orphans.len() as u64,
+        orphans_error: report.orphans_error.clone(),
+        api_calls: report.api_calls,
+    });
+    for m in &report.missing {
+        tracing::warn!(
+            recording_id = %m.recording.recording_id,
+            conversation_id = %m.recording.conversation_id,
+            "retained at the source and not archived; archiving it"
+        );
+    }
+    let summary = if report.missing.is_empty() {
+        Summary::default()
+    } else {
+        archive_missing(
+            client.clone(),
+            sink.clone(),
+            &report.missing,
+            cfg.clone(),
+            events.clone(),
+        )
+        .await
+    };
+    ledger
+        .set_checkpoint(
+            &name,
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .await?;
+    Ok(summary)
+}

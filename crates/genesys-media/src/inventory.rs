@@ -1,0 +1,204 @@
+//! An inventory of the org's recordings independent of analytics: the retention query lists
+//! every recording the org retains, and the orphan listing every recording not attached to a
+//! conversation. An archive audit compares them with what it holds.
+//!
+//! Contract (shared/genesys-api.md section 9; Python SDK 257.1.0, `RecordingApi`):
+//! `GET /api/v2/recordings/retention/query?retentionThresholdDays=N&pageSize=..&cursor=..`
+//! ("Fetch retention data for recordings retained for more days than the provided value",
+//! `pageSize` at most 500, `recording:recording:view`) answers
+//! `RecordingRetentionCursorEntityListing {entities, nextUri, selfUri, previousUri}`: the next
+//! page is reached only through `nextUri`. `GET /api/v2/orphanrecordings` (`pageSize`,
+//! `pageNumber`; `recording:orphan:view`) answers an `OrphanRecordingListing`.
+
+use http::Method;
+use serde::Deserialize;
+
+use crate::client::GenesysClient;
+use crate::error::{Error, Result};
+
+/// The retention query's largest page.
+pub const RETENTION_PAGE_SIZE: u32 = 500;
+/// The orphan listing's page size (no maximum is documented; 100 is the API's usual one).
+const ORPHAN_PAGE_SIZE: u32 = 100;
+
+/// One recording the org retains (`RecordingRetention`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainedRecording {
+    /// Its conversation.
+    #[serde(default)]
+    pub conversation_id: String,
+    /// The recording id.
+    #[serde(default)]
+    pub recording_id: String,
+    /// When the recording was created (ISO-8601).
+    #[serde(default)]
+    pub creation_time: Option<String>,
+    /// When the source archives it (moves it to its cold tier), if set.
+    #[serde(default)]
+    pub archive_date: Option<String>,
+    /// When the source deletes it, if set.
+    #[serde(default)]
+    pub delete_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionPage {
+    #[serde(default)]
+    entities: Vec<RetainedRecording>,
+    #[serde(default)]
+    next_uri: Option<String>,
+}
+
+/// A recording not attached to any conversation (`OrphanRecording`): it cannot be archived
+/// under a conversation until an administrator (or `PUT /api/v2/orphanrecordings/{id}`)
+/// re-attaches it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanRecording {
+    /// The orphan's id (not a recording id).
+    #[serde(default)]
+    pub id: String,
+    /// When the orphan was created (ISO-8601).
+    #[serde(default)]
+    pub created_time: Option<String>,
+    /// `EDGE`, `CHAT`, `EMAIL`, `SCREEN_RECORDING`, ...
+    #[serde(default)]
+    pub provider_type: Option<String>,
+    /// `CALL`, `CHAT`, `EMAIL`, `SCREEN`.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Size of its media.
+    #[serde(default)]
+    pub media_size_bytes: Option<u64>,
+    /// `fileState` of its media.
+    #[serde(default)]
+    pub file_state: Option<String>,
+    /// Why it is an orphan: `NO_CONVERSATION`, `UNKNOWN_CONVERSATION`,
+    /// `CONVERSATION_NOT_COMPLETE`, `CONVERSATION_NOT_EVALUATED`, `EVALUATED`.
+    #[serde(default)]
+    pub orphan_status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrphanPage {
+    #[serde(default)]
+    entities: Vec<OrphanRecording>,
+    #[serde(default)]
+    page_count: Option<u32>,
+    #[serde(default)]
+    next_uri: Option<String>,
+}
+
+impl GenesysClient {
+    /// One page of the retention query: the first with `next` None, then the `nextUri` of
+    /// the page before. Returns the recordings and the next page's path, if any. A `nextUri`
+    /// that is not a path of this endpoint is refused (never followed to another host).
+    pub async fn retention_page(
+        &self,
+        threshold_days: u32,
+        next: Option<&str>,
+    ) -> Result<(Vec<RetainedRecording>, Option<String>)> {
+        const PATH: &str = "/api/v2/recordings/retention/query";
+        let path = match next {
+            None => format!(
+                "{PATH}?retentionThresholdDays={threshold_days}&pageSize={RETENTION_PAGE_SIZE}"
+            ),
+            Some(uri) => same_endpoint(uri, PATH)?,
+        };
+        let page: RetentionPage = self.call(Method::GET, &path, None).await?.1;
+        let next = page.next_uri.filter(|u| !u.is_empty());
+        Ok((page.entities, next))
+    }
+
+    /// Every recording the org retains for more than `threshold_days` days (0: all), page by
+    /// page (about 2 calls per 1,000 recordings).
+    pub async fn retained_recordings(&self, threshold_days: u32) -> Result<Vec<RetainedRecording>> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let (page, after) = self.retention_page(threshold_days, next.as_deref()).await?;
+            let empty = page.is_empty();
+            out.extend(page);
+            match after {
+                // A page that is empty yet names a next one would loop: stop on it.
+                Some(n) if !empty && next.as_deref() != Some(n.as_str()) => next = Some(n),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every orphan recording of the org.
+    pub async fn orphan_recordings(&self) -> Result<Vec<OrphanRecording>> {
+        let mut out = Vec::new();
+        let mut page_number = 1u32;
+        loop {
+            let path = format!(
+                "/api/v2/orphanrecordings?pageSize={ORPHAN_PAGE_SIZE}&pageNumber={page_number}"
+            );
+            let page: OrphanPage = self.call(Method::GET, &path, None).await?.1;
+            let empty = page.entities.is_empty();
+            out.extend(page.entities);
+            let more = match page.page_count {
+                Some(count) => page_number < count,
+                None => page.next_uri.is_some_and(|u| !u.is_empty()),
+            };
+            if empty || !more {
+                return Ok(out);
+            }
+            page_number += 1;
+        }
+    }
+}
+
+/// `uri` (a `nextUri`) as a path and query of `endpoint`: a relative path, or an absolute
+/// URL whose path is the endpoint's (its host is dropped: requests go to the configured API
+/// base only).
+fn same_endpoint(uri: &str, endpoint: &str) -> Result<String> {
+    let path_and_query = if uri.starts_with('/') {
+        uri.to_string()
+    } else {
+        let u = url::Url::parse(uri).map_err(|_| Error::Decode {
+            endpoint: endpoint.into(),
+            message: "a nextUri that is neither a path nor a URL".into(),
+        })?;
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    };
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    if path != endpoint {
+        return Err(Error::Decode {
+            endpoint: endpoint.into(),
+            message: format!("a nextUri for another endpoint ({path})"),
+        });
+    }
+    Ok(path_and_query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_next_uri_is_followed_only_on_its_endpoint() {
+        let e = "/api/v2/recordings/retention/query";
+        assert_eq!(
+            same_endpoint("/api/v2/recordings/retention/query?cursor=abc", e).unwrap(),
+            "/api/v2/recordings/retention/query?cursor=abc"
+        );
+        assert_eq!(
+            same_endpoint(
+                "https://api.mypurecloud.com/api/v2/recordings/retention/query?cursor=x",
+                e
+            )
+            .unwrap(),
+            "/api/v2/recordings/retention/query?cursor=x"
+        );
+        assert!(same_endpoint("/api/v2/users/me", e).is_err());
+        assert!(same_endpoint("cursor=abc", e).is_err());
+    }
+}
