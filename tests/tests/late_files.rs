@@ -190,3 +190,53 @@ async fn verify_inventory_finds_a_reattached_orphan_and_archives_it() {
         text(&out)
     );
 }
+
+/// Batch downloads leave out recordings with sensitive data when the client lacks
+/// `recording:recording:viewSensitiveData` and the org redacts (documented since SDK 255):
+/// `config check` warns that the client lacks it, the archive run cannot see the recording
+/// (exit 0: nothing listed it), and `verify --inventory` reports it missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_batch_downloads_leave_out_is_caught_by_config_check_and_the_audit() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 20,
+        start: now - chrono::Duration::days(3),
+        span: Duration::from_secs(3600),
+        missing_permissions: vec!["recording:recording:viewSensitiveData".into()],
+        sensitive_recordings: vec![4],
+        ..SimConfig::default()
+    })
+    .await;
+    let hidden = s.dataset().recordings[4].id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(args)
+            .args(["--out", "store", "--state", "ledger.db"]);
+        c
+    };
+    let out = run(cmd(&["config", "check"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("lacks recording:recording:viewSensitiveData"),
+        "{}",
+        text(&out)
+    );
+    let mut archive = cmd(&["archive"]);
+    archive
+        .args(["--from", &rfc(now - chrono::Duration::days(4))])
+        .args(["--to", &rfc(now - chrono::Duration::days(2))])
+        .args(FLAGS);
+    let out = run(archive).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(stored(&dir.path().join("store"), &hidden), 0);
+    let out = run(cmd(&["verify", "--inventory"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("missing: recording {hidden}")),
+        "{}",
+        text(&out)
+    );
+}

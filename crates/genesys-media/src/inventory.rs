@@ -92,7 +92,31 @@ struct OrphanPage {
     next_uri: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DivisionsPermitted {
+    #[serde(default)]
+    entities: Vec<serde_json::Value>,
+    #[serde(default)]
+    all_divs_permitted: bool,
+}
+
+/// The permission without which batch downloads silently leave out recordings with
+/// sensitive data in an org that redacts it (`POST /api/v2/recording/batchrequests`).
+pub const VIEW_SENSITIVE_DATA: &str = "recording:recording:viewSensitiveData";
+
 impl GenesysClient {
+    /// Whether this OAuth client holds `permission` in any division, through
+    /// `GET /api/v2/authorization/divisionspermitted/paged/me` ("Returns which divisions the
+    /// current user has the given permission in"; needs no permission).
+    pub async fn holds_permission(&self, permission: &str) -> Result<bool> {
+        let p: String = url::form_urlencoded::byte_serialize(permission.as_bytes()).collect();
+        let path =
+            format!("/api/v2/authorization/divisionspermitted/paged/me?permission={p}&pageSize=1");
+        let answer: DivisionsPermitted = self.call(Method::GET, &path, None).await?.1;
+        Ok(answer.all_divs_permitted || !answer.entities.is_empty())
+    }
+
     /// One page of the retention query: the first with `next` None, then the `nextUri` of
     /// the page before. Returns the recordings and the next page's path, if any. A `nextUri`
     /// that is not a path of this endpoint is refused (never followed to another host).

@@ -122,6 +122,13 @@ pub struct SimConfig {
     /// client that stops when `resultCount == expectedResultCount` loses the rest. 0: off.
     /// A job without results completes at once.
     pub growing_expected_polls: u32,
+    /// Permissions the OAuth client lacks (`GET /api/v2/authorization/divisionspermitted/
+    /// paged/me` answers none for them). Without `recording:recording:viewSensitiveData`,
+    /// the `sensitive_recordings` are left out of batch downloads, silently, as documented
+    /// for an org with sensitive-data redaction.
+    pub missing_permissions: Vec<String>,
+    /// Recordings (indexes) holding sensitive data (see `missing_permissions`).
+    pub sensitive_recordings: Vec<usize>,
 }
 
 impl Default for SimConfig {
@@ -164,6 +171,8 @@ impl Default for SimConfig {
             late_files: Vec::new(),
             orphans: Vec::new(),
             growing_expected_polls: 0,
+            missing_permissions: Vec::new(),
+            sensitive_recordings: Vec::new(),
         }
     }
 }

@@ -177,6 +177,16 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
     // The job's items are fixed now: a recording absent now (late, orphaned, detached) is not
     // in it, even if it is attached before the job completes.
     let vis = st.visibility();
+    // "If the recording:recording:viewSensitiveData permission is missing and the
+    // organization has sensitive data redaction enabled, recordings with sensitive data will
+    // be excluded from the batch download" (POST /api/v2/recording/batchrequests, SDK 255).
+    let excluded = |i: usize| {
+        st.cfg
+            .missing_permissions
+            .iter()
+            .any(|p| p == "recording:recording:viewSensitiveData")
+            && st.cfg.sensitive_recordings.contains(&i)
+    };
     let mut items = Vec::new();
     for it in list {
         let Some(cid) = it.get("conversationId").and_then(Value::as_str) else {
@@ -187,13 +197,19 @@ pub(crate) fn batch_submit(st: &State, body: &[u8]) -> Response<Body> {
                 if let Some(&i) = st.by_id.get(rid)
                     && st.data.recordings[i].conversation_id == cid
                     && vis.attached(i)
+                    && !excluded(i)
                 {
                     items.push(i);
                 }
             }
             None => {
                 if let Some(c) = st.conversation(cid) {
-                    items.extend(c.recordings.iter().copied().filter(|&i| vis.attached(i)));
+                    items.extend(
+                        c.recordings
+                            .iter()
+                            .copied()
+                            .filter(|&i| vis.attached(i) && !excluded(i)),
+                    );
                 }
             }
         }
@@ -356,4 +372,42 @@ pub(crate) fn compat_one(st: &State, id: &str) -> Response<Body> {
         }
         _ => api_error(StatusCode::NOT_FOUND, "not.found", "recording not found"),
     }
+}
+
+/// `GET /api/v2/authorization/divisionspermitted/paged/me?permission=...` ("Returns which
+/// divisions the current user has the given permission in", no permission needed): every
+/// division, unless the simulated client lacks the permission (then none).
+pub(crate) fn divisions_permitted(
+    st: &State,
+    q: &std::collections::HashMap<String, String>,
+) -> Response<Body> {
+    let Some(permission) = q.get("permission").filter(|p| !p.is_empty()) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "permission is required",
+        );
+    };
+    let held = !st.cfg.missing_permissions.contains(permission);
+    let entities: Vec<Value> = if held {
+        let mut divisions: Vec<&str> = st
+            .data
+            .conversations
+            .iter()
+            .map(|c| c.division_id.as_str())
+            .collect();
+        divisions.sort_unstable();
+        divisions.dedup();
+        divisions
+            .into_iter()
+            .map(|d| json!({"id": d, "name": format!("Division {}", &d[..8.min(d.len())])}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"entities": entities, "pageSize": 25, "pageNumber": 1, "total": entities.len(),
+                "allDivsPermitted": held, "pageCount": 1}),
+    )
 }

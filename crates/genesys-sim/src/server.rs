@@ -627,6 +627,9 @@ pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Respon
         (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),
         (&Method::GET, ["recordings", "recordings"]) => compat_list(st, &query),
         (&Method::GET, ["recordings", "retention", "query"]) => retention::query(st, &query),
+        (&Method::GET, ["authorization", "divisionspermitted", "paged", "me"]) => {
+            crate::recording::divisions_permitted(st, &query)
+        }
         (&Method::GET, ["orphanrecordings"]) => orphans::list(st, &query),
         (&Method::GET, ["orphanrecordings", id]) => orphans::one(st, id),
         (&Method::GET, ["orphanrecordings", id, "media"]) => orphans::media(st, id, &query),

@@ -33,6 +33,25 @@ pub(crate) async fn run_config_check(
         "genesys: ok (token obtained from {})",
         source.client.environment.api_base()
     );
+    // Without it, batch downloads silently leave out recordings with sensitive data when the
+    // org redacts it (the inventory audit then reports them missing).
+    match client
+        .holds_permission(genesys_media::VIEW_SENSITIVE_DATA)
+        .await
+    {
+        Ok(true) => println!(
+            "genesys: permission {} held",
+            genesys_media::VIEW_SENSITIVE_DATA
+        ),
+        Ok(false) => println!(
+            "genesys: warning: the OAuth client lacks {}: if the org redacts sensitive data, batch downloads leave out the recordings holding it, without saying so (`verify --inventory` reports them missing); add it to the client's role",
+            genesys_media::VIEW_SENSITIVE_DATA
+        ),
+        Err(e) => println!(
+            "genesys: warning: could not check the permission {}: {e}",
+            genesys_media::VIEW_SENSITIVE_DATA
+        ),
+    }
     let sink = settings::connect_store(&store).await?;
     println!("store: ok ({sink})");
     let ledger = run.state.open(file).await?;
