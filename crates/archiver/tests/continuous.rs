@@ -604,8 +604,8 @@ async fn polls_with_nothing_new_spend_no_batch_job() {
 /// recordings of both (docs/benchmarks.md quotes them).
 #[tokio::test]
 async fn steady_state_polls_resolve_only_new_conversations() {
-    let every_poll = steady_state(1, 1000, None).await;
-    let swept = steady_state(PollSettings::default().sweep_every, 1000, None).await;
+    let every_poll = steady_state(1, 1000, None, None).await;
+    let swept = steady_state(PollSettings::default().sweep_every, 1000, None, None).await;
     for (name, (calls, recordings, by_endpoint, _, _)) in [
         ("every poll reads the overlap", &every_poll),
         ("sweeps", &swept),
@@ -631,12 +631,36 @@ async fn steady_state_polls_resolve_only_new_conversations() {
 async fn steady_state_of_a_busy_org() {
     for wait in [None, Some(Duration::from_secs(1800))] {
         let (calls, recordings, by_endpoint, _, _) =
-            steady_state(PollSettings::default().sweep_every, 6000, wait).await;
+            steady_state(PollSettings::default().sweep_every, 6000, wait, None).await;
         println!(
             "steady state, busy org, batch wait {wait:?}: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
             calls as f64 * 1000.0 / recordings as f64
         );
         assert!(recordings > 4000, "{recordings}");
+    }
+}
+
+/// What the late window costs in the steady state: the same org polled with a 30-minute late
+/// window (each conversation resolved once more 30 minutes after it ended; the default 48 h
+/// behaves alike once the daemon has run for two days) against none, for a quiet and a busy
+/// org. A benchmark (docs/benchmarks.md), not run by the test script:
+/// `cargo test -p archiver --test continuous late_window_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark: a few minutes in a debug build"]
+async fn late_window_cost_in_the_steady_state() {
+    let every = PollSettings::default().sweep_every;
+    for n in [1000, 6000] {
+        let off = steady_state(every, n, None, Some(Duration::ZERO)).await;
+        let on = steady_state(every, n, None, Some(Duration::from_secs(1800))).await;
+        for (name, (calls, recordings, by_endpoint, _, _)) in
+            [("late window off", &off), ("late window 30m", &on)]
+        {
+            println!(
+                "steady state, {n} recordings over 2 h, {name}: {calls} API calls for {recordings} new recordings = {:.1} per 1,000 ({by_endpoint:?})",
+                *calls as f64 * 1000.0 / *recordings as f64
+            );
+        }
+        assert_eq!(off.1, on.1, "the same recordings either way");
     }
 }
 
@@ -647,8 +671,8 @@ async fn steady_state_of_a_busy_org() {
 #[tokio::test]
 async fn a_quiet_org_shares_batch_jobs_when_polls_may_wait() {
     let sweep_every = PollSettings::default().sweep_every;
-    let now = steady_state(sweep_every, 1000, None).await;
-    let waiting = steady_state(sweep_every, 1000, Some(Duration::from_secs(1800))).await;
+    let now = steady_state(sweep_every, 1000, None, None).await;
+    let waiting = steady_state(sweep_every, 1000, Some(Duration::from_secs(1800)), None).await;
     let submits = |m: &std::collections::BTreeMap<String, u64>| {
         m.get("POST /api/v2/recording/batchrequests")
             .copied()
@@ -698,6 +722,7 @@ async fn steady_state(
     sweep_every: u32,
     n: usize,
     batch_wait: Option<Duration>,
+    late_window: Option<Duration>,
 ) -> (u64, u64, std::collections::BTreeMap<String, u64>, u64, u64) {
     let origin = Utc::now() - chrono::Duration::hours(4);
     let s = Simulator::start(SimConfig {
@@ -715,9 +740,12 @@ async fn steady_state(
         _dir,
         sink,
         ledger,
-        cfg,
+        mut cfg,
         ..
     } = rig(&s);
+    if let Some(w) = late_window {
+        cfg.late_window = w;
+    }
     // The first status poll of a batch job comes after the simulator has it ready (200 ms):
     // one status call per job, in both runs alike.
     let c = sim_client(&s, |c| c.poll_initial = Duration::from_millis(250));

@@ -269,3 +269,42 @@ async fn a_reattached_orphan_is_found_by_the_inventory_audit_and_archived() {
     assert!(third.clean(), "{third:?}");
     assert_eq!(third.held, 60);
 }
+
+/// A batch job whose `expectedResultCount` grows while it is `InProgress` (it "could change
+/// as recordings are being discovered and processed"): the client waits for `Completed` and
+/// every result, not for the two counts to match, so every recording is archived.
+#[tokio::test]
+async fn a_batch_job_whose_expected_count_grows_is_read_to_the_end() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 30,
+        start: Utc::now() - chrono::Duration::days(3),
+        span: Duration::from_secs(3600),
+        growing_expected_polls: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (d, _) = Daemon::new(&s, Duration::ZERO, false);
+    let summary = archiver::archive(
+        d.c.clone(),
+        d.sink.clone(),
+        d.c.discover(DiscoveryQuery::interval(s.config().start, s.config().end())),
+        d.cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(summary.archived, 30, "{summary:?}");
+    let status_polls = s
+        .stats()
+        .by_route
+        .get("GET /api/v2/recording/batchrequests/{id}")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        status_polls >= 4,
+        "the growing polls were read: {:?}",
+        s.stats().by_route
+    );
+}
