@@ -34,7 +34,7 @@ async fn archive_and_index(sink: Arc<dyn ObjectSink>) -> (Ledger, archiver::Summ
     )
     .await;
     assert!(summary.success(), "{summary:?}");
-    let parts = archiver::write_index(&ledger, sink.as_ref(), "index/", chrono::Utc::now())
+    let parts = archiver::write_index(&ledger, sink.as_ref(), "index/", chrono::Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(parts.len(), 1);
@@ -54,7 +54,7 @@ async fn the_index_proves_the_archive_on_both_servers_and_catches_a_rewrite() {
             .unwrap()
             .expect("part stored");
         assert_eq!(head.content_type.as_deref(), Some("application/x-ndjson"));
-        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), 4)
+        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
             .await
             .unwrap();
         assert!(report.clean(), "{server:?}: {:?}", report.problems);
@@ -75,7 +75,7 @@ async fn the_index_proves_the_archive_on_both_servers_and_catches_a_rewrite() {
         )
         .await
         .unwrap();
-        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), 4)
+        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
             .await
             .unwrap();
         assert_eq!(

@@ -79,6 +79,9 @@ enum Command {
     /// Inspect or rebuild the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Keys that sign the chain-of-custody index.
+    #[command(subcommand)]
+    Index(commands::index::IndexCommand),
     /// Check the configuration: credentials, bucket access, ledger. Archives nothing.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -133,6 +136,11 @@ struct IndexArgs {
     /// Write no chain-of-custody index.
     #[arg(long, conflicts_with = "index_prefix")]
     no_index: bool,
+    /// Sign every index part and the index's head with this Ed25519 secret key (made by
+    /// `index keygen`; file key index.signing_key): `verify --chain --public-key` then
+    /// proves the index with only the store and the public key.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_index")]
+    index_signing_key: Option<std::path::PathBuf>,
 }
 
 impl IndexArgs {
@@ -211,6 +219,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             Command::Find(f) => run_find(*f, &file).await,
             Command::Quarantine(q) => run_quarantine(q, &file).await,
             Command::Ledger(l) => run_ledger(l, &file).await,
+            Command::Index(c) => commands::index::run_index(c),
             Command::Config(ConfigCommand::Check { run }) => run_config_check(*run, &file).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
@@ -296,6 +305,8 @@ struct Wired {
     media_types: Vec<String>,
     /// Prefix of the chain-of-custody index, unless --no-index.
     index_prefix: Option<String>,
+    /// Signs the index parts.
+    index_signer: Option<Arc<archiver::IndexSigner>>,
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
@@ -321,6 +332,16 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     let store = run.store.resolve(file)?;
     let prefix = StoreArgs::prefix(&store);
     let index_prefix = run.index.resolve(&prefix)?;
+    let index_signer = match (&run.index.index_signing_key, &file.index.signing_key) {
+        (Some(p), _) => Some(commands::index::load_signer(p, "--index-signing-key")?),
+        (None, Some(p)) => Some(commands::index::load_signer(
+            std::path::Path::new(p),
+            "index.signing_key",
+        )?),
+        (None, None) => None,
+    }
+    .filter(|_| index_prefix.is_some())
+    .map(Arc::new);
     let client = settings::connect_source(&source).await?;
     let sink = settings::connect_store(&store).await?;
     let ledger = run.state.open(file).await?;
@@ -362,6 +383,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         cfg,
         media_types: source.media_types,
         index_prefix,
+        index_signer,
     })
 }
 

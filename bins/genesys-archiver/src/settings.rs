@@ -187,6 +187,15 @@ pub(crate) struct FileConfig {
     pub(crate) workers: Option<usize>,
     #[serde(default)]
     pub(crate) daemon: FileDaemon,
+    #[serde(default)]
+    pub(crate) index: FileIndex,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileIndex {
+    /// The Ed25519 secret key file that signs index parts.
+    pub(crate) signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

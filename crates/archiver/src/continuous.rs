@@ -66,6 +66,8 @@ pub struct PollSettings {
     /// Run the inventory audit ([`crate::audit_inventory`]) this often (the listing
     /// instance, after its poll) and archive what it finds missing; `None`: never.
     pub inventory_every: Option<Duration>,
+    /// Signs the index parts the daemon writes (with `index_prefix`).
+    pub index_signer: Option<Arc<crate::IndexSigner>>,
 }
 
 impl Default for PollSettings {
@@ -84,6 +86,7 @@ impl Default for PollSettings {
             scale_out: None,
             batch_wait: None,
             inventory_every: None,
+            index_signer: None,
         }
     }
 }
@@ -433,7 +436,15 @@ where
         if let Some(prefix) = &poll.index_prefix {
             let today = Utc::now().date_naive();
             if index_day != Some(today) {
-                match crate::write_index(&ledger, sink.as_ref(), prefix, Utc::now()).await {
+                match crate::write_index(
+                    &ledger,
+                    sink.as_ref(),
+                    prefix,
+                    Utc::now(),
+                    poll.index_signer.as_deref(),
+                )
+                .await
+                {
                     Ok(parts) => {
                         index_day = Some(today);
                         for p in parts {

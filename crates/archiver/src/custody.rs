@@ -197,7 +197,26 @@ impl Rendered {
 /// but not recorded as written (a crash), then new parts of up to [`MAX_PART_ENTRIES`]
 /// objects archived since the last part, until none is left. Returns the parts written.
 /// Another instance opening the same part first ends this call without error.
+///
+/// With `signer`, every written part gets its signature beside it (`<part>.sig`, also parts
+/// written before a key was configured, as the ledger recorded them) and the signed head
+/// names the newest part ([`crate::IndexSigner`]).
 pub async fn write_index(
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    now: DateTime<Utc>,
+    signer: Option<&crate::IndexSigner>,
+) -> Result<Vec<IndexPart>, IndexError> {
+    let written = write_parts(ledger, sink, prefix, now).await?;
+    if let Some(signer) = signer {
+        let parts = ledger.index_parts().await?;
+        crate::custody_signed::sign_parts(sink, prefix, &parts, signer).await?;
+    }
+    Ok(written)
+}
+
+async fn write_parts(
     ledger: &Ledger,
     sink: &dyn ObjectSink,
     prefix: &str,
@@ -359,6 +378,13 @@ pub struct ChainReport {
     pub problems: Vec<String>,
     /// The last part's sequence number and SHA-256: record it to detect a removed tail later.
     pub head: Option<(u64, String)>,
+    /// Every part in the store in order: sequence number, key and SHA-256 (an auditor keeps
+    /// any of them as an anchor, `--expect-head`).
+    pub part_digests: Vec<(u64, String, String)>,
+    /// Whether signatures were checked (a public key was given).
+    pub signatures_checked: bool,
+    /// Parts whose signature checked.
+    pub signed: u64,
 }
 
 impl ChainReport {
@@ -408,10 +434,18 @@ async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
 /// parts), a part the ledger recorded but the store lacks (or holds with other bytes) is a
 /// problem too, which catches a removed tail. Memory stays bounded by one part, whatever
 /// the archive's size.
+///
+/// With `verifier`, every part must carry a signature by its key over its bytes' digest and
+/// its predecessor's, and the signed head must name a part the store holds with those bytes:
+/// then a writer without the secret key can neither add, alter nor remove a part unnoticed
+/// (short of putting back an older head it kept). `expect` are anchors an auditor kept
+/// (sequence number, SHA-256): each must match the store's part.
 pub async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
     anchor: Option<&[IndexPart]>,
+    verifier: Option<&crate::IndexVerifier>,
+    expect: &[(u64, String)],
     concurrency: usize,
 ) -> Result<ChainReport, sink::SinkError> {
     let mut report = ChainReport::default();
@@ -453,6 +487,32 @@ pub async fn verify_chain(
         previous = Some((*seq, key.clone(), sha.clone()));
     }
     report.head = previous.as_ref().map(|p| (p.0, p.2.clone()));
+    report.part_digests = parts
+        .iter()
+        .map(|(seq, (key, sha, _))| (*seq, key.clone(), sha.clone()))
+        .collect();
+    for (seq, sha) in expect {
+        match parts.get(seq) {
+            None => report.problems.push(format!(
+                "part {seq}, expected with SHA-256 {sha}, is not in the store"
+            )),
+            Some((key, got, _)) if !got.eq_ignore_ascii_case(sha) => report.problems.push(format!(
+                "{key}: SHA-256 {got}, but part {seq} was expected with {sha}"
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(verifier) = verifier {
+        let claims = parts
+            .iter()
+            .map(|(seq, (key, sha, h))| (*seq, (key.clone(), sha.clone(), h.previous.clone())))
+            .collect();
+        let (problems, signed) =
+            crate::custody_signed::check_signatures(sink, prefix, &claims, verifier).await;
+        report.problems.extend(problems);
+        report.signed = signed;
+        report.signatures_checked = true;
+    }
     if let Some(anchor) = anchor {
         for a in anchor.iter().filter(|a| a.sha256.is_some()) {
             match parts.get(&a.seq) {

@@ -4,6 +4,7 @@
 mod adopt;
 mod continuous;
 mod custody;
+mod custody_signed;
 mod events;
 mod facts;
 mod inventory;
@@ -11,6 +12,7 @@ mod ledger;
 mod pipeline;
 mod refresh;
 mod scale_out;
+mod signing;
 mod template;
 
 pub use continuous::{
@@ -36,5 +38,6 @@ pub use pipeline::{
     archive, default_instance_id, tags_for,
 };
 pub use scale_out::ScaleOut;
+pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

@@ -267,20 +267,20 @@ async fn the_index_is_a_chain_that_proves_every_object_and_catches_every_change(
     let prefix = archiver::DEFAULT_INDEX_PREFIX;
     // Two runs, a part after each.
     let first = run(&s, sink.clone(), &ledger, start, mid, false).await;
-    let parts = archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now())
+    let parts = archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].entries, first.archived);
     // Nothing new: no part.
     assert!(
-        archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now())
+        archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now(), None)
             .await
             .unwrap()
             .is_empty()
     );
     let second = run(&s, sink.clone(), &ledger, mid, end, false).await;
-    let parts = archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now())
+    let parts = archiver::write_index(&ledger, sink.as_ref(), prefix, Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(parts.len(), 1);
@@ -328,7 +328,7 @@ async fn the_index_is_a_chain_that_proves_every_object_and_catches_every_change(
         let sink = sink.clone();
         let anchor = anchor.clone();
         async move {
-            archiver::verify_chain(sink.as_ref(), prefix, Some(&anchor), 4)
+            archiver::verify_chain(sink.as_ref(), prefix, Some(&anchor), None, &[], 4)
                 .await
                 .unwrap()
         }
@@ -432,13 +432,13 @@ async fn a_part_cut_short_is_written_again_with_the_same_rows() {
         entries: 0,
     };
     assert_eq!(ledger.open_index_part(again, 10).await.unwrap(), None);
-    let parts = archiver::write_index(&ledger, sink.as_ref(), "index/", Utc::now())
+    let parts = archiver::write_index(&ledger, sink.as_ref(), "index/", Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].key, "index/2026-11-27/0000000001.jsonl");
     assert_eq!(parts[0].entries, summary.archived);
-    let r = archiver::verify_chain(sink.as_ref(), "index/", None, 2)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", None, None, &[], 2)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);
@@ -453,14 +453,14 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     let (start, end) = (s.config().start, s.config().end());
     let first = Ledger::in_memory().unwrap();
     let summary = run(&s, sink.clone(), &first, start, end, false).await;
-    archiver::write_index(&first, sink.as_ref(), "index/", Utc::now())
+    archiver::write_index(&first, sink.as_ref(), "index/", Utc::now(), None)
         .await
         .unwrap();
     // The ledger is lost; a new one finds the objects in the store (adopted, no SHA-256).
     let second = Ledger::in_memory().unwrap();
     let again = run(&s, sink.clone(), &second, start, end, false).await;
     assert_eq!(again.archived, 0, "{again:?}");
-    let parts = archiver::write_index(&second, sink.as_ref(), "index/", Utc::now())
+    let parts = archiver::write_index(&second, sink.as_ref(), "index/", Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(parts.len(), 1);
@@ -469,7 +469,7 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     assert_eq!(parts[0].previous, Some(sha256_hex(&on_disk[0].1)));
     let anchor = second.index_parts().await.unwrap();
     assert_eq!(anchor.len(), 2);
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);

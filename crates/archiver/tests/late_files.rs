@@ -308,3 +308,57 @@ async fn a_batch_job_whose_expected_count_grows_is_read_to_the_end() {
         s.stats().by_route
     );
 }
+
+/// The API cost of a 2,000-recording backfill with the late window on (48 h) and off, and of
+/// the inventory audit of what it archived. A benchmark (docs/benchmarks.md), not run by the
+/// test script: `cargo test -p archiver --test late_files cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark"]
+async fn backfill_and_audit_cost() {
+    for (name, window) in [
+        ("late window off", Duration::ZERO),
+        ("late window 48h", Duration::from_secs(48 * 3600)),
+    ] {
+        // The last two days: every conversation is still inside a 48 h window.
+        let s = Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            recordings: 2000,
+            start: Utc::now() - chrono::Duration::hours(47),
+            span: Duration::from_secs(44 * 3600),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let (d, _) = Daemon::new(&s, window, false);
+        let total = |c: &GenesysClient| -> u64 { c.metrics().snapshot().calls.values().sum() };
+        let summary = archiver::archive(
+            d.c.clone(),
+            d.sink.clone(),
+            d.c.discover_known(
+                DiscoveryQuery::interval(s.config().start, s.config().end()),
+                Some(d.ledger.known_conversations_with(d.cfg.late_at(Utc::now()))),
+            ),
+            d.cfg.clone(),
+            Arc::new(archiver::NoEvents),
+        )
+        .await;
+        assert!(summary.success(), "{summary:?}");
+        let backfill = total(&d.c);
+        let (open, _) = d.ledger.late_window_open(Utc::now()).await.unwrap();
+        // Once every window has passed: each conversation resolved once more.
+        let later = Utc::now() + chrono::Duration::hours(49);
+        let due = d.ledger.due_rechecks(later, 100_000).await.unwrap().len();
+        let audit = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now())
+            .await
+            .unwrap();
+        println!(
+            "2,000-recording backfill, {name}: {backfill} API calls = {:.1} per 1,000; {open} conversations keep a recheck ({due} due after 49 h, at most {} batch jobs); inventory audit of {} recordings: {} calls = {:.1} per 1,000",
+            backfill as f64 * 1000.0 / summary.archived as f64,
+            due.div_ceil(100),
+            audit.retained,
+            audit.api_calls,
+            audit.api_calls as f64 * 1000.0 / audit.retained as f64
+        );
+        assert_eq!(audit.held, audit.retained);
+    }
+}

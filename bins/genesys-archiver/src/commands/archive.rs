@@ -37,8 +37,9 @@ pub(crate) async fn write_index(
     ledger: &archiver::Ledger,
     sink: &dyn sink::ObjectSink,
     prefix: &str,
+    signer: Option<&archiver::IndexSigner>,
 ) -> bool {
-    match archiver::write_index(ledger, sink, prefix, chrono::Utc::now()).await {
+    match archiver::write_index(ledger, sink, prefix, chrono::Utc::now(), signer).await {
         Ok(parts) => {
             for p in parts {
                 println!(
@@ -76,6 +77,7 @@ pub(crate) async fn run_archive(
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
     let sink = w.sink.clone();
+    let index_signer = w.index_signer.clone();
     // Conversations the ledger holds as settled are listed but not resolved again; those
     // whose late window has passed since their last resolution are resolved once more.
     let present = w.client.now();
@@ -104,7 +106,7 @@ pub(crate) async fn run_archive(
     let mut code = exit_for(&summary, shutdown.is_cancelled());
     if let (Some(prefix), Some(l)) = (&w.index_prefix, &ledger)
         && !shutdown.is_cancelled()
-        && !write_index(l, sink.as_ref(), prefix).await
+        && !write_index(l, sink.as_ref(), prefix, index_signer.as_deref()).await
         && code == 0
     {
         code = 1;

@@ -181,6 +181,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         settle,
         max_polls: d.once.then_some(1),
         index_prefix: w.index_prefix.clone(),
+        index_signer: w.index_signer.clone(),
         scale_out: scale_out.then(archiver::ScaleOut::default),
         batch_wait,
         inventory_every: (!inventory_every.is_zero()).then_some(inventory_every),

@@ -116,6 +116,7 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
         sink.as_ref(),
         archiver::DEFAULT_INDEX_PREFIX,
         chrono::Utc::now(),
+        None,
     )
     .await;
     if let Err(e) = &index {

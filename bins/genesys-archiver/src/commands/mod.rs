@@ -7,6 +7,7 @@ pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod demo;
 pub(crate) mod find;
+pub(crate) mod index;
 pub(crate) mod inventory;
 pub(crate) mod ledger;
 pub(crate) mod quarantine;

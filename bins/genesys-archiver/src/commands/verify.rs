@@ -59,6 +59,17 @@ pub(crate) struct VerifyArgs {
     /// archive may not have reached them yet) [default: 1h].
     #[arg(long, requires = "inventory", value_name = "DURATION")]
     inventory_min_age: Option<String>,
+    /// With --chain: the Ed25519 public key (from `index keygen`) every part and the head
+    /// must be signed with. Then the store and this key are all the check needs.
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    public_key: Option<std::path::PathBuf>,
+    /// With --chain: a part's digest an auditor kept, as PART:SHA256 (repeatable); the store's
+    /// part must have it (catches a part removed or rewritten since).
+    #[arg(long, value_name = "PART:SHA256", requires = "chain")]
+    expect_head: Vec<String>,
+    /// With --chain: print the report as JSON (every part's digest, the problems).
+    #[arg(long, requires = "chain")]
+    json: bool,
     /// Key prefix of the index, for --chain [default: index/].
     #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
     index_prefix: Option<String>,
@@ -78,14 +89,42 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .transpose()?;
     let settings = v.store.resolve(file)?;
     let sink = settings::connect_store(&settings).await?;
-    let ledger = v.state.open_shared(file).await?;
     let index_prefix = v
         .index_prefix
         .clone()
         .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
     if v.chain {
-        return verify_chain(sink.as_ref(), &index_prefix, &ledger).await;
+        // The ledger, when there is one, adds its record of each part; the chain needs only
+        // the store (and, to be proven against a bucket writer, the public key).
+        let location = v.state.location(file);
+        let local_missing =
+            !location.starts_with("postgres") && !std::path::Path::new(&location).exists();
+        let ledger = if local_missing {
+            None
+        } else {
+            Some(v.state.open_shared(file).await?)
+        };
+        let verifier = v
+            .public_key
+            .as_deref()
+            .map(super::index::load_verifier)
+            .transpose()?;
+        let expect = v
+            .expect_head
+            .iter()
+            .map(|e| parse_expect(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        return verify_chain(
+            sink.as_ref(),
+            &index_prefix,
+            ledger.as_ref(),
+            verifier.as_ref(),
+            &expect,
+            v.json,
+        )
+        .await;
     }
+    let ledger = v.state.open_shared(file).await?;
     if v.inventory {
         let min_age = match &v.inventory_min_age {
             Some(a) => settings::parse_duration("--inventory-min-age", a)?,
@@ -280,36 +319,108 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         },
         if v.rehash { " (re-hashed)" } else { "" }
     );
-    Ok(if missing + corrupt + pending + not_discoverable > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // An object neither the ledger nor the index knows under the archive's prefix is a
+    // finding (planted, or left by a lost ledger): not a clean audit.
+    Ok(
+        if missing + corrupt + pending + not_discoverable + extra > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
-/// `verify --chain`: the index parts in the store, the ledger's record of them, and every
-/// object they list.
+/// `--expect-head PART:SHA256`.
+fn parse_expect(e: &str) -> Result<(u64, String), ConfigError> {
+    let bad = || {
+        config_err(format!(
+            "--expect-head {e:?} must be PART:SHA256, such as 12:<64 hex digits>"
+        ))
+    };
+    let (part, sha) = e.split_once(':').ok_or_else(bad)?;
+    let part: u64 = part.trim().parse().map_err(|_| bad())?;
+    let sha = sha.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((part, sha))
+}
+
+/// `verify --chain`: the index parts in the store, their signatures (with a public key), the
+/// ledger's record of them (when there is a ledger), and every object they list.
 async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
-    ledger: &archiver::Ledger,
+    ledger: Option<&archiver::Ledger>,
+    verifier: Option<&archiver::IndexVerifier>,
+    expect: &[(u64, String)],
+    json: bool,
 ) -> Result<ExitCode, ConfigError> {
-    let anchor = ledger
-        .index_parts()
-        .await
-        .map_err(|e| config_err(e.to_string()))?;
-    let report = archiver::verify_chain(sink, prefix, Some(&anchor), 8)
+    let anchor = match ledger {
+        Some(l) => Some(
+            l.index_parts()
+                .await
+                .map_err(|e| config_err(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let report = archiver::verify_chain(sink, prefix, anchor.as_deref(), verifier, expect, 8)
         .await
         .map_err(|e| config_err(format!("reading the index: {e}")))?;
+    let mut unproven = Vec::new();
+    if verifier.is_none() {
+        unproven.push(
+            "signatures not checked (no --public-key): a writer with access to the bucket could have added or rewritten parts consistently",
+        );
+    }
+    if anchor.is_none() && expect.is_empty() && verifier.is_none() {
+        unproven
+            .push("no ledger, --expect-head or signed head: a removed newest part would not show");
+    }
+    let code = if report.parts == 0 && report.problems.is_empty() {
+        1
+    } else if report.clean() {
+        0
+    } else {
+        1
+    };
+    if json {
+        let out = serde_json::json!({
+            "parts": report.part_digests.iter().map(|(seq, key, sha)| serde_json::json!({"seq": seq, "key": key, "sha256": sha})).collect::<Vec<_>>(),
+            "objects": report.objects,
+            "verified": report.verified,
+            "md5_only": report.md5_only,
+            "superseded": report.superseded,
+            "signatures_checked": report.signatures_checked,
+            "signed_parts": report.signed,
+            "head": report.head.as_ref().map(|(seq, sha)| serde_json::json!({"seq": seq, "sha256": sha})),
+            "problems": report.problems,
+            "not_proven": unproven,
+            "clean": code == 0,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(ExitCode::from(code));
+    }
+    for (seq, key, sha) in &report.part_digests {
+        println!("part {seq}: {key} SHA-256 {sha}");
+    }
     for p in &report.problems {
         println!("broken: {p}");
+    }
+    for u in &unproven {
+        println!("not proven: {u}");
     }
     let head = match &report.head {
         Some((seq, sha)) => format!("; head: part {seq}, SHA-256 {sha}"),
         None => String::new(),
     };
+    let signed = if report.signatures_checked {
+        format!(", {} parts signed", report.signed)
+    } else {
+        String::new()
+    };
     println!(
-        "chain: {} parts, {} objects, {} verified ({} by size and MD5 only, {} entries superseded), {} problems{head}",
+        "chain: {} parts{signed}, {} objects, {} verified ({} by size and MD5 only, {} entries superseded), {} problems{head}",
         report.parts,
         report.objects,
         report.verified,
@@ -319,13 +430,8 @@ async fn verify_chain(
     );
     if report.parts == 0 && report.problems.is_empty() {
         println!("no index under {prefix}: nothing proven");
-        return Ok(ExitCode::from(1));
     }
-    Ok(if report.clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(code))
 }
 
 /// Reads an object back through the hashing body and returns its MD5 hex.

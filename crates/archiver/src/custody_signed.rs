@@ -1,0 +1,205 @@
+//! Signatures of the chain-of-custody index in the store: `<part key>.sig` beside each part,
+//! `<prefix>HEAD.json` naming the newest part, `<prefix>public-key.txt` (for reference: an
+//! auditor checks with their own copy of the public key), and their check.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use sink::{ObjectSink, PutOptions, SinkErrorKind};
+
+use crate::signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim};
+use crate::{IndexError, IndexPart};
+
+/// The key of a part's signature.
+pub(crate) fn sig_key(part_key: &str) -> String {
+    format!("{part_key}.sig")
+}
+
+/// The key of the signed head.
+pub(crate) fn head_key(prefix: &str) -> String {
+    format!("{prefix}HEAD.json")
+}
+
+/// The key of the public key beside the index.
+pub(crate) fn public_key_key(prefix: &str) -> String {
+    format!("{prefix}public-key.txt")
+}
+
+fn claim_of(part: &IndexPart) -> Option<PartClaim> {
+    Some(PartClaim {
+        seq: part.seq,
+        key: part.key.clone(),
+        sha256: part.sha256.clone()?,
+        previous: part.previous.clone(),
+    })
+}
+
+async fn put(
+    sink: &dyn ObjectSink,
+    key: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+    create_only: bool,
+) -> Result<bool, IndexError> {
+    let len = bytes.len() as u64;
+    let body = BodyExt::boxed(
+        http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}),
+    );
+    let opts = PutOptions {
+        content_length: Some(len),
+        content_type: Some(content_type.into()),
+        create_only,
+        ..PutOptions::default()
+    };
+    match sink.put(key, body, opts).await {
+        Ok(_) => Ok(true),
+        Err(e) if create_only && e.kind == SinkErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(IndexError::Store {
+            key: key.into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Reads a small object whole; `None` when it is not there.
+pub(crate) async fn read_small(sink: &dyn ObjectSink, key: &str) -> Result<Option<Bytes>, String> {
+    match sink.head(key).await {
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let body = sink.get(key).await.map_err(|e| e.to_string())?;
+    body.collect()
+        .await
+        .map(|b| Some(b.to_bytes()))
+        .map_err(|e| e.to_string())
+}
+
+/// Signs every written part that has no signature yet (Ed25519 signatures are deterministic:
+/// a part signed again gets the same bytes), then the head (the newest written part) when it
+/// names another, and writes the public key beside the index once. A part's digest is the
+/// ledger's record of what was written.
+pub(crate) async fn sign_parts(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    parts: &[IndexPart],
+    signer: &IndexSigner,
+) -> Result<(), IndexError> {
+    let pk_key = public_key_key(prefix);
+    let public = signer.verifier().to_text();
+    if !put(
+        sink,
+        &pk_key,
+        public.clone().into_bytes(),
+        "text/plain",
+        true,
+    )
+    .await?
+    {
+        let stored = read_small(sink, &pk_key).await.ok().flatten();
+        if stored.as_deref() != Some(public.as_bytes()) {
+            tracing::warn!(key = %pk_key, "another public key is beside the index; kept (auditors check with their own copy)");
+        }
+    }
+    let mut newest = None;
+    for part in parts {
+        let Some(claim) = claim_of(part) else {
+            continue;
+        };
+        let key = sig_key(&part.key);
+        if sink
+            .head(&key)
+            .await
+            .map_err(|e| IndexError::Store {
+                key: key.clone(),
+                message: e.to_string(),
+            })?
+            .is_none()
+        {
+            let signed = signer.sign_part(&claim);
+            let bytes = serde_json::to_vec(&signed).expect("serializable");
+            put(sink, &key, bytes, "application/json", true).await?;
+        }
+        newest = Some(claim);
+    }
+    if let Some(claim) = newest {
+        let key = head_key(prefix);
+        let current = read_small(sink, &key)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<SignedClaim>(&b).ok());
+        if current.is_none_or(|c| c.claim != claim) {
+            let bytes = serde_json::to_vec(&signer.sign_head(&claim)).expect("serializable");
+            put(sink, &key, bytes, "application/json", false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the signatures of the parts found in the store (seq -> (key, sha256, previous))
+/// with `verifier`, and the head; returns the problems and how many parts were signed.
+pub(crate) async fn check_signatures(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+    parts: &BTreeMap<u64, (String, String, Option<String>)>,
+    verifier: &IndexVerifier,
+) -> (Vec<String>, u64) {
+    let mut problems = Vec::new();
+    let mut signed = 0u64;
+    for (seq, (key, sha, previous)) in parts {
+        let expected = PartClaim {
+            seq: *seq,
+            key: key.clone(),
+            sha256: sha.clone(),
+            previous: previous.clone(),
+        };
+        let sig = sig_key(key);
+        match read_small(sink, &sig).await {
+            Ok(None) => problems.push(format!("{key}: not signed ({sig} is missing)")),
+            Err(e) => problems.push(format!("{sig}: cannot be read: {e}")),
+            Ok(Some(bytes)) => match serde_json::from_slice::<SignedClaim>(&bytes) {
+                Err(e) => problems.push(format!("{sig}: not a signature file: {e}")),
+                Ok(s) if s.claim != expected => problems.push(format!(
+                    "{key}: its signature vouches for other bytes (SHA-256 {}, previous {}) than the store holds (SHA-256 {sha})",
+                    s.claim.sha256,
+                    s.claim.previous.as_deref().unwrap_or("none")
+                )),
+                Ok(s) => match verifier.check_part(&s) {
+                    Ok(()) => signed += 1,
+                    Err(e) => problems.push(format!("{key}: {e}")),
+                },
+            },
+        }
+    }
+    let head = head_key(prefix);
+    match read_small(sink, &head).await {
+        Ok(None) if parts.is_empty() => {}
+        Ok(None) => problems.push(format!(
+            "{head} is missing: the newest part is not vouched for (a removed part would not show)"
+        )),
+        Err(e) => problems.push(format!("{head}: cannot be read: {e}")),
+        Ok(Some(bytes)) => match serde_json::from_slice::<SignedClaim>(&bytes) {
+            Err(e) => problems.push(format!("{head}: not a head file: {e}")),
+            Ok(h) => {
+                if let Err(e) = verifier.check_head(&h) {
+                    problems.push(format!("{head}: {e}"));
+                } else {
+                    match parts.get(&h.claim.seq) {
+                        None => problems.push(format!(
+                            "the signed head names part {} ({}), which is not in the store: removed",
+                            h.claim.seq, h.claim.key
+                        )),
+                        Some((_, sha, _)) if *sha != h.claim.sha256 => problems.push(format!(
+                            "the signed head names part {} with SHA-256 {}, the store holds {sha}",
+                            h.claim.seq, h.claim.sha256
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        },
+    }
+    (problems, signed)
+}
