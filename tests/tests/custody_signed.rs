@@ -1,0 +1,166 @@
+//! The signed chain of custody through the binary on s3s-fs and Ceph: `index keygen`,
+//! `archive --index-signing-key`, and `verify --chain --public-key` with the ledger gone
+//! (the store and the public key alone), which catches a removed newest part; `verify
+//! --extra` fails on a planted object.
+
+use std::process::Output;
+
+use e2e::{Server, archiver_command, fresh_sink};
+use genesys_sim::{SimConfig, Simulator};
+use sink::{ObjectSink, PutOptions};
+
+async fn run(mut c: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn signed_chain_on(server: Server) {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 12,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let sink = fresh_sink(server, "signed").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .args(args);
+        c
+    };
+    // Keys: the secret one private, neither ever overwritten.
+    let out = run(cmd(&[
+        "index",
+        "keygen",
+        "--secret-key",
+        "index.key",
+        "--public-key",
+        "index.pub",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("index.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(cmd(&[
+        "index",
+        "keygen",
+        "--secret-key",
+        "index.key",
+        "--public-key",
+        "other.pub",
+    ]))
+    .await;
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("never overwritten"),
+        "{}",
+        text(&again)
+    );
+
+    let (from, to) = e2e::sim_window(&s);
+    let out = run(cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--verify-source-etag",
+        "--tag-mode",
+        "disabled",
+        "--index-signing-key",
+        "index.key",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("index: part 1 written"),
+        "{}",
+        text(&out)
+    );
+
+    // A planted object under the recordings' prefix: a finding, exit 1.
+    let planted = b"not a recording".to_vec();
+    sink.put(
+        "recordings/planted.bin",
+        sink::full_body(planted.clone()),
+        PutOptions {
+            content_length: Some(planted.len() as u64),
+            ..PutOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let out = run(cmd(&["verify", "--extra"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("extra: key recordings/planted.bin"),
+        "{}",
+        text(&out)
+    );
+    sink.delete("recordings/planted.bin").await.unwrap();
+
+    // The ledger gone: the store and the public key prove the chain.
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["verify", "--chain", "--public-key", "index.pub"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("1 parts signed"), "{}", text(&out));
+    assert!(text(&out).contains("part 1: index/"), "{}", text(&out));
+    let json = run(cmd(&["verify", "--chain", "--json"])).await;
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["parts"][0]["seq"], 1, "{report}");
+    assert!(
+        report["not_proven"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "without a key it says what is not proven: {report}"
+    );
+    let part = report["parts"][0]["key"].as_str().unwrap().to_string();
+    let sha = report["parts"][0]["sha256"].as_str().unwrap().to_string();
+    let out = run(cmd(&[
+        "verify",
+        "--chain",
+        "--expect-head",
+        &format!("1:{sha}"),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The newest (only) part and its signature removed by a bucket writer.
+    sink.delete(&part).await.unwrap();
+    sink.delete(&format!("{part}.sig")).await.unwrap();
+    let out = run(cmd(&["verify", "--chain", "--public-key", "index.pub"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("removed"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_chain_on_s3s_fs_is_proven_by_the_public_key_alone() {
+    signed_chain_on(Server::S3sFs).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_chain_on_ceph_is_proven_by_the_public_key_alone() {
+    signed_chain_on(Server::Ceph).await;
+}
