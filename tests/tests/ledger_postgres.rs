@@ -21,7 +21,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     let url = fresh_postgres_database("claims").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 5);
+    assert_eq!(a.schema_version().await.unwrap(), 6);
     assert!(
         !a.location().contains("password"),
         "location is printable: {}",
@@ -89,7 +89,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         Claim::Quarantined { .. }
     ));
     let c = Ledger::open(&url).await.unwrap();
-    assert_eq!(c.schema_version().await.unwrap(), 5);
+    assert_eq!(c.schema_version().await.unwrap(), 6);
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
