@@ -240,3 +240,62 @@ async fn a_recording_batch_downloads_leave_out_is_caught_by_config_check_and_the
         text(&out)
     );
 }
+
+/// One-shot `archive` over conversations still inside their late window: exit 0, and the
+/// summary says how many keep a recheck and until when. A rerun resolves nothing again
+/// (settled for now); `--recheck` resolves every conversation again (batch jobs spent,
+/// nothing downloaded twice).
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_reports_the_late_window_and_recheck_looks_again() {
+    let now = Utc::now();
+    let s = sim(SimConfig {
+        recordings: 20,
+        start: now - chrono::Duration::hours(30),
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = |extra: &[&str], report: &str| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(["archive", "--from", &rfc(now - chrono::Duration::hours(31))])
+            .args(["--to", &rfc(now - chrono::Duration::hours(20))])
+            .args(["--out", "store", "--state", "ledger.db", "--report", report])
+            .args(FLAGS)
+            .args(extra);
+        c
+    };
+    let submits = |report: &str| -> u64 {
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(report)).unwrap()).unwrap();
+        r["api_calls_by_endpoint"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("POST /api/v2/recording/batchrequests"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    let first = run(archive(&[], "1.json")).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        text(&first).contains("inside their late window"),
+        "{}",
+        text(&first)
+    );
+    assert!(submits("1.json") > 0);
+    let again = run(archive(&[], "2.json")).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(submits("2.json"), 0, "settled for now: {}", text(&again));
+    let recheck = run(archive(&["--recheck"], "3.json")).await;
+    assert_eq!(recheck.status.code(), Some(0), "{}", text(&recheck));
+    assert!(submits("3.json") > 0, "{}", text(&recheck));
+    assert!(
+        text(&recheck).contains("rechecked for late files (0 found)"),
+        "{}",
+        text(&recheck)
+    );
+    assert!(text(&recheck).contains("archived 0"), "{}", text(&recheck));
+}

@@ -362,3 +362,87 @@ async fn backfill_and_audit_cost() {
         assert_eq!(audit.held, audit.retained);
     }
 }
+
+/// The daemon's own audit (`inventory_every`): an orphan re-attached after its conversation
+/// was archived (analytics does not list it again) is archived by the next poll whose audit is
+/// due, and the audit is not repeated before `inventory_every` has passed.
+#[tokio::test]
+async fn the_daemons_audit_archives_a_reattached_orphan() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 40,
+        start: Utc::now() - chrono::Duration::days(10),
+        span: Duration::from_secs(3600),
+        orphans: vec![(3, None)],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let orphan = s.dataset().recordings[3].id.clone();
+    let (d, _) = Daemon::new(&s, Duration::ZERO, false);
+    let audits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = audits.clone();
+    let events = Arc::new(move |e: &Event| {
+        if let Event::Inventory {
+            missing, orphans, ..
+        } = e
+        {
+            seen.lock().unwrap().push((*missing, *orphans));
+        }
+    });
+    let poll = |n| PollSettings {
+        start: s.config().start,
+        settle: Duration::ZERO,
+        max_polls: Some(n),
+        interval: Duration::from_millis(10),
+        inventory_every: Some(Duration::from_secs(3600)),
+        ..PollSettings::default()
+    };
+    run_continuous(
+        d.c.clone(),
+        d.sink.clone(),
+        DiscoveryQuery::interval,
+        d.cfg.clone(),
+        poll(1),
+        events.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        *audits.lock().unwrap(),
+        vec![(0, 1)],
+        "the orphan is reported"
+    );
+    assert!(!d.archived(&orphan).await);
+    s.attach_recordings([orphan.clone()]);
+    // Not due yet: the next polls do not audit, and analytics does not list the conversation.
+    run_continuous(
+        d.c.clone(),
+        d.sink.clone(),
+        DiscoveryQuery::interval,
+        d.cfg.clone(),
+        poll(2),
+        events.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(audits.lock().unwrap().len(), 1);
+    assert!(!d.archived(&orphan).await);
+    // Due: the audit finds it missing and archives it.
+    d.ledger
+        .set_checkpoint("discovery.inventory", "2000-01-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    let summary = run_continuous(
+        d.c.clone(),
+        d.sink.clone(),
+        DiscoveryQuery::interval,
+        d.cfg.clone(),
+        poll(1),
+        events,
+    )
+    .await
+    .unwrap();
+    assert_eq!(audits.lock().unwrap().last(), Some(&(1, 0)));
+    assert!(d.archived(&orphan).await, "{summary:?}");
+}
