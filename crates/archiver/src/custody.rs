@@ -261,10 +261,30 @@ async fn write_parts(
     }
 }
 
+/// After `ledger rebuild`: when the ledger knows no index part, records the parts the store
+/// holds under `prefix` and gives the rebuilt rows they list their digests back (see
+/// [`Ledger::restore_indexed`]); returns (parts found, rows restored). A ledger that knows
+/// parts already is left alone.
+pub async fn restore_from_index(
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    prefix: &str,
+) -> Result<(u64, u64), IndexError> {
+    if !ledger.index_parts().await?.is_empty() {
+        return Ok((0, 0));
+    }
+    let before = ledger.entries(Some(crate::RecordStatus::Archived)).await?;
+    let unindexed = before.iter().filter(|e| e.sha256.is_none()).count() as u64;
+    let parts = take_up_chain(ledger, sink, prefix).await?;
+    let after = ledger.entries(Some(crate::RecordStatus::Archived)).await?;
+    let still = after.iter().filter(|e| e.sha256.is_none()).count() as u64;
+    Ok((parts.len() as u64, unindexed.saturating_sub(still)))
+}
+
 /// A ledger without index parts over a store that has some (the ledger was lost and
 /// rebuilt): records the store's parts in the ledger, so the chain goes on from its last part
-/// instead of starting a second part 1. Objects the rebuilt ledger holds are listed again by
-/// the next part (the later entry supersedes the earlier one).
+/// instead of starting a second part 1, and restores what the parts say of the rows they list
+/// ([`Ledger::restore_indexed`]).
 async fn take_up_chain(
     ledger: &Ledger,
     sink: &dyn ObjectSink,
@@ -291,6 +311,29 @@ async fn take_up_chain(
     found.sort_by_key(|p| p.seq);
     for part in &found {
         ledger.insert_index_part(part.clone()).await?;
+    }
+    // The rows the parts list are indexed already, with the digests the parts give: newest
+    // part first, so a key listed again counts with its latest entry. Without this, the next
+    // part would list every rebuilt row again, without digests.
+    for part in found.iter().rev() {
+        let entries = match read_part(sink, &part.key)
+            .await
+            .and_then(|b| parse_part(&b))
+        {
+            Ok((_, entries)) => entries,
+            Err(e) => return Err(store_err(&part.key, format!("cannot be read: {e}"))),
+        };
+        let objects = entries
+            .into_iter()
+            .map(|e| crate::IndexedObject {
+                recording_id: e.recording_id,
+                key: e.key,
+                size: e.size,
+                md5: e.md5,
+                sha256: e.sha256,
+            })
+            .collect();
+        ledger.restore_indexed(part.seq, objects).await?;
     }
     Ok(ledger.index_parts().await?)
 }
@@ -514,6 +557,17 @@ pub async fn verify_chain(
         report.signatures_checked = true;
     }
     if let Some(anchor) = anchor {
+        // A part the ledger never opened: not written by this archive (appended by hand, or
+        // by a writer with bucket access only).
+        if !anchor.is_empty() {
+            for (seq, (key, ..)) in &parts {
+                if !anchor.iter().any(|a| a.seq == *seq) {
+                    report.problems.push(format!(
+                        "{key}: part {seq} is in the store but the ledger never wrote it"
+                    ));
+                }
+            }
+        }
         for a in anchor.iter().filter(|a| a.sha256.is_some()) {
             match parts.get(&a.seq) {
                 None => report.problems.push(format!(
@@ -533,6 +587,10 @@ pub async fn verify_chain(
     // Second pass, one part at a time: every object listed. A mismatch waits in `open` until
     // the end, in case a later part lists the key again (then the earlier entry is superseded).
     let mut open: BTreeMap<String, String> = BTreeMap::new();
+    // Each key's latest listing: (part key, MD5, SHA-256); one small line per object (the
+    // archive's key count bounds it, as the ledger's rows do).
+    let mut listed: BTreeMap<String, (String, Option<String>, Option<String>)> = BTreeMap::new();
+    let mut relisted: Vec<String> = Vec::new();
     for (key, _, header) in parts.values() {
         let entries = match read_part(sink, key).await.and_then(|b| parse_part(&b)) {
             Ok((_, entries)) => entries,
@@ -551,6 +609,29 @@ pub async fn verify_chain(
             ));
         }
         for e in &entries {
+            // A key listed again must carry the digests it was listed with: an entry that
+            // drops them, or names others, would otherwise stand in for the checksummed one.
+            if let Some((earlier_key, md5, sha)) = listed.get(&e.key) {
+                let other_md5 = md5.is_some() && e.md5.as_ref() != md5.as_ref();
+                let other_sha = sha.is_some() && e.sha256.as_ref() != sha.as_ref();
+                if other_md5 || other_sha {
+                    relisted.push(format!(
+                        "{}: listed again by {key} with {} than {earlier_key} gave (MD5 {}, SHA-256 {})",
+                        e.key,
+                        if e.md5.is_none() || e.sha256.is_none() {
+                            "fewer digests"
+                        } else {
+                            "other digests"
+                        },
+                        md5.as_deref().unwrap_or("none"),
+                        sha.as_deref().unwrap_or("none"),
+                    ));
+                }
+            }
+            listed.insert(
+                e.key.clone(),
+                (key.clone(), e.md5.clone(), e.sha256.clone()),
+            );
             if open.remove(&e.key).is_some() {
                 report.superseded += 1;
             }
@@ -602,6 +683,7 @@ pub async fn verify_chain(
     report
         .problems
         .extend(open.into_iter().map(|(k, p)| format!("{k}: {p}")));
+    report.problems.extend(relisted);
     report.problems.sort();
     Ok(report)
 }

@@ -21,7 +21,7 @@ pub use continuous::{
 };
 pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
-    read_digests, verify_chain, write_index,
+    read_digests, restore_from_index, verify_chain, write_index,
 };
 pub use events::{Event, EventHandler, NoEvents};
 pub use inventory::{
@@ -30,8 +30,8 @@ pub use inventory::{
 };
 pub use ledger::{
     AdoptedObject, Chunk, ChunkBacklog, Claim, DEFAULT_LATE_WINDOW, FindQuery, IndexPart,
-    LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog, RecordStatus,
-    StoredObject, redact_url, sweep_uploads,
+    IndexedObject, LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog,
+    RecordStatus, StoredObject, redact_url, sweep_uploads,
 };
 pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,

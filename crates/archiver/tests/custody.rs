@@ -51,6 +51,11 @@ async fn run(
     summary
 }
 
+fn md5_of(b: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(b).into()
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
@@ -456,24 +461,117 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     archiver::write_index(&first, sink.as_ref(), "index/", Utc::now(), None)
         .await
         .unwrap();
-    // The ledger is lost; a new one finds the objects in the store (adopted, no SHA-256).
+    // The ledger is lost; a new one finds the objects in the store (adopted: no SHA-256 of
+    // its own).
     let second = Ledger::in_memory().unwrap();
     let again = run(&s, sink.clone(), &second, start, end, false).await;
     assert_eq!(again.archived, 0, "{again:?}");
+    // The chain goes on where the store has it (no second part 1), and the parts' entries
+    // stand for the adopted rows: no part lists them again, least of all without digests.
     let parts = archiver::write_index(&second, sink.as_ref(), "index/", Utc::now(), None)
         .await
         .unwrap();
-    assert_eq!(parts.len(), 1);
-    assert_eq!(parts[0].seq, 2, "the chain goes on, no second part 1");
-    let on_disk = parts_on_disk(dir.path());
-    assert_eq!(parts[0].previous, Some(sha256_hex(&on_disk[0].1)));
+    assert!(parts.is_empty(), "nothing listed again: {parts:?}");
     let anchor = second.index_parts().await.unwrap();
-    assert_eq!(anchor.len(), 2);
+    assert_eq!(anchor.len(), 1);
+    // The rows have their digests back, from the index.
+    let rows = second
+        .entries(Some(archiver::RecordStatus::Archived))
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, summary.archived);
+    assert!(
+        rows.iter().all(|r| r.md5.is_some() && r.sha256.is_some()),
+        "{rows:?}"
+    );
     let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);
-    assert_eq!(r.parts, 2);
-    assert_eq!(r.objects, 2 * summary.archived);
-    assert_eq!(r.verified, 2 * summary.archived);
+    assert_eq!(r.parts, 1);
+    assert_eq!(r.verified, summary.archived);
+    assert_eq!(r.md5_only, 0);
+    // A byte flipped in a recording after the rebuild: caught.
+    let key = rows[0].key.clone();
+    let path = dir.path().join(&key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+        .await
+        .unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains(&key) && p.contains("altered")),
+        "{:?}",
+        r.problems
+    );
+}
+
+/// With the ledger intact, a part a bucket writer appends (listing a key again with the
+/// digests of rewritten bytes) is reported twice over: the ledger never wrote that part, and
+/// the key is listed again with other digests. Before, the later entry silently superseded
+/// the checksummed one.
+#[tokio::test]
+async fn a_part_appended_by_a_bucket_writer_is_reported_with_the_ledger_intact() {
+    let s = sim(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    run(
+        &s,
+        sink.clone(),
+        &ledger,
+        s.config().start,
+        s.config().end(),
+        false,
+    )
+    .await;
+    archiver::write_index(&ledger, sink.as_ref(), "index/", Utc::now(), None)
+        .await
+        .unwrap();
+    let on_disk = parts_on_disk(dir.path());
+    let (header, entries) = parse(&on_disk[0].1);
+    // Rewrite one recording and list it again in a forged part 2 with its new digests.
+    let victim = entries[0].clone();
+    let path = dir.path().join(&victim.key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut forged = victim.clone();
+    forged.md5 = Some(hex::encode(md5_of(&bytes)));
+    forged.sha256 = Some(sha256_hex(&bytes));
+    let forged_header = PartHeader {
+        seq: 2,
+        previous: Some(sha256_hex(&on_disk[0].1)),
+        previous_key: Some(on_disk[0].0.clone()),
+        entries: 1,
+        ..header
+    };
+    let text = format!(
+        "{}\n{}\n",
+        serde_json::to_string(&forged_header).unwrap(),
+        serde_json::to_string(&forged).unwrap()
+    );
+    let forged_key = on_disk[0].0.replace("0000000001", "0000000002");
+    std::fs::write(dir.path().join(&forged_key), text).unwrap();
+    let anchor = ledger.index_parts().await.unwrap();
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+        .await
+        .unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("the ledger never wrote it")),
+        "{:?}",
+        r.problems
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains(&victim.key) && p.contains("listed again")),
+        "{:?}",
+        r.problems
+    );
 }

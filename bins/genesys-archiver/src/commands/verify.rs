@@ -158,7 +158,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             (Some(t), f, e) => f.is_none_or(|f| t >= f) && e.is_none_or(|e| t < e),
         }
     };
-    let (mut ok, mut missing, mut corrupt) = (0u64, 0u64, 0u64);
+    let (mut ok, mut missing, mut corrupt, mut unproven) = (0u64, 0u64, 0u64, 0u64);
     let mut known_keys = HashSet::new();
     for r in rows.iter() {
         known_keys.insert(r.key.clone());
@@ -176,6 +176,15 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
                     r.size.unwrap_or(0)
                 ),
             )),
+            Ok(Some(_)) if v.rehash && r.md5.is_none() => {
+                // Nothing to compare the bytes with: size only, never "verified".
+                unproven += 1;
+                println!(
+                    "unproven: recording {} key {}: no digest in the ledger (checked by size only)",
+                    r.recording_id, r.key
+                );
+                continue;
+            }
             Ok(Some(_)) if v.rehash => match rehash(sink.as_ref(), &r.key).await {
                 Ok(md5)
                     if r.md5
@@ -303,8 +312,18 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             }
         }
     }
+    if unproven > 0 {
+        println!(
+            "{unproven} recording(s) unproven: no digest to compare with (run `ledger rebuild` with the index, or archive them again)"
+        );
+    }
     println!(
-        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}",
+        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}{}",
+        if unproven > 0 {
+            format!(", unproven {unproven} (size only)")
+        } else {
+            String::new()
+        },
         if v.extra {
             format!(", extra {extra}")
         } else {
@@ -322,7 +341,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
     // An object neither the ledger nor the index knows under the archive's prefix is a
     // finding (planted, or left by a lost ledger): not a clean audit.
     Ok(
-        if missing + corrupt + pending + not_discoverable + extra > 0 {
+        if missing + corrupt + pending + not_discoverable + extra + unproven > 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS

@@ -154,6 +154,37 @@ impl Ledger {
     }
 }
 
+/// What an index part says of one object, for [`Ledger::restore_indexed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedObject {
+    /// Recording id (ledger id).
+    pub recording_id: String,
+    /// Key.
+    pub key: String,
+    /// Bytes.
+    pub size: Option<u64>,
+    /// MD5 hex.
+    pub md5: Option<String>,
+    /// SHA-256 hex.
+    pub sha256: Option<String>,
+}
+
+impl Ledger {
+    /// After a rebuild: marks the archived rows part `seq` lists as indexed by it and takes
+    /// their digests from it where the rebuilt row lacks them (the object's own metadata may
+    /// not hold them), so `verify --rehash` checks every byte again and the next part does not
+    /// list them once more without digests. A row whose key, size or MD5 disagrees with the
+    /// entry is left alone: the next part lists it as the ledger has it, and `verify --chain`
+    /// reports the difference.
+    pub async fn restore_indexed(
+        &self,
+        seq: u64,
+        entries: Vec<IndexedObject>,
+    ) -> Result<u64, LedgerError> {
+        self.inner.restore_indexed(seq, entries).await
+    }
+}
+
 /// The SQL of [`Ledger::find`] for both backends: `columns` to select, `ph(n)` the n-th
 /// placeholder (1-based). Returns the statement and its text parameters in order.
 pub(crate) fn find_sql(

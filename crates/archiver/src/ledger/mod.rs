@@ -29,7 +29,7 @@ use genesys_media::{ConversationFacts, DiscoveredRecording};
 
 pub use chunks::{Chunk, ChunkBacklog};
 pub use conversations::{DEFAULT_LATE_WINDOW, LateStats, LateWindow};
-pub use custody::{FindQuery, IndexPart, StoredObject};
+pub use custody::{FindQuery, IndexPart, IndexedObject, StoredObject};
 pub use postgres::redact_url;
 pub use uploads::{LedgerUploadLog, sweep_uploads};
 
@@ -408,6 +408,14 @@ pub(crate) trait Backend: chunks::ChunkStore + Send + Sync + fmt::Debug {
     /// Records a part found written in the store (a ledger rebuilt after a loss); false when
     /// the ledger has a part `seq` already.
     async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError>;
+    /// Marks archived rows as listed by part `seq` and fills their missing digests from the
+    /// part's entries, where the row's key and size (and MD5, when the row has one) agree and
+    /// no other part claimed the row yet; returns how many rows it marked.
+    async fn restore_indexed(
+        &self,
+        seq: u64,
+        entries: Vec<custody::IndexedObject>,
+    ) -> Result<u64, LedgerError>;
     /// Transactions committed and the writes they held, where the backend groups them.
     fn commit_counts(&self) -> Option<(u64, u64)> {
         None

@@ -815,6 +815,35 @@ impl Backend for PgLedger {
         .map(|n| n == 1)
     }
 
+    async fn restore_indexed(
+        &self,
+        seq: u64,
+        entries: Vec<super::custody::IndexedObject>,
+    ) -> Result<u64, LedgerError> {
+        let mut n = 0u64;
+        for e in &entries {
+            n += self
+                .execute(
+                    "UPDATE recordings SET index_seq = $1,
+                       md5 = COALESCE(md5, $4), sha256 = COALESCE(sha256, $5)
+                     WHERE recording_id = $2 AND object_key = $3 AND status = 'archived'
+                       AND index_seq IS NULL
+                       AND ($6::BIGINT IS NULL OR size IS NULL OR size = $6)
+                       AND ($4::TEXT IS NULL OR md5 IS NULL OR lower(md5) = lower($4))",
+                    &[
+                        &(seq as i64),
+                        &e.recording_id,
+                        &e.key,
+                        &e.md5,
+                        &e.sha256,
+                        &e.size.map(|s| s as i64),
+                    ],
+                )
+                .await?;
+        }
+        Ok(n)
+    }
+
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         self.execute(
             "UPDATE index_parts SET sha256 = $2 WHERE seq = $1",

@@ -828,6 +828,36 @@ impl Backend for SqliteLedger {
         .map(|n| n == 1)
     }
 
+    async fn restore_indexed(
+        &self,
+        seq: u64,
+        entries: Vec<super::custody::IndexedObject>,
+    ) -> Result<u64, LedgerError> {
+        self.write(move |c| {
+            let mut n = 0u64;
+            let mut st = c.prepare_cached(
+                "UPDATE recordings SET index_seq = ?1,
+                   md5 = COALESCE(md5, ?4), sha256 = COALESCE(sha256, ?5)
+                 WHERE recording_id = ?2 AND object_key = ?3 AND status = 'archived'
+                   AND index_seq IS NULL
+                   AND (size IS NULL OR ?6 IS NULL OR size = ?6)
+                   AND (md5 IS NULL OR ?4 IS NULL OR lower(md5) = lower(?4))",
+            )?;
+            for e in &entries {
+                n += st.execute(params![
+                    seq as i64,
+                    e.recording_id,
+                    e.key,
+                    e.md5,
+                    e.sha256,
+                    e.size.map(|s| s as i64)
+                ])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         let sha = sha256.to_string();
         self.write(move |c| {
