@@ -156,6 +156,7 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
     let state = dir.path().join("state.db");
     let mut args = archive_args(&s, &state);
     args.extend(["--drain-timeout".to_string(), "1s".to_string()]);
+    args.extend(["--report".to_string(), "run.json".to_string()]);
     let child = archiver_command(s.base_url(), &bucket)
         .args(&args)
         .current_dir(dir.path())
@@ -185,6 +186,15 @@ async fn sigterm_drains_in_flight_uploads_within_the_deadline() {
     );
     assert_eq!(out.status.code(), Some(130), "interrupted: {stdout}");
     assert!(stdout.contains("interrupted"), "{stdout}");
+    // The report never claims more than happened: interrupted, not clean.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["reconciliation"]["clean"], false, "{report}");
+    assert_eq!(report["exit_code"], 130, "{report}");
+    assert!(report["interval"]["from"].is_string(), "{report}");
+    assert!(report["tool_version"].is_string(), "{report}");
+    assert!(report["duration_seconds"].as_f64().is_some(), "{report}");
     let ledger = Ledger::open_shared(state.to_str().unwrap()).await.unwrap();
     let rows = ledger.entries(None).await.unwrap();
     assert!(

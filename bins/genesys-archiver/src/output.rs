@@ -102,13 +102,43 @@ pub(crate) struct Output {
     started_at: DateTime<Utc>,
     bar: Option<ProgressBar>,
     archived: Arc<Mutex<Vec<ArchivedAt>>>,
+    /// The interval the run covered, when it had one.
+    interval: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    /// Index parts the run wrote.
+    index_parts: Mutex<Vec<archiver::IndexPart>>,
+}
+
+/// An index part in the report.
+#[derive(Serialize)]
+struct ReportPart {
+    seq: u64,
+    key: String,
+    sha256: Option<String>,
+    entries: u64,
+}
+
+/// The interval in the report.
+#[derive(Serialize)]
+struct ReportInterval {
+    from: String,
+    to: String,
 }
 
 #[derive(Serialize)]
 struct Report<'a> {
     command: &'a str,
+    /// The version of the tool that ran.
+    tool_version: &'static str,
+    /// The interval the run covered (`archive --from/--to`).
+    interval: Option<ReportInterval>,
     started_at: String,
     finished_at: String,
+    duration_seconds: f64,
+    /// The run was stopped before it finished (a signal, or the source not drained): its
+    /// counts cover only what it reached, and it is never clean.
+    interrupted: bool,
+    /// Index parts written by this run, with their digests (anchors for an auditor).
+    index_parts: Vec<ReportPart>,
     store: String,
     ledger: Option<String>,
     summary: &'a Summary,
@@ -147,6 +177,19 @@ struct ManifestRow<'a> {
 }
 
 impl Output {
+    /// Records the interval the run covers, for the report.
+    pub(crate) fn set_interval(&self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        *self.interval.lock().unwrap_or_else(|p| p.into_inner()) = Some((from, to));
+    }
+
+    /// Records index parts the run wrote, for the report.
+    pub(crate) fn note_index_parts(&self, parts: &[archiver::IndexPart]) {
+        self.index_parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(parts.iter().cloned());
+    }
+
     /// Checks the paths can be written (before any work) and sets up the progress bar.
     pub(crate) fn new(args: &OutputArgs, command: &'static str) -> Result<Self, ConfigError> {
         for (flag, p) in [("--report", &args.report), ("--manifest", &args.manifest)] {
@@ -183,6 +226,8 @@ impl Output {
             started_at: Utc::now(),
             bar,
             archived: Arc::new(Mutex::new(Vec::new())),
+            interval: Mutex::new(None),
+            index_parts: Mutex::new(Vec::new()),
         })
     }
 
@@ -281,10 +326,34 @@ impl Output {
         }
         if let Some(path) = &self.args.report {
             let calls = client.metrics().snapshot();
+            let finished = Utc::now();
+            let interval = *self.interval.lock().unwrap_or_else(|p| p.into_inner());
+            let parts = self
+                .index_parts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|p| ReportPart {
+                    seq: p.seq,
+                    key: p.key.clone(),
+                    sha256: p.sha256.clone(),
+                    entries: p.entries,
+                })
+                .collect();
             let report = Report {
                 command: self.command,
+                tool_version: env!("CARGO_PKG_VERSION"),
+                interval: interval.map(|(from, to)| ReportInterval {
+                    from: from.to_rfc3339(),
+                    to: to.to_rfc3339(),
+                }),
                 started_at: self.started_at.to_rfc3339(),
-                finished_at: Utc::now().to_rfc3339(),
+                finished_at: finished.to_rfc3339(),
+                duration_seconds: (finished - self.started_at).num_milliseconds() as f64 / 1000.0,
+                interrupted: exit_code == 130
+                    || summary.source_incomplete
+                    || summary.interrupted > 0,
+                index_parts: parts,
                 store: store.to_string(),
                 ledger: ledger.map(|l| l.location().to_string()),
                 summary,

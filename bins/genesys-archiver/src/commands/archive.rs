@@ -38,9 +38,13 @@ pub(crate) async fn write_index(
     sink: &dyn sink::ObjectSink,
     prefix: &str,
     signer: Option<&archiver::IndexSigner>,
+    out: Option<&output::Output>,
 ) -> bool {
     match archiver::write_index(ledger, sink, prefix, chrono::Utc::now(), signer).await {
         Ok(parts) => {
+            if let Some(out) = out {
+                out.note_index_parts(&parts);
+            }
             for p in parts {
                 println!(
                     "index: part {} written to {} ({} objects)",
@@ -70,6 +74,7 @@ pub(crate) async fn run_archive(
         )));
     }
     let out = output::Output::new(&a.run.output, "archive")?;
+    out.set_interval(from, to);
     let w = wire(&a.run, file).await?;
     let mut query = DiscoveryQuery::interval(from, to);
     query.media_types = w.media_types.clone();
@@ -106,7 +111,14 @@ pub(crate) async fn run_archive(
     let mut code = exit_for(&summary, shutdown.is_cancelled());
     if let (Some(prefix), Some(l)) = (&w.index_prefix, &ledger)
         && !shutdown.is_cancelled()
-        && !write_index(l, sink.as_ref(), prefix, index_signer.as_deref()).await
+        && !write_index(
+            l,
+            sink.as_ref(),
+            prefix,
+            index_signer.as_deref(),
+            Some(&out),
+        )
+        .await
         && code == 0
     {
         code = 1;
