@@ -90,9 +90,18 @@ async fn signed_chain_on(server: Server) {
         "disabled",
         "--index-signing-key",
         "index.key",
+        "--report",
+        "run.json",
     ]))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run_report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_report["interrupted"], false, "{run_report}");
+    let written_sha = run_report["index_parts"][0]["sha256"]
+        .as_str()
+        .expect("the part written, with its digest")
+        .to_string();
     assert!(
         text(&out).contains("index: part 1 written"),
         "{}",
@@ -138,6 +147,10 @@ async fn signed_chain_on(server: Server) {
     );
     let part = report["parts"][0]["key"].as_str().unwrap().to_string();
     let sha = report["parts"][0]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(
+        sha, written_sha,
+        "the run report's anchor is the part's digest"
+    );
     let out = run(cmd(&[
         "verify",
         "--chain",
