@@ -37,6 +37,13 @@ pub enum IndexError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The part's key holds other bytes than the ledger's rows give (written by someone
+    /// else): the part is written under the next free number instead.
+    #[error("index part {key} exists with other bytes than the ledger's rows give; not replaced")]
+    Foreign {
+        /// Key of the part.
+        key: String,
+    },
     /// The store failed.
     #[error("index part {key}: {message}")]
     Store {
@@ -232,7 +239,27 @@ async fn write_parts(
         match last {
             Some(part) if part.sha256.is_none() => {
                 let before = parts.iter().rev().nth(1).map(|p| p.key.clone());
-                let sha = write_part(ledger, sink, &part, before.as_deref()).await?;
+                let sha = match write_part(ledger, sink, &part, before.as_deref()).await {
+                    Ok(sha) => sha,
+                    // Someone else's bytes under this part's key (never replaced): the part
+                    // goes under the next free number, so the index is never stuck; `verify
+                    // --chain` reports the foreign part.
+                    Err(IndexError::Foreign { key }) => {
+                        let to = part.seq + 1;
+                        let new_key = part_key(prefix, now, to);
+                        tracing::warn!(%key, next = %new_key, "an index part key holds foreign bytes; writing the part under the next number");
+                        if !ledger.move_index_part(part.seq, to, &new_key).await? {
+                            return Err(IndexError::Foreign { key });
+                        }
+                        *parts.last_mut().expect("a part") = IndexPart {
+                            seq: to,
+                            key: new_key,
+                            ..part
+                        };
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let done = IndexPart {
                     sha256: Some(sha),
                     ..part
@@ -370,9 +397,9 @@ async fn write_part(
                 .await
                 .map_err(|e| store_err(format!("exists, and cannot be read back: {e}")))?;
             if digests.sha256_hex().as_deref() != Some(sha.as_str()) {
-                return Err(store_err(
-                    "exists with other bytes than the ledger's rows give; not replaced".into(),
-                ));
+                return Err(IndexError::Foreign {
+                    key: part.key.clone(),
+                });
             }
         }
         Err(e) => return Err(store_err(e.to_string())),

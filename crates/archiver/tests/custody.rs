@@ -575,3 +575,54 @@ async fn a_part_appended_by_a_bucket_writer_is_reported_with_the_ledger_intact()
         r.problems
     );
 }
+
+/// A part key that already holds someone else's bytes is never replaced, and never leaves the
+/// index stuck: the part is written under the next free number, and `verify --chain` reports
+/// the foreign part.
+#[tokio::test]
+async fn a_foreign_part_under_the_next_key_does_not_leave_the_index_stuck() {
+    let s = sim(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let (start, end) = (s.config().start, s.config().end());
+    let mid = start + (end - start) / 2;
+    run(&s, sink.clone(), &ledger, start, mid, false).await;
+    let now = Utc::now();
+    let first = archiver::write_index(&ledger, sink.as_ref(), "index/", now, None)
+        .await
+        .unwrap();
+    assert_eq!(first[0].seq, 1);
+    // Someone writes their own "part 2" where the next part would go.
+    let planted = first[0].key.replace("0000000001", "0000000002");
+    std::fs::write(dir.path().join(&planted), b"{\"type\":\"index\"}\n").unwrap();
+    run(&s, sink.clone(), &ledger, mid, end, false).await;
+    let second = archiver::write_index(&ledger, sink.as_ref(), "index/", now, None)
+        .await
+        .expect("not stuck");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].seq, 3, "{second:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join(&planted)).unwrap(),
+        b"{\"type\":\"index\"}\n",
+        "the foreign bytes are not replaced"
+    );
+    let anchor = ledger.index_parts().await.unwrap();
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+        .await
+        .unwrap();
+    assert!(!r.clean());
+    assert!(
+        r.problems.iter().any(|p| p.contains(&planted)),
+        "{:?}",
+        r.problems
+    );
+    // Every archived object is still listed once by the parts the ledger wrote.
+    let listed: u64 = anchor.iter().map(|p| p.entries).sum();
+    let archived = ledger
+        .entries(Some(archiver::RecordStatus::Archived))
+        .await
+        .unwrap()
+        .len() as u64;
+    assert_eq!(listed, archived);
+}

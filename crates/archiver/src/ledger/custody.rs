@@ -148,6 +148,17 @@ impl Ledger {
         self.inner.insert_index_part(part).await
     }
 
+    /// Moves the opened part `from` (not written yet) and its rows to `to` under `key`: the
+    /// store holds foreign bytes under `from`'s key. False when `to` exists already.
+    pub async fn move_index_part(
+        &self,
+        from: u64,
+        to: u64,
+        key: &str,
+    ) -> Result<bool, LedgerError> {
+        self.inner.move_index_part(from, to, key).await
+    }
+
     /// Records that index part `seq` was written with these bytes' SHA-256.
     pub async fn close_index_part(&self, seq: u64, sha256: &str) -> Result<(), LedgerError> {
         self.inner.close_index_part(seq, sha256).await

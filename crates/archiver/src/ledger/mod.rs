@@ -408,6 +408,9 @@ pub(crate) trait Backend: chunks::ChunkStore + Send + Sync + fmt::Debug {
     /// Records a part found written in the store (a ledger rebuilt after a loss); false when
     /// the ledger has a part `seq` already.
     async fn insert_index_part(&self, part: IndexPart) -> Result<bool, LedgerError>;
+    /// Moves the opened (unwritten) part `from` and its rows to sequence number `to` under
+    /// `key`, when no part `to` exists; false otherwise.
+    async fn move_index_part(&self, from: u64, to: u64, key: &str) -> Result<bool, LedgerError>;
     /// Marks archived rows as listed by part `seq` and fills their missing digests from the
     /// part's entries, where the row's key and size (and MD5, when the row has one) agree and
     /// no other part claimed the row yet; returns how many rows it marked.

@@ -815,6 +815,26 @@ impl Backend for PgLedger {
         .map(|n| n == 1)
     }
 
+    async fn move_index_part(&self, from: u64, to: u64, key: &str) -> Result<bool, LedgerError> {
+        // One statement: the part and its rows move together or not at all.
+        let rows = self
+            .query(
+                "WITH moved AS (
+                   UPDATE index_parts SET seq = $2, object_key = $3
+                   WHERE seq = $1 AND sha256 IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM index_parts WHERE seq = $2)
+                   RETURNING seq),
+                 rows AS (
+                   UPDATE recordings SET index_seq = $2
+                   WHERE index_seq = $1 AND EXISTS (SELECT 1 FROM moved))
+                 SELECT count(*) FROM moved",
+                &[&(from as i64), &(to as i64), &key],
+            )
+            .await?;
+        let n: i64 = rows.first().map_or(0, |r| r.get(0));
+        Ok(n == 1)
+    }
+
     async fn restore_indexed(
         &self,
         seq: u64,

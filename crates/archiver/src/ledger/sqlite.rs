@@ -828,6 +828,26 @@ impl Backend for SqliteLedger {
         .map(|n| n == 1)
     }
 
+    async fn move_index_part(&self, from: u64, to: u64, key: &str) -> Result<bool, LedgerError> {
+        let key = key.to_string();
+        self.write(move |c| {
+            let moved = c.execute(
+                "UPDATE index_parts SET seq = ?2, object_key = ?3
+                 WHERE seq = ?1 AND sha256 IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM index_parts WHERE seq = ?2)",
+                params![from as i64, to as i64, key],
+            )?;
+            if moved == 1 {
+                c.execute(
+                    "UPDATE recordings SET index_seq = ?2 WHERE index_seq = ?1",
+                    params![from as i64, to as i64],
+                )?;
+            }
+            Ok(moved == 1)
+        })
+        .await
+    }
+
     async fn restore_indexed(
         &self,
         seq: u64,
