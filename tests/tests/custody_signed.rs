@@ -216,6 +216,23 @@ async fn a_bit_flip_after_a_lost_ledger_is_found_by_verify() {
     };
     let out = run(archive()).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let agent = s.dataset().conversations[0].user_id.clone();
+    let find = || {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(["find", "--agent", &agent]);
+        c
+    };
+    let before = run(find()).await;
+    let count = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!count(&before).starts_with("0 "), "{}", text(&before));
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
     let out = run(cmd(&["ledger", "rebuild"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -224,6 +241,9 @@ async fn a_bit_flip_after_a_lost_ledger_is_found_by_verify() {
         "{}",
         text(&out)
     );
+    // What analytics said comes back from the index too: `find` answers as before.
+    let after = run(find()).await;
+    assert_eq!(count(&after), count(&before), "{}", text(&after));
     // One byte flipped in one recording.
     let mut victim = None;
     for e in walkdir(&dir.path().join("store/recordings")) {

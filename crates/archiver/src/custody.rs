@@ -358,6 +358,7 @@ async fn take_up_chain(
                 size: e.size,
                 md5: e.md5,
                 sha256: e.sha256,
+                facts: e.facts,
             })
             .collect();
         ledger.restore_indexed(part.seq, objects).await?;

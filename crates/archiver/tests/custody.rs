@@ -484,6 +484,23 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
         rows.iter().all(|r| r.md5.is_some() && r.sha256.is_some()),
         "{rows:?}"
     );
+    // And what analytics said: `find` answers by agent after the rebuild.
+    let agent = s.dataset().conversations[0].user_id.clone();
+    let by_agent = |l: Ledger| {
+        let agent = agent.clone();
+        async move {
+            l.find(&FindQuery {
+                agent: Some(agent),
+                ..FindQuery::default()
+            })
+            .await
+            .unwrap()
+            .len()
+        }
+    };
+    let expected = by_agent(first.clone()).await;
+    assert!(expected > 0);
+    assert_eq!(by_agent(second.clone()).await, expected);
     let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! about them, and the parts of the chain-of-custody index ([`crate::write_index`]).
 
 use super::{Finish, Ledger, LedgerEntry, LedgerError, RecordStatus};
+use genesys_media::ConversationFacts;
 
 /// What [`Ledger::find`] looks for; every field given must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,6 +179,9 @@ pub struct IndexedObject {
     pub md5: Option<String>,
     /// SHA-256 hex.
     pub sha256: Option<String>,
+    /// What analytics said of the conversation (agents, queues, wrap-up codes...), restored
+    /// where the row lacks it so `find` answers after a rebuild.
+    pub facts: ConversationFacts,
 }
 
 impl Ledger {

@@ -842,7 +842,7 @@ impl Backend for PgLedger {
     ) -> Result<u64, LedgerError> {
         let mut n = 0u64;
         for e in &entries {
-            n += self
+            let marked = self
                 .execute(
                     "UPDATE recordings SET index_seq = $1,
                        md5 = COALESCE(md5, $4), sha256 = COALESCE(sha256, $5)
@@ -860,6 +860,28 @@ impl Backend for PgLedger {
                     ],
                 )
                 .await?;
+            if marked > 0 && !e.facts.is_empty() {
+                let json = serde_json::to_string(&e.facts).ok();
+                let set = self
+                    .execute(
+                        "UPDATE recordings SET facts = $2 WHERE recording_id = $1 AND facts IS NULL",
+                        &[&e.recording_id, &json],
+                    )
+                    .await?;
+                let terms = e.facts.terms();
+                if set > 0 && !terms.is_empty() {
+                    let names: Vec<&str> = terms.iter().map(|(n, _)| *n).collect();
+                    let values: Vec<&str> = terms.iter().map(|(_, v)| v.as_ref()).collect();
+                    self.execute(
+                        "INSERT INTO search_terms (name, value, recording_id)
+                         SELECT n, v, $3 FROM unnest($1::text[], $2::text[]) AS t(n, v)
+                         ON CONFLICT DO NOTHING",
+                        &[&names, &values, &e.recording_id],
+                    )
+                    .await?;
+                }
+            }
+            n += marked;
         }
         Ok(n)
     }

@@ -863,8 +863,14 @@ impl Backend for SqliteLedger {
                    AND (size IS NULL OR ?6 IS NULL OR size = ?6)
                    AND (md5 IS NULL OR ?4 IS NULL OR lower(md5) = lower(?4))",
             )?;
+            let mut facts = c.prepare_cached(
+                "UPDATE recordings SET facts = ?2 WHERE recording_id = ?1 AND facts IS NULL",
+            )?;
+            let mut terms = c.prepare_cached(
+                "INSERT OR IGNORE INTO search_terms (name, value, recording_id) VALUES (?1, ?2, ?3)",
+            )?;
             for e in &entries {
-                n += st.execute(params![
+                let marked = st.execute(params![
                     seq as i64,
                     e.recording_id,
                     e.key,
@@ -872,6 +878,15 @@ impl Backend for SqliteLedger {
                     e.sha256,
                     e.size.map(|s| s as i64)
                 ])? as u64;
+                if marked > 0 && !e.facts.is_empty() {
+                    let json = serde_json::to_string(&e.facts).ok();
+                    if facts.execute(params![e.recording_id, json])? > 0 {
+                        for (name, value) in e.facts.terms() {
+                            terms.execute(params![name, value, e.recording_id])?;
+                        }
+                    }
+                }
+                n += marked;
             }
             Ok(n)
         })
