@@ -280,3 +280,51 @@ fn walkdir(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// `--index-anchor FILE`: the digest of every part written goes to a file outside the bucket;
+/// `verify --chain --anchor FILE` then catches a removed part with neither key nor ledger.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_file_outside_the_bucket_catches_a_removed_part() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(args)
+            .args(["--out", "store"]);
+        c
+    };
+    let out = run(cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--tag-mode",
+        "disabled",
+        "--index-anchor",
+        "anchors.jsonl",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let anchors = std::fs::read_to_string(dir.path().join("anchors.jsonl")).unwrap();
+    assert_eq!(anchors.lines().count(), 1, "{anchors}");
+    let line: serde_json::Value = serde_json::from_str(anchors.lines().next().unwrap()).unwrap();
+    let key = line["key"].as_str().unwrap().to_string();
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["verify", "--chain", "--anchor", "anchors.jsonl"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_file(dir.path().join("store").join(&key)).unwrap();
+    let out = run(cmd(&["verify", "--chain", "--anchor", "anchors.jsonl"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not in the store"), "{}", text(&out));
+}

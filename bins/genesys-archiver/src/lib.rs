@@ -141,6 +141,11 @@ struct IndexArgs {
     /// proves the index with only the store and the public key.
     #[arg(long, value_name = "FILE", conflicts_with = "no_index")]
     index_signing_key: Option<std::path::PathBuf>,
+    /// Append the digest of every index part written to this file, outside the bucket (one
+    /// JSON line each; file key index.anchor): `verify --chain --anchor FILE` then catches a
+    /// part removed or rewritten since, with or without a signing key.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_index")]
+    index_anchor: Option<std::path::PathBuf>,
 }
 
 impl IndexArgs {
@@ -307,6 +312,8 @@ struct Wired {
     index_prefix: Option<String>,
     /// Signs the index parts.
     index_signer: Option<Arc<archiver::IndexSigner>>,
+    /// Where the digests of written parts are appended.
+    index_anchor: Option<std::path::PathBuf>,
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
@@ -382,6 +389,12 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         sink,
         cfg,
         media_types: source.media_types,
+        index_anchor: run
+            .index
+            .index_anchor
+            .clone()
+            .or_else(|| file.index.anchor.clone().map(std::path::PathBuf::from))
+            .filter(|_| index_prefix.is_some()),
         index_prefix,
         index_signer,
     })

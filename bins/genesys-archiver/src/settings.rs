@@ -196,6 +196,8 @@ pub(crate) struct FileConfig {
 pub(crate) struct FileIndex {
     /// The Ed25519 secret key file that signs index parts.
     pub(crate) signing_key: Option<String>,
+    /// The file the digests of written index parts are appended to.
+    pub(crate) anchor: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

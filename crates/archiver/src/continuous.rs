@@ -449,6 +449,12 @@ where
                         index_day = Some(today);
                         for p in parts {
                             tracing::info!(seq = p.seq, key = %p.key, entries = p.entries, "index part written");
+                            events.handle(&Event::IndexWritten {
+                                seq: p.seq,
+                                key: p.key,
+                                sha256: p.sha256,
+                                entries: p.entries,
+                            });
                         }
                     }
                     Err(e) => {

@@ -100,6 +100,18 @@ pub enum Event {
         /// Genesys API calls this poll spent (token requests excluded), by endpoint shape.
         api_calls: std::collections::BTreeMap<String, u64>,
     },
+    /// The daemon wrote a chain-of-custody index part (its digest is an anchor an auditor
+    /// can keep outside the bucket).
+    IndexWritten {
+        /// Sequence number.
+        seq: u64,
+        /// Key of the part.
+        key: String,
+        /// SHA-256 hex of its bytes.
+        sha256: Option<String>,
+        /// Objects listed.
+        entries: u64,
+    },
     /// The daemon's inventory audit ran ([`crate::audit_inventory`]): what the org retains
     /// against what the archive holds, and the orphan recordings.
     Inventory {

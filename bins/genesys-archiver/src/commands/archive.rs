@@ -39,11 +39,22 @@ pub(crate) async fn write_index(
     prefix: &str,
     signer: Option<&archiver::IndexSigner>,
     out: Option<&output::Output>,
+    anchor: Option<&std::path::Path>,
 ) -> bool {
     match archiver::write_index(ledger, sink, prefix, chrono::Utc::now(), signer).await {
         Ok(parts) => {
             if let Some(out) = out {
                 out.note_index_parts(&parts);
+            }
+            if let Some(path) = anchor {
+                let lines: Vec<_> = parts
+                    .iter()
+                    .map(|p| (p.seq, p.key.clone(), p.sha256.clone()))
+                    .collect();
+                if let Err(e) = crate::commands::index::append_anchor(path, &lines) {
+                    println!("index: the anchor was not written: --index-anchor {e}");
+                    return false;
+                }
             }
             for p in parts {
                 println!(
@@ -83,6 +94,7 @@ pub(crate) async fn run_archive(
     let store = w.sink.to_string();
     let sink = w.sink.clone();
     let index_signer = w.index_signer.clone();
+    let index_anchor = w.index_anchor.clone();
     // Conversations the ledger holds as settled are listed but not resolved again; those
     // whose late window has passed since their last resolution are resolved once more.
     let present = w.client.now();
@@ -117,6 +129,7 @@ pub(crate) async fn run_archive(
             prefix,
             index_signer.as_deref(),
             Some(&out),
+            index_anchor.as_deref(),
         )
         .await
         && code == 0

@@ -169,6 +169,26 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             "--scale-out lists conversations through analytics: use --source batch or per-recording, not compat",
         ));
     }
+    // The digests of the parts the daemon writes go to the anchor file, outside the bucket.
+    let extra = match w.index_anchor.clone() {
+        None => extra,
+        Some(path) => {
+            let inner = extra;
+            Some(Arc::new(move |e: &Event| {
+                if let Some(x) = &inner {
+                    x.handle(e);
+                }
+                if let Event::IndexWritten {
+                    seq, key, sha256, ..
+                } = e
+                    && let Err(err) =
+                        super::index::append_anchor(&path, &[(*seq, key.clone(), sha256.clone())])
+                {
+                    tracing::error!(error = %err, "index anchor not written");
+                }
+            }) as Arc<dyn archiver::EventHandler>)
+        }
+    };
     let events = out.handler(log_events(), extra);
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();

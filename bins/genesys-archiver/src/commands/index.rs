@@ -105,3 +105,58 @@ pub(crate) fn load_verifier(path: &Path) -> Result<archiver::IndexVerifier, Conf
     archiver::IndexVerifier::from_text(&text)
         .map_err(|e| config_err(format!("--public-key {}: {e}", path.display())))
 }
+
+/// One line of an anchor file: a written part's digest, kept outside the bucket.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AnchorLine {
+    seq: u64,
+    key: String,
+    sha256: String,
+    written_at: String,
+}
+
+/// Appends the digests of written parts to the anchor file (`--index-anchor`), one JSON line
+/// each, flushed to disk.
+pub(crate) fn append_anchor(
+    path: &Path,
+    parts: &[(u64, String, Option<String>)],
+) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for (seq, key, sha) in parts {
+        let Some(sha) = sha else { continue };
+        let line = serde_json::to_string(&AnchorLine {
+            seq: *seq,
+            key: key.clone(),
+            sha256: sha.clone(),
+            written_at: chrono::Utc::now().to_rfc3339(),
+        })
+        .map_err(|e| e.to_string())?;
+        writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    f.sync_all().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads an anchor file into (part, SHA-256) expectations for `verify --chain --anchor`.
+pub(crate) fn read_anchor(path: &Path) -> Result<Vec<(u64, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_err(format!("--anchor {}: cannot read it: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<AnchorLine>(l)
+                .map(|a| (a.seq, a.sha256))
+                .map_err(|e| {
+                    config_err(format!(
+                        "--anchor {} line {}: not an anchor line: {e}",
+                        path.display(),
+                        i + 1
+                    ))
+                })
+        })
+        .collect()
+}

@@ -67,6 +67,10 @@ pub(crate) struct VerifyArgs {
     /// part must have it (catches a part removed or rewritten since).
     #[arg(long, value_name = "PART:SHA256", requires = "chain")]
     expect_head: Vec<String>,
+    /// With --chain: an anchor file written by `--index-anchor` (kept outside the bucket):
+    /// every part it names must be in the store with that digest.
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    anchor: Option<std::path::PathBuf>,
     /// With --chain: print the report as JSON (every part's digest, the problems).
     #[arg(long, requires = "chain")]
     json: bool,
@@ -109,11 +113,14 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .as_deref()
             .map(super::index::load_verifier)
             .transpose()?;
-        let expect = v
+        let mut expect = v
             .expect_head
             .iter()
             .map(|e| parse_expect(e))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(path) = &v.anchor {
+            expect.extend(super::index::read_anchor(path)?);
+        }
         return verify_chain(
             sink.as_ref(),
             &index_prefix,
