@@ -296,6 +296,8 @@ where
             let mut summary = summary;
             summary.rechecked += stats.rechecked();
             summary.late_files += stats.late_files();
+            // Resolutions the ledger could not record: their late window would be lost.
+            summary.unrecorded += stats.unrecorded();
             if let Ok((n, until)) = ledger.late_window_open(to).await {
                 summary.late_window_open = n;
                 summary.late_window_until = until;

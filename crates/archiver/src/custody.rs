@@ -205,9 +205,10 @@ impl Rendered {
 /// objects archived since the last part, until none is left. Returns the parts written.
 /// Another instance opening the same part first ends this call without error.
 ///
-/// With `signer`, every written part gets its signature beside it (`<part>.sig`, also parts
-/// written before a key was configured, as the ledger recorded them) and the signed head
-/// names the newest part ([`crate::IndexSigner`]).
+/// With `signer`, every part written by this call gets its signature beside it
+/// (`<part>.sig`) and the signed head names the newest part ([`crate::IndexSigner`]). Parts
+/// written before the key was configured, or found in the store after a rebuild, stay
+/// unsigned (`verify --chain --public-key` reports them).
 pub async fn write_index(
     ledger: &Ledger,
     sink: &dyn ObjectSink,
@@ -217,8 +218,9 @@ pub async fn write_index(
 ) -> Result<Vec<IndexPart>, IndexError> {
     let written = write_parts(ledger, sink, prefix, now).await?;
     if let Some(signer) = signer {
-        let parts = ledger.index_parts().await?;
-        crate::custody_signed::sign_parts(sink, prefix, &parts, signer).await?;
+        // Only the parts this archiver wrote now: a part found in the store (taken up after a
+        // rebuild, or written before the key existed) is never vouched for by the key.
+        crate::custody_signed::sign_parts(sink, prefix, &written, signer).await?;
     }
     Ok(written)
 }

@@ -76,10 +76,9 @@ pub(crate) async fn read_small(sink: &dyn ObjectSink, key: &str) -> Result<Optio
         .map_err(|e| e.to_string())
 }
 
-/// Signs every written part that has no signature yet (Ed25519 signatures are deterministic:
-/// a part signed again gets the same bytes), then the head (the newest written part) when it
-/// names another, and writes the public key beside the index once. A part's digest is the
-/// ledger's record of what was written.
+/// Signs `parts` (just written by this archiver) that have no signature yet (Ed25519
+/// signatures are deterministic: a part signed again gets the same bytes), then the head (the
+/// newest of them), and writes the public key beside the index once.
 pub(crate) async fn sign_parts(
     sink: &dyn ObjectSink,
     prefix: &str,

@@ -112,10 +112,34 @@ pub async fn audit_inventory(
                         ledger: Some((*status, why)),
                     });
                 }
-                None => report.missing.push(MissingRecording {
-                    recording: r.clone(),
-                    ledger: None,
-                }),
+                // A recording of several files has rows `rid~part2`, `rid~ch0`...: held when
+                // every one of its rows is archived.
+                None => {
+                    let rows: Vec<crate::LedgerEntry> = ledger
+                        .find(&crate::FindQuery {
+                            conversation: Some(r.conversation_id.clone()),
+                            ..crate::FindQuery::default()
+                        })
+                        .await?
+                        .into_iter()
+                        .filter(|e| {
+                            e.recording_id
+                                .strip_prefix(&r.recording_id)
+                                .is_some_and(|rest| rest.starts_with('~'))
+                        })
+                        .collect();
+                    match rows.iter().find(|e| e.status != RecordStatus::Archived) {
+                        None if !rows.is_empty() => report.held += 1,
+                        None => report.missing.push(MissingRecording {
+                            recording: r.clone(),
+                            ledger: None,
+                        }),
+                        Some(e) => report.missing.push(MissingRecording {
+                            recording: r.clone(),
+                            ledger: Some((e.status, e.last_error.clone())),
+                        }),
+                    }
+                }
             }
         }
     }
@@ -156,16 +180,25 @@ pub async fn archive_missing(
     let conversations: Vec<AnalyticsConversation> = by_conversation
         .into_iter()
         .filter(|(id, _)| !id.is_empty())
-        .map(|(conversation_id, end)| AnalyticsConversation {
-            conversation_id,
-            conversation_end: end.or_else(|| Some(Utc::now().to_rfc3339())),
-            ..AnalyticsConversation::default()
+        .map(|(conversation_id, created)| {
+            let at = created.or_else(|| Some(Utc::now().to_rfc3339()));
+            AnalyticsConversation {
+                conversation_id,
+                // The key template's date and the row's times come from here: the creation
+                // time is the best the retention query gives.
+                conversation_start: at.clone(),
+                conversation_end: at,
+                ..AnalyticsConversation::default()
+            }
         })
         .collect();
-    let known = cfg
+    // The ledger tells which files are archived already (no media requested again), but a
+    // stub's resolution never replaces the conversation's row: its end is made up, and the
+    // late window must run from the real one.
+    let known: Option<Arc<dyn genesys_media::KnownConversations>> = cfg
         .ledger
         .as_ref()
-        .map(|l| l.known_conversations_with(cfg.late_at(client.now())));
+        .map(|l| Arc::new(HeldOnly(l.known_conversations())) as _);
     let query = DiscoveryQuery::interval(Utc::now(), Utc::now());
     // Resolved chunk by chunk before archiving (a few chunks at most: what the audit found
     // missing); a chunk that cannot be resolved ends the stream with its error.
@@ -226,7 +259,15 @@ pub(crate) async fn daemon_audit(
     let reach = chrono::Duration::from_std(poll.overlap + poll.settle)
         .unwrap_or(chrono::Duration::zero())
         .max(chrono::Duration::hours(1));
-    let report = match audit_inventory(client, ledger, Some(poll.start), now - reach).await {
+    // Up to where the daemon's own polls have reached (its checkpoint), less the reach: what
+    // lies after is the polls' to archive, not the audit's to find missing.
+    let checkpoint = ledger
+        .checkpoint(&poll.checkpoint)
+        .await?
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let until = checkpoint.map_or(now - reach, |c| c.min(now - reach));
+    let report = match audit_inventory(client, ledger, Some(poll.start), until).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "inventory audit failed; the next poll tries again");
@@ -260,11 +301,67 @@ pub(crate) async fn daemon_audit(
         )
         .await
     };
-    ledger
-        .set_checkpoint(
-            &name,
-            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        )
-        .await?;
+    // Done only when every missing recording is archived or has a ledger row the retry pass
+    // takes up; otherwise the next poll audits again.
+    if summary.discovery_error.is_none() && summary.pending == 0 && summary.unrecorded == 0 {
+        ledger
+            .set_checkpoint(
+                &name,
+                &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
+            .await?;
+    } else {
+        tracing::warn!(
+            "the inventory audit's missing recordings were not all handled; the next poll audits again"
+        );
+    }
     Ok(summary)
+}
+
+/// A memory of conversations that answers only which files are held: nothing is settled, and
+/// resolutions are not recorded.
+#[derive(Debug)]
+struct HeldOnly(Arc<dyn genesys_media::KnownConversations>);
+
+#[async_trait::async_trait]
+impl genesys_media::KnownConversations for HeldOnly {
+    async fn settled(&self, _: &[String]) -> std::collections::HashSet<String> {
+        std::collections::HashSet::new()
+    }
+
+    async fn resolved(&self, _: Vec<genesys_media::ResolvedConversation>) {}
+
+    async fn held(&self, recording_ids: &[String]) -> std::collections::HashSet<String> {
+        self.0.held(recording_ids).await
+    }
+}
+
+/// Of `missing` (an audit's finding), how many the ledger still does not hold as archived
+/// (every file of a recording of several).
+pub async fn still_missing(
+    ledger: &Ledger,
+    missing: &[MissingRecording],
+) -> Result<u64, LedgerError> {
+    let mut n = 0;
+    for m in missing {
+        let r = &m.recording;
+        let rows: Vec<crate::LedgerEntry> = ledger
+            .find(&crate::FindQuery {
+                conversation: Some(r.conversation_id.clone()),
+                ..crate::FindQuery::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.recording_id == r.recording_id
+                    || e.recording_id
+                        .strip_prefix(&r.recording_id)
+                        .is_some_and(|rest| rest.starts_with('~'))
+            })
+            .collect();
+        if rows.is_empty() || rows.iter().any(|e| e.status != RecordStatus::Archived) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -215,6 +215,12 @@ async fn a_reattached_orphan_is_found_by_the_inventory_audit_and_archived() {
         start: Utc::now() - chrono::Duration::days(30),
         span: Duration::from_secs(2 * 3600),
         orphans: vec![(7, None)],
+        // A recording of two files (ledger rows `rid~...`): held, not a false alarm.
+        faults: vec![genesys_sim::FaultSpec {
+            recording: 12,
+            fault: genesys_sim::Fault::TwoFiles,
+            times: None,
+        }],
         ..SimConfig::default()
     })
     .await

@@ -196,3 +196,48 @@ async fn a_signed_index_proves_itself_with_the_store_and_the_public_key_alone() 
         "{altered:?}"
     );
 }
+
+/// Parts the archiver did not write with the key (written before it was configured, or found
+/// in the store after a rebuild) are never signed by it: the check reports them unsigned.
+#[tokio::test]
+async fn parts_written_without_the_key_are_never_signed_later() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 20,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
+    let ledger = Ledger::in_memory().unwrap();
+    let signer = IndexSigner::generate().unwrap();
+    let (start, end) = (s.config().start, s.config().end());
+    let mid = start + (end - start) / 2;
+    let client = sim_client(&s, |c| c.poll_initial = Duration::from_millis(50));
+    for (i, (from, to)) in [(start, mid), (mid, end)].into_iter().enumerate() {
+        let summary = archive(
+            client.clone(),
+            sink.clone(),
+            client.discover(DiscoveryQuery::interval(from, to)),
+            ArchiverConfig {
+                ledger: Some(ledger.clone()),
+                ..ArchiverConfig::default()
+            },
+            Arc::new(archiver::NoEvents),
+        )
+        .await;
+        assert!(summary.success(), "{summary:?}");
+        let key = (i == 1).then_some(&signer);
+        archiver::write_index(&ledger, sink.as_ref(), PREFIX, Utc::now(), key)
+            .await
+            .unwrap();
+    }
+    let r = check(sink.as_ref(), Some(&signer.verifier()), &[]).await;
+    assert_eq!(r.signed, 1, "{r:?}");
+    assert!(
+        r.problems.iter().any(|p| p.contains("not signed")),
+        "{:?}",
+        r.problems
+    );
+}

@@ -142,14 +142,23 @@ impl GenesysClient {
     pub async fn retained_recordings(&self, threshold_days: u32) -> Result<Vec<RetainedRecording>> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let (page, after) = self.retention_page(threshold_days, next.as_deref()).await?;
-            let empty = page.is_empty();
             out.extend(page);
             match after {
-                // A page that is empty yet names a next one would loop: stop on it.
-                Some(n) if !empty && next.as_deref() != Some(n.as_str()) => next = Some(n),
-                _ => return Ok(out),
+                // Followed until no page names a next one: stopping early would pass a partial
+                // inventory off as whole. A page named twice would loop: an error, not an end.
+                Some(n) => {
+                    if !seen.insert(n.clone()) {
+                        return Err(Error::Decode {
+                            endpoint: "GET /api/v2/recordings/retention/query".into(),
+                            message: "the retention query named a page it had named before; the inventory is incomplete".into(),
+                        });
+                    }
+                    next = Some(n);
+                }
+                None => return Ok(out),
             }
         }
     }

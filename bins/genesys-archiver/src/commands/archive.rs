@@ -101,6 +101,14 @@ pub(crate) async fn run_archive(
     let mut late = w.cfg.late_at(present);
     late.recheck_all = a.recheck;
     let stats = late.stats.clone();
+    // Rechecks that came due since the last run (the interval may no longer reach their
+    // conversations): resolved in this run's batch jobs, up to a thousand.
+    if let Some(l) = &ledger {
+        match l.due_rechecks(present, 1000).await {
+            Ok(due) => query.waiting = due,
+            Err(e) => return Err(config_err(format!("the ledger's due rechecks: {e}"))),
+        }
+    }
     let known = ledger
         .as_ref()
         .map(|l| l.known_conversations_with(late.clone()));

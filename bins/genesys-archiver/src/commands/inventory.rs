@@ -92,19 +92,9 @@ pub(crate) async fn run_inventory(
             archiver::archive_missing(client, sink, &report.missing, cfg, crate::log_events())
                 .await;
         println!("archive-missing: {}", summary.line());
-        let ids: Vec<String> = report
-            .missing
-            .iter()
-            .map(|m| m.recording.recording_id.clone())
-            .collect();
-        let statuses = ledger
-            .statuses(&ids)
+        missing = archiver::still_missing(&ledger, &report.missing)
             .await
-            .map_err(|e| config_err(e.to_string()))?;
-        missing = ids
-            .iter()
-            .filter(|id| statuses.get(*id) != Some(&archiver::RecordStatus::Archived))
-            .count();
+            .map_err(|e| config_err(e.to_string()))? as usize;
         println!("archive-missing: {missing} still missing");
     }
     Ok(if missing > 0 || report.orphans_error.is_some() {

@@ -399,9 +399,12 @@ async fn verify_chain(
             "signatures not checked (no --public-key): a writer with access to the bucket could have added or rewritten parts consistently",
         );
     }
-    if anchor.is_none() && expect.is_empty() && verifier.is_none() {
-        unproven
-            .push("no ledger, --expect-head or signed head: a removed newest part would not show");
+    if anchor.is_none() && expect.is_empty() {
+        unproven.push(if verifier.is_none() {
+            "no ledger, --anchor, --expect-head or signed head: a removed newest part would not show"
+        } else {
+            "no ledger, --anchor or --expect-head: an older signed head put back with the newest parts removed would not show"
+        });
     }
     let code = if report.parts == 0 && report.problems.is_empty() {
         1

@@ -87,6 +87,7 @@ impl LateWindow {
 pub struct LateStats {
     rechecked: AtomicU64,
     late_files: AtomicU64,
+    unrecorded: AtomicU64,
 }
 
 impl LateStats {
@@ -98,6 +99,12 @@ impl LateStats {
     /// Files a recheck found that the earlier resolution did not list (files that came late).
     pub fn late_files(&self) -> u64 {
         self.late_files.load(Ordering::Relaxed)
+    }
+
+    /// Conversations whose resolution could not be written to the ledger: their late window
+    /// is not recorded, so a poll with any must read its window again.
+    pub fn unrecorded(&self) -> u64 {
+        self.unrecorded.load(Ordering::Relaxed)
     }
 }
 
@@ -144,7 +151,12 @@ impl Ledger {
                     .late_files
                     .fetch_add(new as u64, Ordering::Relaxed);
             }
-            let due = late.recheck_due(c.end);
+            // An incomplete resolution (a file still uploading, a result that could not be
+            // read) stays due: whatever carried it in (the waiting set, a chunk) may be lost
+            // with an unreconciled poll, and analytics may no longer list it.
+            let due = late
+                .recheck_due(c.end)
+                .or_else(|| (!c.complete).then_some(late.present));
             let conversation = match due {
                 Some(_) => {
                     let mut conv = (*c.conversation).clone();
@@ -289,7 +301,11 @@ impl KnownConversations for LedgerConversations {
             .conversations_resolved_with(&conversations, &self.1)
             .await
         {
-            tracing::warn!(error = %e, "could not record resolved conversations; the next poll resolves them again");
+            self.1
+                .stats
+                .unrecorded
+                .fetch_add(conversations.len() as u64, Ordering::Relaxed);
+            tracing::warn!(error = %e, "could not record resolved conversations; the poll is not reconciled and reads them again");
         }
     }
 
@@ -462,6 +478,16 @@ mod tests {
         };
         l.conversations_resolved_with(&[b], &off).await.unwrap();
         assert_eq!(l.late_window_open(Utc::now()).await.unwrap().0, 0);
+        // Resolved after its window but incomplete (a late file still uploading): it stays
+        // due, so a poll that loses its waiting set cannot lose it.
+        let mut c = resolved("C", &[], false);
+        c.end = Some(end);
+        l.conversations_resolved_with(&[c], &at(after))
+            .await
+            .unwrap();
+        let due = l.due_rechecks(after, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].conversation_id, "C");
         // `recheck_all` answers nothing settled.
         let all = l.known_conversations_with(LateWindow {
             recheck_all: true,
