@@ -155,11 +155,19 @@ async fn verify_inventory_finds_a_reattached_orphan_and_archives_it() {
         .args(FLAGS);
     let out = run(archive).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut verify = cmd(&["verify", "--inventory"]);
+    // Its own media is kept meanwhile (--archive-orphans), under the orphan's id.
+    let mut verify = cmd(&["verify", "--inventory", "--archive-orphans"]);
     verify.arg("--allow-loopback-media");
     let out = run(verify).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("orphan: "), "{}", text(&out));
+    assert!(
+        text(&out).contains("archive-orphans: found 1, archived 1"),
+        "{}",
+        text(&out)
+    );
+    let orphan_key = s.orphan_id(5).expect("an orphan").to_string();
+    assert_eq!(stored(&dir.path().join("store"), &orphan_key), 1);
     assert!(
         text(&out).contains("19 archived, 0 missing"),
         "{}",

@@ -66,6 +66,8 @@ pub struct PollSettings {
     /// Run the inventory audit ([`crate::audit_inventory`]) this often (the listing
     /// instance, after its poll) and archive what it finds missing; `None`: never.
     pub inventory_every: Option<Duration>,
+    /// With the audit: archive the orphans' own media too ([`crate::archive_orphans`]).
+    pub archive_orphans: bool,
     /// Signs the index parts the daemon writes (with `index_prefix`).
     pub index_signer: Option<Arc<crate::IndexSigner>>,
 }
@@ -86,6 +88,7 @@ impl Default for PollSettings {
             scale_out: None,
             batch_wait: None,
             inventory_every: None,
+            archive_orphans: false,
             index_signer: None,
         }
     }

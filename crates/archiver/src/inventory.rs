@@ -289,7 +289,7 @@ pub(crate) async fn daemon_audit(
             "retained at the source and not archived; archiving it"
         );
     }
-    let summary = if report.missing.is_empty() {
+    let mut summary = if report.missing.is_empty() {
         Summary::default()
     } else {
         archive_missing(
@@ -301,6 +301,18 @@ pub(crate) async fn daemon_audit(
         )
         .await
     };
+    if poll.archive_orphans && !report.orphans.is_empty() {
+        summary.absorb(
+            archive_orphans(
+                client.clone(),
+                sink.clone(),
+                &report.orphans,
+                cfg.clone(),
+                events.clone(),
+            )
+            .await,
+        );
+    }
     // Done only when every missing recording is archived or has a ledger row the retry pass
     // takes up; otherwise the next poll audits again.
     if summary.discovery_error.is_none() && summary.pending == 0 && summary.unrecorded == 0 {
@@ -364,4 +376,36 @@ pub async fn still_missing(
         }
     }
     Ok(n)
+}
+
+/// Archives the media of orphan recordings (not attached to any conversation) through
+/// `GET /api/v2/orphanrecordings/{orphanId}/media`, under the conversation id
+/// [`genesys_media::ORPHAN_CONVERSATION`] with the orphan's id as the recording id: verified
+/// and recorded like any other file, so an orphan never re-attached is still kept. One that
+/// is re-attached later is archived again under its conversation (the audit finds it).
+pub async fn archive_orphans(
+    client: GenesysClient,
+    sink: Arc<dyn ObjectSink>,
+    orphans: &[OrphanRecording],
+    cfg: ArchiverConfig,
+    events: Arc<dyn EventHandler>,
+) -> Summary {
+    // Those archived before cost nothing (no media request).
+    let held = match &cfg.ledger {
+        Some(l) => {
+            let ids: Vec<String> = orphans.iter().map(|o| o.id.clone()).collect();
+            l.statuses(&ids).await.unwrap_or_default()
+        }
+        None => Default::default(),
+    };
+    let todo: Vec<OrphanRecording> = orphans
+        .iter()
+        .filter(|o| held.get(&o.id) != Some(&RecordStatus::Archived))
+        .cloned()
+        .collect();
+    let items = match client.orphan_recordings_media(&todo).await {
+        Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(e)],
+    };
+    crate::archive(client, sink, futures::stream::iter(items), cfg, events).await
 }

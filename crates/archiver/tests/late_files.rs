@@ -452,3 +452,60 @@ async fn the_daemons_audit_archives_a_reattached_orphan() {
     assert_eq!(audits.lock().unwrap().last(), Some(&(1, 0)));
     assert!(d.archived(&orphan).await, "{summary:?}");
 }
+
+/// An orphan never re-attached: with `archive_orphans` its own media (the orphan endpoint) is
+/// archived, verified against the bytes the simulator serves, under the orphan's id; a second
+/// pass asks nothing again.
+#[tokio::test]
+async fn an_orphan_never_reattached_is_archived_from_its_own_media() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 20,
+        start: Utc::now() - chrono::Duration::days(30),
+        span: Duration::from_secs(3600),
+        orphans: vec![(4, None)],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let orphan_id = s.orphan_id(4).expect("an orphan").to_string();
+    let (d, _) = Daemon::new(&s, Duration::ZERO, false);
+    let report = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.orphans.len(), 1);
+    let summary = archiver::archive_orphans(
+        d.c.clone(),
+        d.sink.clone(),
+        &report.orphans,
+        d.cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(summary.archived, 1, "{summary:?}");
+    let row = d.ledger.entry(&orphan_id).await.unwrap().expect("a row");
+    assert_eq!(row.status, RecordStatus::Archived);
+    assert_eq!(row.conversation_id, genesys_media::ORPHAN_CONVERSATION);
+    assert_eq!(row.md5, Some(hex::encode(s.expected_md5(4))));
+    let media_calls = |s: &SimHandle| {
+        s.stats()
+            .by_route
+            .iter()
+            .filter(|(k, _)| k.contains("orphanrecordings") && k.ends_with("/media"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let before = media_calls(&s);
+    assert!(before > 0, "the orphan endpoint served the media");
+    let again = archiver::archive_orphans(
+        d.c.clone(),
+        d.sink.clone(),
+        &report.orphans,
+        d.cfg.clone(),
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(again.archived, 0);
+    assert_eq!(media_calls(&s), before, "nothing asked again");
+}

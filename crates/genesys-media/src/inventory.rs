@@ -105,7 +105,131 @@ struct DivisionsPermitted {
 /// sensitive data in an org that redacts it (`POST /api/v2/recording/batchrequests`).
 pub const VIEW_SENSITIVE_DATA: &str = "recording:recording:viewSensitiveData";
 
+/// The conversation id under which an orphan recording is archived (it has none): its key
+/// and ledger row name the orphan's id as the recording.
+pub const ORPHAN_CONVERSATION: &str = "orphan";
+
+/// Whether `rec` is an orphan recording's media (see [`GenesysClient::orphan_recordings_media`]).
+pub(crate) fn is_orphan(rec: &crate::DiscoveredRecording) -> bool {
+    rec.conversation_id == ORPHAN_CONVERSATION
+}
+
+/// The archiver's media type of an orphan's `mediaType` (`CALL`, `SCREEN`, `CHAT`, `EMAIL`).
+fn orphan_media_type(o: &OrphanRecording) -> String {
+    match o
+        .media_type
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("CALL") => "audio".into(),
+        Some("SCREEN") => "screen".into(),
+        Some("CHAT") => "chat".into(),
+        Some("EMAIL") => "email".into(),
+        Some(other) => other.to_ascii_lowercase(),
+        None => "unknown".into(),
+    }
+}
+
 impl GenesysClient {
+    /// `GET /api/v2/orphanrecordings/{orphanId}/media` ("Gets the media of a single orphan
+    /// recording"; 202 while it is transcoded; `recording:orphan:view`), polled like the
+    /// per-recording GET.
+    pub async fn orphan_media(
+        &self,
+        orphan_id: &str,
+        format_id: &str,
+    ) -> Result<crate::models::Recording> {
+        let path = format!(
+            "/api/v2/orphanrecordings/{}/media?formatId={}",
+            crate::discovery::path_segment(orphan_id)?,
+            crate::discovery::path_segment(format_id)?
+        );
+        let cfg = self.config();
+        let started = tokio::time::Instant::now();
+        let mut backoff = cfg.poll_initial;
+        loop {
+            let (status, rec): (_, crate::models::Recording) =
+                self.call(Method::GET, &path, None).await?;
+            if status != http::StatusCode::ACCEPTED {
+                return Ok(rec);
+            }
+            if started.elapsed() >= cfg.poll_timeout {
+                return Err(Error::Timeout(format!(
+                    "transcoding of orphan recording {orphan_id}"
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(cfg.poll_max);
+        }
+    }
+
+    /// The media of orphan recordings as discovery items, archived under the conversation id
+    /// [`ORPHAN_CONVERSATION`] with the orphan's id as the recording id (one call each, more
+    /// while transcoding). An orphan whose media cannot be had is `Unavailable` with why.
+    pub async fn orphan_recordings_media(
+        &self,
+        orphans: &[OrphanRecording],
+    ) -> Result<Vec<crate::Discovered>> {
+        let format = "WAV";
+        let mut out = Vec::new();
+        for o in orphans {
+            let created = o
+                .created_time
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
+            let media_type = orphan_media_type(o);
+            let base = |file, media, size| crate::DiscoveredRecording {
+                conversation_id: ORPHAN_CONVERSATION.into(),
+                recording_id: o.id.clone(),
+                file,
+                start_time: created,
+                end_time: created,
+                content_type: crate::format_content_type(format, &media_type).map(str::to_string),
+                media_type: media_type.clone(),
+                expected_md5: None,
+                expected_size: size,
+                media,
+                facts: Default::default(),
+            };
+            let rec = self.orphan_media(&o.id, format).await?;
+            let files = crate::resolve::recording_files(&rec);
+            if files.is_empty() {
+                out.push(crate::Discovered::Recording(base(
+                    None,
+                    crate::MediaAvailability::Unavailable(format!(
+                        "no media URI for orphan {} (fileState {})",
+                        o.id,
+                        o.file_state.as_deref().unwrap_or("unknown")
+                    )),
+                    None,
+                )));
+            }
+            let several = files.len() > 1;
+            let size = rec.output_size_in_bytes.filter(|s| *s > 0 && !several);
+            for (label, media) in files {
+                out.push(crate::Discovered::Recording(base(label, media, size)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A fresh media URL for one orphan file.
+    pub(crate) async fn refresh_orphan(
+        &self,
+        rec: &crate::DiscoveredRecording,
+    ) -> Result<crate::MediaAvailability> {
+        let r = self.orphan_media(&rec.recording_id, "WAV").await?;
+        Ok(crate::resolve::recording_files(&r)
+            .into_iter()
+            .find(|(f, _)| *f == rec.file || (rec.file.is_none() && f.as_deref() == Some("ch0")))
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| {
+                crate::MediaAvailability::Unavailable("no media URI for this orphan file".into())
+            }))
+    }
+
     /// Whether this OAuth client holds `permission` in any division, through
     /// `GET /api/v2/authorization/divisionspermitted/paged/me` ("Returns which divisions the
     /// current user has the given permission in"; needs no permission).

@@ -29,7 +29,10 @@ pub use discovery::{
 };
 pub use error::{Error, ErrorClass, Result};
 pub use facts::ConversationFacts;
-pub use inventory::{OrphanRecording, RETENTION_PAGE_SIZE, RetainedRecording, VIEW_SENSITIVE_DATA};
+pub use inventory::{
+    ORPHAN_CONVERSATION, OrphanRecording, RETENTION_PAGE_SIZE, RetainedRecording,
+    VIEW_SENSITIVE_DATA,
+};
 pub use known::{KnownConversations, ResolvedConversation};
 pub use listing::Listed;
 pub use media::{MediaPolicy, MediaUrl};

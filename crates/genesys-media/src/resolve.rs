@@ -338,6 +338,9 @@ impl GenesysClient {
     /// Requests a fresh media URL for one recording file (after a 403 or near expiry), the
     /// way the source mode obtained it.
     pub async fn refresh_media(&self, rec: &DiscoveredRecording) -> Result<MediaAvailability> {
+        if crate::inventory::is_orphan(rec) {
+            return self.refresh_orphan(rec).await;
+        }
         match self.config().source.clone() {
             SourceMode::Batch => Ok(self
                 .refresh_media_batch(std::slice::from_ref(rec))
@@ -389,6 +392,28 @@ impl GenesysClient {
         }
         if recs.is_empty() {
             return Ok(Vec::new());
+        }
+        // Orphans have no conversation a batch job could name: their own media endpoint.
+        if recs.iter().any(crate::inventory::is_orphan) {
+            let others: Vec<DiscoveredRecording> = recs
+                .iter()
+                .filter(|r| !crate::inventory::is_orphan(r))
+                .cloned()
+                .collect();
+            let mut batch = Box::pin(self.refresh_media_batch(&others))
+                .await?
+                .into_iter();
+            let mut out = Vec::with_capacity(recs.len());
+            for r in recs {
+                out.push(if crate::inventory::is_orphan(r) {
+                    self.refresh_orphan(r).await?
+                } else {
+                    batch.next().unwrap_or_else(|| {
+                        MediaAvailability::Unavailable("no result for this file".into())
+                    })
+                });
+            }
+            return Ok(out);
         }
         let mut seen = std::collections::HashSet::new();
         let items: Vec<BatchDownloadRequest> = recs
@@ -554,7 +579,7 @@ fn not_yet(state: &str, detail: &str) -> String {
 
 /// The files of a per-recording GET: every `mediaUris` entry with a URI; one entry has no
 /// label, several are labelled by channel key.
-fn recording_files(rec: &Recording) -> Vec<(Option<String>, MediaAvailability)> {
+pub(crate) fn recording_files(rec: &Recording) -> Vec<(Option<String>, MediaAvailability)> {
     let with_uri: Vec<(&String, &String)> = rec
         .media_uris
         .iter()

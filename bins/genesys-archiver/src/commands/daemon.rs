@@ -50,6 +50,10 @@ pub(crate) struct DaemonArgs {
     /// reported (about 2 API calls per 1,000 recordings held); 0s turns it off [default: 7d].
     #[arg(long, value_name = "DURATION")]
     inventory_every: Option<String>,
+    /// With the inventory audit: archive the orphan recordings' own media too (kept even if
+    /// never re-attached to a conversation; needs recording:orphan:view).
+    #[arg(long)]
+    archive_orphans: bool,
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "GENESYS_ARCHIVER_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -205,6 +209,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         scale_out: scale_out.then(archiver::ScaleOut::default),
         batch_wait,
         inventory_every: (!inventory_every.is_zero()).then_some(inventory_every),
+        archive_orphans: d.archive_orphans,
         ..archiver::PollSettings::default()
     };
     let media_types = w.media_types.clone();

@@ -64,6 +64,18 @@ pub(crate) fn print_report(r: &InventoryReport, min_age: std::time::Duration) {
     );
 }
 
+/// What `verify --inventory` was asked to do.
+pub(crate) struct InventoryOptions {
+    /// Only recordings created at or after this are judged.
+    pub(crate) from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recordings younger than this are not judged.
+    pub(crate) min_age: std::time::Duration,
+    /// Archive what is missing.
+    pub(crate) archive_missing: bool,
+    /// Archive the orphans' own media.
+    pub(crate) archive_orphans: bool,
+}
+
 /// Runs the audit (and with `archive_missing`, archives what it found missing); exit 0 only
 /// when nothing is missing afterwards and the orphans could be listed.
 pub(crate) async fn run_inventory(
@@ -71,10 +83,14 @@ pub(crate) async fn run_inventory(
     sink: Arc<dyn ObjectSink>,
     store: &StoreSettings,
     ledger: Ledger,
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    min_age: std::time::Duration,
-    archive_missing: bool,
+    opts: InventoryOptions,
 ) -> Result<ExitCode, ConfigError> {
+    let InventoryOptions {
+        from,
+        min_age,
+        archive_missing,
+        archive_orphans,
+    } = opts;
     let age = chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::zero());
     let report = archiver::audit_inventory(&client, &ledger, from, client.now() - age)
         .await
@@ -88,18 +104,43 @@ pub(crate) async fn run_inventory(
             ..ArchiverConfig::default()
         };
         crate::cancel_on_signals(cfg.shutdown.clone());
-        let summary =
-            archiver::archive_missing(client, sink, &report.missing, cfg, crate::log_events())
-                .await;
+        let summary = archiver::archive_missing(
+            client.clone(),
+            sink.clone(),
+            &report.missing,
+            cfg,
+            crate::log_events(),
+        )
+        .await;
         println!("archive-missing: {}", summary.line());
         missing = archiver::still_missing(&ledger, &report.missing)
             .await
             .map_err(|e| config_err(e.to_string()))? as usize;
         println!("archive-missing: {missing} still missing");
     }
-    Ok(if missing > 0 || report.orphans_error.is_some() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let mut orphans_failed = false;
+    if archive_orphans && !report.orphans.is_empty() {
+        let cfg = ArchiverConfig {
+            ledger: Some(ledger.clone()),
+            key_template: store.key_template.clone(),
+            ..ArchiverConfig::default()
+        };
+        let summary = archiver::archive_orphans(
+            client.clone(),
+            sink.clone(),
+            &report.orphans,
+            cfg,
+            crate::log_events(),
+        )
+        .await;
+        println!("archive-orphans: {}", summary.line());
+        orphans_failed = !summary.success();
+    }
+    Ok(
+        if missing > 0 || report.orphans_error.is_some() || orphans_failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

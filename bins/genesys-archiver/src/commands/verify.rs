@@ -55,6 +55,11 @@ pub(crate) struct VerifyArgs {
     /// them (one batch item per conversation).
     #[arg(long, requires = "inventory")]
     archive_missing: bool,
+    /// With --inventory: archive the orphan recordings' own media too (under
+    /// recordings/.../orphan/<orphan id>), through GET /api/v2/orphanrecordings/{id}/media:
+    /// kept even if never re-attached (needs recording:orphan:view).
+    #[arg(long, requires = "inventory")]
+    archive_orphans: bool,
     /// With --inventory: recordings created more recently than this are not judged (the
     /// archive may not have reached them yet) [default: 1h].
     #[arg(long, requires = "inventory", value_name = "DURATION")]
@@ -144,9 +149,12 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             sink,
             &settings,
             ledger,
-            from,
-            min_age,
-            v.archive_missing,
+            super::inventory::InventoryOptions {
+                from,
+                min_age,
+                archive_missing: v.archive_missing,
+                archive_orphans: v.archive_orphans,
+            },
         )
         .await;
     }
