@@ -1,7 +1,9 @@
 //! The signed chain of custody through the binary on s3s-fs and Ceph: `index keygen`,
 //! `archive --index-signing-key`, and `verify --chain --public-key` with the ledger gone
 //! (the store and the public key alone), which catches a removed newest part; `verify
-//! --extra` fails on a planted object.
+//! --extra` fails on a planted object; a rebuilt ledger gets its digests and facts back from
+//! the index, so `verify` and `find` work as before (and `find` into a closed pipe ends
+//! quietly).
 
 use std::process::Output;
 
@@ -327,4 +329,47 @@ async fn an_anchor_file_outside_the_bucket_catches_a_removed_part() {
     let out = run(cmd(&["verify", "--chain", "--anchor", "anchors.jsonl"])).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("is not in the store"), "{}", text(&out));
+}
+
+/// `find ... | head -1`: a reader that stops early closes the pipe; `find` ends quietly
+/// (exit 0), never with a panic (exit 101).
+#[tokio::test(flavor = "multi_thread")]
+async fn find_into_a_closed_pipe_ends_quietly() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 150,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let mut archive = archiver_command(s.base_url(), "unused");
+    archive
+        .current_dir(dir.path())
+        .env_remove("S3_BUCKET")
+        .args(["archive", "--from", from, "--to", to])
+        .args(["--allow-loopback-media", "--tag-mode", "disabled"])
+        .args(["--out", "store", "--no-index"]);
+    let out = run(archive).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // More than a pipe holds (JSON lines), into a pipe whose reader is gone at once.
+    let mut find = archiver_command(s.base_url(), "unused");
+    find.current_dir(dir.path())
+        .args(["find", "--json", "--from", from, "--to", to])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = find.spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0, Some(0), "{}", status.1);
+    assert!(!status.1.contains("panicked"), "{}", status.1);
 }

@@ -77,29 +77,41 @@ pub(crate) async fn run_find(f: FindArgs, file: &FileConfig) -> Result<ExitCode,
         .find(&q)
         .await
         .map_err(|e| config_err(e.to_string()))?;
-    for r in &rows {
-        if f.json {
-            println!("{}", json_line(r));
-        } else {
-            println!(
-                "{}  {:<11}  {:>10}  {}  conversation {}",
-                r.start_time.as_deref().unwrap_or("(no start)"),
-                r.status.as_str(),
-                r.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                r.key,
-                r.conversation_id
-            );
+    // Written through a handle that reports errors: a reader that stops early (`| head -1`)
+    // closes the pipe, and that ends the listing quietly instead of a panic.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = (|| -> std::io::Result<()> {
+        for r in &rows {
+            if f.json {
+                writeln!(out, "{}", json_line(r))?;
+            } else {
+                writeln!(
+                    out,
+                    "{}  {:<11}  {:>10}  {}  conversation {}",
+                    r.start_time.as_deref().unwrap_or("(no start)"),
+                    r.status.as_str(),
+                    r.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    r.key,
+                    r.conversation_id
+                )?;
+            }
         }
+        if !f.json {
+            let more = if rows.len() as u32 >= f.limit.max(1) {
+                " (the first ones; raise --limit for more)"
+            } else {
+                ""
+            };
+            writeln!(out, "{} recordings{more}", rows.len())?;
+        }
+        out.flush()
+    })();
+    match written {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(config_err(format!("writing the results: {e}"))),
     }
-    if !f.json {
-        let more = if rows.len() as u32 >= f.limit.max(1) {
-            " (the first ones; raise --limit for more)"
-        } else {
-            ""
-        };
-        println!("{} recordings{more}", rows.len());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The index's object line for a row, with its status.
