@@ -452,3 +452,19 @@ fn as_kms_default(h: &mut hyper::HeaderMap) {
         hyper::header::HeaderValue::from_static("aws:kms"),
     );
 }
+
+/// Runs a command to its end off the async runtime and returns its output.
+pub async fn output_of(mut c: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A command's stdout then stderr, as text (for assertions and their messages).
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::io::BufRead;
-use std::process::Output;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,19 +12,7 @@ use e2e::{Server, archiver_command, assert_store_holds, fresh_sink};
 use genesys_sim::SimConfig;
 use test_support::start_sim as sim;
 
-async fn run(mut c: std::process::Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use e2e::{output_of as run, output_text as text};
 
 fn rfc(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -11,19 +11,7 @@ use e2e::{Server, archiver_command, fresh_sink};
 use genesys_sim::{SimConfig, Simulator};
 use sink::{ObjectSink, PutOptions};
 
-async fn run(mut c: std::process::Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use e2e::{output_of as run, output_text as text};
 
 async fn signed_chain_on(server: Server) {
     let s = Simulator::start(SimConfig {

@@ -178,11 +178,7 @@ where
                     .await?
             }
         };
-        let checkpoint = ledger
-            .checkpoint(&poll.checkpoint)
-            .await?
-            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let checkpoint = ledger.checkpoint_time(&poll.checkpoint).await?;
         // Polls since the last completed sweep; none recorded: sweep now.
         let since_sweep: Option<u32> = ledger
             .checkpoint(&since_name)
@@ -192,11 +188,7 @@ where
         // A sweep reaches back from the previous sweep's checkpoint: whatever became visible
         // since then and is late by up to `overlap` lies after that point minus `overlap`.
         let anchor = if sweep {
-            ledger
-                .checkpoint(&sweep_name)
-                .await?
-                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-                .map(|t| t.with_timezone(&Utc))
+            ledger.checkpoint_time(&sweep_name).await?
         } else {
             None
         };

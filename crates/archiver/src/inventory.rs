@@ -3,7 +3,7 @@
 //! analytics never listed, or listed before a file was attached, shows up here; with
 //! [`archive_missing`] the missing ones are resolved through their conversations and archived.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -100,46 +100,25 @@ pub async fn audit_inventory(
         let ids: Vec<String> = chunk.iter().map(|r| r.recording_id.clone()).collect();
         let statuses = ledger.statuses(&ids).await?;
         for r in chunk {
-            match statuses.get(&r.recording_id) {
-                Some(RecordStatus::Archived) => report.held += 1,
-                Some(status) => {
-                    let why = ledger
+            let state = match statuses.get(&r.recording_id) {
+                Some(RecordStatus::Archived) => None,
+                Some(status) => Some(Some((
+                    *status,
+                    ledger
                         .entry(&r.recording_id)
                         .await?
-                        .and_then(|e| e.last_error);
-                    report.missing.push(MissingRecording {
-                        recording: r.clone(),
-                        ledger: Some((*status, why)),
-                    });
-                }
-                // A recording of several files has rows `rid~part2`, `rid~ch0`...: held when
-                // every one of its rows is archived.
-                None => {
-                    let rows: Vec<crate::LedgerEntry> = ledger
-                        .find(&crate::FindQuery {
-                            conversation: Some(r.conversation_id.clone()),
-                            ..crate::FindQuery::default()
-                        })
-                        .await?
-                        .into_iter()
-                        .filter(|e| {
-                            e.recording_id
-                                .strip_prefix(&r.recording_id)
-                                .is_some_and(|rest| rest.starts_with('~'))
-                        })
-                        .collect();
-                    match rows.iter().find(|e| e.status != RecordStatus::Archived) {
-                        None if !rows.is_empty() => report.held += 1,
-                        None => report.missing.push(MissingRecording {
-                            recording: r.clone(),
-                            ledger: None,
-                        }),
-                        Some(e) => report.missing.push(MissingRecording {
-                            recording: r.clone(),
-                            ledger: Some((e.status, e.last_error.clone())),
-                        }),
-                    }
-                }
+                        .and_then(|e| e.last_error),
+                ))),
+                // No row under the bare id: a recording of several files has rows
+                // `rid~part2`, `rid~ch0`...
+                None => not_held(ledger, r).await?,
+            };
+            match state {
+                None => report.held += 1,
+                Some(ledger) => report.missing.push(MissingRecording {
+                    recording: r.clone(),
+                    ledger,
+                }),
             }
         }
     }
@@ -152,7 +131,37 @@ pub async fn audit_inventory(
 }
 
 fn total_calls(client: &GenesysClient) -> u64 {
-    client.metrics().snapshot().calls.values().sum()
+    client.metrics().snapshot().total_calls()
+}
+
+/// Whether the ledger holds every file of `r` as archived (its row under the bare id, or its
+/// rows `rid~part2`, `rid~ch0`... for a recording of several files): `None` when it does,
+/// else why not (the first row not archived, or no row at all).
+async fn not_held(
+    ledger: &Ledger,
+    r: &RetainedRecording,
+) -> Result<Option<Option<(RecordStatus, Option<String>)>>, LedgerError> {
+    let rows: Vec<crate::LedgerEntry> = ledger
+        .find(&crate::FindQuery {
+            conversation: Some(r.conversation_id.clone()),
+            ..crate::FindQuery::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|e| {
+            e.recording_id == r.recording_id
+                || e.recording_id
+                    .strip_prefix(&r.recording_id)
+                    .is_some_and(|rest| rest.starts_with('~'))
+        })
+        .collect();
+    Ok(
+        match rows.iter().find(|e| e.status != RecordStatus::Archived) {
+            None if !rows.is_empty() => None,
+            None => Some(None),
+            Some(e) => Some(Some((e.status, e.last_error.clone()))),
+        },
+    )
 }
 
 /// Resolves the conversations of `missing` (one batch item per conversation, at most 100
@@ -219,16 +228,6 @@ pub async fn archive_missing(
     crate::archive(client, sink, items, cfg, events).await
 }
 
-/// Counts of orphan recordings by `orphanStatus`, for reports.
-pub fn orphans_by_status(orphans: &[OrphanRecording]) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    for o in orphans {
-        *out.entry(o.orphan_status.clone().unwrap_or_else(|| "unknown".into()))
-            .or_insert(0) += 1;
-    }
-    out
-}
-
 /// The daemon's audit: when `every` has passed since the last completed one (kept in the
 /// ledger as `<checkpoint>.inventory`), audits the recordings created since the daemon's
 /// start and up to `overlap + settle` (at least an hour) ago, reports it
@@ -246,11 +245,7 @@ pub(crate) async fn daemon_audit(
         return Ok(Summary::default());
     };
     let name = format!("{}.inventory", poll.checkpoint);
-    let last = ledger
-        .checkpoint(&name)
-        .await?
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc));
+    let last = ledger.checkpoint_time(&name).await?;
     let now = client.now();
     let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
     if last.is_some_and(|l| now - l < every) {
@@ -261,11 +256,7 @@ pub(crate) async fn daemon_audit(
         .max(chrono::Duration::hours(1));
     // Up to where the daemon's own polls have reached (its checkpoint), less the reach: what
     // lies after is the polls' to archive, not the audit's to find missing.
-    let checkpoint = ledger
-        .checkpoint(&poll.checkpoint)
-        .await?
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc));
+    let checkpoint = ledger.checkpoint_time(&poll.checkpoint).await?;
     let until = checkpoint.map_or(now - reach, |c| c.min(now - reach));
     let report = match audit_inventory(client, ledger, Some(poll.start), until).await {
         Ok(r) => r,
@@ -356,22 +347,7 @@ pub async fn still_missing(
 ) -> Result<u64, LedgerError> {
     let mut n = 0;
     for m in missing {
-        let r = &m.recording;
-        let rows: Vec<crate::LedgerEntry> = ledger
-            .find(&crate::FindQuery {
-                conversation: Some(r.conversation_id.clone()),
-                ..crate::FindQuery::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|e| {
-                e.recording_id == r.recording_id
-                    || e.recording_id
-                        .strip_prefix(&r.recording_id)
-                        .is_some_and(|rest| rest.starts_with('~'))
-            })
-            .collect();
-        if rows.is_empty() || rows.iter().any(|e| e.status != RecordStatus::Archived) {
+        if not_held(ledger, &m.recording).await?.is_some() {
             n += 1;
         }
     }

@@ -26,7 +26,7 @@ pub use custody::{
 pub use events::{Event, EventHandler, NoEvents};
 pub use inventory::{
     InventoryError, InventoryReport, MissingRecording, archive_missing, archive_orphans,
-    audit_inventory, orphans_by_status, still_missing,
+    audit_inventory, still_missing,
 };
 pub use ledger::{
     AdoptedObject, Chunk, ChunkBacklog, Claim, DEFAULT_LATE_WINDOW, FindQuery, IndexPart,

@@ -109,6 +109,9 @@ pub const VIEW_SENSITIVE_DATA: &str = "recording:recording:viewSensitiveData";
 /// and ledger row name the orphan's id as the recording.
 pub const ORPHAN_CONVERSATION: &str = "orphan";
 
+/// The `formatId` orphan media is asked in (audio; other media take their own defaults).
+const ORPHAN_FORMAT: &str = "WAV";
+
 /// Whether `rec` is an orphan recording's media (see [`GenesysClient::orphan_recordings_media`]).
 pub(crate) fn is_orphan(rec: &crate::DiscoveredRecording) -> bool {
     rec.conversation_id == ORPHAN_CONVERSATION
@@ -145,23 +148,8 @@ impl GenesysClient {
             crate::discovery::path_segment(orphan_id)?,
             crate::discovery::path_segment(format_id)?
         );
-        let cfg = self.config();
-        let started = tokio::time::Instant::now();
-        let mut backoff = cfg.poll_initial;
-        loop {
-            let (status, rec): (_, crate::models::Recording) =
-                self.call(Method::GET, &path, None).await?;
-            if status != http::StatusCode::ACCEPTED {
-                return Ok(rec);
-            }
-            if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!(
-                    "transcoding of orphan recording {orphan_id}"
-                )));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(cfg.poll_max);
-        }
+        self.media_when_transcoded(&path, &format!("orphan recording {orphan_id}"))
+            .await
     }
 
     /// The media of orphan recordings as discovery items, archived under the conversation id
@@ -171,14 +159,10 @@ impl GenesysClient {
         &self,
         orphans: &[OrphanRecording],
     ) -> Result<Vec<crate::Discovered>> {
-        let format = "WAV";
+        let format = ORPHAN_FORMAT;
         let mut out = Vec::new();
         for o in orphans {
-            let created = o
-                .created_time
-                .as_deref()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&chrono::Utc));
+            let created = crate::discovery::parse_time(o.created_time.as_deref());
             let media_type = orphan_media_type(o);
             let base = |file, media, size| crate::DiscoveredRecording {
                 conversation_id: ORPHAN_CONVERSATION.into(),
@@ -220,14 +204,8 @@ impl GenesysClient {
         &self,
         rec: &crate::DiscoveredRecording,
     ) -> Result<crate::MediaAvailability> {
-        let r = self.orphan_media(&rec.recording_id, "WAV").await?;
-        Ok(crate::resolve::recording_files(&r)
-            .into_iter()
-            .find(|(f, _)| *f == rec.file || (rec.file.is_none() && f.as_deref() == Some("ch0")))
-            .map(|(_, m)| m)
-            .unwrap_or_else(|| {
-                crate::MediaAvailability::Unavailable("no media URI for this orphan file".into())
-            }))
+        let r = self.orphan_media(&rec.recording_id, ORPHAN_FORMAT).await?;
+        Ok(crate::resolve::file_of(&r, &rec.file))
     }
 
     /// Whether this OAuth client holds `permission` in any division, through

@@ -351,15 +351,7 @@ impl GenesysClient {
                 let r = self
                     .recording_media(&rec.conversation_id, &rec.recording_id, &format_id)
                     .await?;
-                Ok(recording_files(&r)
-                    .into_iter()
-                    .find(|(f, _)| {
-                        *f == rec.file || (rec.file.is_none() && f.as_deref() == Some("ch0"))
-                    })
-                    .map(|(_, m)| m)
-                    .unwrap_or_else(|| {
-                        MediaAvailability::Unavailable("no media URI for this file".into())
-                    }))
+                Ok(file_of(&r, &rec.file))
             }
             SourceMode::CompatListing => {
                 let (_, e): (_, CompatRecording) = self
@@ -524,18 +516,23 @@ impl GenesysClient {
             path_segment(recording_id)?,
             path_segment(format_id)?
         );
+        self.media_when_transcoded(&path, &format!("recording {recording_id}"))
+            .await
+    }
+
+    /// GETs a media answer (`Recording`) of `path`, polling while it answers 202 (the media
+    /// is being transcoded) until the client's `poll_timeout`; `what` names it in a timeout.
+    pub(crate) async fn media_when_transcoded(&self, path: &str, what: &str) -> Result<Recording> {
         let cfg = self.config();
         let started = tokio::time::Instant::now();
         let mut backoff = cfg.poll_initial;
         loop {
-            let (status, rec): (_, Recording) = self.call(Method::GET, &path, None).await?;
+            let (status, rec): (_, Recording) = self.call(Method::GET, path, None).await?;
             if status != StatusCode::ACCEPTED {
                 return Ok(rec);
             }
             if started.elapsed() >= cfg.poll_timeout {
-                return Err(Error::Timeout(format!(
-                    "transcoding of recording {recording_id}"
-                )));
+                return Err(Error::Timeout(format!("transcoding of {what}")));
             }
             // The service's estimate, when it gives one, instead of polling a transcode
             // that cannot be done yet; never sooner than `poll_initial`.
@@ -575,6 +572,16 @@ fn pending(
 /// The reason of a recording whose `fileState` says "not yet".
 fn not_yet(state: &str, detail: &str) -> String {
     format!("its fileState is {state} ({detail}); archived once it is available")
+}
+
+/// The media of one file (`file`, as discovery labelled it) of a per-recording answer: the
+/// unlabelled file is channel `ch0` when the answer labels its channels.
+pub(crate) fn file_of(rec: &Recording, file: &Option<String>) -> MediaAvailability {
+    recording_files(rec)
+        .into_iter()
+        .find(|(f, _)| f == file || (file.is_none() && f.as_deref() == Some("ch0")))
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| MediaAvailability::Unavailable("no media URI for this file".into()))
 }
 
 /// The files of a per-recording GET: every `mediaUris` entry with a URI; one entry has no

@@ -683,6 +683,18 @@ impl Ledger {
         self.inner.checkpoint(name).await
     }
 
+    /// A named checkpoint holding an RFC 3339 time (`None` when absent or unreadable).
+    pub async fn checkpoint_time(
+        &self,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, LedgerError> {
+        Ok(self
+            .checkpoint(name)
+            .await?
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)))
+    }
+
     /// Sets a named checkpoint.
     pub async fn set_checkpoint(&self, name: &str, value: &str) -> Result<(), LedgerError> {
         self.inner.set_checkpoint(name, value).await
