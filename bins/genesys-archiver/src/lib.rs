@@ -3,6 +3,7 @@
 //! work is in the library crates.
 
 mod commands;
+mod config_text;
 mod metrics;
 mod output;
 mod settings;

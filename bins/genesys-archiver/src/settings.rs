@@ -257,7 +257,13 @@ impl FileConfig {
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| config_err(format!("--config {}: cannot read it: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| config_err(format!("--config {}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            config_err(format!(
+                "--config {}: {}",
+                path.display(),
+                crate::config_text::describe(&text, &e)
+            ))
+        })
     }
 }
 
