@@ -509,3 +509,69 @@ async fn an_orphan_never_reattached_is_archived_from_its_own_media() {
     assert_eq!(again.archived, 0);
     assert_eq!(media_calls(&s), before, "nothing asked again");
 }
+
+/// An orphan re-attached between the audit's listing and the media request (its orphan id now
+/// answers 404): reported unavailable with why, once, and the other orphans of the listing are
+/// still archived. Before, the 404 failed the whole orphan pass.
+#[tokio::test]
+async fn an_orphan_reattached_after_the_listing_is_reported_and_the_others_archived() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 20,
+        start: Utc::now() - chrono::Duration::days(30),
+        span: Duration::from_secs(3600),
+        orphans: vec![(4, None), (9, None)],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let gone_id = s.orphan_id(4).expect("an orphan").to_string();
+    let kept_id = s.orphan_id(9).expect("an orphan").to_string();
+    let (d, _) = Daemon::new(&s, Duration::ZERO, false);
+    let report = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.orphans.len(), 2);
+    s.attach_recordings([s.dataset().recordings[4].id.clone()]);
+    let unavailable = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = unavailable.clone();
+    let events = Arc::new(move |e: &Event| {
+        if let Event::Unavailable {
+            recording_id,
+            reason,
+        } = e
+        {
+            seen.lock()
+                .unwrap()
+                .push((recording_id.clone(), reason.clone()));
+        }
+    });
+    let summary = archiver::archive_orphans(
+        d.c.clone(),
+        d.sink.clone(),
+        &report.orphans,
+        d.cfg.clone(),
+        events,
+    )
+    .await;
+    assert_eq!(summary.archived, 1, "{summary:?}");
+    assert_eq!(summary.unavailable, 1, "{summary:?}");
+    assert!(summary.discovery_error.is_none(), "{summary:?}");
+    assert!(d.archived(&kept_id).await);
+    let unavailable = unavailable.lock().unwrap().clone();
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    assert!(unavailable[0].0.contains(&gone_id), "{unavailable:?}");
+    assert!(unavailable[0].1.contains("re-attached"), "{unavailable:?}");
+    // The recording it became is an ordinary one of its conversation: the audit lists it.
+    let again = archiver::audit_inventory(&d.c, &d.ledger, None, Utc::now())
+        .await
+        .unwrap();
+    let rid = &s.dataset().recordings[4].id;
+    assert!(
+        again
+            .missing
+            .iter()
+            .any(|m| &m.recording.recording_id == rid),
+        "{again:?}"
+    );
+}

@@ -134,6 +134,17 @@ fn orphan_media_type(o: &OrphanRecording) -> String {
     }
 }
 
+/// Why an orphan's media cannot be had once its id answers 404: re-attached orphans "will no
+/// longer exist" (RecordingApi.md, `put_orphanrecording`) and become ordinary recordings of
+/// their conversation, which the late window and the inventory audit archive.
+fn gone(orphan_id: &str) -> String {
+    format!(
+        "orphan recording {orphan_id} no longer exists at the source: re-attached to its \
+         conversation (archived there by the late window or `verify --inventory \
+         --archive-missing`) or deleted"
+    )
+}
+
 impl GenesysClient {
     /// `GET /api/v2/orphanrecordings/{orphanId}/media` ("Gets the media of a single orphan
     /// recording"; 202 while it is transcoded; `recording:orphan:view`), polled like the
@@ -177,7 +188,20 @@ impl GenesysClient {
                 media,
                 facts: Default::default(),
             };
-            let rec = self.orphan_media(&o.id, format).await?;
+            let rec = match self.orphan_media(&o.id, format).await {
+                Ok(rec) => rec,
+                // Re-attached (or deleted) between the listing and this request: this one
+                // is reported, the others are still archived.
+                Err(e) if e.status() == Some(404) => {
+                    out.push(crate::Discovered::Recording(base(
+                        None,
+                        crate::MediaAvailability::Unavailable(gone(&o.id)),
+                        None,
+                    )));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let files = crate::resolve::recording_files(&rec);
             if files.is_empty() {
                 out.push(crate::Discovered::Recording(base(
@@ -204,8 +228,13 @@ impl GenesysClient {
         &self,
         rec: &crate::DiscoveredRecording,
     ) -> Result<crate::MediaAvailability> {
-        let r = self.orphan_media(&rec.recording_id, ORPHAN_FORMAT).await?;
-        Ok(crate::resolve::file_of(&r, &rec.file))
+        match self.orphan_media(&rec.recording_id, ORPHAN_FORMAT).await {
+            Ok(r) => Ok(crate::resolve::file_of(&r, &rec.file)),
+            Err(e) if e.status() == Some(404) => Ok(crate::MediaAvailability::Unavailable(gone(
+                &rec.recording_id,
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether this OAuth client holds `permission` in any division, through
