@@ -495,6 +495,7 @@ pub(crate) fn log_events() -> Arc<dyn archiver::EventHandler> {
             chunks,
             conversations,
             last_error: Some(error),
+            ..
         } if *chunks > 0 => tracing::warn!(
             listed,
             chunks,
@@ -506,12 +507,18 @@ pub(crate) fn log_events() -> Arc<dyn archiver::EventHandler> {
             listed,
             chunks,
             conversations,
+            archived,
+            rechecked,
+            late_files,
             ..
         } => tracing::info!(
             listed,
             chunks,
             conversations,
-            "shared work: chunks waiting in the ledger"
+            archived,
+            rechecked,
+            late_files,
+            "shared work: chunks resolved, the rest waits in the ledger"
         ),
         other => tracing::trace!(?other),
     })

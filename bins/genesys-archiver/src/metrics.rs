@@ -307,8 +307,12 @@ impl Metrics {
             Event::SharedWork {
                 listed,
                 conversations,
+                rechecked,
+                late_files,
                 ..
             } => {
+                self.rechecks.inc_by(*rechecked);
+                self.late_files.inc_by(*late_files);
                 self.chunk_conversations
                     .set(i64::try_from(*conversations).unwrap_or(i64::MAX));
                 // Another instance lists: this one is ready once it has worked what was due.

@@ -421,14 +421,18 @@ where
             total.absorb(s);
         }
         if poll.scale_out.is_some() {
-            total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);
+            let worked = work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?;
             let backlog = ledger.chunk_backlog(&poll.checkpoint).await?;
             events.handle(&Event::SharedWork {
                 listed: lister,
                 chunks: backlog.chunks,
                 conversations: backlog.conversations,
                 last_error: backlog.last_error,
+                archived: worked.archived,
+                rechecked: worked.rechecked,
+                late_files: worked.late_files,
             });
+            total.absorb(worked);
         }
         if let Some(prefix) = &poll.index_prefix {
             let today = Utc::now().date_naive();

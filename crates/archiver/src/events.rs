@@ -163,6 +163,12 @@ pub enum Event {
         conversations: u64,
         /// The latest error of a kept chunk, if any: needs a person when it persists.
         last_error: Option<String>,
+        /// Recordings this instance archived from chunks since the last report.
+        archived: u64,
+        /// Late-window rechecks the chunks it resolved carried.
+        rechecked: u64,
+        /// Files those rechecks found that the earlier resolution did not list.
+        late_files: u64,
     },
     /// The ledger put a persistently failing recording in quarantine (after `Failed`).
     Quarantined {

@@ -28,6 +28,8 @@ struct Daemon {
     ledger: Ledger,
     cfg: ArchiverConfig,
     origin: DateTime<Utc>,
+    /// Resolve through the ledger's shared chunks (`--scale-out`) instead of in the poll.
+    scale_out: Option<archiver::ScaleOut>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,6 +47,7 @@ impl Daemon {
             },
             ledger,
             origin: s.config().start,
+            scale_out: None,
             _dir: dir,
         };
         (d, batch_wait.then(|| Duration::from_secs(1800)))
@@ -64,12 +67,24 @@ impl Daemon {
                 ..
             } = e
             {
-                *keep.lock().unwrap() = Poll {
-                    rechecked: *rechecked,
-                    late_files: *late_files,
-                    archived: *archived,
-                    api_calls: api_calls.clone(),
-                };
+                let mut p = keep.lock().unwrap();
+                p.rechecked += *rechecked;
+                p.late_files += *late_files;
+                p.archived += *archived;
+                p.api_calls = api_calls.clone();
+            }
+            // With scale-out, the chunks' resolutions are reported after the listing.
+            if let Event::SharedWork {
+                rechecked,
+                late_files,
+                archived,
+                ..
+            } = e
+            {
+                let mut p = keep.lock().unwrap();
+                p.rechecked += *rechecked;
+                p.late_files += *late_files;
+                p.archived += *archived;
             }
         });
         let poll = PollSettings {
@@ -77,8 +92,17 @@ impl Daemon {
             settle: (Utc::now() - at).to_std().unwrap(),
             max_polls: Some(1),
             batch_wait,
+            scale_out: self.scale_out.clone(),
+            // Scale-out lists a window at most once per most of an interval (real time);
+            // these polls follow each other at once.
+            interval: if self.scale_out.is_some() {
+                Duration::from_millis(40)
+            } else {
+                PollSettings::default().interval
+            },
             ..PollSettings::default()
         };
+        let before = self.c.metrics().snapshot();
         let summary = run_continuous(
             self.c.clone(),
             self.sink.clone(),
@@ -91,7 +115,21 @@ impl Daemon {
         .unwrap();
         assert_eq!(summary.failed, 0, "{summary:?}");
         assert_eq!(summary.unreconciled_polls, 0, "{summary:?}");
-        seen.lock().unwrap().clone()
+        let mut seen = seen.lock().unwrap().clone();
+        if self.scale_out.is_some() {
+            // The chunks' calls are not the listing poll's: count the whole run's.
+            let after = self.c.metrics().snapshot();
+            seen.api_calls.clear();
+            for ((endpoint, status), n) in &after.calls {
+                let prev = before
+                    .calls
+                    .get(&(endpoint.clone(), *status))
+                    .copied()
+                    .unwrap_or(0);
+                *seen.api_calls.entry(endpoint.clone()).or_insert(0) += n - prev;
+            }
+        }
+        seen
     }
 
     async fn archived(&self, recording_id: &str) -> bool {
@@ -145,11 +183,12 @@ fn submits(p: &Poll) -> u64 {
 /// poll whose analytics window no longer reaches the conversation resolves it again from the
 /// ledger, in the poll's one batch job, and archives the file. With the late window off, the
 /// file is never archived: the silent gap this closes.
-async fn late_file_scenario(batch_wait: bool) {
+async fn late_file_scenario(batch_wait: bool, scale_out: bool) {
     let s = sim().await;
     let (late, end) = second_file(&s);
     s.detach_recordings([late.clone()]);
-    let (d, wait) = Daemon::new(&s, Duration::from_secs(20 * 60), batch_wait);
+    let (mut d, wait) = Daemon::new(&s, Duration::from_secs(20 * 60), batch_wait);
+    d.scale_out = scale_out.then(archiver::ScaleOut::default);
     let first = d.poll(end + chrono::Duration::minutes(5), wait).await;
     assert!(first.archived > 0);
     assert!(!d.archived(&late).await);
@@ -193,13 +232,20 @@ async fn late_file_scenario(batch_wait: bool) {
 
 #[tokio::test]
 async fn a_file_that_reaches_a_conversation_late_is_archived_after_its_late_window() {
-    late_file_scenario(false).await;
+    late_file_scenario(false, false).await;
+}
+
+/// The same with `--scale-out`: the recheck rides in a ledger chunk, and the chunk's worker
+/// reports it (before, the shared-work report said nothing of rechecks or late files).
+#[tokio::test]
+async fn a_late_file_is_archived_and_reported_with_scale_out() {
+    late_file_scenario(false, true).await;
 }
 
 /// The same with `--batch-wait`: rechecks resolve with the poll's batch, never deferred.
 #[tokio::test]
 async fn a_late_file_is_archived_with_batch_wait_too() {
-    late_file_scenario(true).await;
+    late_file_scenario(true, false).await;
 }
 
 /// A recording orphaned at its conversation's end (not attached, listed by
