@@ -503,10 +503,11 @@ async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
 
 /// Walks the index under `prefix`: every part from 1 without gaps, each carrying the SHA-256
 /// of the one before; then reads every object the parts list (`concurrency` at a time)
-/// and compares its size, MD5 and SHA-256 with the entry. With `anchor` (the ledger's
-/// parts), a part the ledger recorded but the store lacks (or holds with other bytes) is a
-/// problem too, which catches a removed tail. Memory stays bounded by one part, whatever
-/// the archive's size.
+/// and compares its size, MD5 and SHA-256 with the entry. With `ledger`, a part the ledger
+/// recorded but the store lacks (or holds with other bytes) is a problem too, which catches a
+/// removed tail, and so is a part the ledger never wrote. The ledger's parts are read after
+/// the store is listed, so a part an archiver writes while this runs is known to both. Memory
+/// stays bounded by one part, whatever the archive's size.
 ///
 /// With `verifier`, every part must carry a signature by its key over its bytes' digest and
 /// its predecessor's, and the signed head must name a part the store holds with those bytes:
@@ -516,7 +517,7 @@ async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
 pub async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
-    anchor: Option<&[IndexPart]>,
+    ledger: Option<&crate::Ledger>,
     verifier: Option<&crate::IndexVerifier>,
     expect: &[(u64, String)],
     concurrency: usize,
@@ -540,6 +541,20 @@ pub async fn verify_chain(
         }
     }
     report.parts = parts.len() as u64;
+    // Read after the listing: a part written meanwhile is in the ledger by now.
+    let anchor: Option<Vec<IndexPart>> = match ledger {
+        Some(l) => match l.index_parts().await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("the ledger's index parts cannot be read: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let anchor = anchor.as_deref();
     let mut previous: Option<(u64, String, String)> = None;
     for (seq, (key, sha, header)) in &parts {
         let expected_seq = previous.as_ref().map_or(1, |p| p.0 + 1);

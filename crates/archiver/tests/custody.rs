@@ -331,9 +331,9 @@ async fn the_index_is_a_chain_that_proves_every_object_and_catches_every_change(
     );
     let verify = || {
         let sink = sink.clone();
-        let anchor = anchor.clone();
+        let ledger = ledger.clone();
         async move {
-            archiver::verify_chain(sink.as_ref(), prefix, Some(&anchor), None, &[], 4)
+            archiver::verify_chain(sink.as_ref(), prefix, Some(&ledger), None, &[], 4)
                 .await
                 .unwrap()
         }
@@ -501,7 +501,7 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     let expected = by_agent(first.clone()).await;
     assert!(expected > 0);
     assert_eq!(by_agent(second.clone()).await, expected);
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), None, &[], 4)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);
@@ -514,7 +514,7 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), None, &[], 4)
         .await
         .unwrap();
     assert!(
@@ -573,8 +573,7 @@ async fn a_part_appended_by_a_bucket_writer_is_reported_with_the_ledger_intact()
     );
     let forged_key = on_disk[0].0.replace("0000000001", "0000000002");
     std::fs::write(dir.path().join(&forged_key), text).unwrap();
-    let anchor = ledger.index_parts().await.unwrap();
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
         .await
         .unwrap();
     assert!(
@@ -624,8 +623,7 @@ async fn a_foreign_part_under_the_next_key_does_not_leave_the_index_stuck() {
         b"{\"type\":\"index\"}\n",
         "the foreign bytes are not replaced"
     );
-    let anchor = ledger.index_parts().await.unwrap();
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&anchor), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
         .await
         .unwrap();
     assert!(!r.clean());
@@ -635,6 +633,7 @@ async fn a_foreign_part_under_the_next_key_does_not_leave_the_index_stuck() {
         r.problems
     );
     // Every archived object is still listed once by the parts the ledger wrote.
+    let anchor = ledger.index_parts().await.unwrap();
     let listed: u64 = anchor.iter().map(|p| p.entries).sum();
     let archived = ledger
         .entries(Some(archiver::RecordStatus::Archived))

@@ -390,15 +390,7 @@ async fn verify_chain(
     expect: &[(u64, String)],
     json: bool,
 ) -> Result<ExitCode, ConfigError> {
-    let anchor = match ledger {
-        Some(l) => Some(
-            l.index_parts()
-                .await
-                .map_err(|e| config_err(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let report = archiver::verify_chain(sink, prefix, anchor.as_deref(), verifier, expect, 8)
+    let report = archiver::verify_chain(sink, prefix, ledger, verifier, expect, 8)
         .await
         .map_err(|e| config_err(format!("reading the index: {e}")))?;
     let mut unproven = Vec::new();
@@ -407,7 +399,7 @@ async fn verify_chain(
             "signatures not checked (no --public-key): a writer with access to the bucket could have added or rewritten parts consistently",
         );
     }
-    if anchor.is_none() && expect.is_empty() {
+    if ledger.is_none() && expect.is_empty() {
         unproven.push(if verifier.is_none() {
             "no ledger, --anchor, --expect-head or signed head: a removed newest part would not show"
         } else {
