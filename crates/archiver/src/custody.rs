@@ -493,7 +493,7 @@ async fn stored_parts(
 }
 
 /// Reads a part whole (a part holds at most [`MAX_PART_ENTRIES`] lines).
-async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
+pub(crate) async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
     let body = sink.get(key).await.map_err(|e| e.to_string())?;
     body.collect()
         .await
@@ -742,7 +742,7 @@ fn parse_header(bytes: &[u8]) -> Result<PartHeader, String> {
     Ok(header)
 }
 
-fn parse_part(bytes: &[u8]) -> Result<(PartHeader, Vec<IndexEntry>), String> {
+pub(crate) fn parse_part(bytes: &[u8]) -> Result<(PartHeader, Vec<IndexEntry>), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     let mut lines = text.lines();
     let header: PartHeader =

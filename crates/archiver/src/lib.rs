@@ -10,6 +10,7 @@ mod facts;
 mod inventory;
 mod ledger;
 mod pipeline;
+mod rebuild;
 mod refresh;
 mod scale_out;
 mod signing;
@@ -37,6 +38,7 @@ pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,
     archive, default_instance_id, tags_for,
 };
+pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
 pub use scale_out::ScaleOut;
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};

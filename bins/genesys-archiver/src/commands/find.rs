@@ -6,7 +6,7 @@ use archiver::{FindQuery, IndexEntry, LedgerEntry, RecordStatus};
 use chrono::SecondsFormat;
 use clap::Args;
 
-use crate::settings::{FileConfig, StateArgs};
+use crate::settings::{FileConfig, StateArgs, StoreArgs};
 use crate::times::parse_time;
 use crate::{ConfigError, TzArg, config_err};
 
@@ -46,6 +46,15 @@ pub(crate) struct FindArgs {
     /// One JSON object per line (the index's object lines, with `status`).
     #[arg(long)]
     json: bool,
+    /// Read the archive from the store alone (objects' metadata and the index), not a
+    /// ledger. Also what happens when no ledger is named and the default file is absent.
+    #[arg(long)]
+    from_store: bool,
+    /// Key prefix of the index, for --from-store [default: index/].
+    #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
+    index_prefix: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 pub(crate) async fn run_find(f: FindArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -72,8 +81,14 @@ pub(crate) async fn run_find(f: FindArgs, file: &FileConfig) -> Result<ExitCode,
     {
         return Err(config_err("--from must be before --to"));
     }
-    let ledger = f.state.open_shared(file).await?;
-    let rows = ledger
+    let index_prefix = f
+        .index_prefix
+        .clone()
+        .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
+    let read =
+        super::ledger::read_from(&f.state, &f.store, file, f.from_store, &index_prefix).await?;
+    let rows = read
+        .ledger()
         .find(&q)
         .await
         .map_err(|e| config_err(e.to_string()))?;

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use archiver::RecordStatus;
 use clap::Subcommand;
-use futures::StreamExt;
 
 use crate::settings::{FileConfig, StateArgs, StoreArgs};
 use crate::{ConfigError, config_err, settings};
@@ -66,52 +65,18 @@ pub(crate) async fn run_ledger(
             let sink = settings::connect_store(&settings).await?;
             let ledger = state.open(file).await?;
             let prefix = StoreArgs::prefix(&settings);
-            let (mut adopted, mut unchanged, mut foreign) = (0u64, 0u64, 0u64);
-            let mut listing = sink.list(&prefix);
-            while let Some(item) = listing.next().await {
-                let obj = item.map_err(|e| config_err(format!("listing the store: {e}")))?;
-                let meta = match sink.head(&obj.key).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        eprintln!("warning: {}: {e}", obj.key);
-                        continue;
-                    }
-                };
-                let (Some(rid), Some(cid)) = (
-                    meta.metadata.get("recording-id"),
-                    meta.metadata.get("conversation-id"),
-                ) else {
-                    foreign += 1;
-                    continue;
-                };
-                let changed = ledger
-                    .adopt(archiver::AdoptedObject {
-                        recording_id: rid.clone(),
-                        conversation_id: cid.clone(),
-                        key: obj.key.clone(),
-                        size: Some(meta.size),
-                        md5: meta.metadata.get("md5").cloned(),
-                        media_type: meta.metadata.get("media-type").cloned(),
-                        start_time: meta.metadata.get("start-time").cloned(),
-                        end_time: meta.metadata.get("end-time").cloned(),
-                    })
-                    .await
-                    .map_err(|e| config_err(e.to_string()))?;
-                if changed {
-                    adopted += 1;
-                } else {
-                    unchanged += 1;
-                }
-            }
-            println!(
-                "ledger {}: {adopted} recording(s) recorded as archived, {unchanged} already known, \
-                 {foreign} object(s) without recording metadata ignored",
-                ledger.location()
-            );
             let index_prefix =
                 index_prefix.unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
-            match archiver::restore_from_index(&ledger, sink.as_ref(), &index_prefix).await {
+            let report = rebuild(&ledger, sink.as_ref(), &prefix, &index_prefix).await?;
+            println!(
+                "ledger {}: {} recording(s) recorded as archived, {} already known, \
+                 {} object(s) without recording metadata ignored",
+                ledger.location(),
+                report.adopted,
+                report.unchanged,
+                report.foreign
+            );
+            match &report.index {
                 Ok((parts, restored)) => println!(
                     "index {index_prefix}: {parts} part(s) taken up, {restored} recording(s) given their MD5 and SHA-256 back from it"
                 ),
@@ -122,7 +87,94 @@ pub(crate) async fn run_ledger(
                     return Ok(ExitCode::from(1));
                 }
             }
+            if !report.unreadable.is_empty() || !report.absent.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Rebuilds `ledger` from the store, warning (stderr) about each object it could not read.
+pub(crate) async fn rebuild(
+    ledger: &archiver::Ledger,
+    sink: &dyn sink::ObjectSink,
+    prefix: &str,
+    index_prefix: &str,
+) -> Result<archiver::RebuildReport, ConfigError> {
+    let report = archiver::rebuild_ledger(ledger, sink, prefix, index_prefix)
+        .await
+        .map_err(|e| config_err(e.to_string()))?;
+    for (key, e) in &report.unreadable {
+        eprintln!("warning: {key}: cannot be read, left out: {e}");
+    }
+    for a in &report.absent {
+        eprintln!(
+            "missing: recording {} key {}: listed by index part {}, not in the store",
+            a.recording_id, a.key, a.part
+        );
+    }
+    Ok(report)
+}
+
+/// Where `verify` and `find` read from.
+pub(crate) enum ReadFrom {
+    /// The ledger that was given (or the default file, which exists).
+    Ledger(archiver::Ledger),
+    /// No ledger: one rebuilt in memory from the store's objects and index.
+    Store(archiver::Ledger, archiver::RebuildReport),
+}
+
+impl ReadFrom {
+    /// The ledger to query, whichever it is.
+    pub(crate) fn ledger(&self) -> &archiver::Ledger {
+        match self {
+            ReadFrom::Ledger(l) | ReadFrom::Store(l, _) => l,
+        }
+    }
+}
+
+/// The ledger `verify` and `find` read: the one `--state` (or the file key) names; or, with
+/// `from_store`, or when none is named and the default file does not exist, a ledger rebuilt
+/// in memory from the store alone (objects' metadata and the index), said on stderr. A named
+/// ledger that does not exist is still an error: a mistyped path must not be read as "no
+/// ledger".
+pub(crate) async fn read_from(
+    state: &StateArgs,
+    store: &StoreArgs,
+    file: &FileConfig,
+    from_store: bool,
+    index_prefix: &str,
+) -> Result<ReadFrom, ConfigError> {
+    let named = state.state.as_deref().is_some_and(|s| !s.is_empty()) || file.state.is_some();
+    let default_missing = !named && !std::path::Path::new(settings::DEFAULT_STATE).exists();
+    if !from_store && !default_missing {
+        return Ok(ReadFrom::Ledger(state.open_shared(file).await?));
+    }
+    let settings = store.resolve(file).map_err(|e| {
+        if from_store {
+            e
+        } else {
+            config_err(format!(
+                "no ledger (--state, or {} here) and no store to read one from: {}",
+                settings::DEFAULT_STATE,
+                e.0
+            ))
+        }
+    })?;
+    let sink = settings::connect_store(&settings).await?;
+    let ledger = archiver::Ledger::in_memory().map_err(|e| config_err(e.to_string()))?;
+    let prefix = StoreArgs::prefix(&settings);
+    let report = rebuild(&ledger, sink.as_ref(), &prefix, index_prefix).await?;
+    let index = match &report.index {
+        Ok((parts, restored)) => {
+            format!("{parts} index part(s) giving {restored} recording(s) their digests and facts")
+        }
+        Err(e) => format!("the index not read ({e}): digests only where objects carry them"),
+    };
+    eprintln!(
+        "reading from the store, not a ledger: {} archived object(s) under {prefix}, {index}",
+        report.adopted
+    );
+    Ok(ReadFrom::Store(ledger, report))
 }

@@ -79,6 +79,11 @@ pub(crate) struct VerifyArgs {
     /// With --chain: print the report as JSON (every part's digest, the problems).
     #[arg(long, requires = "chain")]
     json: bool,
+    /// Read the archive from the store alone (every object's metadata and the index), not a
+    /// ledger: what an auditor with only the bucket runs. Also what happens when no ledger
+    /// is named (--state, the file's `state`) and the default file is absent.
+    #[arg(long, conflicts_with = "inventory")]
+    from_store: bool,
     /// Key prefix of the index, for --chain [default: index/].
     #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
     index_prefix: Option<String>,
@@ -108,7 +113,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         let location = v.state.location(file);
         let local_missing =
             !location.starts_with("postgres") && !std::path::Path::new(&location).exists();
-        let ledger = if local_missing {
+        let ledger = if local_missing || v.from_store {
             None
         } else {
             Some(v.state.open_shared(file).await?)
@@ -136,8 +141,8 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         )
         .await;
     }
-    let ledger = v.state.open_shared(file).await?;
     if v.inventory {
+        let ledger = v.state.open_shared(file).await?;
         let min_age = match &v.inventory_min_age {
             Some(a) => settings::parse_duration("--inventory-min-age", a)?,
             None => std::time::Duration::from_secs(3600),
@@ -158,6 +163,9 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         )
         .await;
     }
+    let read =
+        super::ledger::read_from(&v.state, &v.store, file, v.from_store, &index_prefix).await?;
+    let ledger = read.ledger();
     let rows = ledger
         .entries(Some(RecordStatus::Archived))
         .await
@@ -174,6 +182,16 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         }
     };
     let (mut ok, mut missing, mut corrupt, mut unproven) = (0u64, 0u64, 0u64, 0u64);
+    if let super::ledger::ReadFrom::Store(_, report) = &read {
+        // Printed by the rebuild: what the index lists and the store lacks, and what could
+        // not be read.
+        missing += report
+            .absent
+            .iter()
+            .filter(|a| in_range(&a.start_time))
+            .count() as u64;
+        missing += report.unreadable.len() as u64;
+    }
     let mut known_keys = HashSet::new();
     for r in rows.iter() {
         known_keys.insert(r.key.clone());

@@ -1,0 +1,107 @@
+//! An auditor with only the store: `verify --rehash` and `find` with no ledger read the
+//! archive from the objects' metadata and the index (`--from-store`, or no ledger at all),
+//! and catch a flipped byte and a removed object.
+
+use e2e::{archiver_command, output_of as run, output_text as text};
+use genesys_sim::{SimConfig, Simulator};
+
+fn files_under(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if !e.file_name().to_string_lossy().starts_with('.')
+            && !e.file_name().to_string_lossy().ends_with(".meta.json")
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_find_work_from_the_store_alone() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 10,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(args)
+            .args(["--out", "store"]);
+        c
+    };
+    let out = run(cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--tag-mode",
+        "disabled",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let agent = s.dataset().conversations[0].user_id.clone();
+    let found = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("recordings/"))
+            .count()
+    };
+    let with_ledger = run(cmd(&["find", "--agent", &agent])).await;
+    assert_eq!(with_ledger.status.code(), Some(0), "{}", text(&with_ledger));
+    assert!(found(&with_ledger) > 0, "{}", text(&with_ledger));
+
+    // The ledger gone: nothing rebuilt on disk, the store answers.
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let alone = run(cmd(&["find", "--agent", &agent])).await;
+    assert_eq!(alone.status.code(), Some(0), "{}", text(&alone));
+    assert_eq!(found(&alone), found(&with_ledger), "{}", text(&alone));
+    assert!(
+        text(&alone).contains("reading from the store, not a ledger"),
+        "{}",
+        text(&alone)
+    );
+    let out = run(cmd(&["verify", "--rehash"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("verified 10,"), "{}", text(&out));
+    assert!(
+        !dir.path().join("genesys-archiver.db").exists(),
+        "reading never creates a ledger"
+    );
+    // A ledger that is named but absent is a mistake, not "no ledger".
+    let out = run(cmd(&["verify", "--rehash", "--state", "typo.db"])).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // One byte flipped: corrupt, from the index's digests.
+    let recordings = files_under(&dir.path().join("store/recordings"));
+    let mut bytes = std::fs::read(&recordings[0]).unwrap();
+    bytes[64] ^= 0x01;
+    std::fs::write(&recordings[0], bytes).unwrap();
+    let out = run(cmd(&["verify", "--rehash", "--from-store"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("corrupt 1"), "{}", text(&out));
+    // One object removed (with its sidecar): the index still lists it, so it is missing.
+    let removed = &recordings[1];
+    std::fs::remove_file(removed).unwrap();
+    let _ = std::fs::remove_file(format!("{}.meta.json", removed.display()));
+    let out = run(cmd(&["verify", "--from-store"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("listed by index part 1, not in the store"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("missing 1"), "{}", text(&out));
+}
