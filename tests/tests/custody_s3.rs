@@ -54,7 +54,7 @@ async fn the_index_proves_the_archive_on_both_servers_and_catches_a_rewrite() {
             .unwrap()
             .expect("part stored");
         assert_eq!(head.content_type.as_deref(), Some("application/x-ndjson"));
-        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
+        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), &[], &[], 4)
             .await
             .unwrap();
         assert!(report.clean(), "{server:?}: {:?}", report.problems);
@@ -75,7 +75,7 @@ async fn the_index_proves_the_archive_on_both_servers_and_catches_a_rewrite() {
         )
         .await
         .unwrap();
-        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
+        let report = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), &[], &[], 4)
             .await
             .unwrap();
         assert_eq!(

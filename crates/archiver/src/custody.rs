@@ -458,6 +458,9 @@ pub struct ChainReport {
     pub signatures_checked: bool,
     /// Parts whose signature checked.
     pub signed: u64,
+    /// Each key that signed parts (hex), with the first and last part it signed, oldest
+    /// key first.
+    pub signed_by: Vec<(String, u64, u64)>,
 }
 
 impl ChainReport {
@@ -509,16 +512,18 @@ pub(crate) async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes,
 /// the store is listed, so a part an archiver writes while this runs is known to both. Memory
 /// stays bounded by one part, whatever the archive's size.
 ///
-/// With `verifier`, every part must carry a signature by its key over its bytes' digest and
-/// its predecessor's, and the signed head must name a part the store holds with those bytes:
-/// then a writer without the secret key can neither add, alter nor remove a part unnoticed
-/// (short of putting back an older head it kept). `expect` are anchors an auditor kept
+/// With `keys` (public keys, oldest first: after a rotation, the retired ones then the
+/// current one), every part must carry a signature by one of them over its bytes' digest and
+/// its predecessor's, never by a key older than the previous part's, and the signed head must
+/// name a part the store holds with those bytes: then a writer without the secret key can
+/// neither add, alter nor remove a part unnoticed (short of putting back an older head it
+/// kept), and a retired key cannot add parts after its successor signed one. `expect` are anchors an auditor kept
 /// (sequence number, SHA-256): each must match the store's part.
 pub async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
     ledger: Option<&crate::Ledger>,
-    verifier: Option<&crate::IndexVerifier>,
+    keys: &[crate::IndexVerifier],
     expect: &[(u64, String)],
     concurrency: usize,
 ) -> Result<ChainReport, sink::SinkError> {
@@ -590,15 +595,20 @@ pub async fn verify_chain(
             Some(_) => {}
         }
     }
-    if let Some(verifier) = verifier {
+    if !keys.is_empty() {
         let claims = parts
             .iter()
             .map(|(seq, (key, sha, h))| (*seq, (key.clone(), sha.clone(), h.previous.clone())))
             .collect();
-        let (problems, signed) =
-            crate::custody_signed::check_signatures(sink, prefix, &claims, verifier).await;
-        report.problems.extend(problems);
-        report.signed = signed;
+        let check = crate::custody_signed::check_signatures(sink, prefix, &claims, keys).await;
+        report.problems.extend(check.problems);
+        report.signed = check.signed;
+        report.signed_by = check
+            .ranges
+            .iter()
+            .zip(keys)
+            .filter_map(|(r, k)| r.map(|(first, last)| (k.hex(), first, last)))
+            .collect();
         report.signatures_checked = true;
     }
     if let Some(anchor) = anchor {

@@ -98,7 +98,7 @@ pub(crate) async fn sign_parts(
     {
         let stored = read_small(sink, &pk_key).await.ok().flatten();
         if stored.as_deref() != Some(public.as_bytes()) {
-            tracing::warn!(key = %pk_key, "another public key is beside the index; kept (auditors check with their own copy)");
+            tracing::warn!(key = %pk_key, "another public key is beside the index; kept (a rotated key? auditors check with every key, oldest first: verify --chain --public-key OLD --public-key NEW)");
         }
     }
     let mut newest = None;
@@ -137,16 +137,53 @@ pub(crate) async fn sign_parts(
     Ok(())
 }
 
+/// Which of `keys` (oldest first) checks `signed`, by `check`.
+fn signer_of(
+    keys: &[IndexVerifier],
+    signed: &SignedClaim,
+    check: impl Fn(&IndexVerifier, &SignedClaim) -> Result<(), crate::SigningError>,
+) -> Result<usize, String> {
+    if let Some(i) = keys.iter().position(|k| check(k, signed).is_ok()) {
+        return Ok(i);
+    }
+    Err(match keys {
+        [only] => check(only, signed)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        _ => format!(
+            "the signature matches none of the {} public keys given",
+            keys.len()
+        ),
+    })
+}
+
+/// What [`check_signatures`] found.
+#[derive(Debug, Default)]
+pub(crate) struct SignatureCheck {
+    pub(crate) problems: Vec<String>,
+    /// Parts whose signature checks.
+    pub(crate) signed: u64,
+    /// For each key given (oldest first), the first and last part it signed.
+    pub(crate) ranges: Vec<Option<(u64, u64)>>,
+}
+
 /// Checks the signatures of the parts found in the store (seq -> (key, sha256, previous))
-/// with `verifier`, and the head; returns the problems and how many parts were signed.
+/// and of the head with `keys`, oldest first (a rotated key: the retired ones, then the
+/// current one). Each part must be signed by one of them, never by a key older than the one
+/// that signed the part before (a retired key, even leaked, cannot add parts after the
+/// rotation), and the head by the newest part's key or a later one.
 pub(crate) async fn check_signatures(
     sink: &dyn ObjectSink,
     prefix: &str,
     parts: &BTreeMap<u64, (String, String, Option<String>)>,
-    verifier: &IndexVerifier,
-) -> (Vec<String>, u64) {
-    let mut problems = Vec::new();
-    let mut signed = 0u64;
+    keys: &[IndexVerifier],
+) -> SignatureCheck {
+    let mut out = SignatureCheck {
+        ranges: vec![None; keys.len()],
+        ..SignatureCheck::default()
+    };
+    let mut current = 0usize;
     for (seq, (key, sha, previous)) in parts {
         let expected = PartClaim {
             seq: *seq,
@@ -156,18 +193,33 @@ pub(crate) async fn check_signatures(
         };
         let sig = sig_key(key);
         match read_small(sink, &sig).await {
-            Ok(None) => problems.push(format!("{key}: not signed ({sig} is missing)")),
-            Err(e) => problems.push(format!("{sig}: cannot be read: {e}")),
+            Ok(None) => out
+                .problems
+                .push(format!("{key}: not signed ({sig} is missing)")),
+            Err(e) => out.problems.push(format!("{sig}: cannot be read: {e}")),
             Ok(Some(bytes)) => match serde_json::from_slice::<SignedClaim>(&bytes) {
-                Err(e) => problems.push(format!("{sig}: not a signature file: {e}")),
-                Ok(s) if s.claim != expected => problems.push(format!(
+                Err(e) => out
+                    .problems
+                    .push(format!("{sig}: not a signature file: {e}")),
+                Ok(s) if s.claim != expected => out.problems.push(format!(
                     "{key}: its signature vouches for other bytes (SHA-256 {}, previous {}) than the store holds (SHA-256 {sha})",
                     s.claim.sha256,
                     s.claim.previous.as_deref().unwrap_or("none")
                 )),
-                Ok(s) => match verifier.check_part(&s) {
-                    Ok(()) => signed += 1,
-                    Err(e) => problems.push(format!("{key}: {e}")),
+                Ok(s) => match signer_of(keys, &s, IndexVerifier::check_part) {
+                    Err(e) => out.problems.push(format!("{key}: {e}")),
+                    Ok(i) if i < current => out.problems.push(format!(
+                        "{key}: signed with key {} ({}), retired before: an earlier part is signed with key {}",
+                        i + 1,
+                        keys[i].hex(),
+                        current + 1
+                    )),
+                    Ok(i) => {
+                        current = i;
+                        out.signed += 1;
+                        let range = out.ranges[i].get_or_insert((*seq, *seq));
+                        range.1 = *seq;
+                    }
                 },
             },
         }
@@ -175,30 +227,32 @@ pub(crate) async fn check_signatures(
     let head = head_key(prefix);
     match read_small(sink, &head).await {
         Ok(None) if parts.is_empty() => {}
-        Ok(None) => problems.push(format!(
+        Ok(None) => out.problems.push(format!(
             "{head} is missing: the newest part is not vouched for (a removed part would not show)"
         )),
-        Err(e) => problems.push(format!("{head}: cannot be read: {e}")),
+        Err(e) => out.problems.push(format!("{head}: cannot be read: {e}")),
         Ok(Some(bytes)) => match serde_json::from_slice::<SignedClaim>(&bytes) {
-            Err(e) => problems.push(format!("{head}: not a head file: {e}")),
-            Ok(h) => {
-                if let Err(e) = verifier.check_head(&h) {
-                    problems.push(format!("{head}: {e}"));
-                } else {
-                    match parts.get(&h.claim.seq) {
-                        None => problems.push(format!(
-                            "the signed head names part {} ({}), which is not in the store: removed",
-                            h.claim.seq, h.claim.key
-                        )),
-                        Some((_, sha, _)) if *sha != h.claim.sha256 => problems.push(format!(
-                            "the signed head names part {} with SHA-256 {}, the store holds {sha}",
-                            h.claim.seq, h.claim.sha256
-                        )),
-                        Some(_) => {}
-                    }
-                }
-            }
+            Err(e) => out.problems.push(format!("{head}: not a head file: {e}")),
+            Ok(h) => match signer_of(keys, &h, IndexVerifier::check_head) {
+                Err(e) => out.problems.push(format!("{head}: {e}")),
+                Ok(i) if i < current => out.problems.push(format!(
+                    "{head}: signed with key {}, retired before the newest parts (key {}): an old head put back",
+                    i + 1,
+                    current + 1
+                )),
+                Ok(_) => match parts.get(&h.claim.seq) {
+                    None => out.problems.push(format!(
+                        "the signed head names part {} ({}), which is not in the store: removed",
+                        h.claim.seq, h.claim.key
+                    )),
+                    Some((_, sha, _)) if *sha != h.claim.sha256 => out.problems.push(format!(
+                        "the signed head names part {} with SHA-256 {}, the store holds {sha}",
+                        h.claim.seq, h.claim.sha256
+                    )),
+                    Some(_) => {}
+                },
+            },
         },
     }
-    (problems, signed)
+    out
 }

@@ -844,7 +844,7 @@ async fn the_daemon_writes_the_index_after_its_first_poll() {
     let parts = r.ledger.index_parts().await.unwrap();
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert_eq!(parts[0].entries, total.archived);
-    let report = archiver::verify_chain(r.sink.as_ref(), "index/", Some(&r.ledger), None, &[], 4)
+    let report = archiver::verify_chain(r.sink.as_ref(), "index/", Some(&r.ledger), &[], &[], 4)
         .await
         .unwrap();
     assert!(report.clean(), "{:?}", report.problems);

@@ -333,7 +333,7 @@ async fn the_index_is_a_chain_that_proves_every_object_and_catches_every_change(
         let sink = sink.clone();
         let ledger = ledger.clone();
         async move {
-            archiver::verify_chain(sink.as_ref(), prefix, Some(&ledger), None, &[], 4)
+            archiver::verify_chain(sink.as_ref(), prefix, Some(&ledger), &[], &[], 4)
                 .await
                 .unwrap()
         }
@@ -443,7 +443,7 @@ async fn a_part_cut_short_is_written_again_with_the_same_rows() {
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].key, "index/2026-11-27/0000000001.jsonl");
     assert_eq!(parts[0].entries, summary.archived);
-    let r = archiver::verify_chain(sink.as_ref(), "index/", None, None, &[], 2)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", None, &[], &[], 2)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);
@@ -501,7 +501,7 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     let expected = by_agent(first.clone()).await;
     assert!(expected > 0);
     assert_eq!(by_agent(second.clone()).await, expected);
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), &[], &[], 4)
         .await
         .unwrap();
     assert!(r.clean(), "{:?}", r.problems);
@@ -514,7 +514,7 @@ async fn a_rebuilt_ledger_takes_up_the_chain_where_the_store_has_it() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&second), &[], &[], 4)
         .await
         .unwrap();
     assert!(
@@ -573,7 +573,7 @@ async fn a_part_appended_by_a_bucket_writer_is_reported_with_the_ledger_intact()
     );
     let forged_key = on_disk[0].0.replace("0000000001", "0000000002");
     std::fs::write(dir.path().join(&forged_key), text).unwrap();
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), &[], &[], 4)
         .await
         .unwrap();
     assert!(
@@ -623,7 +623,7 @@ async fn a_foreign_part_under_the_next_key_does_not_leave_the_index_stuck() {
         b"{\"type\":\"index\"}\n",
         "the foreign bytes are not replaced"
     );
-    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), None, &[], 4)
+    let r = archiver::verify_chain(sink.as_ref(), "index/", Some(&ledger), &[], &[], 4)
         .await
         .unwrap();
     assert!(!r.clean());

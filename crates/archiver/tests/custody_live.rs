@@ -115,7 +115,7 @@ async fn a_part_written_while_the_chain_is_verified_is_not_a_foreign_part() {
         ledger: ledger.clone(),
         written: AtomicBool::new(false),
     };
-    let r = archiver::verify_chain(&live, "index/", Some(&ledger), None, &[], 4)
+    let r = archiver::verify_chain(&live, "index/", Some(&ledger), &[], &[], 4)
         .await
         .unwrap();
     assert!(live.written.load(Ordering::SeqCst));
@@ -134,7 +134,7 @@ async fn a_part_written_while_the_chain_is_verified_is_not_a_foreign_part() {
     )
     .await
     .unwrap();
-    let r = archiver::verify_chain(&live, "index/", Some(&ledger), None, &[], 4)
+    let r = archiver::verify_chain(&live, "index/", Some(&ledger), &[], &[], 4)
         .await
         .unwrap();
     assert!(
@@ -148,7 +148,7 @@ async fn a_part_written_while_the_chain_is_verified_is_not_a_foreign_part() {
 
 /// An empty part numbered `seq` that continues the chain (a forger's append).
 async fn archiver_index_bytes(sink: &dyn ObjectSink, seq: u64) -> Vec<u8> {
-    let r = archiver::verify_chain(sink, "index/", None, None, &[], 4)
+    let r = archiver::verify_chain(sink, "index/", None, &[], &[], 4)
         .await
         .unwrap();
     let (_, sha) = r.head.expect("a head");

@@ -38,9 +38,13 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
-/// An archive of 40 recordings in two runs, a signed part after each; returns the sink (on
-/// `dir`), the signer and the two parts' keys.
-async fn signed_archive(dir: &std::path::Path) -> (Arc<dyn ObjectSink>, IndexSigner, Vec<String>) {
+/// An archive of 40 recordings in one run per entry of `signers` (equal windows), an index
+/// part written after each run with that key (or none); returns the sink (on `dir`) and the
+/// parts' keys.
+async fn archive_in_runs(
+    dir: &std::path::Path,
+    signers: &[Option<&IndexSigner>],
+) -> (Arc<dyn ObjectSink>, Vec<String>) {
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: 40,
@@ -50,12 +54,17 @@ async fn signed_archive(dir: &std::path::Path) -> (Arc<dyn ObjectSink>, IndexSig
     .unwrap();
     let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir));
     let ledger = Ledger::in_memory().unwrap();
-    let signer = IndexSigner::generate().unwrap();
     let (start, end) = (s.config().start, s.config().end());
-    let mid = start + (end - start) / 2;
+    let step = (end - start) / signers.len() as i32;
     let client = sim_client(&s, |c| c.poll_initial = Duration::from_millis(50));
     let mut keys = Vec::new();
-    for (from, to) in [(start, mid), (mid, end)] {
+    for (i, signer) in signers.iter().enumerate() {
+        let from = start + step * i as i32;
+        let to = if i + 1 == signers.len() {
+            end
+        } else {
+            from + step
+        };
         let summary = archive(
             client.clone(),
             sink.clone(),
@@ -68,13 +77,19 @@ async fn signed_archive(dir: &std::path::Path) -> (Arc<dyn ObjectSink>, IndexSig
         )
         .await;
         assert!(summary.success(), "{summary:?}");
-        let parts =
-            archiver::write_index(&ledger, sink.as_ref(), PREFIX, Utc::now(), Some(&signer))
-                .await
-                .unwrap();
+        let parts = archiver::write_index(&ledger, sink.as_ref(), PREFIX, Utc::now(), *signer)
+            .await
+            .unwrap();
         keys.extend(parts.into_iter().map(|p| p.key));
     }
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), signers.len());
+    (sink, keys)
+}
+
+/// Two runs, both parts signed by one key.
+async fn signed_archive(dir: &std::path::Path) -> (Arc<dyn ObjectSink>, IndexSigner, Vec<String>) {
+    let signer = IndexSigner::generate().unwrap();
+    let (sink, keys) = archive_in_runs(dir, &[Some(&signer), Some(&signer)]).await;
     (sink, signer, keys)
 }
 
@@ -84,7 +99,8 @@ async fn check(
     expect: &[(u64, String)],
 ) -> archiver::ChainReport {
     // No ledger: the store and the public key alone.
-    archiver::verify_chain(sink, PREFIX, None, verifier, expect, 4)
+    let keys: Vec<archiver::IndexVerifier> = verifier.into_iter().cloned().collect();
+    archiver::verify_chain(sink, PREFIX, None, &keys, expect, 4)
         .await
         .unwrap()
 }
@@ -201,43 +217,94 @@ async fn a_signed_index_proves_itself_with_the_store_and_the_public_key_alone() 
 /// in the store after a rebuild) are never signed by it: the check reports them unsigned.
 #[tokio::test]
 async fn parts_written_without_the_key_are_never_signed_later() {
-    let s = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 20,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(dir.path()));
-    let ledger = Ledger::in_memory().unwrap();
     let signer = IndexSigner::generate().unwrap();
-    let (start, end) = (s.config().start, s.config().end());
-    let mid = start + (end - start) / 2;
-    let client = sim_client(&s, |c| c.poll_initial = Duration::from_millis(50));
-    for (i, (from, to)) in [(start, mid), (mid, end)].into_iter().enumerate() {
-        let summary = archive(
-            client.clone(),
-            sink.clone(),
-            client.discover(DiscoveryQuery::interval(from, to)),
-            ArchiverConfig {
-                ledger: Some(ledger.clone()),
-                ..ArchiverConfig::default()
-            },
-            Arc::new(archiver::NoEvents),
-        )
-        .await;
-        assert!(summary.success(), "{summary:?}");
-        let key = (i == 1).then_some(&signer);
-        archiver::write_index(&ledger, sink.as_ref(), PREFIX, Utc::now(), key)
-            .await
-            .unwrap();
-    }
+    let (sink, _) = archive_in_runs(dir.path(), &[None, Some(&signer)]).await;
     let r = check(sink.as_ref(), Some(&signer.verifier()), &[]).await;
     assert_eq!(r.signed, 1, "{r:?}");
     assert!(
         r.problems.iter().any(|p| p.contains("not signed")),
         "{:?}",
         r.problems
+    );
+}
+
+/// A rotated key: parts 1-2 signed with the old key, part 3 with the new one. Checked with
+/// both keys, oldest first, the chain is clean and says which key signed which parts; with the
+/// new key alone the old parts are not vouched for; in the wrong order, or with the retired
+/// key signing a part after the new key did (a leaked old key), it fails.
+#[tokio::test]
+async fn a_rotated_key_is_checked_with_both_keys_and_a_retired_key_cannot_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = IndexSigner::generate().unwrap();
+    let new = IndexSigner::generate().unwrap();
+    let (sink, keys) = archive_in_runs(dir.path(), &[Some(&old), Some(&old), Some(&new)]).await;
+    let (old_pk, new_pk) = (old.verifier(), new.verifier());
+    let chain = |ks: Vec<archiver::IndexVerifier>| {
+        let sink = sink.clone();
+        async move {
+            archiver::verify_chain(sink.as_ref(), PREFIX, None, &ks, &[], 4)
+                .await
+                .unwrap()
+        }
+    };
+    let both = chain(vec![old_pk.clone(), new_pk.clone()]).await;
+    assert!(both.clean(), "{both:?}");
+    assert_eq!(both.signed, 3);
+    assert_eq!(
+        both.signed_by,
+        vec![(old_pk.hex(), 1, 2), (new_pk.hex(), 3, 3)]
+    );
+    let new_only = chain(vec![new_pk.clone()]).await;
+    assert!(!new_only.clean());
+    assert_eq!(new_only.signed, 1);
+    let old_only = chain(vec![old_pk.clone()]).await;
+    assert!(
+        !old_only.clean(),
+        "part 3 and the head are not the old key's"
+    );
+    let reversed = chain(vec![new_pk.clone(), old_pk.clone()]).await;
+    assert!(
+        reversed.problems.iter().any(|p| p.contains("retired")),
+        "{reversed:?}"
+    );
+
+    // The retired key leaked: a forger appends part 4 (continuing the chain) signed with it,
+    // and a head naming it.
+    let part3 = read(sink.as_ref(), &keys[2]).await;
+    let text = String::from_utf8(part3.clone()).unwrap();
+    let (head, rest) = text.split_once('\n').unwrap();
+    let mut header: serde_json::Value = serde_json::from_str(head).unwrap();
+    header["seq"] = 4.into();
+    header["previous"] = sha256_hex(&part3).into();
+    header["previous_key"] = keys[2].clone().into();
+    let forged_key = keys[2].replace("0000000003", "0000000004");
+    let forged = format!("{header}\n{rest}").into_bytes();
+    put(sink.as_ref(), &forged_key, forged.clone()).await;
+    let claim = archiver::PartClaim {
+        seq: 4,
+        key: forged_key.clone(),
+        sha256: sha256_hex(&forged),
+        previous: Some(sha256_hex(&part3)),
+    };
+    put(
+        sink.as_ref(),
+        &format!("{forged_key}.sig"),
+        serde_json::to_vec(&old.sign_part(&claim)).unwrap(),
+    )
+    .await;
+    put(
+        sink.as_ref(),
+        &format!("{PREFIX}HEAD.json"),
+        serde_json::to_vec(&old.sign_head(&claim)).unwrap(),
+    )
+    .await;
+    let leaked = chain(vec![old_pk, new_pk]).await;
+    assert!(
+        leaked
+            .problems
+            .iter()
+            .any(|p| p.contains(&forged_key) && p.contains("retired")),
+        "{leaked:?}"
     );
 }

@@ -65,9 +65,11 @@ pub(crate) struct VerifyArgs {
     #[arg(long, requires = "inventory", value_name = "DURATION")]
     inventory_min_age: Option<String>,
     /// With --chain: the Ed25519 public key (from `index keygen`) every part and the head
-    /// must be signed with. Then the store and this key are all the check needs.
+    /// must be signed with. Then the store and this key are all the check needs. After a
+    /// key rotation, repeat it, oldest key first: each part must be signed by one of them,
+    /// never by a key older than the previous part's.
     #[arg(long, value_name = "FILE", requires = "chain")]
-    public_key: Option<std::path::PathBuf>,
+    public_key: Vec<std::path::PathBuf>,
     /// With --chain: a part's digest an auditor kept, as PART:SHA256 (repeatable); the store's
     /// part must have it (catches a part removed or rewritten since).
     #[arg(long, value_name = "PART:SHA256", requires = "chain")]
@@ -118,11 +120,11 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         } else {
             Some(v.state.open_shared(file).await?)
         };
-        let verifier = v
+        let keys = v
             .public_key
-            .as_deref()
-            .map(super::index::load_verifier)
-            .transpose()?;
+            .iter()
+            .map(|p| super::index::load_verifier(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut expect = v
             .expect_head
             .iter()
@@ -135,7 +137,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             sink.as_ref(),
             &index_prefix,
             ledger.as_ref(),
-            verifier.as_ref(),
+            &keys,
             &expect,
             v.json,
         )
@@ -404,21 +406,21 @@ async fn verify_chain(
     sink: &dyn ObjectSink,
     prefix: &str,
     ledger: Option<&archiver::Ledger>,
-    verifier: Option<&archiver::IndexVerifier>,
+    keys: &[archiver::IndexVerifier],
     expect: &[(u64, String)],
     json: bool,
 ) -> Result<ExitCode, ConfigError> {
-    let report = archiver::verify_chain(sink, prefix, ledger, verifier, expect, 8)
+    let report = archiver::verify_chain(sink, prefix, ledger, keys, expect, 8)
         .await
         .map_err(|e| config_err(format!("reading the index: {e}")))?;
     let mut unproven = Vec::new();
-    if verifier.is_none() {
+    if keys.is_empty() {
         unproven.push(
             "signatures not checked (no --public-key): a writer with access to the bucket could have added or rewritten parts consistently",
         );
     }
     if ledger.is_none() && expect.is_empty() {
-        unproven.push(if verifier.is_none() {
+        unproven.push(if keys.is_empty() {
             "no ledger, --anchor, --expect-head or signed head: a removed newest part would not show"
         } else {
             "no ledger, --anchor or --expect-head: an older signed head put back with the newest parts removed would not show"
@@ -440,6 +442,7 @@ async fn verify_chain(
             "superseded": report.superseded,
             "signatures_checked": report.signatures_checked,
             "signed_parts": report.signed,
+            "signed_by": report.signed_by.iter().map(|(key, first, last)| serde_json::json!({"public_key": key, "first_part": first, "last_part": last})).collect::<Vec<_>>(),
             "head": report.head.as_ref().map(|(seq, sha)| serde_json::json!({"seq": seq, "sha256": sha})),
             "problems": report.problems,
             "not_proven": unproven,
@@ -450,6 +453,11 @@ async fn verify_chain(
     }
     for (seq, key, sha) in &report.part_digests {
         println!("part {seq}: {key} SHA-256 {sha}");
+    }
+    if report.signed_by.len() > 1 {
+        for (key, first, last) in &report.signed_by {
+            println!("signed: parts {first} to {last} with public key {key}");
+        }
     }
     for p in &report.problems {
         println!("broken: {p}");
