@@ -361,3 +361,121 @@ async fn find_into_a_closed_pipe_ends_quietly() {
     assert_eq!(status.0, Some(0), "{}", status.1);
     assert!(!status.1.contains("panicked"), "{}", status.1);
 }
+
+/// `--index-anchor s3://BUCKET/PREFIX`: the digest of every part written goes to another
+/// bucket (one object each, create-only); `verify --chain --anchor s3://...` catches a
+/// removed part with neither key nor ledger. On Ceph the anchor bucket has Object Lock with a
+/// default retention, and the anchors are retained by it. An anchor in the archive's own
+/// bucket is refused.
+async fn an_anchor_in_another_bucket_catches_a_removed_part(server: Server) {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let sink = fresh_sink(server, "anchored").await;
+    let bucket = sink.config().bucket.clone();
+    let s3 = e2e::client(server).await;
+    let anchor_bucket = if server == Server::Ceph {
+        let (c, b) = e2e::object_lock_bucket("anchors").await;
+        let rule = aws_sdk_s3::types::ObjectLockConfiguration::builder()
+            .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+            .rule(
+                aws_sdk_s3::types::ObjectLockRule::builder()
+                    .default_retention(
+                        aws_sdk_s3::types::DefaultRetention::builder()
+                            .mode(aws_sdk_s3::types::ObjectLockRetentionMode::Governance)
+                            .days(1)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        c.put_object_lock_configuration()
+            .bucket(&b)
+            .object_lock_configuration(rule)
+            .send()
+            .await
+            .unwrap();
+        b
+    } else {
+        fresh_sink(server, "anchors").await.config().bucket.clone()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .args(args);
+        c
+    };
+    let anchor = format!("s3://{anchor_bucket}/anchors");
+    let (from, to) = e2e::sim_window(&s);
+    let archive = |anchor: &str| {
+        cmd(&[
+            "archive",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--allow-loopback-media",
+            "--tag-mode",
+            "disabled",
+            "--index-anchor",
+            anchor,
+        ])
+    };
+    let own = run(archive(&format!("s3://{bucket}/anchors"))).await;
+    assert_eq!(own.status.code(), Some(2), "{}", text(&own));
+    assert!(text(&own).contains("outside"), "{}", text(&own));
+    let out = run(archive(&anchor)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&anchor_bucket)
+        .prefix("anchors/")
+        .send()
+        .await
+        .unwrap();
+    let anchors: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert_eq!(anchors.len(), 1, "{anchors:?}");
+    if server == Server::Ceph {
+        let head = s3
+            .head_object()
+            .bucket(&anchor_bucket)
+            .key(&anchors[0])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            head.object_lock_retain_until_date().is_some(),
+            "the anchor is retained by the bucket's default: {head:?}"
+        );
+    }
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["verify", "--chain", "--anchor", &anchor])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json = run(cmd(&["verify", "--chain", "--json"])).await;
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let part = report["parts"][0]["key"].as_str().unwrap().to_string();
+    sink.delete(&part).await.unwrap();
+    let out = run(cmd(&["verify", "--chain", "--anchor", &anchor])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not in the store"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_bucket_on_s3s_fs_catches_a_removed_part() {
+    an_anchor_in_another_bucket_catches_a_removed_part(Server::S3sFs).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_bucket_with_object_lock_on_ceph_catches_a_removed_part() {
+    an_anchor_in_another_bucket_catches_a_removed_part(Server::Ceph).await;
+}

@@ -142,11 +142,17 @@ struct IndexArgs {
     /// proves the index with only the store and the public key.
     #[arg(long, value_name = "FILE", conflicts_with = "no_index")]
     index_signing_key: Option<std::path::PathBuf>,
-    /// Append the digest of every index part written to this file, outside the bucket (one
-    /// JSON line each; file key index.anchor): `verify --chain --anchor FILE` then catches a
-    /// part removed or rewritten since, with or without a signing key.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_index")]
-    index_anchor: Option<std::path::PathBuf>,
+    /// Keep the digest of every index part written outside the bucket: a FILE (one JSON
+    /// line each, appended) or s3://BUCKET/PREFIX (one object each, create-only, under
+    /// Object Lock when that bucket has default retention); file key index.anchor. `verify
+    /// --chain --anchor` with the same value then catches a part removed or rewritten
+    /// since, with or without a signing key.
+    #[arg(
+        long,
+        value_name = "FILE|s3://BUCKET/PREFIX",
+        conflicts_with = "no_index"
+    )]
+    index_anchor: Option<String>,
 }
 
 impl IndexArgs {
@@ -313,8 +319,8 @@ struct Wired {
     index_prefix: Option<String>,
     /// Signs the index parts.
     index_signer: Option<Arc<archiver::IndexSigner>>,
-    /// Where the digests of written parts are appended.
-    index_anchor: Option<std::path::PathBuf>,
+    /// Where the digests of written parts are kept, outside the bucket.
+    index_anchor: Option<archiver::IndexAnchor>,
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
@@ -352,6 +358,12 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     .map(Arc::new);
     let client = settings::connect_source(&source).await?;
     let sink = settings::connect_store(&store).await?;
+    let index_anchor = match (&run.index.index_anchor, &file.index.anchor) {
+        _ if index_prefix.is_none() => None,
+        (Some(v), _) => Some(commands::index::anchor_from(v, "--index-anchor", &store).await?),
+        (None, Some(v)) => Some(commands::index::anchor_from(v, "index.anchor", &store).await?),
+        (None, None) => None,
+    };
     let ledger = run.state.open(file).await?;
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
@@ -390,12 +402,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         sink,
         cfg,
         media_types: source.media_types,
-        index_anchor: run
-            .index
-            .index_anchor
-            .clone()
-            .or_else(|| file.index.anchor.clone().map(std::path::PathBuf::from))
-            .filter(|_| index_prefix.is_some()),
+        index_anchor,
         index_prefix,
         index_signer,
     })

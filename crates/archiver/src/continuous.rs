@@ -70,6 +70,9 @@ pub struct PollSettings {
     pub archive_orphans: bool,
     /// Signs the index parts the daemon writes (with `index_prefix`).
     pub index_signer: Option<Arc<crate::IndexSigner>>,
+    /// Also keeps the digest of each part the daemon writes here, outside the bucket; a part
+    /// whose anchor could not be written is anchored again at the next poll.
+    pub index_anchor: Option<crate::IndexAnchor>,
 }
 
 impl Default for PollSettings {
@@ -90,6 +93,7 @@ impl Default for PollSettings {
             inventory_every: None,
             archive_orphans: false,
             index_signer: None,
+            index_anchor: None,
         }
     }
 }
@@ -147,6 +151,8 @@ where
     let tolerance = overlap + settle;
     let mut previous: Option<(DateTime<Utc>, tokio::time::Instant)> = None;
     let mut index_day: Option<chrono::NaiveDate> = None;
+    // Parts written whose anchor could not be written yet.
+    let mut unanchored: Vec<crate::IndexPart> = Vec::new();
     // The UTC day of this process's last sweep that looked back as far as the query asks.
     let mut deep_sweep_day: Option<chrono::NaiveDate> = None;
     let recent = chrono::Duration::from_std(poll.recent_overlap.min(poll.overlap))
@@ -448,6 +454,17 @@ where
                 {
                     Ok(parts) => {
                         index_day = Some(today);
+                        if let Some(anchor) = &poll.index_anchor {
+                            unanchored.extend(parts.iter().cloned());
+                            match anchor.record(&unanchored).await {
+                                Ok(()) => unanchored.clear(),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "index anchor not written; the next poll tries again");
+                                    // Come back at the next poll, not tomorrow.
+                                    index_day = None;
+                                }
+                            }
+                        }
                         for p in parts {
                             tracing::info!(seq = p.seq, key = %p.key, entries = p.entries, "index part written");
                             events.handle(&Event::IndexWritten {

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod adopt;
+mod anchor;
 mod continuous;
 mod custody;
 mod custody_signed;
@@ -16,6 +17,7 @@ mod scale_out;
 mod signing;
 mod template;
 
+pub use anchor::{AnchorError, AnchorRecord, IndexAnchor};
 pub use continuous::{
     ContinuousError, MAX_RETRY_BACKOFF, PollSettings, archive_entries, entry_to_recording,
     retry_backoff, run_continuous,

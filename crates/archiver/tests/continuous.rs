@@ -821,12 +821,18 @@ async fn steady_state(
 async fn the_daemon_writes_the_index_after_its_first_poll() {
     let s = recent_sim().await;
     let r = rig(&s);
+    let anchors = tempfile::tempdir().unwrap();
+    let anchor = archiver::IndexAnchor::Store {
+        sink: Arc::new(sink::LocalDirSink::new(anchors.path())),
+        prefix: "anchors/".into(),
+    };
     let poll = PollSettings {
         start: s.config().start,
         interval: Duration::from_millis(10),
         settle: Duration::ZERO,
         max_polls: Some(3),
         index_prefix: Some("index/".into()),
+        index_anchor: Some(anchor.clone()),
         ..PollSettings::default()
     };
     let total = run_continuous(
@@ -849,6 +855,13 @@ async fn the_daemon_writes_the_index_after_its_first_poll() {
         .unwrap();
     assert!(report.clean(), "{:?}", report.problems);
     assert_eq!(report.verified, total.archived);
+    // Its digest is anchored outside the store.
+    let anchored = anchor.read().await.unwrap();
+    assert_eq!(anchored.len(), 1, "{anchored:?}");
+    assert_eq!(
+        (anchored[0].seq, anchored[0].sha256.clone()),
+        (1, parts[0].sha256.clone().unwrap())
+    );
 }
 
 /// A shutdown (SIGTERM of a rolling deploy) while the poll waits on a batch download job:

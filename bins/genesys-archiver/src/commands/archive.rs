@@ -39,22 +39,18 @@ pub(crate) async fn write_index(
     prefix: &str,
     signer: Option<&archiver::IndexSigner>,
     out: Option<&output::Output>,
-    anchor: Option<&std::path::Path>,
+    anchor: Option<&archiver::IndexAnchor>,
 ) -> bool {
     match archiver::write_index(ledger, sink, prefix, chrono::Utc::now(), signer).await {
         Ok(parts) => {
             if let Some(out) = out {
                 out.note_index_parts(&parts);
             }
-            if let Some(path) = anchor {
-                let lines: Vec<_> = parts
-                    .iter()
-                    .map(|p| (p.seq, p.key.clone(), p.sha256.clone()))
-                    .collect();
-                if let Err(e) = crate::commands::index::append_anchor(path, &lines) {
-                    println!("index: the anchor was not written: --index-anchor {e}");
-                    return false;
-                }
+            if let Some(anchor) = anchor
+                && let Err(e) = anchor.record(&parts).await
+            {
+                println!("index: the anchor was not written: {e}");
+                return false;
             }
             for p in parts {
                 println!(
@@ -137,7 +133,7 @@ pub(crate) async fn run_archive(
             prefix,
             index_signer.as_deref(),
             Some(&out),
-            index_anchor.as_deref(),
+            index_anchor.as_ref(),
         )
         .await
         && code == 0

@@ -173,26 +173,6 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
             "--scale-out lists conversations through analytics: use --source batch or per-recording, not compat",
         ));
     }
-    // The digests of the parts the daemon writes go to the anchor file, outside the bucket.
-    let extra = match w.index_anchor.clone() {
-        None => extra,
-        Some(path) => {
-            let inner = extra;
-            Some(Arc::new(move |e: &Event| {
-                if let Some(x) = &inner {
-                    x.handle(e);
-                }
-                if let Event::IndexWritten {
-                    seq, key, sha256, ..
-                } = e
-                    && let Err(err) =
-                        super::index::append_anchor(&path, &[(*seq, key.clone(), sha256.clone())])
-                {
-                    tracing::error!(error = %err, "index anchor not written");
-                }
-            }) as Arc<dyn archiver::EventHandler>)
-        }
-    };
     let events = out.handler(log_events(), extra);
     let ledger = w.cfg.ledger.clone();
     let store = w.sink.to_string();
@@ -206,6 +186,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         max_polls: d.once.then_some(1),
         index_prefix: w.index_prefix.clone(),
         index_signer: w.index_signer.clone(),
+        index_anchor: w.index_anchor.clone(),
         scale_out: scale_out.then(archiver::ScaleOut::default),
         batch_wait,
         inventory_every: (!inventory_every.is_zero()).then_some(inventory_every),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::{ConfigError, config_err};
+use crate::{ConfigError, config_err, settings};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum IndexCommand {
@@ -106,57 +106,58 @@ pub(crate) fn load_verifier(path: &Path) -> Result<archiver::IndexVerifier, Conf
         .map_err(|e| config_err(format!("--public-key {}: {e}", path.display())))
 }
 
-/// One line of an anchor file: a written part's digest, kept outside the bucket.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct AnchorLine {
-    seq: u64,
-    key: String,
-    sha256: String,
-    written_at: String,
-}
-
-/// Appends the digests of written parts to the anchor file (`--index-anchor`), one JSON line
-/// each, flushed to disk.
-pub(crate) fn append_anchor(
-    path: &Path,
-    parts: &[(u64, String, Option<String>)],
-) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for (seq, key, sha) in parts {
-        let Some(sha) = sha else { continue };
-        let line = serde_json::to_string(&AnchorLine {
-            seq: *seq,
-            key: key.clone(),
-            sha256: sha.clone(),
-            written_at: chrono::Utc::now().to_rfc3339(),
-        })
-        .map_err(|e| e.to_string())?;
-        writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))?;
+/// The anchor a `--index-anchor` / `--anchor` value names: `s3://BUCKET/PREFIX` (objects in
+/// another bucket, reached with the same endpoint and credentials as the store; under Object
+/// Lock when that bucket has default retention) or a local file. `setting` names the value in
+/// errors.
+pub(crate) async fn anchor_from(
+    value: &str,
+    setting: &str,
+    store: &settings::StoreSettings,
+) -> Result<archiver::IndexAnchor, ConfigError> {
+    let Some(rest) = value.strip_prefix("s3://") else {
+        return Ok(archiver::IndexAnchor::File(value.into()));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(config_err(format!(
+            "{setting} {value:?}: name a bucket, as s3://BUCKET/PREFIX"
+        )));
     }
-    f.sync_all().map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Reads an anchor file into (part, SHA-256) expectations for `verify --chain --anchor`.
-pub(crate) fn read_anchor(path: &Path) -> Result<Vec<(u64, String)>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| config_err(format!("--anchor {}: cannot read it: {e}", path.display())))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str::<AnchorLine>(l)
-                .map(|a| (a.seq, a.sha256))
-                .map_err(|e| {
-                    config_err(format!(
-                        "--anchor {} line {}: not an anchor line: {e}",
-                        path.display(),
-                        i + 1
-                    ))
-                })
-        })
-        .collect()
+    let path_style = match &store.target {
+        settings::StoreTarget::Bucket { path_style, .. } => *path_style,
+        settings::StoreTarget::Dir(_) => std::env::var("S3_FORCE_PATH_STYLE")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+    };
+    if let settings::StoreTarget::Bucket { bucket: own, .. } = &store.target
+        && own == bucket
+    {
+        return Err(config_err(format!(
+            "{setting} {value:?}: the anchor must be outside the archive's bucket ({own}), or a writer with access to the bucket could rewrite both"
+        )));
+    }
+    let anchor_store = settings::StoreSettings {
+        target: settings::StoreTarget::Bucket {
+            bucket: bucket.to_string(),
+            path_style,
+            checksums: settings::Checksums::WhenRequired,
+            tags: settings::Tags::Disabled,
+            sse: sink::ServerSideEncryption::default(),
+            storage_class: None,
+            object_lock: None,
+        },
+        key_template: store.key_template.clone(),
+        key_template_text: store.key_template_text.clone(),
+    };
+    let sink = settings::connect_store(&anchor_store).await.map_err(|e| {
+        config_err(format!(
+            "{setting} {value:?}: {}",
+            e.0.replacen("S3_BUCKET ", "bucket ", 1)
+        ))
+    })?;
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(archiver::IndexAnchor::Store { sink, prefix })
 }

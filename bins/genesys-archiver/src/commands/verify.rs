@@ -74,10 +74,10 @@ pub(crate) struct VerifyArgs {
     /// part must have it (catches a part removed or rewritten since).
     #[arg(long, value_name = "PART:SHA256", requires = "chain")]
     expect_head: Vec<String>,
-    /// With --chain: an anchor file written by `--index-anchor` (kept outside the bucket):
-    /// every part it names must be in the store with that digest.
-    #[arg(long, value_name = "FILE", requires = "chain")]
-    anchor: Option<std::path::PathBuf>,
+    /// With --chain: the anchor written by `--index-anchor` (a FILE or s3://BUCKET/PREFIX,
+    /// kept outside the bucket): every part it names must be in the store with that digest.
+    #[arg(long, value_name = "FILE|s3://BUCKET/PREFIX", requires = "chain")]
+    anchor: Option<String>,
     /// With --chain: print the report as JSON (every part's digest, the problems).
     #[arg(long, requires = "chain")]
     json: bool,
@@ -130,8 +130,15 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .iter()
             .map(|e| parse_expect(e))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(path) = &v.anchor {
-            expect.extend(super::index::read_anchor(path)?);
+        if let Some(value) = &v.anchor {
+            let anchor = super::index::anchor_from(value, "--anchor", &settings).await?;
+            let records = anchor.read().await.map_err(|e| config_err(e.to_string()))?;
+            if records.is_empty() {
+                return Err(config_err(format!(
+                    "--anchor {value}: holds no anchor (nothing to check against)"
+                )));
+            }
+            expect.extend(records.into_iter().map(|r| (r.seq, r.sha256)));
         }
         return verify_chain(
             sink.as_ref(),
