@@ -207,6 +207,21 @@ pub struct ProxyStats {
     pub injected_scripted: std::sync::atomic::AtomicU64,
     /// DELETE requests passed to the store.
     pub deletes: std::sync::atomic::AtomicU64,
+    /// Every request passed to the store: method and path (with the query).
+    pub requests: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl ProxyStats {
+    /// The requests passed to the store whose path contains `part`, as `METHOD path`.
+    pub fn requests_to(&self, part: &str) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p.contains(part))
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect()
+    }
 }
 
 /// A fault-injecting HTTP proxy in front of an S3 server: a share of PUT requests (object
@@ -229,20 +244,26 @@ impl Drop for FaultyProxy {
 
 /// Starts a [`FaultyProxy`] to `upstream` answering 503 to `put_503_rate` of the PUTs.
 pub async fn faulty_proxy(upstream: &str, put_503_rate: f64, seed: u64) -> FaultyProxy {
-    proxy(upstream, put_503_rate, seed, Vec::new(), false).await
+    proxy(upstream, put_503_rate, seed, Vec::new(), false, false).await
+}
+
+/// A proxy in front of a store as one without conditional writes answers: every request that
+/// carries `If-None-Match` gets `501 NotImplemented`; the rest is passed through.
+pub async fn unconditional_proxy(upstream: &str) -> FaultyProxy {
+    proxy(upstream, 0.0, 0, Vec::new(), false, true).await
 }
 
 /// A proxy that answers as a bucket whose *default* encryption is SSE-KMS (which Ceph 16 and
 /// s3s-fs cannot be made to do): every response says `x-amz-server-side-encryption: aws:kms`
 /// and its ETag is not the MD5 of the object, as on AWS.
 pub async fn kms_default_proxy(upstream: &str) -> FaultyProxy {
-    proxy(upstream, 0.0, 0, Vec::new(), true).await
+    proxy(upstream, 0.0, 0, Vec::new(), true, false).await
 }
 
 /// Starts a [`FaultyProxy`] to `upstream` that answers its first PUTs with the scripted
 /// `(status, S3 error code)` pairs, in order, and passes everything else through.
 pub async fn scripted_proxy(upstream: &str, script: Vec<(u16, &'static str)>) -> FaultyProxy {
-    proxy(upstream, 0.0, 0, script, false).await
+    proxy(upstream, 0.0, 0, script, false, false).await
 }
 
 async fn proxy(
@@ -251,6 +272,7 @@ async fn proxy(
     seed: u64,
     script: Vec<(u16, &'static str)>,
     kms_default: bool,
+    refuse_conditions: bool,
 ) -> FaultyProxy {
     use http_body_util::BodyExt;
     use std::sync::atomic::Ordering;
@@ -297,6 +319,23 @@ async fn proxy(
                                 rng,
                                 script,
                             } = &*shared;
+                            if refuse_conditions
+                                && req.headers().contains_key(hyper::header::IF_NONE_MATCH)
+                            {
+                                let _ = req.into_body().collect().await;
+                                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>";
+                                return Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(501)
+                                        .header("content-type", "application/xml")
+                                        .body(
+                                            http_body_util::Full::new(bytes::Bytes::from(body))
+                                                .map_err(|never| match never {})
+                                                .boxed(),
+                                        )
+                                        .unwrap(),
+                                );
+                            }
                             let is_put = req.method() == hyper::Method::PUT;
                             let scripted = if is_put {
                                 script.lock().unwrap().pop_front()
@@ -342,6 +381,11 @@ async fn proxy(
                                 .path_and_query()
                                 .map(|p| p.as_str().to_string())
                                 .unwrap_or_else(|| "/".into());
+                            st.requests
+                                .lock()
+                                .unwrap()
+                                .push((parts.method.to_string(), pq.clone()));
+
                             parts.uri = format!(
                                 "http://{}{pq}",
                                 upstream.authority().expect("upstream has a host")

@@ -1067,7 +1067,13 @@ async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome
     // attempt), an object under the key may be our own partial or unverified write, so later
     // attempts write over it and verify.
     let mut overwrite = resumed;
-    if sh.cfg.skip_existing && !resumed {
+    // Where the store refuses a create-only write itself (S3 with a conditional PUT it was
+    // seen to honour), the look before the upload is left out: the first attempt's "already
+    // exists" is what the HEAD would have found, judged the same way. One round trip per new
+    // object. (After a lost ledger, run `ledger rebuild` first: otherwise each object that
+    // exists is downloaded before the store says so.)
+    let mut found_by_write = sh.cfg.skip_existing && !resumed && !sh.sink.look_before_create();
+    if sh.cfg.skip_existing && !resumed && !found_by_write {
         match sh.sink.head(&key).await {
             Ok(Some(meta)) => match check_existing(rec, &meta, Proof::NoContradiction) {
                 Ok(md5) => return adopt_existing(sh, rec, &key, meta, md5).await,
@@ -1089,6 +1095,10 @@ async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome
     let mut integrity_failures = 0u32;
     loop {
         attempt += 1;
+        if attempt > item.attempts + 1 {
+            // Only the first write stands in for the look before it.
+            found_by_write = false;
+        }
         // Before writing again, make sure the recording is still ours: another instance may
         // have taken it over (and stored it) while this one was failing. Renewal in the
         // background notices too, but only every lease/3.
@@ -1183,9 +1193,15 @@ async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool) -> Outcome
             }
             Err(AttemptError::AlreadyExists) => {
                 // Someone wrote the key between our HEAD and our create-only write: adopt it
-                // only with proof that it holds this recording's bytes.
+                // only with proof that it holds this recording's bytes. Without a HEAD before
+                // (`found_by_write`), the first refusal is what the HEAD would have found.
+                let proof = if std::mem::take(&mut found_by_write) {
+                    Proof::NoContradiction
+                } else {
+                    Proof::Positive
+                };
                 match sh.sink.head(&key).await {
-                    Ok(Some(meta)) => match check_existing(rec, &meta, Proof::Positive) {
+                    Ok(Some(meta)) => match check_existing(rec, &meta, proof) {
                         Ok(md5) => return adopt_existing(sh, rec, &key, meta, md5).await,
                         Err(why) => (
                             Wait::Immediately,

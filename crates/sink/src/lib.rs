@@ -129,6 +129,23 @@ pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
         })
     }
 
+    /// Learns, once, what the store supports for writing (for S3: whether it honours
+    /// conditional PUTs, [`S3Sink::probe_conditional_writes`]); the writer calls it at start.
+    /// May write and remove a small probe object. An error leaves the sink as careful as
+    /// before (nothing is assumed); the default does nothing.
+    async fn prepare_writes(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Whether a caller that wants to know if `key` exists before a create-only put should
+    /// look first (HEAD). `true` (the default) where looking is cheap next to an upload the
+    /// store would refuse, or where nothing else would tell; a sink whose store refuses a
+    /// create-only write itself in the same round trip (S3 with `If-None-Match: *`, seen
+    /// to be honoured) answers `false`: its [`SinkErrorKind::AlreadyExists`] says the same.
+    fn look_before_create(&self) -> bool {
+        true
+    }
+
     /// Every object whose key starts with `prefix`, in key order, page by page (for audits
     /// and rebuilding the ledger). Sinks that cannot list yield one `Invalid` error.
     fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {

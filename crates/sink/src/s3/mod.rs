@@ -139,7 +139,16 @@ impl S3SinkConfig {
 pub struct S3Sink {
     client: Client,
     cfg: S3SinkConfig,
+    /// What the probe learnt of conditional PUTs (`probe_conditional_writes`): unknown,
+    /// honoured (single PUTs rely on the condition alone, without a HEAD first), ignored, or
+    /// refused (the header is not sent; HEAD before each create-only write).
+    conditions: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
+
+const CONDITIONS_UNKNOWN: u8 = 0;
+const CONDITIONS_HONOURED: u8 = 1;
+const CONDITIONS_IGNORED: u8 = 2;
+const CONDITIONS_REFUSED: u8 = 3;
 
 impl fmt::Display for S3Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -213,7 +222,78 @@ impl S3Sink {
     /// A sink over a configured S3 client (endpoint, region, credentials, path style and
     /// checksum mode are the client's; see [`S3Sink::client_from`]).
     pub fn new(client: Client, cfg: S3SinkConfig) -> Self {
-        Self { client, cfg }
+        Self {
+            client,
+            cfg,
+            conditions: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CONDITIONS_UNKNOWN)),
+        }
+    }
+
+    /// Checks once that the store honours `If-None-Match: *` on PutObject: writes a small
+    /// probe object under `key` create-only twice, and the second must be refused with 412.
+    /// Then create-only writes of a single PUT rely on that condition alone (one round trip
+    /// per new object instead of a HEAD and a PUT), and [`ObjectSink::look_before_create`]
+    /// answers `false`. A store that ignores the condition (the second PUT succeeds) or
+    /// refuses it (400, 501) keeps the HEAD before each create-only write; so does a sink
+    /// never probed. The probe is removed afterwards (where Object Lock keeps it, it stays:
+    /// a few bytes). Returns whether the condition is honoured.
+    pub async fn probe_conditional_writes(&self, key: &str) -> Result<bool, SinkError> {
+        if !self.cfg.conditional_writes {
+            return Ok(false);
+        }
+        const PROBE: &[u8] = b"conditional write probe";
+        // Content-MD5: stores with Object Lock retention ask for it on every PUT.
+        let md5 = Md5Digest::of(PROBE).to_base64();
+        let put = || {
+            self.client
+                .put_object()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .body(ByteStream::from_static(PROBE))
+                .content_type("text/plain")
+                .content_md5(md5.clone())
+                .if_none_match("*")
+                .send()
+        };
+        let refused = |e: &SdkError<_, _>| matches!(status_of(e), Some(400 | 501));
+        // A probe left by an earlier start is as good as a first PUT.
+        let first = match put().await {
+            Ok(_) => None,
+            Err(e) if status_of(&e) == Some(412) => None,
+            Err(e) if refused(&e) => Some(CONDITIONS_REFUSED),
+            Err(e) => return Err(self.sdk_err("put", key, e)),
+        };
+        let state = match first {
+            Some(s) => s,
+            None => match put().await {
+                Ok(_) => CONDITIONS_IGNORED,
+                Err(e) if status_of(&e) == Some(412) => CONDITIONS_HONOURED,
+                Err(e) if refused(&e) => CONDITIONS_REFUSED,
+                Err(e) => return Err(self.sdk_err("put", key, e)),
+            },
+        };
+        if state != CONDITIONS_REFUSED
+            && let Err(e) = self.delete(key).await
+        {
+            tracing::debug!(key, error = %e, "the conditional-write probe stays");
+        }
+        self.conditions
+            .store(state, std::sync::atomic::Ordering::Relaxed);
+        Ok(state == CONDITIONS_HONOURED)
+    }
+
+    fn conditions(&self) -> u8 {
+        self.conditions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Create-only single PUTs rely on `If-None-Match: *` alone.
+    fn conditional_proven(&self) -> bool {
+        self.cfg.conditional_writes && self.conditions() == CONDITIONS_HONOURED
+    }
+
+    /// Whether create-only writes send `If-None-Match: *` (not to a store that refuses it).
+    fn send_conditions(&self) -> bool {
+        self.cfg.conditional_writes && self.conditions() != CONDITIONS_REFUSED
     }
 
     /// Builds an S3 client from a loaded SDK configuration with the settings S3-compatible
@@ -455,7 +535,7 @@ impl S3Sink {
         if let Some(m) = opts.expected_md5 {
             req = req.content_md5(m.to_base64());
         }
-        if opts.create_only && self.cfg.conditional_writes {
+        if opts.create_only && self.send_conditions() {
             req = req.if_none_match("*");
         }
         if self.cfg.tag_mode == TagMode::Header && !tags.is_empty() {
@@ -629,7 +709,12 @@ impl ObjectSink for S3Sink {
         let mut opts = opts;
         opts.metadata
             .insert(ATTEMPT_KEY.into(), format!("{:016x}", fastrand::u64(..)));
-        if opts.create_only && self.head(key).await?.is_some() {
+        let single =
+            matches!(opts.content_length, Some(len) if len <= self.cfg.multipart_threshold);
+        // A single PUT with a condition the store honours refuses an existing object itself
+        // (412, in the same round trip); a multipart upload looks first, before its parts.
+        let look = !(single && self.conditional_proven());
+        if opts.create_only && look && self.head(key).await?.is_some() {
             return Err(self.err(
                 SinkErrorKind::AlreadyExists,
                 "put",
@@ -638,11 +723,24 @@ impl ObjectSink for S3Sink {
             ));
         }
         match opts.content_length {
-            Some(len) if len <= self.cfg.multipart_threshold => {
-                self.put_single(key, body, len, &opts).await
-            }
+            Some(len) if single => self.put_single(key, body, len, &opts).await,
             _ => self.put_multipart(key, body, &opts).await,
         }
+    }
+
+    fn look_before_create(&self) -> bool {
+        !self.conditional_proven()
+    }
+
+    async fn prepare_writes(&self) -> Result<(), SinkError> {
+        if self.conditions() != CONDITIONS_UNKNOWN || !self.cfg.conditional_writes {
+            return Ok(());
+        }
+        let key = format!(
+            ".genesys-archiver/conditional-write-probe-{:016x}",
+            fastrand::u64(..)
+        );
+        self.probe_conditional_writes(&key).await.map(|_| ())
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {

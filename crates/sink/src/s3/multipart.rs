@@ -141,7 +141,7 @@ impl S3Sink {
                     .set_parts(Some(parts))
                     .build(),
             );
-        if opts.create_only && self.cfg.conditional_writes {
+        if opts.create_only && self.send_conditions() {
             complete = complete.if_none_match("*");
         }
         let out = match complete.send().await {

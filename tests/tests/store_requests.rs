@@ -1,0 +1,92 @@
+//! Requests to the store per archived recording, counted by a proxy in front of s3s-fs and
+//! Ceph: one (a conditional PUT) for a new key where the store honours `If-None-Match`; a HEAD
+//! and a PUT where it does not; none for what the ledger holds.
+
+use e2e::{Server, archiver_command, fresh_sink, output_of as run, output_text as text};
+use genesys_sim::{SimConfig, Simulator};
+
+async fn requests_per_recording(server: Server, conditions: bool) {
+    let n = 12;
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: n,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let bucket = fresh_sink(server, "requests").await.config().bucket.clone();
+    let proxy = if conditions {
+        e2e::faulty_proxy(&server.endpoint(), 0.0, 0).await
+    } else {
+        e2e::unconditional_proxy(&server.endpoint()).await
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let archive = || {
+        let mut c = archiver_command(s.base_url(), &bucket);
+        c.current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(["archive", "--from", from, "--to", to])
+            .args(["--allow-loopback-media", "--no-index"])
+            .args([
+                "--tag-mode",
+                if server.supports_tags() {
+                    "header"
+                } else {
+                    "disabled"
+                },
+            ]);
+        c
+    };
+    let out = run(archive()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let to_recordings = proxy.stats.requests_to("/recordings/");
+    let puts = to_recordings
+        .iter()
+        .filter(|r| r.starts_with("PUT "))
+        .count();
+    let heads = to_recordings
+        .iter()
+        .filter(|r| r.starts_with("HEAD "))
+        .count();
+    assert_eq!(puts, n, "{to_recordings:#?}");
+    if conditions {
+        assert_eq!(
+            to_recordings.len(),
+            n,
+            "one request per new recording: {to_recordings:#?}"
+        );
+    } else {
+        // The store refuses the condition: detected at start, the header is not sent (every
+        // PUT went through) and each write looks first.
+        assert!(heads >= n, "{to_recordings:#?}");
+        assert!(
+            proxy.stats.requests_to("conditional-write-probe").len() <= 2,
+            "probed once"
+        );
+    }
+    // Nothing new: the ledger answers, the store is not asked about recordings.
+    let out = run(archive()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        proxy.stats.requests_to("/recordings/").len(),
+        to_recordings.len(),
+        "{:#?}",
+        proxy.stats.requests_to("/recordings/")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_per_new_recording_on_s3s_fs() {
+    requests_per_recording(Server::S3sFs, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_per_new_recording_on_ceph() {
+    requests_per_recording(Server::Ceph, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_without_conditional_writes_keeps_the_look_before_each_write() {
+    requests_per_recording(Server::S3sFs, false).await;
+}
