@@ -50,3 +50,182 @@ fn configuration_errors_never_echo_a_secret() {
         assert!(all.contains(key), "{text}: key {key} not named: {all}");
     }
 }
+
+fn bin(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(archiver_bin());
+    c.args(args)
+        .env("GENESYS_CLIENT_ID", "sim-client")
+        .env("GENESYS_CLIENT_SECRET", "sim-secret")
+        .env_remove("GENESYS_API_BASE")
+        .env_remove("GENESYS_REGION")
+        .env_remove("S3_BUCKET");
+    c
+}
+
+/// What cannot work is refused at start with exit 2, naming the setting: an `--out` that is a
+/// file, an API base nothing listens on (named with where it came from, without a minute of
+/// retries), a region given by flag (named as the flag). `config check` never creates a
+/// ledger at a mistyped path. A configuration error still leaves a JSON `--report`.
+#[test]
+fn what_cannot_work_is_refused_at_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let window = [
+        "--from",
+        "2026-11-01T00:00:00Z",
+        "--to",
+        "2026-11-02T00:00:00Z",
+    ];
+    let mut c = bin(&["archive"]);
+    c.args(window)
+        .args(["--api-base", "http://127.0.0.1:1", "--out"])
+        .arg(&file)
+        .current_dir(dir.path());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("is a file"),
+        "{}",
+        output_text(&out)
+    );
+
+    // Nothing listens on the API base: named, with the setting it came from.
+    for (args, origin) in [
+        (
+            vec!["config", "check", "--api-base", "http://127.0.0.1:1"],
+            "--api-base",
+        ),
+        (vec!["archive"], "GENESYS_API_BASE"),
+    ] {
+        let mut c = bin(&args);
+        if args[0] == "archive" {
+            c.args(window).env("GENESYS_API_BASE", "http://127.0.0.1:1");
+        }
+        c.args(["--out", "store", "--report", "run.json"])
+            .current_dir(dir.path());
+        let out = c.output().unwrap();
+        let all = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+        assert!(all.contains("127.0.0.1:1"), "{args:?}: {all}");
+        assert!(all.contains(origin), "{args:?}: {all}");
+        assert!(!all.contains("going on"), "{args:?}: {all}");
+    }
+    // The archive run's report says why (config check takes no --report... it is archive's).
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap())
+            .expect("a JSON report, not an empty file");
+    assert_eq!(report["exit_code"], 2, "{report}");
+    assert!(
+        report["configuration_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1:1")),
+        "{report}"
+    );
+
+    // A region given by flag is named as the flag.
+    let mut c = bin(&["archive", "--region", "mars_north_1", "--out", "store"]);
+    c.args(window).current_dir(dir.path());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("--region"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(
+        !output_text(&out).contains("GENESYS_REGION:"),
+        "{}",
+        output_text(&out)
+    );
+
+    // An index prefix that overlaps the key template: the cause named, a value that works
+    // suggested.
+    let mut c = bin(&[
+        "archive",
+        "--key-template",
+        "index/{date}/{recording_id}.{ext}",
+    ]);
+    c.args(window)
+        .args(["--api-base", "http://127.0.0.1:1", "--out", "store"])
+        .current_dir(dir.path());
+    let out = c.output().unwrap();
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("(the default)") && all.contains("key template"),
+        "{all}"
+    );
+    assert!(all.contains("such as custody-index/"), "{all}");
+}
+
+/// `config check` with a ledger path that does not exist says so and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_never_creates_a_ledger() {
+    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 1,
+        ..genesys_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bin(&[
+        "config",
+        "check",
+        "--out",
+        "store",
+        "--state",
+        "typo/ledgr.db",
+    ]);
+    c.env("GENESYS_API_BASE", s.base_url())
+        .current_dir(dir.path());
+    let out = e2e::output_of(c).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("does not exist yet"), "{all}");
+    assert!(!dir.path().join("typo/ledgr.db").exists(), "{all}");
+}
+
+/// Help: `genesys-archiverd --help` is the daemon's own (its name, its options);
+/// read-only commands do not list write options; no default is said twice.
+#[test]
+fn help_is_each_programs_own_and_says_things_once() {
+    let out = std::process::Command::new(e2e::daemon_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{help}");
+    assert!(help.contains("Usage: genesys-archiverd"), "{help}");
+    assert!(help.contains("--late-window"), "{help}");
+    assert!(help.contains("--config"), "{help}");
+    let out = std::process::Command::new(e2e::daemon_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("genesys-archiverd "),
+        "{}",
+        output_text(&out)
+    );
+    let verify = bin(&["verify", "--help"]).output().unwrap();
+    let verify = String::from_utf8_lossy(&verify.stdout).to_string();
+    for write_only in [
+        "--sse",
+        "--storage-class",
+        "--object-lock-mode",
+        "--tag-mode",
+    ] {
+        assert!(
+            !verify.contains(write_only),
+            "{write_only} in verify --help"
+        );
+    }
+    assert!(!verify.contains("to archive into"), "{verify}");
+    let archive = bin(&["archive", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&archive.stdout).contains("--object-lock-mode"));
+    let find = bin(&["find", "--help"]).output().unwrap();
+    let find = String::from_utf8_lossy(&find.stdout).to_string();
+    assert_eq!(find.matches("[default: 1000]").count(), 1, "{find}");
+}

@@ -105,6 +105,8 @@ struct RunArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
+    write: settings::WriteArgs,
+    #[command(flatten)]
     state: StateArgs,
     /// Recordings processed at the same time [default: 4].
     #[arg(long, env = "GENESYS_ARCHIVER_WORKERS")]
@@ -155,6 +157,16 @@ struct IndexArgs {
     index_anchor: Option<String>,
 }
 
+impl RunArgs {
+    /// The store's location with the write options of this command.
+    fn store_args(&self) -> StoreArgs {
+        StoreArgs {
+            write: self.write.clone(),
+            ..self.store.clone()
+        }
+    }
+}
+
 impl IndexArgs {
     /// The index prefix, checked against the recordings' key prefix; `None` with --no-index.
     fn resolve(&self, recordings_prefix: &str) -> Result<Option<String>, ConfigError> {
@@ -170,13 +182,28 @@ impl IndexArgs {
                 "--index-prefix {p:?} must be a key prefix ending in '/', such as index/"
             )));
         }
-        if !recordings_prefix.is_empty()
-            && (p.starts_with(recordings_prefix) || recordings_prefix.starts_with(&p))
-        {
-            return Err(config_err(format!(
-                "--index-prefix {p:?} overlaps the recordings' keys (prefix {recordings_prefix:?}); \
-                 choose one apart, such as index/"
-            )));
+        let overlaps = |p: &str| {
+            !recordings_prefix.is_empty()
+                && (p.starts_with(recordings_prefix) || recordings_prefix.starts_with(p))
+        };
+        if overlaps(&p) {
+            let apart = ["index/", "custody-index/", "_index/"]
+                .into_iter()
+                .find(|c| !overlaps(c));
+            let which = if self.index_prefix.is_some() {
+                format!("--index-prefix {p:?}")
+            } else {
+                format!("the index prefix {p:?} (the default)")
+            };
+            let template = format!("the key template's keys begin with {recordings_prefix:?}");
+            return Err(config_err(match apart {
+                Some(a) => format!(
+                    "{which} overlaps the recordings' keys ({template}); give --index-prefix one apart, such as {a}"
+                ),
+                None => format!(
+                    "{which} overlaps the recordings' keys ({template}); give the key template a fixed first segment, such as recordings/{{date}}/..."
+                ),
+            }));
         }
         Ok(Some(p))
     }
@@ -207,7 +234,43 @@ pub(crate) fn config_err(msg: impl Into<String>) -> ConfigError {
 
 /// Runs the CLI with `args` (argv including the program name) and returns the exit code.
 pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = Cli::parse_from(args);
+    run_cli(Cli::parse_from(args))
+}
+
+/// `genesys-archiverd`: the `daemon` subcommand as a program of its own, with its own name,
+/// usage, help and version (the global options included).
+pub fn daemon_main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    use clap::FromArgMatches as _;
+    let top = Cli::command();
+    let globals: Vec<clap::Arg> = top
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let daemon = top
+        .find_subcommand("daemon")
+        .expect("the daemon subcommand")
+        .clone()
+        .args(globals)
+        .name("genesys-archiverd")
+        .bin_name("genesys-archiverd")
+        .display_name("genesys-archiverd")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Archive Genesys Cloud call recordings continuously (genesys-archiver daemon): poll, archive, verify, retry; stop with SIGTERM.")
+        .after_help("Example:\n  genesys-archiverd --config /etc/genesys-archiver.toml --metrics-listen 127.0.0.1:9464\n  genesys-archiverd --config /etc/genesys-archiver.toml --once --report poll.json\n\nExit codes: 0 stopped (by a signal: work drained, state saved), 1 a persistent error, or with --once a poll that did not complete, 2 configuration or usage error.");
+    let m = daemon.get_matches_from(args);
+    let d = DaemonArgs::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    run_cli(Cli {
+        command: Command::Daemon(Box::new(d)),
+        log_format: m
+            .get_one::<LogFormat>("log_format")
+            .copied()
+            .unwrap_or(LogFormat::Text),
+        config: m.get_one::<PathBuf>("config").cloned(),
+    })
+}
+
+fn run_cli(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,6 +281,11 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
+    };
+    let (command, report_path) = match &cli.command {
+        Command::Archive(a) => ("archive", a.run.output.report.clone()),
+        Command::Daemon(d) => ("daemon", d.run.output.report.clone()),
+        _ => ("", None),
     };
     let result = rt.block_on(async {
         let file = match &cli.config {
@@ -250,6 +318,20 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(code) => code,
         Err(ConfigError(msg)) => {
             eprintln!("error: {msg}");
+            // A script reading the report finds why nothing was done, not an empty file.
+            if let Some(path) = report_path {
+                let report = serde_json::json!({
+                    "command": command,
+                    "tool_version": env!("CARGO_PKG_VERSION"),
+                    "exit_code": EXIT_CONFIG,
+                    "clean": false,
+                    "configuration_error": msg,
+                });
+                let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("error: --report {}: {e}", path.display());
+                }
+            }
             ExitCode::from(EXIT_CONFIG)
         }
     }
@@ -343,7 +425,9 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         (None, None) => archiver::DEFAULT_LATE_WINDOW,
     };
     let source = run.source.resolve(file)?;
-    let store = run.store.resolve(file)?;
+    let store = run.store_args().resolve(file)?;
+    // What can be checked here first, before any network.
+    settings::check_writable(&store)?;
     let prefix = StoreArgs::prefix(&store);
     let index_prefix = run.index.resolve(&prefix)?;
     let index_signer = match (&run.index.index_signing_key, &file.index.signing_key) {
@@ -358,6 +442,10 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     .map(Arc::new);
     let client = settings::connect_source(&source).await?;
     let sink = settings::connect_store(&store).await?;
+    // Whether the store refuses create-only PUTs itself (then one round trip per new object).
+    if let Err(e) = sink.prepare_writes().await {
+        tracing::warn!(error = %e, "could not probe the store for conditional writes; looking (HEAD) before each write");
+    }
     let index_anchor = match (&run.index.index_anchor, &file.index.anchor) {
         _ if index_prefix.is_none() => None,
         (Some(v), _) => Some(commands::index::anchor_from(v, "--index-anchor", &store).await?),

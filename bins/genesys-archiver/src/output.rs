@@ -194,6 +194,7 @@ impl Output {
     pub(crate) fn new(args: &OutputArgs, command: &'static str) -> Result<Self, ConfigError> {
         for (flag, p) in [("--report", &args.report), ("--manifest", &args.manifest)] {
             if let Some(p) = p {
+                let existed = p.exists();
                 std::fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
@@ -202,6 +203,10 @@ impl Output {
                     .map_err(|e| {
                         config_err(format!("{flag} {}: cannot write it: {e}", p.display()))
                     })?;
+                // Only a check: no empty file is left should the run stop before its end.
+                if !existed {
+                    let _ = std::fs::remove_file(p);
+                }
             }
         }
         let show = match args.progress {

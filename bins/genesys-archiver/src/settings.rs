@@ -81,13 +81,13 @@ pub(crate) struct SourceArgs {
     pub(crate) poll_initial: Option<String>,
 }
 
-/// Object store settings.
+/// Where the archive is: every command that reads or writes it.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct StoreArgs {
-    /// Bucket to archive into.
+    /// Bucket of the archive.
     #[arg(long, env = "S3_BUCKET")]
     pub(crate) bucket: Option<String>,
-    /// Archive into this local directory instead of a bucket.
+    /// The archive is in this local directory instead of a bucket.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Path-style addressing (needed by most S3-compatible stores) [default: false].
@@ -97,12 +97,20 @@ pub(crate) struct StoreArgs {
     /// [default: when-required].
     #[arg(long, value_enum)]
     pub(crate) checksum_mode: Option<Checksums>,
-    /// How object tags are written [default: header].
-    #[arg(long, value_enum)]
-    pub(crate) tag_mode: Option<Tags>,
     /// Object key template [default: recordings/{date}/{conversation_id}/{recording_id}.{ext}].
     #[arg(long, env = "GENESYS_ARCHIVER_KEY_TEMPLATE")]
     pub(crate) key_template: Option<String>,
+    /// How objects are written: only `archive` and `daemon` take these.
+    #[arg(skip)]
+    pub(crate) write: WriteArgs,
+}
+
+/// How objects are written (`archive`, `daemon`, `config check`).
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct WriteArgs {
+    /// How object tags are written [default: header].
+    #[arg(long, value_enum)]
+    pub(crate) tag_mode: Option<Tags>,
     /// Server-side encryption: s3 (AES256) or kms (checked: a store that ignores it is refused).
     #[arg(long, value_enum)]
     pub(crate) sse: Option<Sse>,
@@ -300,6 +308,18 @@ pub(crate) struct SourceSettings {
     pub(crate) client: ClientConfig,
     pub(crate) media_types: Vec<String>,
     pub(crate) verify_source_etag: bool,
+    /// Where the API base or region came from (a flag, a variable or a file key), to name it
+    /// in errors.
+    pub(crate) env_origin: &'static str,
+}
+
+/// Which of a flag and its environment variable gave `value` (clap merges them).
+fn flag_or_env(flag: &'static str, env: &'static str, value: &str) -> &'static str {
+    if std::env::var(env).is_ok_and(|v| v == value) {
+        env
+    } else {
+        flag
+    }
 }
 
 impl SourceArgs {
@@ -348,11 +368,24 @@ impl SourceArgs {
             .filter(|s| !s.is_empty())
             .or_else(|| env_nonempty("GENESYSCLOUD_REGION"))
             .or_else(|| f.region.clone());
+        let env_origin = match (&self.api_base, &api_base, &self.region, &region) {
+            (Some(v), Some(_), ..) if !v.is_empty() => {
+                flag_or_env("--api-base", "GENESYS_API_BASE", v)
+            }
+            (_, Some(_), ..) => "genesys.api_base",
+            (_, None, Some(v), Some(_)) if !v.is_empty() => {
+                flag_or_env("--region", "GENESYS_REGION", v)
+            }
+            (_, None, _, Some(_)) if env_nonempty("GENESYSCLOUD_REGION").is_some() => {
+                "GENESYSCLOUD_REGION"
+            }
+            _ => "genesys.region",
+        };
         let env = match (&api_base, &region) {
             (Some(base), _) => Environment::from_base_url(base)
-                .map_err(|e| config_err(format!("GENESYS_API_BASE: {e}")))?,
+                .map_err(|e| config_err(format!("{env_origin}: {e}")))?,
             (None, Some(region)) => Environment::from_region(region)
-                .map_err(|e| config_err(format!("GENESYS_REGION: {e}")))?,
+                .map_err(|e| config_err(format!("{env_origin}: {e}")))?,
             (None, None) => {
                 return Err(config_err(
                     "set GENESYS_REGION (e.g. mypurecloud.de or eu_central_1), GENESYSCLOUD_REGION \
@@ -444,6 +477,7 @@ impl SourceArgs {
             client: ccfg,
             media_types,
             verify_source_etag: self.verify_source_etag,
+            env_origin,
         })
     }
 }
@@ -455,6 +489,16 @@ impl SourceArgs {
 /// poll) tries again and reports it.
 pub(crate) async fn connect_source(s: &SourceSettings) -> Result<GenesysClient, ConfigError> {
     let client = GenesysClient::new(s.client.clone()).map_err(|e| config_err(e.to_string()))?;
+    // A host that cannot be reached at all is a setting to fix, not an outage to ride out:
+    // said at once, naming the host and where it came from (the token call's retries would
+    // take most of a minute, and the run another before failing).
+    let token_url = s.client.environment.token_url();
+    if let Err(why) = reachable(&token_url).await {
+        return Err(config_err(format!(
+            "cannot reach the Genesys Cloud login host of {token_url} ({}): {why}; check the region or API base and the network",
+            s.env_origin
+        )));
+    }
     match client.tokens().token().await {
         Ok(_) => {}
         Err(e @ (genesys_media::Error::Auth { .. } | genesys_media::Error::InvalidArgument(_))) => {
@@ -465,6 +509,21 @@ pub(crate) async fn connect_source(s: &SourceSettings) -> Result<GenesysClient, 
         }
     }
     Ok(client)
+}
+
+/// Whether a TCP connection to `url`'s host and port opens within 10 seconds (the name
+/// resolves, something listens). The client connects directly (no HTTP proxy), so this is
+/// what its requests need.
+async fn reachable(url: &str) -> Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = u.host_str().ok_or("no host")?.to_string();
+    let port = u.port_or_known_default().ok_or("no port")?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 10 s".into()),
+    }
 }
 
 /// Store settings after merging.
@@ -537,19 +596,21 @@ impl StoreArgs {
             Some(v) => crate::parse_bool("S3_FORCE_PATH_STYLE", v)?,
             None => f.force_path_style.unwrap_or(false),
         };
-        let sse = match self.sse.or(f.sse) {
+        let sse = match self.write.sse.or(f.sse) {
             None => sink::ServerSideEncryption::None,
             Some(Sse::S3) => sink::ServerSideEncryption::S3,
             Some(Sse::Kms) => sink::ServerSideEncryption::Kms {
                 key_id: self
+                    .write
                     .sse_kms_key_id
                     .clone()
                     .or_else(|| f.sse_kms_key_id.clone()),
             },
         };
         let object_lock = match (
-            self.object_lock_mode.or(f.object_lock_mode),
-            self.object_lock_retain
+            self.write.object_lock_mode.or(f.object_lock_mode),
+            self.write
+                .object_lock_retain
                 .as_ref()
                 .or(f.object_lock_retain.as_ref()),
         ) {
@@ -581,9 +642,10 @@ impl StoreArgs {
                 .checksum_mode
                 .or(f.checksum_mode)
                 .unwrap_or(Checksums::WhenRequired),
-            tags: self.tag_mode.or(f.tag_mode).unwrap_or(Tags::Header),
+            tags: self.write.tag_mode.or(f.tag_mode).unwrap_or(Tags::Header),
             sse,
             storage_class: self
+                .write
                 .storage_class
                 .clone()
                 .or_else(|| f.storage_class.clone()),
@@ -602,9 +664,38 @@ impl StoreArgs {
     }
 }
 
+/// Whether files can be created in `dir` (created first when missing): a temporary file is
+/// written and removed.
+pub(crate) fn check_dir_writable(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err("it is a file, not a directory".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let probe = dir.join(format!(".write-check-{:016x}", fastrand::u64(..)));
+    std::fs::write(&probe, b"").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// For a directory store: can the archive be written there? Said at start, not after every
+/// recording was downloaded and failed.
+pub(crate) fn check_writable(s: &StoreSettings) -> Result<(), ConfigError> {
+    match &s.target {
+        StoreTarget::Dir(dir) => check_dir_writable(dir)
+            .map_err(|e| config_err(format!("--out {}: cannot write there: {e}", dir.display()))),
+        StoreTarget::Bucket { .. } => Ok(()),
+    }
+}
+
 /// Builds the sink; for a bucket, proves it is reachable with HEAD bucket.
 pub(crate) async fn connect_store(s: &StoreSettings) -> Result<Arc<dyn ObjectSink>, ConfigError> {
     Ok(match &s.target {
+        StoreTarget::Dir(dir) if dir.exists() && !dir.is_dir() => {
+            return Err(config_err(format!(
+                "--out {}: is a file, not a directory",
+                dir.display()
+            )));
+        }
         StoreTarget::Dir(dir) => Arc::new(LocalDirSink::new(dir)),
         StoreTarget::Bucket {
             bucket,

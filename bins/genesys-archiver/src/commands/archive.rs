@@ -28,7 +28,7 @@ pub(crate) struct ArchiveArgs {
     #[arg(long)]
     recheck: bool,
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// Writes the chain-of-custody index parts the run calls for and says so; false when it

@@ -21,14 +21,26 @@ pub(crate) async fn run_config_check(
     file: &FileConfig,
 ) -> Result<ExitCode, ConfigError> {
     let source = run.source.resolve(file)?;
-    let store = run.store.resolve(file)?;
-    println!("settings: ok (key template {})", store.key_template_text);
+    let store = run.store_args().resolve(file)?;
+    settings::check_writable(&store)?;
+    let index_prefix = run.index.resolve(&settings::StoreArgs::prefix(&store))?;
+    println!(
+        "settings: ok (key template {}; {})",
+        store.key_template_text,
+        match &index_prefix {
+            Some(p) => format!("index under {p}"),
+            None => "no index".into(),
+        }
+    );
     let client = settings::connect_source(&source).await?;
-    client
-        .tokens()
-        .token()
-        .await
-        .map_err(|e| config_err(format!("genesys: no token: {e}")))?;
+    // A check says what fails now; it does not go on hoping the next call works.
+    client.tokens().token().await.map_err(|e| {
+        config_err(format!(
+            "genesys: no token from {} ({}): {e}",
+            source.client.environment.token_url(),
+            source.env_origin
+        ))
+    })?;
     println!(
         "genesys: ok (token obtained from {})",
         source.client.environment.api_base()
@@ -53,8 +65,35 @@ pub(crate) async fn run_config_check(
         ),
     }
     let sink = settings::connect_store(&store).await?;
-    println!("store: ok ({sink})");
-    let ledger = run.state.open(file).await?;
+    match sink.prepare_writes().await {
+        Ok(()) if !sink.look_before_create() => println!(
+            "store: ok ({sink}; conditional writes honoured: one request per new recording)"
+        ),
+        Ok(()) => println!("store: ok ({sink})"),
+        Err(e) => println!(
+            "store: warning: {sink}: a probe object could not be written ({e}); if the client may write only under the key prefix this is expected, otherwise archiving will fail"
+        ),
+    }
+    // Opened to read only: a check never creates a ledger (a mistyped path would be "ok").
+    let location = run.state.location(file);
+    let local = !location.starts_with("postgres");
+    if local && !std::path::Path::new(&location).exists() {
+        let dir = std::path::Path::new(&location)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        settings::check_dir_writable(dir).map_err(|e| {
+            config_err(format!(
+                "--state {location}: does not exist, and its directory {} cannot hold it: {e}",
+                dir.display()
+            ))
+        })?;
+        println!(
+            "ledger: {location} does not exist yet; the first run creates it (its directory is writable)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ledger = run.state.open_shared(file).await?;
     let version = ledger
         .schema_version()
         .await

@@ -16,7 +16,7 @@ use crate::{ConfigError, RunArgs, TzArg, conclude, config_err, log_events, metri
 #[derive(Args, Debug)]
 pub(crate) struct DaemonArgs {
     #[command(flatten)]
-    run: RunArgs,
+    pub(crate) run: RunArgs,
     /// Where the first poll starts when the ledger has no checkpoint: a date, a time, or
     /// 7d / 24h ago, as for archive --from [default: 24h].
     #[arg(long)]

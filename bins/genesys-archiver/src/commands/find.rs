@@ -40,7 +40,7 @@ pub(crate) struct FindArgs {
     /// Also rows that are not archived (pending, failed, quarantined).
     #[arg(long)]
     all: bool,
-    /// At most this many rows [default: 1000].
+    /// At most this many rows.
     #[arg(long, default_value_t = 1000)]
     limit: u32,
     /// One JSON object per line (the index's object lines, with `status`).
