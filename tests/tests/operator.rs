@@ -209,8 +209,15 @@ fn help_is_each_programs_own_and_says_things_once() {
         "{}",
         output_text(&out)
     );
+    // Write options in verify only under their own heading (they serve --archive-missing);
+    // find lists none.
     let verify = bin(&["verify", "--help"]).output().unwrap();
     let verify = String::from_utf8_lossy(&verify.stdout).to_string();
+    let (general, writing) = verify
+        .split_once("Writing (only with --archive-missing or --archive-orphans)")
+        .expect("a heading for the write options");
+    let find = bin(&["find", "--help"]).output().unwrap();
+    let find = String::from_utf8_lossy(&find.stdout).to_string();
     for write_only in [
         "--sse",
         "--storage-class",
@@ -218,14 +225,17 @@ fn help_is_each_programs_own_and_says_things_once() {
         "--tag-mode",
     ] {
         assert!(
-            !verify.contains(write_only),
+            !general.contains(write_only),
             "{write_only} in verify --help"
         );
+        assert!(
+            writing.contains(write_only),
+            "{write_only} under the heading"
+        );
+        assert!(!find.contains(write_only), "{write_only} in find --help");
     }
     assert!(!verify.contains("to archive into"), "{verify}");
     let archive = bin(&["archive", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&archive.stdout).contains("--object-lock-mode"));
-    let find = bin(&["find", "--help"]).output().unwrap();
-    let find = String::from_utf8_lossy(&find.stdout).to_string();
     assert_eq!(find.matches("[default: 1000]").count(), 1, "{find}");
 }

@@ -18,6 +18,12 @@ use crate::{ConfigError, TzArg, config_err, settings};
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// How --archive-missing and --archive-orphans write what they archive.
+    #[command(
+        flatten,
+        next_help_heading = "Writing (only with --archive-missing or --archive-orphans)"
+    )]
+    write: crate::settings::WriteArgs,
     #[command(flatten)]
     state: StateArgs,
     /// Only recordings that started at or after this time (forms as for archive --from).
@@ -103,7 +109,11 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         v.to.as_deref()
             .map(|t| parse_time("to", t, v.tz.zone()?))
             .transpose()?;
-    let settings = v.store.resolve(file)?;
+    let settings = StoreArgs {
+        write: v.write.clone(),
+        ..v.store.clone()
+    }
+    .resolve(file)?;
     let sink = settings::connect_store(&settings).await?;
     let index_prefix = v
         .index_prefix
