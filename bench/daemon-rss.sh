@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Daemon memory over many polls (issue 16, run by hand): the release binary polls a simulator
+# Daemon memory over many polls (run by hand): the release binary polls a simulator
 # (2,000 recordings three days ago, a separate process) every 100 ms into a local directory,
 # POLLS times (default 1,000); RSS after polls 1, 10, 100, 500 and the last.
 # Results appended to bench/results/daemon-rss.jsonl. Usage: bench/daemon-rss.sh [POLLS]

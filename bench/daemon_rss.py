@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Daemon memory over many polls (issue 16): runs the release `genesys-archiver daemon` against
+"""Daemon memory over many polls: runs the release `genesys-archiver daemon` against
 a simulator (a separate process) into a local directory with a short --interval, counts its
 "poll finished" log lines and samples its RSS (from /proc) after polls 1, 10, 100, 500 and
 the last; then stops it with SIGTERM. Prints one JSON line.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PostgreSQL ledger's commits per recording (issue 16 point 1; run by hand, not in CI):
+# The PostgreSQL ledger's commits per recording (run by hand, not in CI):
 # the release binary archives N recordings of 1 KiB from the simulator into a local directory
 # with a PostgreSQL ledger whose server flushes its WAL on every commit (fsync on, data on
 # disk), and reports the wall time, the server's WAL flushes per recording (pg_stat_wal.wal_sync

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost curve (issue 16; run by hand, not in CI): discovery and archival of many small
+# The cost curve (run by hand, not in CI): discovery and archival of many small
 # recordings from the simulator, at 10,000, 100,000 and (FULL=1) 1,000,000, into a local
 # directory and (STORES="dir s3s") into s3s-fs. The API budget is lifted (--rate-limit on the
 # simulator, --api-budget on the archiver) so the archiver's own costs show; the API-bound

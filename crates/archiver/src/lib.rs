@@ -9,7 +9,8 @@ mod custody_signed;
 mod events;
 mod facts;
 mod inventory;
-mod ledger;
+/// The ledger crate, under the name the modules here have always used.
+pub(crate) use ::ledger;
 mod pipeline;
 mod rebuild;
 mod refresh;

@@ -1,6 +1,6 @@
 //! Work shared between instances through the ledger: a *listing lease* (one instance lists
 //! each poll's window) and *chunks* (up to 100 listed conversations each, claimed with a lease
-//! by any instance, resolved and archived by it). See [`crate::continuous`] (`ScaleOut`).
+//! by any instance, resolved and archived by it). See the archiver crate's continuous mode (`ScaleOut`).
 
 use std::collections::HashSet;
 use std::time::Duration;

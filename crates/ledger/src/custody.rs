@@ -1,5 +1,5 @@
 //! What the ledger knows for people and auditors: finding recordings by what analytics said
-//! about them, and the parts of the chain-of-custody index ([`crate::write_index`]).
+//! about them, and the parts of the chain-of-custody index (the archiver crate's `write_index`).
 
 use super::{Finish, Ledger, LedgerEntry, LedgerError, RecordStatus};
 use genesys_media::ConversationFacts;

@@ -1,16 +1,5 @@
-//! The ledger: one row per recording (ids, key, size, MD5, status, attempts, last error,
-//! lease, timestamps) plus discovery checkpoints, written before and after every upload so a
-//! restart knows what is stored and what was in flight without asking the store.
-//!
-//! Two backends share one decision procedure ([`decide`]) and differ only in how they lock:
-//!
-//! * **SQLite** (the default, a file): one process at a time, enforced by an exclusive lock
-//!   on `<file>.lock`. Because no other process can hold a lease, a `pending` row left by a
-//!   crashed run is taken over at once.
-//! * **PostgreSQL** (`postgres://...`): several instances share the table. A recording is
-//!   claimed inside a transaction that locks its row with `FOR UPDATE SKIP LOCKED`; the
-//!   claim is a lease with an expiry (renewed while the upload runs), so a dead instance's
-//!   work is picked up once its lease expires and a live instance's work is never repeated.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod chunks;
 mod conversations;

@@ -929,8 +929,8 @@ impl Backend for SqliteLedger {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Ledger;
     use super::*;
+    use crate::Ledger;
     use std::time::Duration;
 
     fn rec(id: &str) -> genesys_media::DiscoveredRecording {

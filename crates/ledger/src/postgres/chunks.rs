@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::{NOW_MS, PgLedger};
-use crate::ledger::LedgerError;
-use crate::ledger::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
+use crate::LedgerError;
+use crate::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
 
 #[async_trait::async_trait]
 impl ChunkStore for PgLedger {

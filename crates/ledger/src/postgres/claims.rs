@@ -6,7 +6,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use super::group::WriteError;
 use super::{NOW_MS, PgLedger};
-use crate::ledger::{Claim, Decision, LedgerError, RecordInfo, RecordStatus, RowState, decide};
+use crate::{Claim, Decision, LedgerError, RecordInfo, RecordStatus, RowState, decide};
 
 impl PgLedger {
     /// Runs `f` in a transaction shared with the other claims and outcomes queued meanwhile

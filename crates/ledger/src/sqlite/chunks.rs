@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteLedger, now_ms};
-use crate::ledger::LedgerError;
-use crate::ledger::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
+use crate::LedgerError;
+use crate::chunks::{ChunkBacklog, ChunkRow, ChunkStore};
 
 /// Marks `ids` as queued in chunk `id`.
 fn insert_members(c: &rusqlite::Connection, id: i64, ids: &[String]) -> rusqlite::Result<()> {
