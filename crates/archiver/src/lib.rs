@@ -12,6 +12,7 @@ mod inventory;
 /// The ledger crate, under the name the modules here have always used.
 pub(crate) use ::ledger;
 mod pipeline;
+mod poll;
 mod rebuild;
 mod refresh;
 mod scale_out;
@@ -19,10 +20,7 @@ mod signing;
 mod template;
 
 pub use anchor::{AnchorError, AnchorRecord, IndexAnchor};
-pub use continuous::{
-    ContinuousError, MAX_RETRY_BACKOFF, PollSettings, archive_entries, entry_to_recording,
-    retry_backoff, run_continuous,
-};
+pub use continuous::{archive_entries, entry_to_recording, run_continuous};
 pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
     read_digests, restore_from_index, verify_chain, write_index,
@@ -41,8 +39,8 @@ pub use pipeline::{
     ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,
     archive, default_instance_id, tags_for,
 };
+pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
-pub use scale_out::ScaleOut;
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

@@ -1,4 +1,4 @@
-//! Several instances on one ledger without multiplying API calls ([`ScaleOut`]): per poll one
+//! Several instances on one ledger without multiplying API calls ([`crate::ScaleOut`]): per poll one
 //! instance holds the listing lease and lists the window (analytics pages only), writing
 //! finished conversations into the ledger in chunks of up to 100; every instance claims
 //! chunks with a lease, resolves each with one batch job right before archiving its
@@ -22,25 +22,10 @@ use genesys_media::models::AnalyticsConversation;
 use genesys_media::{Discovered, DiscoveryQuery, GenesysClient, Listed};
 use sink::ObjectSink;
 
-use crate::continuous::{ContinuousError, PollSettings, retry_backoff};
 use crate::events::EventHandler;
 use crate::ledger::{Chunk, Ledger};
 use crate::pipeline::{ArchiverConfig, Summary, archive};
-
-/// Settings of sharing the work between instances on one ledger (continuous mode).
-#[derive(Debug, Clone)]
-pub struct ScaleOut {
-    /// How often an instance looks for chunks another instance listed, between its polls.
-    pub chunk_check: Duration,
-}
-
-impl Default for ScaleOut {
-    fn default() -> Self {
-        Self {
-            chunk_check: Duration::from_secs(5),
-        }
-    }
-}
+use crate::poll::{ContinuousError, PollSettings, retry_backoff};
 
 /// The least time between two listings of one window by any instance: most of the poll
 /// interval, so instances whose polls interleave list about once per interval in all.

@@ -51,7 +51,7 @@ pub struct TokenProvider {
     cache: Mutex<Option<Cached>>,
     /// The source's clock, shared with the client: the token answer's `Date` sets it, so the
     /// source's present is known before the first API call.
-    pub(crate) source_clock: crate::client::SourceClock,
+    pub(crate) source_clock: crate::clock::SourceClock,
 }
 
 impl fmt::Debug for TokenProvider {
@@ -176,7 +176,7 @@ impl TokenProvider {
         let exchange = async {
             let resp = self.http.request(req).await.map_err(|e| Error::Transport {
                 endpoint: ENDPOINT.into(),
-                message: crate::client::cause_chain(&e),
+                message: crate::error::cause_chain(&e),
             })?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, 1 << 20)
@@ -196,7 +196,7 @@ impl TokenProvider {
                 message: "the token request timed out".into(),
             })??;
         let status = parts.status;
-        crate::client::note_source_date(&self.source_clock, &parts.headers);
+        crate::clock::note_source_date(&self.source_clock, &parts.headers);
         if status.is_success() {
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
                 endpoint: ENDPOINT.into(),

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::auth::TokenProvider;
-use crate::error::{Error, Result};
+use crate::clock::{SourceClock, note_source_date};
+use crate::error::{Error, Result, cause_chain};
 use crate::media::{MediaPolicy, MediaUrl};
 use crate::models::ApiErrorBody;
 use crate::pacer::Pacer;
@@ -154,30 +155,6 @@ pub struct GenesysClient {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The source's clock as its answers show it: the `Date` of the latest answer and when it
-/// arrived (shared by the client and its token provider).
-pub(crate) type SourceClock = Arc<std::sync::Mutex<Option<(DateTime<Utc>, Instant)>>>;
-
-/// Keeps an answer's `Date` as the source's clock. A `Date` is truncated to the second, so
-/// each reading is a lower bound of the source's time; a reading below what the clock already
-/// says is ignored: the clock never goes back (a later `now` is never before an earlier one).
-pub(crate) fn note_source_date(clock: &SourceClock, headers: &http::HeaderMap) {
-    if let Some(date) = headers
-        .get(header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-    {
-        let date = date.with_timezone(&Utc);
-        let mut g = clock.lock().unwrap_or_else(|p| p.into_inner());
-        let ahead = g.is_none_or(|(d, at)| {
-            date >= d + chrono::Duration::from_std(at.elapsed()).unwrap_or(chrono::Duration::zero())
-        });
-        if ahead {
-            *g = Some((date, Instant::now()));
-        }
-    }
-}
-
 pub(crate) struct Inner {
     pub(crate) cfg: ClientConfig,
     pub(crate) http: HyperClient,
@@ -188,9 +165,9 @@ pub(crate) struct Inner {
     /// The source's clock: the `Date` of the latest API (or token) answer and when it arrived.
     pub(crate) source_clock: SourceClock,
     /// How long batch download jobs take to be ready (learnt; see `ready.rs`).
-    pub(crate) batch_ready: crate::ready::ReadyEstimate,
+    pub(crate) batch_ready: crate::ready_estimate::ReadyEstimate,
     /// How long analytics details jobs take to be fulfilled (learnt).
-    pub(crate) details_job_ready: crate::ready::ReadyEstimate,
+    pub(crate) details_job_ready: crate::ready_estimate::ReadyEstimate,
 }
 
 impl fmt::Debug for GenesysClient {
@@ -467,19 +444,6 @@ fn transport(endpoint: &str, e: &(dyn std::error::Error + 'static)) -> Error {
         endpoint: endpoint.to_string(),
         message: cause_chain(e),
     }
-}
-
-/// An error with its causes, `a: b: c`. hyper-util's errors print the cause chain without the
-/// URL, so no query string leaks.
-pub(crate) fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
-    message
 }
 
 fn exhausted(attempts: u32, started: Instant, last: Error) -> Error {

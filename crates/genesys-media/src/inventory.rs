@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::client::GenesysClient;
 use crate::error::{Error, Result};
+use crate::orphan::ORPHAN_CONVERSATION;
 
 /// The retention query's largest page.
 pub const RETENTION_PAGE_SIZE: u32 = 500;
@@ -105,17 +106,8 @@ struct DivisionsPermitted {
 /// sensitive data in an org that redacts it (`POST /api/v2/recording/batchrequests`).
 pub const VIEW_SENSITIVE_DATA: &str = "recording:recording:viewSensitiveData";
 
-/// The conversation id under which an orphan recording is archived (it has none): its key
-/// and ledger row name the orphan's id as the recording.
-pub const ORPHAN_CONVERSATION: &str = "orphan";
-
 /// The `formatId` orphan media is asked in (audio; other media take their own defaults).
 const ORPHAN_FORMAT: &str = "WAV";
-
-/// Whether `rec` is an orphan recording's media (see [`GenesysClient::orphan_recordings_media`]).
-pub(crate) fn is_orphan(rec: &crate::DiscoveredRecording) -> bool {
-    rec.conversation_id == ORPHAN_CONVERSATION
-}
 
 /// The archiver's media type of an orphan's `mediaType` (`CALL`, `SCREEN`, `CHAT`, `EMAIL`).
 fn orphan_media_type(o: &OrphanRecording) -> String {

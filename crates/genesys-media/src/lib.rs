@@ -5,6 +5,7 @@ mod analytics;
 mod auth;
 mod carry;
 mod client;
+mod clock;
 mod discovery;
 mod error;
 mod facts;
@@ -13,8 +14,10 @@ mod known;
 mod listing;
 mod media;
 pub mod models;
+mod orphan;
 mod pacer;
 mod ready;
+mod ready_estimate;
 mod region;
 mod resolve;
 mod retry;
@@ -29,13 +32,11 @@ pub use discovery::{
 };
 pub use error::{Error, ErrorClass, Result};
 pub use facts::ConversationFacts;
-pub use inventory::{
-    ORPHAN_CONVERSATION, OrphanRecording, RETENTION_PAGE_SIZE, RetainedRecording,
-    VIEW_SENSITIVE_DATA,
-};
+pub use inventory::{OrphanRecording, RETENTION_PAGE_SIZE, RetainedRecording, VIEW_SENSITIVE_DATA};
 pub use known::{KnownConversations, ResolvedConversation};
 pub use listing::Listed;
 pub use media::{MediaPolicy, MediaUrl};
+pub use orphan::ORPHAN_CONVERSATION;
 pub use region::{Environment, REGIONS, RegionError};
 pub use resolve::format_content_type;
 pub use retry::{RETRY_AFTER_CEILING, RetryPolicy, Wait, parse_retry_after};

@@ -338,7 +338,7 @@ impl GenesysClient {
     /// Requests a fresh media URL for one recording file (after a 403 or near expiry), the
     /// way the source mode obtained it.
     pub async fn refresh_media(&self, rec: &DiscoveredRecording) -> Result<MediaAvailability> {
-        if crate::inventory::is_orphan(rec) {
+        if crate::orphan::is_orphan(rec) {
             return self.refresh_orphan(rec).await;
         }
         match self.config().source.clone() {
@@ -386,10 +386,10 @@ impl GenesysClient {
             return Ok(Vec::new());
         }
         // Orphans have no conversation a batch job could name: their own media endpoint.
-        if recs.iter().any(crate::inventory::is_orphan) {
+        if recs.iter().any(crate::orphan::is_orphan) {
             let others: Vec<DiscoveredRecording> = recs
                 .iter()
-                .filter(|r| !crate::inventory::is_orphan(r))
+                .filter(|r| !crate::orphan::is_orphan(r))
                 .cloned()
                 .collect();
             let mut batch = Box::pin(self.refresh_media_batch(&others))
@@ -397,7 +397,7 @@ impl GenesysClient {
                 .into_iter();
             let mut out = Vec::with_capacity(recs.len());
             for r in recs {
-                out.push(if crate::inventory::is_orphan(r) {
+                out.push(if crate::orphan::is_orphan(r) {
                     self.refresh_orphan(r).await?
                 } else {
                     batch.next().unwrap_or_else(|| {
