@@ -8,11 +8,13 @@ use futures::StreamExt;
 use genesys_media::{DiscoveredRecording, DiscoveryQuery, GenesysClient, MediaAvailability};
 use sink::ObjectSink;
 
+use crate::config::ArchiverConfig;
 use crate::events::{Event, EventHandler};
 use crate::ledger::{LedgerEntry, RecordStatus};
-use crate::pipeline::{ArchiverConfig, Summary, archive};
+use crate::pipeline::archive;
 use crate::poll::{ContinuousError, PollSettings, retry_backoff};
 use crate::scale_out::{as_kept, listing, listing_gap, renewing, work_chunks};
+use crate::summary::Summary;
 
 /// The most late-window rechecks one poll takes from the ledger (ten full batch jobs); the
 /// rest are due at the next poll.

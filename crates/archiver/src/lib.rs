@@ -3,6 +3,8 @@
 
 mod adopt;
 mod anchor;
+mod attempt;
+mod config;
 mod continuous;
 mod custody;
 mod custody_signed;
@@ -17,9 +19,13 @@ mod rebuild;
 mod refresh;
 mod scale_out;
 mod signing;
+mod summary;
 mod template;
+mod work;
 
 pub use anchor::{AnchorError, AnchorRecord, IndexAnchor};
+pub use attempt::tags_for;
+pub use config::{ArchiverConfig, default_instance_id};
 pub use continuous::{archive_entries, entry_to_recording, run_continuous};
 pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
@@ -35,12 +41,10 @@ pub use ledger::{
     IndexedObject, LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog,
     RecordStatus, StoredObject, redact_url, sweep_uploads,
 };
-pub use pipeline::{
-    ArchiverConfig, FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary,
-    archive, default_instance_id, tags_for,
-};
+pub use pipeline::archive;
 pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
+pub use summary::{FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

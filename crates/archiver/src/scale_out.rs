@@ -22,10 +22,12 @@ use genesys_media::models::AnalyticsConversation;
 use genesys_media::{Discovered, DiscoveryQuery, GenesysClient, Listed};
 use sink::ObjectSink;
 
+use crate::config::ArchiverConfig;
 use crate::events::EventHandler;
 use crate::ledger::{Chunk, Ledger};
-use crate::pipeline::{ArchiverConfig, Summary, archive};
+use crate::pipeline::archive;
 use crate::poll::{ContinuousError, PollSettings, retry_backoff};
+use crate::summary::Summary;
 
 /// The least time between two listings of one window by any instance: most of the poll
 /// interval, so instances whose polls interleave list about once per interval in all.
