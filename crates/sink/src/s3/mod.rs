@@ -5,7 +5,6 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -27,7 +26,10 @@ use crate::{
     StartedUpload, UploadSweep, validate_key,
 };
 
+mod config;
 mod multipart;
+
+pub use config::{ChecksumMode, ObjectLock, S3SinkConfig, ServerSideEncryption, TagMode};
 
 /// Whether an object stored with this encryption has an MD5 for its ETag (not under KMS).
 fn etag_is_md5(sse: &aws_sdk_s3::types::ServerSideEncryption) -> bool {
@@ -37,100 +39,6 @@ fn etag_is_md5(sse: &aws_sdk_s3::types::ServerSideEncryption) -> bool {
 /// User-metadata key of the random mark every write carries, so that a failed write removes
 /// only an object it wrote itself.
 pub const ATTEMPT_KEY: &str = "archiver-attempt";
-
-/// How object tags are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TagMode {
-    /// With the upload (`x-amz-tagging` on PutObject; PutObjectTagging after a multipart
-    /// upload, because stores such as Ceph ignore the header on CreateMultipartUpload).
-    #[default]
-    Header,
-    /// Always by a separate PutObjectTagging after the upload.
-    Separate,
-    /// No tags (stores without tagging, such as s3s-fs); the metadata still carries them.
-    Disabled,
-}
-
-/// Whether the SDK adds flexible checksums (CRC32 trailers) to requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChecksumMode {
-    /// Only when an operation requires one. Works everywhere, including Ceph RGW over HTTP,
-    /// which rejects the SDK's default streaming checksums. Integrity is then proven by
-    /// Content-MD5 (where the MD5 is known up front) and by comparing the ETag.
-    #[default]
-    WhenRequired,
-    /// Whenever the operation supports one (the SDK default; AWS S3 and s3s-fs).
-    WhenSupported,
-}
-
-/// Server-side encryption of written objects.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ServerSideEncryption {
-    /// The bucket default.
-    #[default]
-    None,
-    /// SSE-S3 (`AES256`).
-    S3,
-    /// SSE-KMS with an optional key id (the ETag is then not an MD5 and is not compared).
-    Kms {
-        /// KMS key id or ARN; `None` uses the AWS managed key.
-        key_id: Option<String>,
-    },
-}
-
-/// Object Lock (WORM) retention for written objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectLock {
-    /// `GOVERNANCE` or `COMPLIANCE`.
-    pub mode: String,
-    /// Retention from the time of writing.
-    pub retain_for: Duration,
-}
-
-/// Settings of an [`S3Sink`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3SinkConfig {
-    /// Bucket name.
-    pub bucket: String,
-    /// How tags are written.
-    pub tag_mode: TagMode,
-    /// Server-side encryption.
-    pub sse: ServerSideEncryption,
-    /// Storage class (`STANDARD`, `STANDARD_IA`, `GLACIER_IR`, ...).
-    pub storage_class: Option<String>,
-    /// Object Lock retention.
-    pub object_lock: Option<ObjectLock>,
-    /// Objects of known length above this use multipart upload (a single PUT holds at most
-    /// 5 GiB).
-    pub multipart_threshold: u64,
-    /// Part size of multipart uploads (5 MiB to 5 GiB).
-    pub part_size: usize,
-    /// Parts uploaded at the same time; memory is about `part_size * (this + 1)`.
-    pub max_parts_in_flight: usize,
-    /// Use `If-None-Match: *` for create-only writes (else only the HEAD check).
-    pub conditional_writes: bool,
-    /// Entries per page of ListObjectsV2 and ListMultipartUploads (1 to 1000).
-    pub list_page_size: i32,
-}
-
-impl S3SinkConfig {
-    /// Defaults: tags with the upload, multipart above 4 GiB or for unknown lengths with
-    /// 8 MiB parts, 2 in flight, conditional writes on.
-    pub fn new(bucket: impl Into<String>) -> Self {
-        Self {
-            bucket: bucket.into(),
-            tag_mode: TagMode::Header,
-            sse: ServerSideEncryption::None,
-            storage_class: None,
-            object_lock: None,
-            multipart_threshold: 4 << 30,
-            part_size: 8 << 20,
-            max_parts_in_flight: 2,
-            conditional_writes: true,
-            list_page_size: 1000,
-        }
-    }
-}
 
 /// Writes to S3 (or Ceph RGW, s3s-fs, ...) with streaming PutObject when the length is known
 /// and multipart upload otherwise, verifying the ETag against the MD5 computed on the way and

@@ -1,0 +1,193 @@
+//! The SQLite backend through the `Ledger` facade: states, fencing, the process lock,
+//! adoption and migrations.
+
+use super::*;
+use crate::Ledger;
+use std::time::Duration;
+
+fn rec(id: &str) -> genesys_media::DiscoveredRecording {
+    test_support::bare_recording("c1", id)
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn rows_move_through_their_states_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let spec = path.to_str().unwrap();
+    let l = Ledger::open(spec).await.unwrap();
+    assert_eq!(l.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
+    assert_eq!(
+        l.claim(&rec("r1"), "k1", "me", LEASE).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        l.archived_key("r1").await.unwrap(),
+        None,
+        "pending is not archived"
+    );
+    l.archived("r1", "me", "k1", 42, "abc", 1).await.unwrap();
+    assert_eq!(
+        l.claim(&rec("r1"), "k1", "me", LEASE).await.unwrap(),
+        Claim::Archived { key: "k1".into() }
+    );
+    l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap();
+    l.failed("r2", "me", "md5 mismatch", true, 2).await.unwrap();
+    assert_eq!(
+        l.claim(&rec("r2"), "k2", "me", LEASE).await.unwrap(),
+        Claim::Quarantined {
+            reason: "md5 mismatch".into()
+        }
+    );
+    l.claim(&rec("r3"), "k3", "me", LEASE).await.unwrap();
+    l.set_checkpoint("poll", "2026-11-01T00:00:00Z")
+        .await
+        .unwrap();
+    drop(l);
+    let l = Ledger::open(spec).await.unwrap();
+    assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+    let all = l.entries(None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].size, Some(42));
+    assert_eq!(all[0].media_type.as_deref(), Some("audio"));
+    assert_eq!(all[1].status, RecordStatus::Quarantined);
+    assert_eq!(all[1].attempts, 2);
+    assert_eq!(all[2].status, RecordStatus::Pending);
+    assert_eq!(all[2].lease_owner.as_deref(), Some("me"));
+    // The pending row of the dead "me" is taken over by the next process at once, marked
+    // as resumed so the object is written again.
+    assert_eq!(
+        l.claim(&rec("r3"), "k3", "next", LEASE).await.unwrap(),
+        Claim::Resumed
+    );
+    assert_eq!(
+        l.checkpoint("poll").await.unwrap().as_deref(),
+        Some("2026-11-01T00:00:00Z")
+    );
+    let released = l.release_quarantined(&[]).await.unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(
+        l.claim(&rec("r2"), "k2", "next", LEASE).await.unwrap(),
+        Claim::Resumed,
+        "a released recording is written again, not adopted from what its failure left"
+    );
+}
+
+/// Ledger writes are fenced by the lease: once another owner has taken a recording over,
+/// the old owner's outcome is refused and the new owner's row is left as it is.
+#[tokio::test]
+async fn a_stale_owner_cannot_write_the_outcome() {
+    let l = Ledger::in_memory().unwrap();
+    assert_eq!(
+        l.claim(&rec("r1"), "k1", "old", LEASE).await.unwrap(),
+        Claim::Claimed
+    );
+    // The old owner is gone as far as this (exclusive) ledger can tell: taken over.
+    assert_eq!(
+        l.claim(&rec("r1"), "k1", "new", LEASE).await.unwrap(),
+        Claim::Resumed
+    );
+    for stale in [
+        l.archived("r1", "old", "k1", 1, "bad", 1).await,
+        l.failed("r1", "old", "its upload failed", true, 2).await,
+    ] {
+        let e = stale.unwrap_err();
+        assert!(e.is_lease_lost(), "{e}");
+    }
+    let row = l.entry("r1").await.unwrap().unwrap();
+    assert_eq!(row.status, RecordStatus::Pending);
+    assert_eq!(row.lease_owner.as_deref(), Some("new"));
+    l.archived("r1", "new", "k1", 42, "abc", 1).await.unwrap();
+    let row = l.entry("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.md5.as_deref()),
+        (RecordStatus::Archived, Some("abc"))
+    );
+    // And once archived, no late writer changes it.
+    assert!(
+        l.failed("r1", "new", "late", false, 1)
+            .await
+            .unwrap_err()
+            .is_lease_lost()
+    );
+    // Giving up takes only a failed row.
+    l.claim(&rec("r2"), "k2", "new", LEASE).await.unwrap();
+    assert!(
+        !l.give_up("r2", "x").await.unwrap(),
+        "a pending row is not given up"
+    );
+    l.failed("r2", "new", "refused", false, 9).await.unwrap();
+    assert!(l.give_up("r2", "gave up after 9 attempts").await.unwrap());
+    let row = l.entry("r2").await.unwrap().unwrap();
+    assert_eq!(row.status, RecordStatus::Quarantined);
+    assert_eq!(row.last_error.as_deref(), Some("gave up after 9 attempts"));
+}
+
+#[tokio::test]
+async fn a_second_process_is_refused_while_the_first_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let spec = path.to_str().unwrap();
+    let first = Ledger::open(spec).await.unwrap();
+    let e = Ledger::open(spec).await.unwrap_err().to_string();
+    assert!(e.contains("in use") && e.contains("state.db.lock"), "{e}");
+    // Read-only operator commands still work.
+    let shared = Ledger::open_shared(spec).await.unwrap();
+    assert!(shared.entries(None).await.unwrap().is_empty());
+    drop(first);
+    Ledger::open(spec).await.unwrap();
+}
+
+#[tokio::test]
+async fn adopting_a_stored_object_marks_it_archived_once() {
+    let l = Ledger::in_memory().unwrap();
+    let obj = AdoptedObject {
+        recording_id: "r1".into(),
+        conversation_id: "c1".into(),
+        key: "k1".into(),
+        size: Some(7),
+        md5: None,
+        media_type: None,
+        start_time: None,
+        end_time: None,
+    };
+    assert!(l.adopt(obj.clone()).await.unwrap());
+    assert!(!l.adopt(obj).await.unwrap(), "already archived: unchanged");
+    assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+}
+
+#[tokio::test]
+async fn a_version_one_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size, md5, attempts)
+             VALUES ('r1', 'c1', 'k1', 'archived', 5, 'abc', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(l.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
+    assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let e = Ledger::open(path.to_str().unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("newer") && e.contains("state.db"), "{e}");
+}
