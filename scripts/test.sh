@@ -26,6 +26,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets
+# The simulator against the official Genesys Cloud Python SDK's models, and the archiver's
+# requests against its request models (installs the pinned SDK into .test-servers/ once).
+echo "== SDK contract"
+scripts/sdk-contract.sh
 # The library crates' documentation builds without warnings (broken links, missing docs).
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

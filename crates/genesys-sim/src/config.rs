@@ -129,6 +129,11 @@ pub struct SimConfig {
     pub missing_permissions: Vec<String>,
     /// Recordings (indexes) holding sensitive data (see `missing_permissions`).
     pub sensitive_recordings: Vec<usize>,
+    /// Append every API request the simulator routes (one that passed authentication and
+    /// the rate limit) to this file as a JSON line: method, path, query string and body (as
+    /// JSON where it parses), for a contract test of what a client sends. Token requests are
+    /// not written. `None`: nothing is written.
+    pub capture_requests: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -173,6 +178,7 @@ impl Default for SimConfig {
             growing_expected_polls: 0,
             missing_permissions: Vec::new(),
             sensitive_recordings: Vec::new(),
+            capture_requests: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod auth;
+mod capture;
 mod config;
 mod content;
 mod dataset;
@@ -14,6 +15,7 @@ mod orphans;
 mod ratelimit;
 mod recording;
 mod retention;
+mod routes;
 mod server;
 mod signing;
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::dataset::SimRecording;
 use crate::lifecycle::is_orphan;
-use crate::recording::{metadata_json, recording_answer};
+use crate::recording::{recording_answer, recording_json};
 use crate::server::{Body, State, api_error, json_response, rfc3339};
 
 /// Largest `pageSize` of the orphan listing. The SDK documents none; 100 is the usual maximum
@@ -170,10 +170,9 @@ pub(crate) fn media(st: &State, orphan_id: &str, q: &HashMap<String, String>) ->
         return not_found();
     };
     let r = &st.data.recordings[i];
-    let mut body = metadata_json(r, &r.file_state);
+    let mut body = recording_json(r, &r.file_state);
     if let Some(o) = body.as_object_mut() {
         o.remove("conversationId");
-        o.remove("region");
     }
     body["id"] = json!(orphan_id);
     body["selfUri"] = json!(format!("/api/v2/orphanrecordings/{orphan_id}/media"));

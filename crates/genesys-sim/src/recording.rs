@@ -13,7 +13,9 @@ use crate::server::{
 };
 use crate::signing;
 
-pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
+/// The fields a `Recording` (the per-recording GET) and a `RecordingMetadata` share, with
+/// `selfUri` `self_uri`.
+fn common_json(r: &SimRecording, file_state: &str, self_uri: String) -> Value {
     json!({
         "id": r.id,
         "conversationId": r.conversation_id,
@@ -22,9 +24,35 @@ pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
         "media": r.media,
         "mediaSubtype": if r.media == "screen" { "Screen" } else { "Trunk" },
         "fileState": file_state,
-        "region": "us-east-1",
-        "selfUri": format!("/api/v2/conversations/{}/recordingmetadata/{}", r.conversation_id, r.id),
+        "selfUri": self_uri,
     })
+}
+
+/// A `RecordingMetadata` (`recordingmetadata`): the model has the storage `region`.
+pub(crate) fn metadata_json(r: &SimRecording, file_state: &str) -> Value {
+    let mut v = common_json(
+        r,
+        file_state,
+        format!(
+            "/api/v2/conversations/{}/recordingmetadata/{}",
+            r.conversation_id, r.id
+        ),
+    );
+    v["region"] = json!("us-east-1");
+    v
+}
+
+/// A `Recording` without its media (the per-recording GET adds `mediaUris` and the output
+/// figures once transcoded). The SDK's `Recording` model has no `region`.
+pub(crate) fn recording_json(r: &SimRecording, file_state: &str) -> Value {
+    common_json(
+        r,
+        file_state,
+        format!(
+            "/api/v2/conversations/{}/recordings/{}",
+            r.conversation_id, r.id
+        ),
+    )
 }
 
 pub(crate) fn recording_metadata(st: &State, cid: &str) -> Response<Body> {
@@ -109,7 +137,7 @@ pub(crate) fn recording_get(
         );
     }
     let file_state = vis.file_state(st, r);
-    recording_answer(st, idx, query, &file_state, metadata_json(r, &file_state))
+    recording_answer(st, idx, query, &file_state, recording_json(r, &file_state))
 }
 
 /// The answer of a per-recording GET (or an orphan's media GET) of recording `idx` whose

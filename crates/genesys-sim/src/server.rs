@@ -14,20 +14,16 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::analytics;
 use crate::auth::token;
+use crate::capture::Capture;
 use crate::config::SimConfig;
 use crate::content::content_md5;
 use crate::dataset::{Dataset, Rng, SimConversation, SimRecording};
 use crate::faults::Fault;
 use crate::lifecycle::{self, Attachments, Lifecycle};
 use crate::media::media;
-use crate::orphans;
 use crate::ratelimit::RateLimiter;
-use crate::recording::{
-    batch_status, batch_submit, compat_list, compat_one, recording_get, recording_metadata,
-};
-use crate::retention;
+use crate::routes::api_route;
 
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -157,6 +153,8 @@ pub(crate) struct State {
     pub(crate) base_url: String,
     /// Orphan ids, late arrivals and the retention order, fixed at start.
     pub(crate) life: Lifecycle,
+    /// Where routed API requests are written (`SimConfig::capture_requests`).
+    pub(crate) capture: Option<Capture>,
     pub(crate) inner: Mutex<Inner>,
 }
 
@@ -215,9 +213,16 @@ impl Drop for SimHandle {
 }
 
 impl Simulator {
-    /// Binds `config.listen`, generates the dataset and serves until the handle is dropped.
+    /// Binds `config.listen`, opens `config.capture_requests` (if set) for appending,
+    /// generates the dataset and serves until the handle is dropped.
     pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind(config.listen).await?;
+        let capture = match &config.capture_requests {
+            Some(path) => Some(Capture::open(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("capture file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let data = Dataset::generate(&config);
         let mut data = data;
@@ -283,6 +288,7 @@ impl Simulator {
                 attach: Attachments::default(),
             }),
             life: Lifecycle::new(&config, &data),
+            capture,
             cfg: config,
             conv_by_id,
             by_start,
@@ -552,92 +558,4 @@ pub(crate) fn query_map<B>(req: &Request<B>) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = query_map(&req);
-    let segs: Vec<&str> = path.trim_start_matches("/api/v2/").split('/').collect();
-    match (&method, segs.as_slice()) {
-        (&Method::POST, ["analytics", "conversations", "details", "query"]) => {
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            {
-                let mut inner = st.lock();
-                inner.details_queries += 1;
-                let n = inner.details_queries;
-                let due: Vec<String> = inner
-                    .reveal_at_query
-                    .iter()
-                    .filter(|(at, _)| *at <= n)
-                    .flat_map(|(_, ids)| ids.clone())
-                    .collect();
-                inner.reveal_at_query.retain(|(at, _)| *at > n);
-                for id in due {
-                    inner.hidden.remove(&id);
-                }
-            }
-            analytics::details_query(st, &body)
-        }
-        (&Method::POST, ["analytics", "conversations", "details", "jobs"]) => {
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            analytics::job_submit(st, &body)
-        }
-        (
-            &Method::GET,
-            [
-                "analytics",
-                "conversations",
-                "details",
-                "jobs",
-                "availability",
-            ],
-        ) => analytics::job_availability(st),
-        (&Method::GET, ["analytics", "conversations", "details", "jobs", id]) => {
-            analytics::job_status(st, id)
-        }
-        (
-            &Method::GET,
-            [
-                "analytics",
-                "conversations",
-                "details",
-                "jobs",
-                id,
-                "results",
-            ],
-        ) => analytics::job_results(st, id, &query),
-        (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
-        (&Method::GET, ["conversations", cid, "recordings", rid]) => {
-            recording_get(st, cid, rid, &query)
-        }
-        (&Method::POST, ["recording", "batchrequests"]) => {
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            batch_submit(st, &body)
-        }
-        (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),
-        (&Method::GET, ["recordings", "recordings"]) => compat_list(st, &query),
-        (&Method::GET, ["recordings", "retention", "query"]) => retention::query(st, &query),
-        (&Method::GET, ["authorization", "divisionspermitted", "paged", "me"]) => {
-            crate::recording::divisions_permitted(st, &query)
-        }
-        (&Method::GET, ["orphanrecordings"]) => orphans::list(st, &query),
-        (&Method::GET, ["orphanrecordings", id]) => orphans::one(st, id),
-        (&Method::GET, ["orphanrecordings", id, "media"]) => orphans::media(st, id, &query),
-        (&Method::GET, ["recordings", "recordings", id]) => compat_one(st, id),
-        _ => api_error(
-            StatusCode::NOT_FOUND,
-            "not.found",
-            "The requested resource was not found.",
-        ),
-    }
 }

@@ -90,6 +90,10 @@ pub(crate) struct SimArgs {
     /// results; then Completed with all of them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     growing_expected_polls: u32,
+    /// Append every API request routed (method, path, query, JSON body) to FILE, one JSON
+    /// line each, for checking what a client sends (scripts/sdk-contract.sh).
+    #[arg(long, value_name = "FILE")]
+    capture_requests: Option<PathBuf>,
 }
 
 /// A recording index given to `flag`, checked against the number of recordings.
@@ -185,6 +189,13 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
             orphans.push((i, None));
         }
     }
+    if let Some(path) = &s.capture_requests {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| config_err(format!("--capture-requests {}: {e}", path.display())))?;
+    }
     let defaults = SimConfig::default();
     let start = match &s.start {
         Some(v) => parse_time("start", v, Zone::default())?,
@@ -214,6 +225,7 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         late_files,
         orphans,
         growing_expected_polls: s.growing_expected_polls,
+        capture_requests: s.capture_requests.clone(),
         ..defaults
     })
     .await
