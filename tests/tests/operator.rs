@@ -239,3 +239,108 @@ fn help_is_each_programs_own_and_says_things_once() {
     assert!(String::from_utf8_lossy(&archive.stdout).contains("--object-lock-mode"));
     assert_eq!(find.matches("[default: 1000]").count(), 1, "{find}");
 }
+
+/// Every subcommand's help has examples; an archiving command's options are grouped under
+/// headings.
+#[test]
+fn every_subcommand_has_examples_and_options_are_grouped() {
+    for sub in [
+        "archive",
+        "daemon",
+        "verify",
+        "find",
+        "quarantine",
+        "ledger",
+        "index",
+        "config",
+        "completions",
+        "demo",
+        "sim",
+    ] {
+        let out = bin(&[sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(help.contains("Examples:\n  "), "{sub} --help: {help}");
+    }
+    let out = bin(&["archive", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    for heading in [
+        "Genesys Cloud:",
+        "Store:",
+        "Writing:",
+        "Ledger:",
+        "Run:",
+        "Chain-of-custody index:",
+        "Output:",
+    ] {
+        assert!(help.contains(heading), "{heading} missing: {help}");
+    }
+}
+
+/// `find` prints a header, times in `--tz`, agent/queue/media columns, the right plural, CSV
+/// on request, and a hint when a number search finds nothing; the demo's table adds up on a
+/// rerun (the quarantined recording is a row of its own).
+#[test]
+fn find_prints_a_table_people_and_scripts_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |dir: &std::path::Path| {
+        bin(&["demo", "--out", "archive", "--recordings", "20"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let first = demo(dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}", output_text(&first));
+    let again = demo(dir.path());
+    let table = String::from_utf8_lossy(&again.stdout).to_string();
+    let count = |name: &str| -> u64 {
+        table
+            .lines()
+            .find(|l| l.starts_with("  ") && l.trim_start().starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let parts: u64 = [
+        "archived",
+        "already archived",
+        "failed",
+        "unavailable",
+        "in quarantine",
+    ]
+    .iter()
+    .map(|n| count(n))
+    .sum();
+    assert_eq!(count("found"), 20, "{table}");
+    assert_eq!(parts, 20, "the rows add up to found: {table}");
+
+    let find = |args: &[&str]| {
+        let mut c = bin(&["find", "--state", "archive.ledger.db"]);
+        c.args(args).current_dir(dir.path());
+        c.output().unwrap()
+    };
+    let out = find(&["--limit", "1", "--tz", "+02:00"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    for col in [
+        "START", "STATUS", "SIZE", "MEDIA", "AGENTS", "QUEUES", "KEY",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(lines.next().unwrap().contains("+02:00"), "{text}");
+    assert!(text.contains("\n1 recording "), "singular: {text}");
+    let csv = find(&["--format", "csv", "--limit", "3"]);
+    let csv = String::from_utf8_lossy(&csv.stdout).to_string();
+    assert!(
+        csv.starts_with("start,status,size,media,agents,queues"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4, "a header and three rows: {csv}");
+    let none = find(&["--number", "+4915112345678"]);
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("--keep-phone-numbers"),
+        "{}",
+        output_text(&none)
+    );
+}

@@ -66,66 +66,99 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Archive the recordings of conversations started in an interval (a backfill).
+    #[command(
+        after_help = "Examples:\n  genesys-archiver archive --from 2026-11-01 --to 2026-11-02 --bucket recordings\n  genesys-archiver archive --from 7d --to now --out /srv/archive --report run.json\n  genesys-archiver archive --config /etc/genesys-archiver.toml --from 2026-11-01 --to 2026-12-01 --recheck"
+    )]
     Archive(Box<ArchiveArgs>),
     /// Run continuously: poll for new recordings, archive them, retry failures.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver daemon --config /etc/genesys-archiver.toml --metrics-listen 127.0.0.1:9464\n  genesys-archiver daemon --config /etc/genesys-archiver.toml --once --report poll.json\n  genesys-archiver daemon --state postgres://archiver@db.example/archive --scale-out"
+    )]
     Daemon(Box<DaemonArgs>),
     /// Audit the archive: every archived recording is in the store with its size and MD5.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver verify --from 2026-11-01 --to 2026-11-02 --rehash\n  genesys-archiver verify --chain --public-key index.pub --bucket recordings\n  genesys-archiver verify --inventory --archive-missing --config /etc/genesys-archiver.toml\n  genesys-archiver verify --rehash --from-store --out /srv/archive"
+    )]
     Verify(Box<VerifyArgs>),
     /// Find archived recordings by agent, queue, wrap-up code, number, conversation or time,
     /// from the ledger (no call to Genesys Cloud).
+    #[command(
+        after_help = "Examples:\n  genesys-archiver find --agent 6f0c...e1 --from 2026-11-03 --to 2026-11-04\n  genesys-archiver find --conversation 5fc3...09 --json\n  genesys-archiver find --queue 79bf...3d --from 7d --from-store --out /srv/archive"
+    )]
     Find(Box<FindArgs>),
     /// List or release recordings held in quarantine.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  genesys-archiver quarantine list\n  genesys-archiver quarantine retry\n  genesys-archiver quarantine retry 0d5f...2a --config /etc/genesys-archiver.toml"
+    )]
     Quarantine(QuarantineCommand),
     /// Inspect or rebuild the ledger.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  genesys-archiver ledger list --status failed\n  genesys-archiver ledger rebuild --bucket recordings --state genesys-archiver.db"
+    )]
     Ledger(LedgerCommand),
     /// Keys that sign the chain-of-custody index.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  genesys-archiver index keygen --secret-key /etc/genesys-archiver/index.key --public-key index.pub\n  genesys-archiver archive --from 1d --to now --index-signing-key /etc/genesys-archiver/index.key"
+    )]
     Index(commands::index::IndexCommand),
     /// Check the configuration: credentials, bucket access, ledger. Archives nothing.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  genesys-archiver config check --config /etc/genesys-archiver.toml\n  genesys-archiver config check --bucket recordings --state postgres://archiver@db.example/archive"
+    )]
     Config(ConfigCommand),
     /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver completions bash > /etc/bash_completion.d/genesys-archiver\n  genesys-archiver completions zsh > ~/.zfunc/_genesys-archiver"
+    )]
     Completions {
         /// Shell.
         shell: clap_complete::Shell,
     },
     /// Run the built-in demo: a simulated org archived into a local directory. No setup.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver demo\n  genesys-archiver demo --out /tmp/demo --recordings 50"
+    )]
     Demo(DemoArgs),
     /// Run the Genesys Cloud simulator and print its base URL.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver sim --listen 127.0.0.1:8080 --recordings 1000 --seed 7\n  GENESYS_API_BASE=http://127.0.0.1:8080 GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret \\\n    genesys-archiver archive --from 1d --to now --out /tmp/a --allow-loopback-media"
+    )]
     Sim(SimArgs),
 }
 
 /// Settings every archiving command shares.
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Genesys Cloud")]
     source: SourceArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Store")]
     store: StoreArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Writing")]
     write: settings::WriteArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Ledger")]
     state: StateArgs,
     /// Recordings processed at the same time [default: 4].
-    #[arg(long, env = "GENESYS_ARCHIVER_WORKERS")]
+    #[arg(long, env = "GENESYS_ARCHIVER_WORKERS", help_heading = "Run")]
     workers: Option<usize>,
     /// Time in-flight uploads get to finish after SIGINT/SIGTERM [default: 30s].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     drain_timeout: Option<String>,
     /// How long after a conversation ended files may still reach it (late Edge uploads,
     /// re-attached orphans): a conversation resolved sooner is resolved once more after
     /// that, from the ledger, before it counts as settled; 0s turns it off [default: 48h].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", help_heading = "Run")]
     late_window: Option<String>,
     /// Keep the calling and called numbers (ANI/DNIS: personal data) in object metadata, the
     /// ledger and the index [default: they are dropped on arrival].
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     keep_phone_numbers: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Chain-of-custody index")]
     index: IndexArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Output")]
     output: output::OutputArgs,
 }
 
@@ -328,7 +361,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                     "configuration_error": msg,
                 });
                 let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
-                if let Err(e) = std::fs::write(&path, text) {
+                if let Err(e) = output::write_atomically(&path, &text) {
                     eprintln!("error: --report {}: {e}", path.display());
                 }
             }
@@ -499,6 +532,18 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
 /// Logs events: failures and unavailable recordings as warnings, the rest at debug.
 pub(crate) fn log_events() -> Arc<dyn archiver::EventHandler> {
     Arc::new(|e: &Event| match e {
+        Event::IndexWritten {
+            seq,
+            key,
+            sha256,
+            entries,
+        } => tracing::info!(
+            seq,
+            key,
+            sha256 = sha256.as_deref().unwrap_or("none"),
+            entries,
+            "index part written"
+        ),
         Event::Failed {
             recording_id,
             reason,
@@ -680,5 +725,6 @@ async fn conclude(
 ) -> ExitCode {
     out.finish(summary, client, store, ledger, code).await;
     print_summary(summary, client);
+    println!("elapsed {}", out.elapsed_text());
     ExitCode::from(code)
 }

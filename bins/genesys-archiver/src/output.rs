@@ -169,6 +169,7 @@ struct ManifestRow<'a> {
     key: &'a str,
     size: Option<u64>,
     md5: Option<&'a str>,
+    sha256: Option<&'a str>,
     conversation_id: &'a str,
     recording_id: &'a str,
     start_time: Option<&'a str>,
@@ -317,6 +318,16 @@ impl Output {
         })
     }
 
+    /// The time since the run started, as people read it (`2m 05s`, `1h 02m`, `4.2 s`).
+    pub(crate) fn elapsed_text(&self) -> String {
+        let secs = (Utc::now() - self.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+        match secs as u64 {
+            s if s < 60 => format!("{secs:.1} s"),
+            s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+            s => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        }
+    }
+
     /// Clears the bar, prints nothing else; writes the report and manifest when asked.
     pub(crate) async fn finish(
         &self,
@@ -378,7 +389,7 @@ impl Output {
             };
             let written = serde_json::to_vec_pretty(&report)
                 .map_err(|e| e.to_string())
-                .and_then(|j| std::fs::write(path, j).map_err(|e| e.to_string()));
+                .and_then(|j| write_atomically(path, &j).map_err(|e| e.to_string()));
             if let Err(e) = written {
                 eprintln!("error: --report {}: {e}", path.display());
             }
@@ -407,6 +418,7 @@ impl Output {
                 key: &e.key,
                 size: e.size,
                 md5: e.md5.as_deref(),
+                sha256: e.sha256.as_deref(),
                 conversation_id: &e.conversation_id,
                 recording_id: &e.recording_id,
                 start_time: e.start_time.as_deref(),
@@ -417,6 +429,27 @@ impl Output {
         }
         w.flush().map_err(|e| e.to_string())
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file beside it, flushed, then
+/// renamed over it, so a reader (or a crash) never meets half a report.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

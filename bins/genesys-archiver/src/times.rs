@@ -52,6 +52,18 @@ pub(crate) fn parse_zone(v: &str) -> Result<Zone, ConfigError> {
 }
 
 impl Zone {
+    /// `t` as a local time in this zone, RFC 3339 with its offset (seconds precision).
+    pub(crate) fn show(&self, t: DateTime<Utc>) -> String {
+        let fmt = "%Y-%m-%dT%H:%M:%S%:z";
+        match self {
+            Zone::Fixed(z) if z.local_minus_utc() == 0 => {
+                t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            }
+            Zone::Fixed(z) => t.with_timezone(z).format(fmt).to_string(),
+            Zone::Named(z) => t.with_timezone(z).format(fmt).to_string(),
+        }
+    }
+
     fn local(&self, flag: &str, v: &str, t: NaiveDateTime) -> Result<DateTime<Utc>, ConfigError> {
         let resolved = match self {
             Zone::Fixed(z) => z
@@ -85,6 +97,17 @@ pub(crate) fn parse_time_at(
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
+    // RFC 3339 without seconds, as people type it: 2026-12-03T00:00Z, 2026-12-03T08:00+02:00.
+    if let Some(naive) = s.strip_suffix(['Z', 'z'])
+        && let Ok(t) = NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M")
+    {
+        return Ok(t.and_utc());
+    }
+    for f in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%dT%H:%M%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return zone.local(flag, v, d.and_hms_opt(0, 0, 0).expect("midnight"));
     }
@@ -108,7 +131,7 @@ pub(crate) fn parse_time_at(
     }
     Err(config_err(format!(
         "--{flag} {v:?} is not a time; accepted forms: 2026-11-01 (midnight in --tz, UTC by default), \
-         2026-11-01T08:30 (in --tz), 2026-11-01T08:30:00Z or +02:00 (RFC 3339), 24h or 7d (that long ago), now"
+         2026-11-01T08:30 (in --tz), 2026-11-01T08:30Z or 2026-11-01T08:30:00+02:00 (RFC 3339, seconds optional), 24h or 7d (that long ago), now"
     )))
 }
 
@@ -134,6 +157,9 @@ mod tests {
         let table: &[(&str, Zone, &str)] = &[
             ("2026-11-01T00:00:00Z", utc, "2026-11-01T00:00:00Z"),
             ("2026-11-01T08:00:00+02:00", utc, "2026-11-01T06:00:00Z"),
+            ("2026-12-03T00:00Z", berlin, "2026-12-03T00:00:00Z"),
+            ("2026-12-03T08:00+02:00", utc, "2026-12-03T06:00:00Z"),
+            ("2026-12-03T08:00-0530", utc, "2026-12-03T13:30:00Z"),
             ("2026-11-01", utc, "2026-11-01T00:00:00Z"),
             ("2026-11-01", berlin, "2026-10-31T23:00:00Z"),
             ("2026-07-01", berlin, "2026-06-30T22:00:00Z"),

@@ -45,6 +45,8 @@ pub use pipeline::archive;
 pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
-pub use summary::{FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary};
+pub use summary::{
+    FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary, human_bytes,
+};
 pub use template::{DEFAULT_TEMPLATE, KeyTemplate, PLACEHOLDERS, TemplateError, extension};
 pub use tokio_util::sync::CancellationToken;

@@ -197,7 +197,7 @@ impl Summary {
         if self.source_incomplete {
             line.push_str(", interrupted before discovery finished (the rest was never seen)");
         }
-        line.push_str(&format!(" ({} bytes)", self.bytes));
+        line.push_str(&format!(" ({})", human_bytes(self.bytes)));
         line
     }
 
@@ -282,6 +282,21 @@ impl Summary {
     }
 }
 
+/// A byte count as people read it: `512 B`, `3.4 KiB`, `12.0 MiB`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +321,14 @@ mod tests {
         total.absorb(cut);
         assert!(total.source_incomplete, "summing polls keeps it");
         assert!(Summary::default().success());
+    }
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12 << 20), "12.0 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

@@ -15,8 +15,6 @@ use crate::{ConfigError, RunArgs, TzArg, conclude, config_err, log_events, metri
 
 #[derive(Args, Debug)]
 pub(crate) struct DaemonArgs {
-    #[command(flatten)]
-    pub(crate) run: RunArgs,
     /// Where the first poll starts when the ledger has no checkpoint: a date, a time, or
     /// 7d / 24h ago, as for archive --from [default: 24h].
     #[arg(long)]
@@ -65,6 +63,8 @@ pub(crate) struct DaemonArgs {
     /// (docs/operations.md, "Several instances").
     #[arg(long)]
     scale_out: bool,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
 }
 
 fn scale_out_requested(d: &DaemonArgs, fd: &crate::settings::FileDaemon) -> bool {

@@ -161,19 +161,35 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
 
 /// The demo's closing table: what happened, and where to look.
 fn print_table(summary: &archiver::Summary, took: Duration, out: &Path, ledger: &str) {
-    let rows = [
-        ("found", summary.found.to_string()),
-        ("archived", summary.archived.to_string()),
-        ("already archived", summary.skipped.to_string()),
-        ("failed", summary.failed.to_string()),
-        ("unavailable", summary.unavailable.to_string()),
-        ("bytes", human_bytes(summary.bytes)),
-        ("time", format!("{:.1} s", took.as_secs_f64())),
+    // Every recording found is in exactly one of these rows, so they add up to "found";
+    // the rarer ones show only when they happened.
+    let counts = [
+        ("archived", summary.archived, true),
+        ("already archived", summary.skipped, true),
+        ("failed", summary.failed, true),
+        ("unavailable", summary.unavailable, true),
+        ("in quarantine", summary.quarantined, false),
+        ("pending", summary.pending, false),
+        ("other instance", summary.leased_elsewhere, false),
+        ("interrupted", summary.interrupted, false),
     ];
     println!();
-    for (name, value) in rows {
-        println!("  {name:<17}{value:>12}");
+    println!("  {:<17}{:>12}", "found", summary.found);
+    for (name, n, always) in counts {
+        if always || n > 0 {
+            println!("  {name:<17}{n:>12}");
+        }
     }
+    println!(
+        "  {:<17}{:>12}",
+        "bytes",
+        archiver::human_bytes(summary.bytes)
+    );
+    println!(
+        "  {:<17}{:>12}",
+        "time",
+        format!("{:.1} s", took.as_secs_f64())
+    );
     println!();
     println!("where to look:");
     println!("  archive          {}", out.display());
@@ -203,21 +219,6 @@ fn print_table(summary: &archiver::Summary, took: Duration, out: &Path, ledger: 
 }
 
 /// `n` bytes for a person: B, KiB, MiB or GiB with one decimal.
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < units.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[unit])
-    }
-}
-
 /// The first file (in name order, depth first) under `dir` whose name ends in `.ext`.
 fn first_file(dir: &Path, ext: &str) -> Option<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -235,18 +236,4 @@ fn first_file(dir: &Path, ext: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn bytes_for_people() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(10 * 1024 * 1024 + 300 * 1024), "10.3 MiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
-    }
 }

@@ -7,13 +7,12 @@ use chrono::SecondsFormat;
 use clap::Args;
 
 use crate::settings::{FileConfig, StateArgs, StoreArgs};
+use crate::times::Zone;
 use crate::times::parse_time;
 use crate::{ConfigError, TzArg, config_err};
 
 #[derive(Args, Debug)]
 pub(crate) struct FindArgs {
-    #[command(flatten)]
-    state: StateArgs,
     /// Recordings an agent (user id) took part in.
     #[arg(long)]
     agent: Option<String>,
@@ -43,8 +42,12 @@ pub(crate) struct FindArgs {
     /// At most this many rows.
     #[arg(long, default_value_t = 1000)]
     limit: u32,
-    /// One JSON object per line (the index's object lines, with `status`).
-    #[arg(long)]
+    /// Output: an aligned table with a header (times in --tz), CSV with a header, or one
+    /// JSON object per line (the index's object lines, with `status`).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Read the archive from the store alone (objects' metadata and the index), not a
     /// ledger. Also what happens when no ledger is named and the default file is absent.
@@ -53,8 +56,59 @@ pub(crate) struct FindArgs {
     /// Key prefix of the index, for --from-store [default: index/].
     #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
     index_prefix: Option<String>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Ledger")]
+    state: StateArgs,
+    #[command(flatten, next_help_heading = "Store (with --from-store, or no ledger)")]
     store: StoreArgs,
+}
+
+/// How `find` prints what it found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// The columns of the table and the CSV.
+const COLUMNS: [&str; 9] = [
+    "start",
+    "status",
+    "size",
+    "media",
+    "agents",
+    "queues",
+    "wrap_up_codes",
+    "conversation",
+    "key",
+];
+
+/// A row's cells, times in `zone`.
+fn cells(r: &LedgerEntry, zone: Zone) -> [String; 9] {
+    let start = r
+        .start_time
+        .as_deref()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| zone.show(t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|| "-".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(" ")
+        }
+    };
+    [
+        start,
+        r.status.as_str().to_string(),
+        r.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        r.media_type.clone().unwrap_or_else(|| "-".into()),
+        list(&r.facts.user_ids),
+        list(&r.facts.queue_ids),
+        list(&r.facts.wrap_up_codes),
+        r.conversation_id.clone(),
+        r.key.clone(),
+    ]
 }
 
 pub(crate) async fn run_find(f: FindArgs, file: &FileConfig) -> Result<ExitCode, ConfigError> {
@@ -95,30 +149,61 @@ pub(crate) async fn run_find(f: FindArgs, file: &FileConfig) -> Result<ExitCode,
     // Written through a handle that reports errors: a reader that stops early (`| head -1`)
     // closes the pipe, and that ends the listing quietly instead of a panic.
     use std::io::Write as _;
+    let format = if f.json { Format::Json } else { f.format };
     let mut out = std::io::stdout().lock();
     let written = (|| -> std::io::Result<()> {
-        for r in &rows {
-            if f.json {
-                writeln!(out, "{}", json_line(r))?;
-            } else {
-                writeln!(
-                    out,
-                    "{}  {:<11}  {:>10}  {}  conversation {}",
-                    r.start_time.as_deref().unwrap_or("(no start)"),
-                    r.status.as_str(),
-                    r.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                    r.key,
-                    r.conversation_id
-                )?;
+        match format {
+            Format::Json => {
+                for r in &rows {
+                    writeln!(out, "{}", json_line(r))?;
+                }
+            }
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(&mut out);
+                w.write_record(COLUMNS)?;
+                for r in &rows {
+                    w.write_record(cells(r, zone))?;
+                }
+                w.flush()?;
+            }
+            Format::Table => {
+                let table: Vec<[String; 9]> = rows.iter().map(|r| cells(r, zone)).collect();
+                let mut widths = COLUMNS.map(str::len);
+                for row in &table {
+                    for (w, c) in widths.iter_mut().zip(row) {
+                        *w = (*w).max(c.chars().count());
+                    }
+                }
+                let line = |row: &[String]| {
+                    let mut l = String::new();
+                    for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+                        if i + 1 == row.len() {
+                            l.push_str(c);
+                        } else {
+                            l.push_str(&format!("{c:<w$}  "));
+                        }
+                    }
+                    l
+                };
+                let header: Vec<String> = COLUMNS.iter().map(|c| c.to_uppercase()).collect();
+                writeln!(out, "{}", line(&header))?;
+                for row in &table {
+                    writeln!(out, "{}", line(row))?;
+                }
+                let n = rows.len();
+                let noun = if n == 1 { "recording" } else { "recordings" };
+                let more = if n as u32 >= f.limit.max(1) {
+                    " (the first ones; raise --limit for more)"
+                } else {
+                    ""
+                };
+                writeln!(out, "{n} {noun}{more}")?;
             }
         }
-        if !f.json {
-            let more = if rows.len() as u32 >= f.limit.max(1) {
-                " (the first ones; raise --limit for more)"
-            } else {
-                ""
-            };
-            writeln!(out, "{} recordings{more}", rows.len())?;
+        if rows.is_empty() && f.number.is_some() {
+            eprintln!(
+                "hint: calling and called numbers are kept only when archive or daemon ran with --keep-phone-numbers"
+            );
         }
         out.flush()
     })();

@@ -16,16 +16,6 @@ use crate::{ConfigError, TzArg, config_err, settings};
 
 #[derive(Args, Debug)]
 pub(crate) struct VerifyArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// How --archive-missing and --archive-orphans write what they archive.
-    #[command(
-        flatten,
-        next_help_heading = "Writing (only with --archive-missing or --archive-orphans)"
-    )]
-    write: crate::settings::WriteArgs,
-    #[command(flatten)]
-    state: StateArgs,
     /// Only recordings that started at or after this time (forms as for archive --from).
     #[arg(long)]
     from: Option<String>,
@@ -95,7 +85,20 @@ pub(crate) struct VerifyArgs {
     /// Key prefix of the index, for --chain [default: index/].
     #[arg(long, env = "GENESYS_ARCHIVER_INDEX_PREFIX")]
     index_prefix: Option<String>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Store")]
+    store: StoreArgs,
+    #[command(flatten, next_help_heading = "Ledger")]
+    state: StateArgs,
+    /// How --archive-missing and --archive-orphans write what they archive.
+    #[command(
+        flatten,
+        next_help_heading = "Writing (only with --archive-missing or --archive-orphans)"
+    )]
+    write: crate::settings::WriteArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Genesys Cloud (--against-source, --inventory)"
+    )]
     source: SourceArgs,
 }
 

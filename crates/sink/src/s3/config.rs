@@ -52,7 +52,7 @@ pub struct ObjectLock {
     pub retain_for: Duration,
 }
 
-/// Settings of an [`S3Sink`].
+/// Settings of an [`super::S3Sink`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3SinkConfig {
     /// Bucket name.
