@@ -170,16 +170,17 @@ async fn ledger_rebuild_then_verify_finds_missing_corrupt_and_extra_objects() {
     let mut lines = manifest.lines();
     assert_eq!(
         lines.next(),
-        Some("key,size,md5,conversation_id,recording_id,start_time,end_time,archived_at")
+        Some("key,size,md5,sha256,conversation_id,recording_id,start_time,end_time,archived_at")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 8);
     for r in &rows {
-        let sr = s.dataset().recording(r[4]).unwrap();
+        let sr = s.dataset().recording(r[5]).unwrap();
         assert_eq!(r[1], sr.size.to_string());
         assert_eq!(r[2], hex::encode(s.expected_md5(sr.index)));
-        assert_eq!(r[3], sr.conversation_id);
-        assert!(r[0].contains(r[4]), "key names the recording");
+        assert_eq!(r[3].len(), 64, "the SHA-256: {r:?}");
+        assert_eq!(r[4], sr.conversation_id);
+        assert!(r[0].contains(r[5]), "key names the recording");
     }
     let out = run(cmd(&["verify", "--rehash", "--extra"])).await;
     let (stdout, _) = text(&out);
