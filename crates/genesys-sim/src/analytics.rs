@@ -18,7 +18,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::dataset::SimConversation;
-use crate::server::{Body, State, Visibility, api_error, json_response, rfc3339};
+use crate::state::{Body, State, Visibility, api_error, json_response, rfc3339};
 
 /// Largest `pageSize` of a details job's results page.
 const MAX_JOB_PAGE_SIZE: usize = 1000;

@@ -7,7 +7,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::server::{Body, State, TokenInfo, api_error, full, json_response, read_body};
+use crate::state::{Body, State, TokenInfo, api_error, full, json_response, read_body};
 
 pub(crate) async fn token(st: &State, req: Request<Incoming>) -> Response<Body> {
     let fault = {

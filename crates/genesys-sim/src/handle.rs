@@ -6,7 +6,28 @@ use crate::config::SimConfig;
 use crate::content::content_md5;
 use crate::dataset::Dataset;
 use crate::recording::media_url;
-use crate::server::{SimHandle, SimStats, has_two_files, md5_of, part_seed};
+use crate::state::{SimStats, State, has_two_files, md5_of, part_seed};
+
+/// A running simulator; dropping it stops the server.
+pub struct SimHandle {
+    pub(crate) state: Arc<State>,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 impl SimHandle {
     /// Base URL of the API, e.g. `http://127.0.0.1:4321`. The login URL is the same host.
@@ -148,6 +169,65 @@ impl SimHandle {
     /// Whether recording `index` has two files ([`crate::Fault::TwoFiles`]).
     pub fn has_two_files(&self, index: usize) -> bool {
         has_two_files(&self.state, index)
+    }
+}
+
+impl SimHandle {
+    /// Detaches these recordings (by recording id) from their conversations, whatever the
+    /// clock says: until [`SimHandle::attach_recordings`] they are absent from
+    /// `recordingmetadata`, the per-recording GET (404), batch requests submitted meanwhile,
+    /// the compat listing and the retention query, as a late file is before its time. They
+    /// are not listed as orphans. Unknown ids are ignored.
+    pub fn detach_recordings<I>(&self, ids: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let idx: Vec<usize> = self.indexes(ids);
+        let mut inner = self.state.lock();
+        for i in idx {
+            inner.attach.forced.remove(&i);
+            inner.attach.detached.insert(i);
+        }
+    }
+
+    /// Attaches these recordings (by recording id) to their conversations now: undoes
+    /// [`SimHandle::detach_recordings`], and also attaches a late file before its time or an
+    /// orphan (which then leaves `GET /api/v2/orphanrecordings`), as an admin's re-attachment
+    /// would. Unknown ids are ignored.
+    pub fn attach_recordings<I>(&self, ids: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let idx: Vec<usize> = self.indexes(ids);
+        let mut inner = self.state.lock();
+        for i in idx {
+            inner.attach.detached.remove(&i);
+            inner.attach.forced.insert(i);
+        }
+    }
+
+    /// Whether recording `index` is attached to its conversation now (not a late file before
+    /// its time, not an orphan, not detached).
+    pub fn is_attached(&self, index: usize) -> bool {
+        self.state.visibility().attached(index)
+    }
+
+    /// The orphan id of recording `index` if `SimConfig::orphans` names it (whether or not it
+    /// has been re-attached since); distinct from its recording id.
+    pub fn orphan_id(&self, index: usize) -> Option<&str> {
+        self.state.life.orphan_id.get(&index).map(String::as_str)
+    }
+
+    fn indexes<I>(&self, ids: I) -> Vec<usize>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        ids.into_iter()
+            .filter_map(|id| self.state.by_id.get(id.as_ref()).copied())
+            .collect()
     }
 }
 

@@ -18,9 +18,12 @@ mod retention;
 mod routes;
 mod server;
 mod signing;
+mod state;
 
 pub use config::SimConfig;
 pub use content::{BodyKind, ContentGen, content_md5};
 pub use dataset::{Dataset, SimConversation, SimRecording};
 pub use faults::{Fault, FaultParseError, FaultRates, FaultSpec};
-pub use server::{SimHandle, SimStats, Simulator};
+pub use handle::SimHandle;
+pub use server::Simulator;
+pub use state::SimStats;

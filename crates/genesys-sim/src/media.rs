@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use crate::content::{ContentGen, content_md5};
 use crate::faults::Fault;
 use crate::recording::{format_content_type, signed_resource};
-use crate::server::{Body, State, api_error, full, has_two_files, md5_of, part_seed, query_map};
 use crate::signing;
+use crate::state::{Body, State, api_error, full, has_two_files, md5_of, part_seed, query_map};
 
 pub(crate) fn media_error(status: StatusCode, code: &str, msg: &str) -> Response<Body> {
     let mut r = Response::new(full(format!(

@@ -16,9 +16,9 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dataset::SimRecording;
-use crate::lifecycle::is_orphan;
 use crate::recording::{recording_answer, recording_json};
-use crate::server::{Body, State, api_error, json_response, rfc3339};
+use crate::state::is_orphan;
+use crate::state::{Body, State, api_error, json_response, rfc3339};
 
 /// Largest `pageSize` of the orphan listing. The SDK documents none; 100 is the usual maximum
 /// of the platform's `pageSize`/`pageNumber` listings (an assumption).

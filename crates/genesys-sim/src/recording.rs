@@ -8,10 +8,10 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dataset::SimRecording;
-use crate::server::{
+use crate::signing;
+use crate::state::{
     Body, Job, State, api_error, has_two_files, json_response, md5_of, rfc3339, second_file_failed,
 };
-use crate::signing;
 
 /// The fields a `Recording` (the per-recording GET) and a `RecordingMetadata` share, with
 /// `selfUri` `self_uri`.

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::dataset::SimRecording;
 use crate::lifecycle::creation_time;
-use crate::server::{Body, State, api_error, json_response, rfc3339};
+use crate::state::{Body, State, api_error, json_response, rfc3339};
 
 /// Default `pageSize` (the SDK's default).
 const DEFAULT_PAGE_SIZE: usize = 25;

@@ -14,7 +14,7 @@ use crate::recording::{
     batch_status, batch_submit, compat_list, compat_one, recording_get, recording_metadata,
 };
 use crate::retention;
-use crate::server::{Body, State, api_error, query_map, read_body};
+use crate::state::{Body, State, api_error, query_map, read_body};
 
 pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
