@@ -26,6 +26,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The progress-bar test runs the CLI under a pseudo-terminal with script(1).
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
+# The package check (scripts/check-package.sh) reads a man page and verifies systemd units.
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The SDK contract test (scripts/sdk-contract.sh) installs the Python SDK into a venv.
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

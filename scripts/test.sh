@@ -30,6 +30,9 @@ cargo build --workspace --all-targets
 # requests against its request models (installs the pinned SDK into .test-servers/ once).
 echo "== SDK contract"
 scripts/sdk-contract.sh
+# The Debian package: contents, systemd units, man pages, the example configuration.
+echo "== package"
+scripts/check-package.sh
 # The library crates' documentation builds without warnings (broken links, missing docs).
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -118,6 +118,14 @@ enum Command {
         /// Shell.
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (genesys-archiver.1, one per subcommand, genesys-archiverd.1) into
+    /// a directory: what the package installs.
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write them into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the built-in demo: a simulated org archived into a local directory. No setup.
     #[command(
         after_help = "Examples:\n  genesys-archiver demo\n  genesys-archiver demo --out /tmp/demo --recordings 50"
@@ -274,23 +282,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// usage, help and version (the global options included).
 pub fn daemon_main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     use clap::FromArgMatches as _;
-    let top = Cli::command();
-    let globals: Vec<clap::Arg> = top
-        .get_arguments()
-        .filter(|a| a.is_global_set())
-        .cloned()
-        .collect();
-    let daemon = top
-        .find_subcommand("daemon")
-        .expect("the daemon subcommand")
-        .clone()
-        .args(globals)
-        .name("genesys-archiverd")
-        .bin_name("genesys-archiverd")
-        .display_name("genesys-archiverd")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Archive Genesys Cloud call recordings continuously (genesys-archiver daemon): poll, archive, verify, retry; stop with SIGTERM.")
-        .after_help("Example:\n  genesys-archiverd --config /etc/genesys-archiver.toml --metrics-listen 127.0.0.1:9464\n  genesys-archiverd --config /etc/genesys-archiver.toml --once --report poll.json\n\nExit codes: 0 stopped (by a signal: work drained, state saved), 1 a persistent error, or with --once a poll that did not complete, 2 configuration or usage error.");
+    let daemon = daemon_command();
     let m = daemon.get_matches_from(args);
     let d = DaemonArgs::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
     run_cli(Cli {
@@ -301,6 +293,53 @@ pub fn daemon_main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             .unwrap_or(LogFormat::Text),
         config: m.get_one::<PathBuf>("config").cloned(),
     })
+}
+
+/// The daemon program's command: the `daemon` subcommand under its own name, with the global
+/// options, its own about and examples.
+fn daemon_command() -> clap::Command {
+    let top = Cli::command();
+    let globals: Vec<clap::Arg> = top
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    top.find_subcommand("daemon")
+        .expect("the daemon subcommand")
+        .clone()
+        .args(globals)
+        .name("genesys-archiverd")
+        .bin_name("genesys-archiverd")
+        .display_name("genesys-archiverd")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Archive Genesys Cloud call recordings continuously (genesys-archiver daemon): poll, archive, verify, retry; stop with SIGTERM.")
+        .after_help("Example:\n  genesys-archiverd --config /etc/genesys-archiver.toml --metrics-listen 127.0.0.1:9464\n  genesys-archiverd --config /etc/genesys-archiver.toml --once --report poll.json\n\nExit codes: 0 stopped (by a signal: work drained, state saved), 1 a persistent error, or with --once a poll that did not complete, 2 configuration or usage error.")
+}
+
+/// Writes the man pages of both programs and of every visible subcommand into `dir`.
+fn write_manpages(dir: &std::path::Path) -> Result<ExitCode, ConfigError> {
+    let err = |e: std::io::Error| config_err(format!("--out {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let write = |name: &str, cmd: clap::Command| -> Result<(), ConfigError> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf).map_err(err)?;
+        std::fs::write(dir.join(format!("{name}.1")), buf).map_err(err)
+    };
+    let mut top = Cli::command();
+    top.build();
+    for sub in top
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        // clap names are 'static; this one-shot command leaks a dozen short names.
+        let name: &'static str =
+            Box::leak(format!("genesys-archiver-{}", sub.get_name()).into_boxed_str());
+        write(name, sub.clone().name(name))?;
+    }
+    write("genesys-archiver", top)?;
+    write("genesys-archiverd", daemon_command())?;
+    println!("man pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_cli(cli: Cli) -> ExitCode {
@@ -343,6 +382,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Manpages { out } => write_manpages(&out),
             Command::Demo(d) => run_demo(d).await,
             Command::Sim(s) => run_sim(s).await,
         }
