@@ -344,3 +344,37 @@ fn find_prints_a_table_people_and_scripts_can_read() {
         output_text(&none)
     );
 }
+
+/// Errors name the setting as it was given: `--bucket` when the flag named a bucket that is
+/// not there (not S3_BUCKET), and the loopback refusal names `--allow-loopback-media`.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_name_the_setting_as_it_was_given() {
+    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 2,
+        ..genesys_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = e2e::archiver_command(s.base_url(), "some-env-bucket");
+    c.env("AWS_ENDPOINT_URL", e2e::Server::S3sFs.endpoint())
+        .args(["config", "check", "--bucket", "no-such-bucket-by-flag"])
+        .current_dir(dir.path());
+    let out = e2e::output_of(c).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("--bucket \"no-such-bucket-by-flag\" is not accessible"),
+        "{all}"
+    );
+    let (from, to) = e2e::sim_window(&s);
+    let mut c = e2e::archiver_command(s.base_url(), "unused");
+    c.env_remove("S3_BUCKET")
+        .args(["archive", "--from", from, "--to", to, "--out", "store"])
+        .current_dir(dir.path());
+    let out = e2e::output_of(c).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("--allow-loopback-media"), "{all}");
+}

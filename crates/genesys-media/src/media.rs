@@ -91,7 +91,9 @@ impl MediaPolicy {
         let loopback = host == "localhost" || ip.is_some_and(|ip| ip.is_loopback());
         if loopback {
             if !self.allow_loopback {
-                return refuse("is loopback; allow it explicitly (simulator only)");
+                return refuse(
+                    "is loopback; allow it explicitly (MediaPolicy::allow_loopback, the CLI's --allow-loopback-media; simulator only)",
+                );
             }
         } else {
             if let Some(ip) = ip

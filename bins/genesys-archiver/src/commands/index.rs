@@ -112,7 +112,7 @@ pub(crate) fn load_verifier(path: &Path) -> Result<archiver::IndexVerifier, Conf
 /// errors.
 pub(crate) async fn anchor_from(
     value: &str,
-    setting: &str,
+    setting: &'static str,
     store: &settings::StoreSettings,
 ) -> Result<archiver::IndexAnchor, ConfigError> {
     let Some(rest) = value.strip_prefix("s3://") else {
@@ -137,6 +137,7 @@ pub(crate) async fn anchor_from(
         )));
     }
     let anchor_store = settings::StoreSettings {
+        bucket_origin: setting,
         target: settings::StoreTarget::Bucket {
             bucket: bucket.to_string(),
             path_style,

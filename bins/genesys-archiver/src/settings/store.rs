@@ -61,6 +61,8 @@ pub(crate) struct WriteArgs {
 /// Store settings after merging.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreSettings {
+    /// Where the bucket's name came from (a flag, a variable or a file key), for errors.
+    pub(crate) bucket_origin: &'static str,
     pub(crate) target: StoreTarget,
     pub(crate) key_template: archiver::KeyTemplate,
     pub(crate) key_template_text: String,
@@ -86,6 +88,7 @@ fn finish(
     key_template_text: String,
 ) -> Result<StoreSettings, ConfigError> {
     Ok(StoreSettings {
+        bucket_origin: "store.bucket",
         target,
         key_template,
         key_template_text,
@@ -183,7 +186,13 @@ impl StoreArgs {
                 .or_else(|| f.storage_class.clone()),
             object_lock,
         };
-        finish(target, key_template, text)
+        let mut settings = finish(target, key_template, text)?;
+        settings.bucket_origin = match self.bucket.as_deref().filter(|b| !b.is_empty()) {
+            Some(v) if std::env::var("S3_BUCKET").is_ok_and(|e| e == v) => "S3_BUCKET",
+            Some(_) => "--bucket",
+            None => "store.bucket",
+        };
+        Ok(settings)
     }
 
     /// The fixed part of the key template before its first placeholder.
@@ -253,7 +262,8 @@ pub(crate) async fn connect_store(s: &StoreSettings) -> Result<Arc<dyn ObjectSin
             let s3 = S3Sink::client_from(&sdk, *path_style, checksums);
             if let Err(e) = s3.head_bucket().bucket(bucket).send().await {
                 return Err(config_err(format!(
-                    "S3_BUCKET {bucket:?} is not accessible: {} (check the name, AWS_ENDPOINT_URL, AWS_REGION and credentials)",
+                    "{} {bucket:?} is not accessible: {} (check the name, AWS_ENDPOINT_URL, AWS_REGION and credentials)",
+                    s.bucket_origin,
                     aws_sdk_s3::error::DisplayErrorContext(&e)
                 )));
             }
