@@ -21,7 +21,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     let url = fresh_postgres_database("claims").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 6);
+    assert_eq!(a.schema_version().await.unwrap(), 7);
     assert!(
         !a.location().contains("password"),
         "location is printable: {}",
@@ -89,7 +89,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         Claim::Quarantined { .. }
     ));
     let c = Ledger::open(&url).await.unwrap();
-    assert_eq!(c.schema_version().await.unwrap(), 6);
+    assert_eq!(c.schema_version().await.unwrap(), 7);
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
@@ -700,4 +700,78 @@ async fn a_recording_a_killed_instance_held_is_archived_after_its_lease() {
     assert_eq!(second.archived, 1, "{second:?}");
     let row = ledger.entry(&held.ledger_id()).await.unwrap().unwrap();
     assert_eq!(row.status, RecordStatus::Archived);
+}
+
+/// A shared ledger from before the late window is upgraded with the rechecks its rows would
+/// have been given: a conversation resolved inside the default 48 h window is looked at again
+/// once it has passed; one that ended long ago, an unfinished one or a malformed end are safe.
+#[tokio::test]
+async fn conversations_resolved_before_the_late_window_get_their_recheck() {
+    use chrono::{Duration as Span, SecondsFormat, Utc};
+    let url = fresh_postgres_database("late_upgrade").await;
+    drop(Ledger::open(&url).await.unwrap());
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let now = Utc::now();
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    for (id, end, resolved, complete) in [
+        ("recent", Some(at(now - Span::hours(1))), now, true),
+        ("no-end", None, now - Span::hours(2), true),
+        (
+            "garbled",
+            Some("yesterday".to_string()),
+            now - Span::hours(3),
+            true,
+        ),
+        (
+            "old",
+            Some(at(now - Span::days(5))),
+            now - Span::days(5) + Span::hours(1),
+            true,
+        ),
+        (
+            "backfilled",
+            Some(at(now - Span::days(9))),
+            now - Span::hours(1),
+            true,
+        ),
+        ("unfinished", Some(at(now - Span::hours(1))), now, false),
+    ] {
+        db.execute(
+            "INSERT INTO conversations (conversation_id, end_time, files, complete, resolved_at)
+             VALUES ($1, $2, '[]', $3, $4::text::timestamptz)",
+            &[&id, &end, &complete, &at(resolved)],
+        )
+        .await
+        .unwrap();
+    }
+    db.batch_execute("UPDATE archiver_schema SET version = 6")
+        .await
+        .unwrap();
+    let l = Ledger::open(&url).await.unwrap();
+    assert_eq!(l.schema_version().await.unwrap(), 7);
+    let due = |t| {
+        let l = l.clone();
+        async move {
+            let mut ids: Vec<String> = l
+                .due_rechecks(t, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.conversation_id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert!(
+        due(now + Span::hours(44)).await.is_empty(),
+        "not before 48 h"
+    );
+    assert_eq!(
+        due(now + Span::hours(49)).await,
+        ["garbled", "no-end", "recent"]
+    );
 }

@@ -95,4 +95,19 @@ pub(crate) const MIGRATIONS: &[&str] = &["
     ALTER TABLE conversations ADD COLUMN conversation TEXT;
     CREATE INDEX conversations_recheck ON conversations(recheck_due)
         WHERE recheck_due IS NOT NULL;
+", "
+    -- A conversation resolved before the late window existed (schema 5 and older) and still
+    -- inside the default window (48 h from its end, or from its resolution when its end is
+    -- unknown or unreadable) gets the recheck it would have been given; older rows are the
+    -- inventory audit's. CASE keeps a malformed end from failing the migration.
+    UPDATE conversations c
+       SET recheck_due = ceil(extract(epoch FROM s.since + interval '48 hours') * 1000)::bigint
+      FROM (SELECT conversation_id,
+                   COALESCE(CASE WHEN end_time ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T'
+                                 THEN end_time::timestamptz END, resolved_at) AS since
+              FROM conversations) s
+     WHERE s.conversation_id = c.conversation_id
+       AND c.complete AND c.recheck_due IS NULL
+       AND s.since + interval '48 hours' > now()
+       AND c.resolved_at < s.since + interval '48 hours';
 "];

@@ -104,4 +104,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX conversations_recheck ON conversations(recheck_due)
         WHERE recheck_due IS NOT NULL;
     ",
+    // A conversation resolved before the late window existed (schema 5 and older) and
+    // still inside the default window (48 h from its end, or from its resolution when its
+    // end is unknown or unreadable) gets the recheck it would have been given: without it, a
+    // file added after that resolution would never be looked for. Older rows are the
+    // inventory audit's. One second is added because `%s` drops the end's milliseconds: a
+    // recheck is never early.
+    "
+    UPDATE conversations
+       SET recheck_due = (since + 172800 + 1) * 1000
+      FROM (SELECT conversation_id AS id,
+                   CAST(COALESCE(strftime('%s', end_time), strftime('%s', resolved_at))
+                        AS INTEGER) AS since,
+                   CAST(strftime('%s', resolved_at) AS INTEGER) AS resolved
+              FROM conversations)
+     WHERE id = conversation_id
+       AND complete = 1 AND recheck_due IS NULL
+       AND since + 172800 > CAST(strftime('%s', 'now') AS INTEGER)
+       AND resolved < since + 172800;
+    ",
 ];

@@ -177,6 +177,81 @@ async fn a_version_one_database_is_migrated() {
     assert_eq!(l.archived_key("r1").await.unwrap().as_deref(), Some("k1"));
 }
 
+/// A ledger from before the late window (schema 5) is upgraded with the rechecks its rows
+/// would have been given: a conversation resolved inside the default 48 h window is looked at
+/// again once it has passed; one that ended long ago, or an unfinished one, is left alone.
+#[tokio::test]
+async fn conversations_resolved_before_the_late_window_get_their_recheck() {
+    use chrono::{Duration as Span, SecondsFormat, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let now = Utc::now();
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    {
+        let c = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..5] {
+            c.execute_batch(m).unwrap();
+        }
+        c.pragma_update(None, "user_version", 5).unwrap();
+        let put = |id: &str, end: Option<String>, resolved: String, complete: bool| {
+            c.execute(
+                "INSERT INTO conversations (conversation_id, end_time, files, complete, resolved_at)
+                 VALUES (?1, ?2, '[]', ?3, ?4)",
+                params![id, end, complete, resolved],
+            )
+            .unwrap();
+        };
+        put("recent", Some(at(now - Span::hours(1))), at(now), true);
+        put("no-end", None, at(now - Span::hours(2)), true);
+        put(
+            "old",
+            Some(at(now - Span::days(5))),
+            at(now - Span::days(5) + Span::hours(1)),
+            true,
+        );
+        put(
+            "backfilled",
+            Some(at(now - Span::days(9))),
+            at(now - Span::hours(1)),
+            true,
+        );
+        put("unfinished", Some(at(now - Span::hours(1))), at(now), false);
+    }
+    let l = Ledger::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(l.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
+    let due = |t| {
+        let l = l.clone();
+        async move {
+            let mut ids: Vec<String> = l
+                .due_rechecks(t, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.conversation_id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert!(
+        due(now).await.is_empty(),
+        "not before the window has passed"
+    );
+    assert!(
+        due(now + Span::hours(45)).await.is_empty(),
+        "not before 48 h"
+    );
+    assert_eq!(due(now + Span::hours(49)).await, ["no-end", "recent"]);
+    let settled = l
+        .settled_conversations_at(&["recent".into(), "old".into()], now + Span::hours(49))
+        .await
+        .unwrap();
+    assert!(
+        !settled.contains("recent") && settled.contains("old"),
+        "{settled:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
