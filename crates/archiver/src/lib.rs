@@ -4,6 +4,7 @@
 mod adopt;
 mod anchor;
 mod attempt;
+mod backfill;
 mod config;
 mod continuous;
 mod custody;
@@ -25,6 +26,7 @@ mod work;
 
 pub use anchor::{AnchorError, AnchorRecord, IndexAnchor};
 pub use attempt::tags_for;
+pub use backfill::{SharedBackfill, archive_shared};
 pub use config::{ArchiverConfig, default_instance_id};
 pub use continuous::{archive_entries, entry_to_recording, run_continuous};
 pub use custody::{

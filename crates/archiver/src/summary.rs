@@ -91,6 +91,10 @@ pub struct Summary {
     /// The earliest start of a conversation counted in `pending`: a poll loop must read
     /// from here again.
     pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// A shared backfill ([`crate::archive_shared`]): conversations still waiting in its
+    /// chunks when this instance stopped (a retry's backoff: recordings not ready, a batch job
+    /// that failed). Another instance, or a rerun, works them; never clean while any wait.
+    pub shared_backlog: u64,
     /// Bytes stored in this run.
     pub bytes: u64,
     /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons
@@ -139,6 +143,9 @@ pub struct Reconciliation {
     pub source_incomplete: bool,
     /// Failures not recorded in the ledger (see [`Summary::unrecorded`]).
     pub unrecorded: u64,
+    /// Conversations of a shared backfill still waiting in its chunks (see
+    /// [`Summary::shared_backlog`]).
+    pub shared_backlog: u64,
     /// Clean: everything listed is archived or unavailable at the source with a reason,
     /// nothing is pending, failed, leased by another instance or unlisted, discovery
     /// completed and the run was not cut short.
@@ -194,6 +201,12 @@ impl Summary {
                 until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
         }
+        if self.shared_backlog > 0 {
+            line.push_str(&format!(
+                ", {} conversation(s) of the shared backfill still waiting in its chunks",
+                self.shared_backlog
+            ));
+        }
         if self.source_incomplete {
             line.push_str(", interrupted before discovery finished (the rest was never seen)");
         }
@@ -228,7 +241,9 @@ impl Summary {
             discovery_incomplete,
             source_incomplete: self.source_incomplete,
             unrecorded: self.unrecorded,
+            shared_backlog: self.shared_backlog,
             clean: failed == 0
+                && self.shared_backlog == 0
                 && self.interrupted == 0
                 && self.leased_elsewhere == 0
                 && !self.source_incomplete
@@ -266,6 +281,8 @@ impl Summary {
             .chain(other.pending_since)
             .min();
         self.waiting = other.waiting;
+        // The latest look at the shared backlog.
+        self.shared_backlog = other.shared_backlog;
         self.bytes += other.bytes;
         // A long-running daemon sums its polls: the counts keep growing, the list of
         // reasons keeps the most recent MAX_REPORTED_FAILURES (memory stays flat).

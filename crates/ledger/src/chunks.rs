@@ -29,6 +29,9 @@ pub struct ChunkBacklog {
     pub chunks: u64,
     /// Conversations in them.
     pub conversations: u64,
+    /// Of the chunks, those an instance holds a live lease on (being worked now); the
+    /// others wait to be claimed (due now, or after a retry's backoff).
+    pub leased: u64,
     /// The earliest conversation start among them (RFC 3339).
     pub earliest_start: Option<String>,
     /// The last error of a chunk that failed at least once, if any.

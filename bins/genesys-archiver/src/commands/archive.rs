@@ -27,6 +27,12 @@ pub(crate) struct ArchiveArgs {
     /// per conversation; files already archived are not downloaded again.
     #[arg(long)]
     recheck: bool,
+    /// Share this backfill with every instance started on the same interval and PostgreSQL
+    /// ledger: one lists the interval once, all resolve and archive its chunks (about one
+    /// instance's API calls); an instance started later joins. Each ends when no chunk is
+    /// left that it could work or that a live instance holds.
+    #[arg(long, conflicts_with = "recheck")]
+    scale_out: bool,
     #[command(flatten)]
     pub(crate) run: RunArgs,
 }
@@ -80,9 +86,19 @@ pub(crate) async fn run_archive(
             a.from, a.to
         )));
     }
+    if a.scale_out && !archiver::Ledger::can_be_shared(&a.run.state.location(file)) {
+        return Err(config_err(
+            "--scale-out shares the backfill through the ledger: use a PostgreSQL ledger (--state postgres://...); a SQLite file serves one process",
+        ));
+    }
     let out = output::Output::new(&a.run.output, "archive")?;
     out.set_interval(from, to);
     let w = wire(&a.run, file).await?;
+    if a.scale_out && w.client.config().source == genesys_media::SourceMode::CompatListing {
+        return Err(config_err(
+            "--scale-out lists conversations through analytics: use --source batch or per-recording, not compat",
+        ));
+    }
     let mut query = DiscoveryQuery::interval(from, to);
     query.media_types = w.media_types.clone();
     let shutdown = w.cfg.shutdown.clone();
@@ -108,16 +124,43 @@ pub(crate) async fn run_archive(
     let known = ledger
         .as_ref()
         .map(|l| l.known_conversations_with(late.clone()));
-    let mut summary = archiver::archive(
-        w.client.clone(),
-        w.sink,
-        w.client.discover_known(query, known),
-        w.cfg,
-        out.handler(log_events(), None),
-    )
-    .await;
-    summary.rechecked = stats.rechecked();
-    summary.late_files = stats.late_files();
+    let mut summary = if a.scale_out {
+        let shared = archiver::SharedBackfill::for_interval(from, to, &query.media_types);
+        query.waiting.clear(); // the lister takes the due rechecks
+        match archiver::archive_shared(
+            w.client.clone(),
+            w.sink,
+            query,
+            w.cfg,
+            out.handler(log_events(), None),
+            &shared,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(archiver::ContinuousError::Config(e)) => {
+                return Err(config_err(format!(
+                    "the source refused the configuration: {e}"
+                )));
+            }
+            Err(e) => archiver::Summary {
+                discovery_error: Some(e.to_string()),
+                ..archiver::Summary::default()
+            },
+        }
+    } else {
+        let mut s = archiver::archive(
+            w.client.clone(),
+            w.sink,
+            w.client.discover_known(query, known),
+            w.cfg,
+            out.handler(log_events(), None),
+        )
+        .await;
+        s.rechecked = stats.rechecked();
+        s.late_files = stats.late_files();
+        s
+    };
     if let Some(l) = &ledger
         && let Ok((n, until)) = l.late_window_open(present).await
     {

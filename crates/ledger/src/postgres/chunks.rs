@@ -181,10 +181,13 @@ impl ChunkStore for PgLedger {
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
         let rows = self
             .query(
-                "SELECT count(*), COALESCE(sum(members), 0)::bigint, min(earliest_start),
-                   (SELECT last_error FROM chunks WHERE name = $1 AND last_error IS NOT NULL
-                    ORDER BY id DESC LIMIT 1)
-                 FROM chunks WHERE name = $1",
+                &format!(
+                    "SELECT count(*), COALESCE(sum(members), 0)::bigint, min(earliest_start),
+                       (SELECT last_error FROM chunks WHERE name = $1 AND last_error IS NOT NULL
+                        ORDER BY id DESC LIMIT 1),
+                       count(*) FILTER (WHERE lease_until >= {NOW_MS})
+                     FROM chunks WHERE name = $1"
+                ),
                 &[&name],
             )
             .await?;
@@ -196,6 +199,7 @@ impl ChunkStore for PgLedger {
             conversations: r.get::<_, i64>(1) as u64,
             earliest_start: r.get(2),
             last_error: r.get(3),
+            leased: r.get::<_, i64>(4) as u64,
         })
     }
 }

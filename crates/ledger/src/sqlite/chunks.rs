@@ -194,15 +194,17 @@ impl ChunkStore for SqliteLedger {
             c.query_row(
                 "SELECT count(*), COALESCE(sum(members), 0), min(earliest_start),
                    (SELECT last_error FROM chunks WHERE name = ?1 AND last_error IS NOT NULL
-                    ORDER BY id DESC LIMIT 1)
+                    ORDER BY id DESC LIMIT 1),
+                   COALESCE(sum(lease_until >= ?2), 0)
                  FROM chunks WHERE name = ?1",
-                params![name],
+                params![name, now_ms()],
                 |r| {
                     Ok(ChunkBacklog {
                         chunks: r.get::<_, i64>(0)? as u64,
                         conversations: r.get::<_, i64>(1)? as u64,
                         earliest_start: r.get(2)?,
                         last_error: r.get(3)?,
+                        leased: r.get::<_, i64>(4)? as u64,
                     })
                 },
             )
