@@ -10,6 +10,9 @@
 #                                   the AWS CLI runs once unless FULL=1 (it is very slow)
 #
 #   RESULTS=/tmp/x.jsonl bench/peers.sh t   append results elsewhere (default below)
+#   RTT_MS=40 bench/peers.sh a      a real network: bench/delay-proxy in front of the store and
+#                                   of the simulator (API and media), RTT_MS round trip each
+#                                   (half each way, plus one round trip per new connection)
 #   PERF_OUT=/tmp/perf.data TOOLS=genesys-archiver RUNS=1 RESULTS=/tmp/x.jsonl bench/peers.sh a
 #                                   profiles the archiver (perf record -F 499 -g)
 #
@@ -26,7 +29,8 @@
 # instead of the store, to see the API-bound floor of (c) without the store's per-object cost;
 # archiver-tuned (also only when named) is genesys-archiver with 16 batch download jobs in
 # flight and a first poll after 250 ms instead of 4 and 1 s; archiver-noindex (also only when
-# named) is genesys-archiver without the chain-of-custody index (no SHA-256 of the bytes).
+# named) is genesys-archiver without the chain-of-custody index (no SHA-256 of the bytes);
+# archiver-w32 and boto3-32 (only when named) run 32 workers/threads whatever CONC says.
 # Each tool gets the same list of signed media URLs (`genesys-archiver sim
 # --urls-out`, which also makes the simulator hash every body before the clock starts).
 # Results are appended to bench/results/peers.jsonl; bench/chart.py turns them into tables
@@ -59,7 +63,24 @@ s3port=$(python3 scripts/servers/free-port.py)
 scripts/servers/s3s.sh start "$work/s3s" "$s3port" "$AK" "$SK" >/dev/null
 E="http://127.0.0.1:$s3port"
 simpid=""
-cleanup() { [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true; scripts/servers/s3s.sh stop "$work/s3s"; rm -rf "$work"; }
+proxies=()
+RTT_MS=${RTT_MS:-0}
+# delay PORT UPSTREAM_PORT: a delay proxy (RTT_MS) on PORT in front of UPSTREAM_PORT.
+delay() {
+  "$PROXY" "127.0.0.1:$1" "127.0.0.1:$2" "$RTT_MS" > "$work/proxy-$1.out" &
+  proxies+=($!)
+  for _ in $(seq 1 100); do [ -s "$work/proxy-$1.out" ] && break; sleep 0.05; done
+}
+if [ "$RTT_MS" != 0 ]; then
+  (cd bench/delay-proxy && CARGO_TARGET_DIR=${PROXY_TARGET:-/tmp/delay-proxy-target} cargo build -q --release)
+  PROXY=${PROXY_TARGET:-/tmp/delay-proxy-target}/release/delay-proxy
+  p=$(python3 scripts/servers/free-port.py); delay "$p" "$s3port"; E="http://127.0.0.1:$p"
+fi
+cleanup() {
+  [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true
+  for p in "${proxies[@]}"; do kill "$p" 2>/dev/null || true; done
+  scripts/servers/s3s.sh stop "$work/s3s"; rm -rf "$work"
+}
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=$E
 export RCLONE_CONFIG_S3T_TYPE=s3 RCLONE_CONFIG_S3T_PROVIDER=Other RCLONE_CONFIG_S3T_ENDPOINT=$E \
@@ -70,8 +91,13 @@ start_sim() { # n size rate
   [ -n "$simpid" ] && kill "$simpid" 2>/dev/null || true
   local port; port=$(python3 scripts/servers/free-port.py)
   rm -f "$work/sim.url"
+  local public=()
+  if [ "$RTT_MS" != 0 ]; then
+    local front; front=$(python3 scripts/servers/free-port.py)
+    delay "$front" "$port"; public=(--public-url "http://127.0.0.1:$front")
+  fi
   $BIN sim --listen "127.0.0.1:$port" --recordings "$1" --sizes "$2..$2" --rate-limit "$3" \
-    --urls-out "$work/urls.tsv" > "$work/sim.url" 2>/dev/null &
+    "${public[@]}" --urls-out "$work/urls.tsv" > "$work/sim.url" 2>/dev/null &
   simpid=$!
   for _ in $(seq 1 600); do [ -s "$work/sim.url" ] && break; sleep 0.1; done
   SIM=$(cat "$work/sim.url")
@@ -91,6 +117,8 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
       --tag-mode disabled --progress never --state $work/state-$B.db" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-noindex) echo "$(tool_cmd genesys-archiver) --no-index" ;;
+    archiver-w32) CONC=32 tool_cmd genesys-archiver ;;
+    boto3-32) CONC=32 tool_cmd boto3 ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
       $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
       --out $work/dir-$B --progress never --state $work/state-dir-$B.db" ;;
@@ -133,13 +161,14 @@ run_workload() { # name n size rate tools...
       local s; s=$(stored)
       python3 - "$line" "$name" "$tool" "$run" "$count" "$size" "$s" "$CONC" "$sample_of" \
         "$sim0" "$sim1" "$s3s0" "$s3s1" >> "$results" <<'PY'
-import json, re, sys
+import json, os, re, sys
 m = json.loads(sys.argv[1]); name, tool, run, n, size, stored, conc, sample_of = sys.argv[2:10]
 sim_cpu = round(float(sys.argv[11]) - float(sys.argv[10]), 2)
 store_cpu = round(float(sys.argv[13]) - float(sys.argv[12]), 2)
 calls = re.search(r"(\d+) API calls, (\d+) throttled(?:, ([\d.]+) s held)?", m["stdout_tail"])
 print(json.dumps({"workload": name, "tool": tool, "run": int(run), "n": int(n), "size": int(size),
-  "stored": int(stored), "concurrency": int(conc), "wall": m["wall"], "cpu": m["cpu"],
+  "stored": int(stored), "concurrency": 32 if tool.endswith("32") else int(conc),
+  "rtt_ms": int(os.environ.get("RTT_MS", "0")), "wall": m["wall"], "cpu": m["cpu"],
   "peak_rss": m["peak_rss"], "exit": m["exit"], "sim_cpu": sim_cpu, "store_cpu": store_cpu,
   "api_calls": int(calls.group(1)) if calls else None, "throttled": int(calls.group(2)) if calls else None,
   **({"api_wait_s": float(calls.group(3))} if calls and calls.group(3) else {}),
@@ -162,4 +191,4 @@ for w in "${workloads[@]}"; do
     t) run_workload t 40 262144 100000 "${peers[@]}" ;;  # a quick check of the script itself
   esac
 done
-python3 bench/chart.py "$results"
+if [ "$RTT_MS" != 0 ]; then python3 bench/network_table.py "$results"; else python3 bench/chart.py "$results"; fi

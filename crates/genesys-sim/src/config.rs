@@ -134,6 +134,10 @@ pub struct SimConfig {
     /// JSON where it parses), for a contract test of what a client sends. Token requests are
     /// not written. `None`: nothing is written.
     pub capture_requests: Option<std::path::PathBuf>,
+    /// The base URL clients reach the simulator at, when it is not the listening address
+    /// (behind a proxy, such as the real-network benchmark's delay proxy): the base URL
+    /// reported and the origin of every media URL handed out. `None`: `http://{listen}`.
+    pub public_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -179,6 +183,7 @@ impl Default for SimConfig {
             missing_permissions: Vec::new(),
             sensitive_recordings: Vec::new(),
             capture_requests: None,
+            public_url: None,
         }
     }
 }

@@ -77,7 +77,11 @@ impl Simulator {
         key[..8].copy_from_slice(&config.seed.to_le_bytes());
         key[8..].copy_from_slice(&(addr.port() as u64).to_le_bytes());
         let state = Arc::new(State {
-            base_url: format!("http://{addr}"),
+            base_url: config
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| format!("http://{addr}")),
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
                 limiter: RateLimiter::default(),

@@ -94,6 +94,10 @@ pub(crate) struct SimArgs {
     /// line each, for checking what a client sends (scripts/sdk-contract.sh).
     #[arg(long, value_name = "FILE")]
     capture_requests: Option<PathBuf>,
+    /// The base URL clients reach the simulator at when it is behind a proxy (e.g.
+    /// http://127.0.0.1:9000): printed, and the origin of every media URL it hands out.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 /// A recording index given to `flag`, checked against the number of recordings.
@@ -189,6 +193,13 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
             orphans.push((i, None));
         }
     }
+    if let Some(u) = &s.public_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return Err(config_err(format!(
+            "--public-url {u:?} is not an http:// or https:// URL"
+        )));
+    }
     if let Some(path) = &s.capture_requests {
         std::fs::OpenOptions::new()
             .create(true)
@@ -226,6 +237,7 @@ pub(crate) async fn run_sim(s: SimArgs) -> Result<ExitCode, ConfigError> {
         orphans,
         growing_expected_polls: s.growing_expected_polls,
         capture_requests: s.capture_requests.clone(),
+        public_url: s.public_url.clone(),
         ..defaults
     })
     .await
