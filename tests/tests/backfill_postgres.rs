@@ -101,7 +101,7 @@ async fn three_instances_share_a_backfill_for_the_calls_of_one() {
                 instance_id: format!("instance-{i}"),
                 ..ArchiverConfig::default()
             };
-            archive_shared(
+            let (s, outcome) = archive_shared(
                 client,
                 sink,
                 DiscoveryQuery::interval(from, to),
@@ -109,8 +109,9 @@ async fn three_instances_share_a_backfill_for_the_calls_of_one() {
                 Arc::new(archiver::NoEvents),
                 &shared(from, to),
             )
-            .await
-            .unwrap()
+            .await;
+            outcome.unwrap();
+            s
         }));
     }
     let mut summaries: Vec<Summary> = Vec::new();
@@ -154,7 +155,7 @@ async fn three_instances_share_a_backfill_for_the_calls_of_one() {
     // A rerun of the finished backfill lists the interval again and finds nothing new to
     // resolve: analytics pages only, no batch job, no download.
     let before = org3.stats();
-    let again = archive_shared(
+    let (again, outcome) = archive_shared(
         sim_client(&org3, |c| c.poll_initial = FIRST_POLL),
         sink.clone(),
         DiscoveryQuery::interval(from, to),
@@ -166,8 +167,8 @@ async fn three_instances_share_a_backfill_for_the_calls_of_one() {
         Arc::new(archiver::NoEvents),
         &shared(from, to),
     )
-    .await
-    .unwrap();
+    .await;
+    outcome.unwrap();
     assert!(again.success(), "{again:?}");
     assert_eq!(again.archived, 0, "{again:?}");
     assert!(again.known_conversations > 0, "listed again: {again:?}");
@@ -193,7 +194,7 @@ async fn a_listing_held_by_a_dead_instance_is_taken_over() {
             .unwrap()
     );
     let began = std::time::Instant::now();
-    let s = archive_shared(
+    let (s, outcome) = archive_shared(
         sim_client(&sim, |c| c.poll_initial = FIRST_POLL),
         sink,
         DiscoveryQuery::interval(from, to),
@@ -206,12 +207,156 @@ async fn a_listing_held_by_a_dead_instance_is_taken_over() {
         Arc::new(archiver::NoEvents),
         &backfill,
     )
-    .await
-    .unwrap();
+    .await;
+    outcome.unwrap();
     assert!(began.elapsed() >= lease, "waited for the dead lease");
     assert!(s.success(), "{s:?}");
     assert_eq!(s.archived, 60, "{s:?}");
     assert_eq!(archived(&ledger).await, 60);
+}
+
+/// Runs two instances of one backfill at once; their summaries.
+async fn two_instances(
+    sim: &SimHandle,
+    url: &str,
+    sink: &Arc<dyn ObjectSink>,
+    backfill: &SharedBackfill,
+) -> Vec<Summary> {
+    let (from, to) = (
+        sim.config().start,
+        sim.config().start + chrono::Duration::hours(2),
+    );
+    let mut instances = Vec::new();
+    for i in 0..2 {
+        let client = sim_client(sim, |c| c.poll_initial = FIRST_POLL);
+        let (url, sink, backfill) = (url.to_string(), sink.clone(), backfill.clone());
+        instances.push(tokio::spawn(async move {
+            let cfg = ArchiverConfig {
+                ledger: Some(Ledger::open(&url).await.unwrap()),
+                instance_id: format!("instance-{i}"),
+                ..ArchiverConfig::default()
+            };
+            let (s, outcome) = archive_shared(
+                client,
+                sink,
+                DiscoveryQuery::interval(from, to),
+                cfg,
+                Arc::new(archiver::NoEvents),
+                &backfill,
+            )
+            .await;
+            outcome.unwrap();
+            s
+        }));
+    }
+    let mut out = Vec::new();
+    for i in instances {
+        out.push(
+            tokio::time::timeout(Duration::from_secs(60), i)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// A run that left something unarchived (a conversation still in progress) fails on every
+/// instance, the one that met it and the one that did not; running the same backfill again
+/// lists the interval again (a new run of it) and archives it, and then both exit clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rerun_after_an_unclean_run_lists_again_and_every_instance_reports_the_gap() {
+    let start = Utc::now() - chrono::Duration::hours(3);
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 40,
+        start,
+        span: Duration::from_secs(3600),
+        hold_open: 1,
+        hold_open_for: Duration::from_secs(8),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let opened = std::time::Instant::now();
+    let url = fresh_postgres_database("backfill_rerun").await;
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "backfill-rerun").await);
+    let backfill = shared(start, start + chrono::Duration::hours(2));
+    let first = two_instances(&sim, &url, &sink, &backfill).await;
+    assert!(
+        opened.elapsed() < Duration::from_secs(8),
+        "the first run ended while the conversation was open"
+    );
+    for s in &first {
+        assert!(!s.success(), "no instance is clean: {s:?}");
+    }
+    assert!(first.iter().any(|s| s.pending > 0), "{first:?}");
+    assert!(
+        first.iter().all(|s| s.pending > 0
+            || s.shared_problems
+                .as_deref()
+                .is_some_and(|p| p.contains("pending"))),
+        "the instance that did not meet it reports it too: {first:?}"
+    );
+    let archived_first: u64 = first.iter().map(|s| s.archived).sum();
+    assert!(archived_first < 40, "{first:?}");
+
+    tokio::time::sleep(Duration::from_secs(9).saturating_sub(opened.elapsed())).await;
+    let second = two_instances(&sim, &url, &sink, &backfill).await;
+    for s in &second {
+        assert!(s.success(), "{s:?}");
+    }
+    let archived_second: u64 = second.iter().map(|s| s.archived).sum();
+    assert_eq!(
+        archived_first + archived_second,
+        40,
+        "{first:?}\n{second:?}"
+    );
+    let objects: Vec<_> = sink.list("recordings/").collect().await;
+    assert_eq!(objects.len(), 40);
+}
+
+/// A conversation waiting in a chunk of another listing (an older backfill, a daemon) is
+/// listed again into this backfill's chunks, not skipped as if it were done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conversation_queued_by_another_listing_is_not_skipped() {
+    let start = Utc::now() - chrono::Duration::hours(3);
+    let cfg = SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 20,
+        start,
+        span: Duration::from_secs(3600),
+        ..SimConfig::default()
+    };
+    let data = genesys_sim::Dataset::generate(&cfg);
+    let sim = Simulator::start(cfg).await.unwrap();
+    let url = fresh_postgres_database("backfill_other").await;
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "backfill-other").await);
+    let ledger = Ledger::open(&url).await.unwrap();
+    let other = genesys_media::models::AnalyticsConversation {
+        conversation_id: data.recordings[0].conversation_id.clone(),
+        ..Default::default()
+    };
+    ledger
+        .add_chunk("an older backfill", &[other])
+        .await
+        .unwrap();
+    let (from, to) = (start, start + chrono::Duration::hours(2));
+    let (s, outcome) = archive_shared(
+        sim_client(&sim, |c| c.poll_initial = FIRST_POLL),
+        sink,
+        DiscoveryQuery::interval(from, to),
+        ArchiverConfig {
+            ledger: Some(ledger.clone()),
+            ..ArchiverConfig::default()
+        },
+        Arc::new(archiver::NoEvents),
+        &shared(from, to),
+    )
+    .await;
+    outcome.unwrap();
+    assert!(s.success(), "{s:?}");
+    assert_eq!(s.archived, 20, "{s:?}");
 }
 
 /// `archive --scale-out` through the binary: two processes started together on one
@@ -253,6 +398,15 @@ async fn the_archive_binary_shares_a_backfill() {
         "{text}"
     );
     assert!(!sqlite.exists(), "no ledger created for a refused run");
+
+    let mut relative = e2e::archiver_command(s.base_url(), &bucket);
+    relative
+        .args(["archive", "--scale-out", "--from", "7d", "--to", "now"])
+        .args(["--state", &url]);
+    let refused = e2e::output_of(relative).await;
+    let text = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{text}");
+    assert!(text.contains("--from \"7d\" is relative"), "{text}");
 
     let (a, b) = tokio::join!(e2e::output_of(command(&url)), e2e::output_of(command(&url)));
     for out in [&a, &b] {

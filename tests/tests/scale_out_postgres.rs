@@ -252,7 +252,7 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
         .unwrap();
     let ids: Vec<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
     assert!(
-        a.listing_memory(archiver::LateWindow::default())
+        a.listing_memory("w", archiver::LateWindow::default())
             .settled(&ids)
             .await
             .is_empty(),

@@ -5,13 +5,22 @@
 //! scale-out does. An instance started later on the same interval joins the chunks; N
 //! instances spend about one instance's API calls.
 //!
-//! No silent gap: the interval counts as listed only once a listing completed (a checkpoint
-//! written before the listing lease is given back); a listing cut short is taken again by
-//! the next instance. An instance ends when the interval is listed and no chunk is left that
-//! it could claim or that another live instance holds (a chunk whose instance died is taken
-//! over when its lease expires). Chunks left waiting for a retry (recordings not ready, a
-//! batch job that failed) are reported in [`Summary::shared_backlog`]: the run is not clean
-//! until they are done.
+//! A *run* of the backfill is a generation: instances that start while another works it (holds
+//! its listing lease or a chunk's) join its generation; one that starts when nobody does begins
+//! the next, which lists the interval again (a rerun: what the source added since, conversations
+//! an earlier run reported, are found; settled ones cost no batch job, ones still waiting in the
+//! backfill's chunks are left to them).
+//!
+//! No silent gap: a generation counts as listed only once a listing completed (a mark written
+//! before the listing lease is given back); a listing cut short is taken again by the next
+//! instance. An instance ends when its generation is listed and no chunk is left that it could
+//! claim now or that another live instance holds (a chunk whose instance died is taken over
+//! when its lease expires). Chunks left waiting out a retry's backoff (recordings not ready, a
+//! batch job that failed) are reported in [`Summary::shared_backlog`]; what another instance
+//! reported not archived (failed recordings, conversations in progress, unlistable parts) is
+//! written to the ledger before its listing or chunk is done, and every instance ending after
+//! it reports it in [`Summary::shared_problems`]. Neither is clean: an instance exits 0 only
+//! when the whole backfill is archived or accounted for as far as the ledger shows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +31,7 @@ use sink::ObjectSink;
 
 use crate::config::ArchiverConfig;
 use crate::events::EventHandler;
+use crate::ledger::{Ledger, LedgerError};
 use crate::pipeline::archive;
 use crate::poll::{ContinuousError, PollSettings};
 use crate::scale_out::{listing, renewing, work_chunks};
@@ -45,8 +55,9 @@ impl SharedBackfill {
         let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut name = format!("backfill {}..{}", t(from), t(to));
         if !media.is_empty() {
-            let mut m = media.to_vec();
+            let mut m: Vec<String> = media.iter().map(|t| t.to_ascii_lowercase()).collect();
             m.sort();
+            m.dedup();
             name.push_str(&format!(" {}", m.join(",")));
         }
         Self {
@@ -54,17 +65,46 @@ impl SharedBackfill {
             check_every: Duration::from_secs(5),
         }
     }
+}
 
-    fn listed_name(&self) -> String {
-        format!("{}.listed", self.name)
+/// The generation mark: which run of the backfill, and whether its listing completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    generation: u64,
+    listed: bool,
+}
+
+impl Mark {
+    /// Whether the listing of `generation` completed (a later generation starts only after
+    /// that).
+    fn listed_for(self, generation: u64) -> bool {
+        self.generation > generation || (self.generation == generation && self.listed)
     }
 }
 
+async fn read_mark(ledger: &Ledger, key: &str) -> Result<Mark, LedgerError> {
+    let value = ledger.checkpoint(key).await?.unwrap_or_default();
+    let mut words = value.split_whitespace();
+    let generation = words.next().and_then(|g| g.parse().ok()).unwrap_or(0);
+    Ok(Mark {
+        generation,
+        listed: words.next() == Some("listed"),
+    })
+}
+
+async fn write_mark(ledger: &Ledger, key: &str, mark: Mark) -> Result<(), LedgerError> {
+    let state = if mark.listed { "listed" } else { "listing" };
+    ledger
+        .set_checkpoint(key, &format!("{} {state}", mark.generation))
+        .await
+}
+
 /// Archives `query`'s interval together with every other instance running the same
-/// [`SharedBackfill`] on this ledger (see the module docs). Returns what this instance did;
-/// [`Summary::shared_backlog`] counts the conversations left waiting in the backfill's
-/// chunks when it ended. Needs a ledger shared by the instances (PostgreSQL; SQLite allows
-/// one process at a time, so there it is one instance working in chunks).
+/// [`SharedBackfill`] on this ledger (see the module docs). Returns what this instance did
+/// (also when it stopped on an error: the error comes beside it, the counts are kept);
+/// [`Summary::shared_backlog`] and [`Summary::shared_problems`] say what the backfill still
+/// lacks. Needs a ledger shared by the instances (PostgreSQL; SQLite allows one process at a
+/// time, so there it is one instance working in chunks).
 pub async fn archive_shared(
     client: GenesysClient,
     sink: Arc<dyn ObjectSink>,
@@ -72,10 +112,24 @@ pub async fn archive_shared(
     cfg: ArchiverConfig,
     events: Arc<dyn EventHandler>,
     shared: &SharedBackfill,
-) -> Result<Summary, ContinuousError> {
+) -> (Summary, Result<(), ContinuousError>) {
+    let mut total = Summary::default();
+    let outcome = run(&client, &sink, query, &cfg, &events, shared, &mut total).await;
+    (total, outcome)
+}
+
+async fn run(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    query: DiscoveryQuery,
+    cfg: &ArchiverConfig,
+    events: &Arc<dyn EventHandler>,
+    shared: &SharedBackfill,
+    total: &mut Summary,
+) -> Result<(), ContinuousError> {
     let ledger = cfg.ledger.clone().ok_or(ContinuousError::NoLedger)?;
     let me = cfg.instance_id.clone();
-    let listed_name = shared.listed_name();
+    let mark_key = format!("{}.run", shared.name);
     let media = query.media_types.clone();
     let make_query = move |from, to| {
         let mut q = DiscoveryQuery::interval(from, to);
@@ -89,14 +143,19 @@ pub async fn archive_shared(
         checkpoint: shared.name.clone(),
         ..PollSettings::default()
     };
-    // A backfill listed and finished before (every chunk done) is run again: listed again
-    // (what the source added since is found; settled conversations cost no batch job).
-    if is_listed(&ledger, &listed_name).await?
-        && ledger.chunk_backlog(&shared.name).await?.chunks == 0
-    {
-        ledger.set_checkpoint(&listed_name, "").await?;
+    // Join the generation being worked, or begin the next when nobody works this backfill.
+    let mut mark = read_mark(&ledger, &mark_key).await?;
+    let busy = ledger.listing_held(&shared.name).await?
+        || ledger.chunk_backlog(&shared.name).await?.leased > 0;
+    if mark.listed && !busy {
+        mark = Mark {
+            generation: mark.generation + 1,
+            listed: false,
+        };
+        write_mark(&ledger, &mark_key, mark).await?;
     }
-    let mut total = Summary::default();
+    let generation = mark.generation;
+    let problems_key = format!("{}.problems.{generation}", shared.name);
     // This instance lists at most once: a listing that failed is left to the others (and
     // reported here), so instances that all fail end instead of listing forever.
     let mut tried_listing = false;
@@ -104,66 +163,71 @@ pub async fn archive_shared(
         if cfg.shutdown.is_cancelled() {
             break;
         }
-        let listed = is_listed(&ledger, &listed_name).await?;
+        let listed = read_mark(&ledger, &mark_key).await?.listed_for(generation);
         if !listed
             && !tried_listing
             && ledger
                 .take_listing(&shared.name, &me, cfg.lease, Duration::ZERO)
                 .await?
         {
-            tried_listing = true;
-            let present = client.now();
-            let late = cfg.late_at(present);
-            let stats = late.stats.clone();
-            let mut q = query.clone();
-            // Rechecks that came due since the last run, chunked with the listing's own.
-            q.waiting = ledger.due_rechecks(present, 1000).await?;
-            let found = listing(&client, q, ledger.clone(), shared.name.clone(), late);
-            let work = archive(
-                client.clone(),
-                sink.clone(),
-                found,
-                cfg.clone(),
-                events.clone(),
-            );
-            let renew = || ledger.take_listing(&shared.name, &me, cfg.lease, Duration::ZERO);
-            let mut s = renewing(cfg.lease, work, renew).await;
-            let complete = s.discovery_error.is_none() && !s.source_incomplete;
-            if complete {
-                // Before the lease is given back: nobody lists the interval again.
-                ledger
-                    .set_checkpoint(
-                        &listed_name,
-                        &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            // Another instance may have completed the listing just before the lease was free.
+            if read_mark(&ledger, &mark_key).await?.listed_for(generation) {
+                ledger.end_listing(&shared.name, &me, false).await?;
+            } else {
+                tried_listing = true;
+                let s = list(client, sink, &query, cfg, events, shared, &ledger).await?;
+                let complete = s.discovery_error.is_none() && !s.source_incomplete;
+                if complete {
+                    if let Some(p) = listing_problems(&s) {
+                        ledger
+                            .set_checkpoint(&problems_key, &format!("{me}: {p}"))
+                            .await?;
+                    }
+                    // Before the lease is given back: nobody lists this generation again.
+                    write_mark(
+                        &ledger,
+                        &mark_key,
+                        Mark {
+                            generation,
+                            listed: true,
+                        },
                     )
                     .await?;
+                }
+                ledger.end_listing(&shared.name, &me, complete).await?;
+                if s.discovery_error_is_config {
+                    return Err(ContinuousError::Config(
+                        s.discovery_error.unwrap_or_default(),
+                    ));
+                }
+                total.absorb(s);
             }
-            ledger.end_listing(&shared.name, &me, complete).await?;
-            s.rechecked += stats.rechecked();
-            s.late_files += stats.late_files();
-            s.unrecorded += stats.unrecorded();
-            if s.discovery_error_is_config {
-                return Err(ContinuousError::Config(
-                    s.discovery_error.unwrap_or_default(),
-                ));
-            }
-            total.absorb(s);
         }
-        total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);
-        let listed = is_listed(&ledger, &listed_name).await?;
+        let worked = work_chunks(
+            client,
+            sink,
+            &make_query,
+            cfg,
+            &poll,
+            events,
+            Some(&problems_key),
+        )
+        .await?;
+        total.absorb(worked);
+        let listed = read_mark(&ledger, &mark_key).await?.listed_for(generation);
         let backlog = ledger.chunk_backlog(&shared.name).await?;
-        // Nothing left for this instance once the interval is listed (or its own listing
-        // failed, which it reports), nothing is claimable now (`work_chunks` just returned) and
-        // no live instance holds a chunk: one that dies leaves its chunk to be taken over, so
-        // an instance waits while any is held.
-        if (listed || tried_listing) && backlog.leased == 0 {
+        // Nothing left for this instance once its generation is listed (or its own listing
+        // failed, which it reports), no chunk is claimable now and no live instance holds
+        // one: one that dies leaves its chunk to be taken over, so an instance waits while
+        // any is held.
+        if (listed || tried_listing) && backlog.leased == 0 && backlog.due == 0 {
             total.shared_backlog = backlog.conversations;
             if backlog.chunks > 0 {
                 tracing::warn!(
                     chunks = backlog.chunks,
                     conversations = backlog.conversations,
                     error = backlog.last_error.as_deref().unwrap_or("none"),
-                    "chunks of the shared backfill wait for a retry; a rerun works them"
+                    "chunks of the shared backfill wait for a retry; run it again to finish them"
                 );
             }
             break;
@@ -173,7 +237,7 @@ pub async fn archive_shared(
             () = cfg.shutdown.cancelled() => {}
         }
     }
-    if !is_listed(&ledger, &listed_name).await? {
+    if !read_mark(&ledger, &mark_key).await?.listed_for(generation) {
         // Ended before the interval was listed: shut down, or this instance's listing failed
         // (its error is in the summary already).
         if cfg.shutdown.is_cancelled() {
@@ -181,14 +245,62 @@ pub async fn archive_shared(
         } else if total.discovery_error.is_none() {
             total.discovery_error = Some("the interval was not listed completely".into());
         }
+    } else if let Some(p) = ledger.checkpoint(&problems_key).await? {
+        // Reported by this instance or another: the backfill is not complete.
+        total.shared_problems = Some(p);
     }
-    Ok(total)
+    Ok(())
 }
 
-/// Whether the backfill's listing completed (an empty mark: cleared for a new run).
-async fn is_listed(ledger: &crate::Ledger, name: &str) -> Result<bool, crate::LedgerError> {
-    Ok(ledger
-        .checkpoint(name)
-        .await?
-        .is_some_and(|v| !v.is_empty()))
+/// Lists the interval into the backfill's chunks (with the late window's due rechecks),
+/// archiving what comes through (in progress, settled, unlistable: accounted for here).
+async fn list(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    query: &DiscoveryQuery,
+    cfg: &ArchiverConfig,
+    events: &Arc<dyn EventHandler>,
+    shared: &SharedBackfill,
+    ledger: &Ledger,
+) -> Result<Summary, ContinuousError> {
+    let present = client.now();
+    let late = cfg.late_at(present);
+    let stats = late.stats.clone();
+    let mut q = query.clone();
+    q.waiting = ledger.due_rechecks(present, 1000).await?;
+    let found = listing(client, q, ledger.clone(), shared.name.clone(), late);
+    let work = archive(
+        client.clone(),
+        sink.clone(),
+        found,
+        cfg.clone(),
+        events.clone(),
+    );
+    let me = cfg.instance_id.as_str();
+    let renew = || ledger.take_listing(&shared.name, me, cfg.lease, Duration::ZERO);
+    let mut s = renewing(cfg.lease, work, renew).await;
+    s.rechecked += stats.rechecked();
+    s.late_files += stats.late_files();
+    s.unrecorded += stats.unrecorded();
+    Ok(s)
+}
+
+/// What a completed listing leaves not archived, for the other instances.
+fn listing_problems(s: &Summary) -> Option<String> {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (s.pending, "pending (in progress or not uploaded)"),
+        (
+            s.not_discoverable,
+            "part(s) of the interval not discoverable",
+        ),
+        (s.failed + s.quarantined, "failed"),
+        (s.unrecorded, "failed without a ledger row"),
+        (s.leased_elsewhere, "leased by another instance"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

@@ -320,7 +320,8 @@ where
             total.absorb(s);
         }
         if poll.scale_out.is_some() {
-            let worked = work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?;
+            let worked =
+                work_chunks(&client, &sink, &make_query, &cfg, &poll, &events, None).await?;
             let backlog = ledger.chunk_backlog(&poll.checkpoint).await?;
             events.handle(&Event::SharedWork {
                 listed: lister,
@@ -389,7 +390,9 @@ where
             if wake >= next {
                 break;
             }
-            total.absorb(work_chunks(&client, &sink, &make_query, &cfg, &poll, &events).await?);
+            total.absorb(
+                work_chunks(&client, &sink, &make_query, &cfg, &poll, &events, None).await?,
+            );
         }
     }
     Ok(total)

@@ -85,7 +85,7 @@ pub(crate) fn listing(
     late: crate::LateWindow,
 ) -> impl Stream<Item = genesys_media::Result<Discovered>> + Send + 'static {
     let keep_phone_numbers = late.keep_phone_numbers;
-    let memory = ledger.listing_memory(late);
+    let memory = ledger.listing_memory(&name, late);
     client.list_known(query, Some(memory)).filter_map(move |r| {
         let (ledger, name) = (ledger.clone(), name.clone());
         async move {
@@ -108,6 +108,8 @@ pub(crate) fn listing(
 }
 
 /// Claims and works chunks of `poll.checkpoint` until none is due; returns what was archived.
+/// With `problems` (a shared backfill), a chunk whose recordings failed writes why under that
+/// ledger entry before the chunk is finished, so the backfill's other instances learn it.
 pub(crate) async fn work_chunks<Q>(
     client: &GenesysClient,
     sink: &Arc<dyn ObjectSink>,
@@ -115,6 +117,7 @@ pub(crate) async fn work_chunks<Q>(
     cfg: &ArchiverConfig,
     poll: &PollSettings,
     events: &Arc<dyn EventHandler>,
+    problems: Option<&str>,
 ) -> Result<Summary, ContinuousError>
 where
     Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
@@ -130,7 +133,9 @@ where
         };
         let id = chunk.id;
         let renew = || ledger.renew_chunk(id, &cfg.instance_id, cfg.lease);
-        let work = work_chunk(client, sink, make_query, cfg, poll, events, &ledger, chunk);
+        let work = work_chunk(
+            client, sink, make_query, cfg, poll, events, &ledger, chunk, problems,
+        );
         total.absorb(renewing(cfg.lease, work, renew).await?);
     }
     Ok(total)
@@ -146,6 +151,7 @@ async fn work_chunk<Q>(
     events: &Arc<dyn EventHandler>,
     ledger: &Ledger,
     chunk: Chunk,
+    problems: Option<&str>,
 ) -> Result<Summary, ContinuousError>
 where
     Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
@@ -245,6 +251,22 @@ where
             .filter(|f| f.kind == crate::ReportKind::LeasedElsewhere)
             .map(|f| f.conversation_id.clone()),
     );
+    let not_archived = summary.failed + summary.quarantined + summary.unrecorded;
+    if let Some(key) = problems
+        && not_archived > 0
+    {
+        let example = summary
+            .failures
+            .first()
+            .map(|f| format!(", e.g. {}", f.reason))
+            .unwrap_or_default();
+        ledger
+            .set_checkpoint(
+                key,
+                &format!("{owner}: {not_archived} recording(s) not archived{example}"),
+            )
+            .await?;
+    }
     if summary.interrupted > 0 || summary.source_incomplete {
         // Shut down mid-chunk: another instance (or the next start) takes all of it; what
         // was archived is skipped through the ledger.

@@ -95,6 +95,10 @@ pub struct Summary {
     /// chunks when this instance stopped (a retry's backoff: recordings not ready, a batch job
     /// that failed). Another instance, or a rerun, works them; never clean while any wait.
     pub shared_backlog: u64,
+    /// A shared backfill: what another of its instances reported not archived (its failed
+    /// recordings, conversations in progress, parts it could not list). This instance's own
+    /// work may be complete; the backfill is not, so never clean while set.
+    pub shared_problems: Option<String>,
     /// Bytes stored in this run.
     pub bytes: u64,
     /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons
@@ -146,6 +150,8 @@ pub struct Reconciliation {
     /// Conversations of a shared backfill still waiting in its chunks (see
     /// [`Summary::shared_backlog`]).
     pub shared_backlog: u64,
+    /// What another instance of a shared backfill reported (see [`Summary::shared_problems`]).
+    pub shared_problems: Option<String>,
     /// Clean: everything listed is archived or unavailable at the source with a reason,
     /// nothing is pending, failed, leased by another instance or unlisted, discovery
     /// completed and the run was not cut short.
@@ -207,6 +213,11 @@ impl Summary {
                 self.shared_backlog
             ));
         }
+        if let Some(p) = &self.shared_problems {
+            line.push_str(&format!(
+                ", another instance of the shared backfill reported: {p}"
+            ));
+        }
         if self.source_incomplete {
             line.push_str(", interrupted before discovery finished (the rest was never seen)");
         }
@@ -242,8 +253,10 @@ impl Summary {
             source_incomplete: self.source_incomplete,
             unrecorded: self.unrecorded,
             shared_backlog: self.shared_backlog,
+            shared_problems: self.shared_problems.clone(),
             clean: failed == 0
                 && self.shared_backlog == 0
+                && self.shared_problems.is_none()
                 && self.interrupted == 0
                 && self.leased_elsewhere == 0
                 && !self.source_incomplete
@@ -283,6 +296,9 @@ impl Summary {
         self.waiting = other.waiting;
         // The latest look at the shared backlog.
         self.shared_backlog = other.shared_backlog;
+        if other.shared_problems.is_some() {
+            self.shared_problems = other.shared_problems;
+        }
         self.bytes += other.bytes;
         // A long-running daemon sums its polls: the counts keep growing, the list of
         // reasons keeps the most recent MAX_REPORTED_FAILURES (memory stays flat).

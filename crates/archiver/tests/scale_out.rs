@@ -287,7 +287,7 @@ async fn a_stale_holder_keeping_a_finished_chunk_leaves_nothing_queued() {
         .map(|c| c.conversation_id.clone())
         .collect();
     let queued = ledger
-        .listing_memory(archiver::LateWindow::default())
+        .listing_memory("w", archiver::LateWindow::default())
         .settled(&ids)
         .await;
     assert!(

@@ -29,9 +29,11 @@ pub struct ChunkBacklog {
     pub chunks: u64,
     /// Conversations in them.
     pub conversations: u64,
-    /// Of the chunks, those an instance holds a live lease on (being worked now); the
-    /// others wait to be claimed (due now, or after a retry's backoff).
+    /// Of the chunks, those an instance holds a live lease on (being worked now).
     pub leased: u64,
+    /// Of the chunks, those any instance may claim now (not leased, no backoff left); the
+    /// rest wait out a retry's backoff.
+    pub due: u64,
     /// The earliest conversation start among them (RFC 3339).
     pub earliest_start: Option<String>,
     /// The last error of a chunk that failed at least once, if any.
@@ -92,8 +94,10 @@ pub(crate) trait ChunkStore: Send + Sync {
         error: Option<String>,
         delay_ms: i64,
     ) -> Result<(), LedgerError>;
-    /// Of `ids`, the conversations waiting in a chunk.
-    async fn queued(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError>;
+    /// Of `ids`, the conversations waiting in a chunk of `name`.
+    async fn queued(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, LedgerError>;
+    /// Whether an instance holds a live lease on the listing `name` (it is listing now).
+    async fn listing_held(&self, name: &str) -> Result<bool, LedgerError>;
     /// The unfinished chunks of `name`.
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError>;
 }
@@ -248,15 +252,25 @@ impl Ledger {
         self.inner.chunk_backlog(name).await
     }
 
-    /// This ledger as the listing instance's memory of conversations: settled ones, and those
-    /// waiting in a chunk, are not listed into a chunk again.
+    /// Whether an instance is listing `name` now (holds a live listing lease).
+    pub async fn listing_held(&self, name: &str) -> Result<bool, LedgerError> {
+        self.inner.listing_held(name).await
+    }
+
+    /// This ledger as the memory of the instance listing `name`: settled conversations, and
+    /// those waiting in a chunk of `name`, are not listed into a chunk again. One waiting in
+    /// a chunk of another listing is listed again (that chunk may never be worked: its
+    /// listing's name may not run again); the recordings' claims keep it from being
+    /// downloaded twice.
     pub fn listing_memory(
         &self,
+        name: &str,
         late: super::LateWindow,
     ) -> std::sync::Arc<dyn KnownConversations> {
         std::sync::Arc::new(QueuedOrSettled {
             settled: self.known_conversations_with(late),
             ledger: self.clone(),
+            name: name.to_string(),
         })
     }
 }
@@ -266,13 +280,14 @@ impl Ledger {
 struct QueuedOrSettled {
     settled: std::sync::Arc<dyn KnownConversations>,
     ledger: Ledger,
+    name: String,
 }
 
 #[async_trait::async_trait]
 impl KnownConversations for QueuedOrSettled {
     async fn settled(&self, conversation_ids: &[String]) -> HashSet<String> {
         let mut out = self.settled.settled(conversation_ids).await;
-        match self.ledger.inner.queued(conversation_ids).await {
+        match self.ledger.inner.queued(&self.name, conversation_ids).await {
             Ok(q) => out.extend(q),
             // Listed into a chunk again: calls spent, nothing skipped.
             Err(e) => tracing::warn!(error = %e, "could not read queued conversations"),

@@ -86,6 +86,17 @@ pub(crate) async fn run_archive(
             a.from, a.to
         )));
     }
+    if a.scale_out {
+        // Instances share a backfill by its interval: "now" or "7d" would name another one
+        // on every machine, and each would list it alone.
+        for (flag, v) in [("--from", &a.from), ("--to", &a.to)] {
+            if v.trim() == "now" || crate::settings::parse_duration(flag, v).is_ok() {
+                return Err(config_err(format!(
+                    "{flag} {v:?} is relative; with --scale-out give a fixed time (e.g. 2026-11-01 or 2026-11-01T08:00:00Z) so every instance names the same backfill"
+                )));
+            }
+        }
+    }
     if a.scale_out && !archiver::Ledger::can_be_shared(&a.run.state.location(file)) {
         return Err(config_err(
             "--scale-out shares the backfill through the ledger: use a PostgreSQL ledger (--state postgres://...); a SQLite file serves one process",
@@ -115,7 +126,8 @@ pub(crate) async fn run_archive(
     let stats = late.stats.clone();
     // Rechecks that came due since the last run (the interval may no longer reach their
     // conversations): resolved in this run's batch jobs, up to a thousand.
-    if let Some(l) = &ledger {
+    // (A shared backfill's lister takes them into its chunks.)
+    if let Some(l) = ledger.as_ref().filter(|_| !a.scale_out) {
         match l.due_rechecks(present, 1000).await {
             Ok(due) => query.waiting = due,
             Err(e) => return Err(config_err(format!("the ledger's due rechecks: {e}"))),
@@ -126,8 +138,7 @@ pub(crate) async fn run_archive(
         .map(|l| l.known_conversations_with(late.clone()));
     let mut summary = if a.scale_out {
         let shared = archiver::SharedBackfill::for_interval(from, to, &query.media_types);
-        query.waiting.clear(); // the lister takes the due rechecks
-        match archiver::archive_shared(
+        let (mut s, outcome) = archiver::archive_shared(
             w.client.clone(),
             w.sink,
             query,
@@ -135,19 +146,18 @@ pub(crate) async fn run_archive(
             out.handler(log_events(), None),
             &shared,
         )
-        .await
-        {
-            Ok(s) => s,
+        .await;
+        match outcome {
+            Ok(()) => {}
             Err(archiver::ContinuousError::Config(e)) => {
                 return Err(config_err(format!(
                     "the source refused the configuration: {e}"
                 )));
             }
-            Err(e) => archiver::Summary {
-                discovery_error: Some(e.to_string()),
-                ..archiver::Summary::default()
-            },
+            // The counts of what this instance did stay; the run is not complete.
+            Err(e) => s.discovery_error = Some(format!("the shared backfill stopped: {e}")),
         }
+        s
     } else {
         let mut s = archiver::archive(
             w.client.clone(),

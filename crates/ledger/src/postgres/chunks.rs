@@ -168,14 +168,25 @@ impl ChunkStore for PgLedger {
         Ok(())
     }
 
-    async fn queued(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+    async fn queued(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
         let rows = self
             .query(
-                "SELECT conversation_id FROM chunk_members WHERE conversation_id = ANY($1)",
-                &[&ids],
+                "SELECT m.conversation_id FROM chunk_members m JOIN chunks k ON k.id = m.chunk_id
+                 WHERE m.conversation_id = ANY($1) AND k.name = $2",
+                &[&ids, &name],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn listing_held(&self, name: &str) -> Result<bool, LedgerError> {
+        let rows = self
+            .query(
+                &format!("SELECT 1 FROM listings WHERE name = $1 AND lease_until >= {NOW_MS}"),
+                &[&name],
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
@@ -185,7 +196,8 @@ impl ChunkStore for PgLedger {
                     "SELECT count(*), COALESCE(sum(members), 0)::bigint, min(earliest_start),
                        (SELECT last_error FROM chunks WHERE name = $1 AND last_error IS NOT NULL
                         ORDER BY id DESC LIMIT 1),
-                       count(*) FILTER (WHERE lease_until >= {NOW_MS})
+                       count(*) FILTER (WHERE lease_until >= {NOW_MS}),
+                       count(*) FILTER (WHERE lease_until < {NOW_MS} AND not_before <= {NOW_MS})
                      FROM chunks WHERE name = $1"
                 ),
                 &[&name],
@@ -200,6 +212,7 @@ impl ChunkStore for PgLedger {
             earliest_start: r.get(2),
             last_error: r.get(3),
             leased: r.get::<_, i64>(4) as u64,
+            due: r.get::<_, i64>(5) as u64,
         })
     }
 }

@@ -172,18 +172,29 @@ impl ChunkStore for SqliteLedger {
         .await
     }
 
-    async fn queued(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
-        let ids = ids.to_vec();
+    async fn queued(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let (name, ids) = (name.to_string(), ids.to_vec());
         self.run(move |c| {
-            let mut st =
-                c.prepare_cached("SELECT 1 FROM chunk_members WHERE conversation_id = ?1")?;
+            let mut st = c.prepare_cached(
+                "SELECT 1 FROM chunk_members m JOIN chunks k ON k.id = m.chunk_id
+                 WHERE m.conversation_id = ?1 AND k.name = ?2",
+            )?;
             let mut out = HashSet::new();
             for id in ids {
-                if st.exists(params![id])? {
+                if st.exists(params![id, name])? {
                     out.insert(id);
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn listing_held(&self, name: &str) -> Result<bool, LedgerError> {
+        let name = name.to_string();
+        self.run(move |c| {
+            c.prepare_cached("SELECT 1 FROM listings WHERE name = ?1 AND lease_until >= ?2")?
+                .exists(params![name, now_ms()])
         })
         .await
     }
@@ -195,7 +206,8 @@ impl ChunkStore for SqliteLedger {
                 "SELECT count(*), COALESCE(sum(members), 0), min(earliest_start),
                    (SELECT last_error FROM chunks WHERE name = ?1 AND last_error IS NOT NULL
                     ORDER BY id DESC LIMIT 1),
-                   COALESCE(sum(lease_until >= ?2), 0)
+                   COALESCE(sum(lease_until >= ?2), 0),
+                   COALESCE(sum(lease_until < ?2 AND not_before <= ?2), 0)
                  FROM chunks WHERE name = ?1",
                 params![name, now_ms()],
                 |r| {
@@ -205,6 +217,7 @@ impl ChunkStore for SqliteLedger {
                         earliest_start: r.get(2)?,
                         last_error: r.get(3)?,
                         leased: r.get::<_, i64>(4)? as u64,
+                        due: r.get::<_, i64>(5)? as u64,
                     })
                 },
             )
