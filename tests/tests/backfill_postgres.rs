@@ -359,6 +359,63 @@ async fn a_conversation_queued_by_another_listing_is_not_skipped() {
     assert_eq!(s.archived, 20, "{s:?}");
 }
 
+/// A run of the backfill lasts while any instance is present in it (each holds a lease of
+/// its own while it works, also between its listing and its first chunk): a start then joins
+/// that run and lists nothing; once every instance is gone, a start begins a new run and
+/// lists the interval again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_start_joins_the_run_while_an_instance_is_present() {
+    let start = Utc::now() - chrono::Duration::hours(3);
+    let (from, to) = (start, start + chrono::Duration::hours(2));
+    let sim = org(start, 10).await;
+    let url = fresh_postgres_database("backfill_join").await;
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "backfill-join").await);
+    let ledger = Ledger::open(&url).await.unwrap();
+    let backfill = shared(from, to);
+    let run = |id: &'static str| {
+        let (sim, sink, ledger, backfill) = (&sim, sink.clone(), ledger.clone(), backfill.clone());
+        async move {
+            let (s, outcome) = archive_shared(
+                sim_client(sim, |c| c.poll_initial = FIRST_POLL),
+                sink,
+                DiscoveryQuery::interval(from, to),
+                ArchiverConfig {
+                    ledger: Some(ledger),
+                    instance_id: id.into(),
+                    ..ArchiverConfig::default()
+                },
+                Arc::new(archiver::NoEvents),
+                &backfill,
+            )
+            .await;
+            outcome.unwrap();
+            s
+        }
+    };
+    let first = run("a").await;
+    assert!(first.success() && first.archived == 10, "{first:?}");
+    let calls = sim.stats().api_requests;
+    let present = format!("{}.worker.b", backfill.name);
+    assert!(
+        ledger
+            .take_listing(&present, "b", Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    let joined = run("c").await;
+    assert!(joined.success(), "{joined:?}");
+    assert_eq!(
+        sim.stats().api_requests,
+        calls,
+        "joined b's run: nothing listed again"
+    );
+    ledger.end_listing(&present, "b", false).await.unwrap();
+    let again = run("d").await;
+    assert!(again.success(), "{again:?}");
+    assert!(sim.stats().api_requests > calls, "a new run lists again");
+    assert!(again.known_conversations > 0, "{again:?}");
+}
+
 /// `archive --scale-out` through the binary: two processes started together on one
 /// PostgreSQL ledger share the interval and both exit 0; each recording is downloaded once.
 /// A SQLite ledger is refused, naming what to use.

@@ -5,8 +5,9 @@
 //! scale-out does. An instance started later on the same interval joins the chunks; N
 //! instances spend about one instance's API calls.
 //!
-//! A *run* of the backfill is a generation: instances that start while another works it (holds
-//! its listing lease or a chunk's) join its generation; one that starts when nobody does begins
+//! A *run* of the backfill is a generation: instances that start while another works it (is
+//! present: each holds a lease of its own while it works the backfill, and one decides at a
+//! time whether to join or begin) join its generation; one that starts when nobody does begins
 //! the next, which lists the interval again (a rerun: what the source added since, conversations
 //! an earlier run reported, are found; settled ones cost no batch job, ones still waiting in the
 //! backfill's chunks are left to them).
@@ -115,7 +116,22 @@ pub async fn archive_shared(
 ) -> (Summary, Result<(), ContinuousError>) {
     let mut total = Summary::default();
     let outcome = run(&client, &sink, query, &cfg, &events, shared, &mut total).await;
+    // Gone from the backfill: a new start may begin its next run (a presence left by a crash
+    // ends with its lease).
+    if let Some(l) = &cfg.ledger {
+        let me = &cfg.instance_id;
+        let _ = l.end_listing(&presence_key(shared, me), me, false).await;
+        let _ = l
+            .end_listing(&format!("{}.start", shared.name), me, false)
+            .await;
+    }
     (total, outcome)
+}
+
+/// The lease an instance holds while it works the backfill (renewed on each look at the
+/// chunks): a new run begins only when no instance holds one.
+fn presence_key(shared: &SharedBackfill, me: &str) -> String {
+    format!("{}.worker.{me}", shared.name)
 }
 
 async fn run(
@@ -143,18 +159,43 @@ async fn run(
         checkpoint: shared.name.clone(),
         ..PollSettings::default()
     };
-    // Join the generation being worked, or begin the next when nobody works this backfill.
-    let mut mark = read_mark(&ledger, &mark_key).await?;
-    let busy = ledger.listing_held(&shared.name).await?
+    // Join the generation being worked, or begin the next when nobody works this backfill
+    // (no other instance present, listing or holding a chunk). One instance decides at a
+    // time (a short lease), and is present before it lets the next decide: of instances
+    // started together, the first begins the run and the others join it.
+    let presence = presence_key(shared, &me);
+    let workers = format!("{}.worker.", shared.name);
+    let start_key = format!("{}.start", shared.name);
+    while !ledger
+        .take_listing(&start_key, &me, Duration::from_secs(30), Duration::ZERO)
+        .await?
+    {
+        if cfg.shutdown.is_cancelled() {
+            total.source_incomplete = true;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mark = read_mark(&ledger, &mark_key).await?;
+    let busy = ledger.others_holding(&workers, &me).await? > 0
+        || ledger.listing_held(&shared.name).await?
         || ledger.chunk_backlog(&shared.name).await?.leased > 0;
     if mark.listed && !busy {
-        mark = Mark {
-            generation: mark.generation + 1,
-            listed: false,
-        };
-        write_mark(&ledger, &mark_key, mark).await?;
+        write_mark(
+            &ledger,
+            &mark_key,
+            Mark {
+                generation: mark.generation + 1,
+                listed: false,
+            },
+        )
+        .await?;
     }
-    let generation = mark.generation;
+    let generation = read_mark(&ledger, &mark_key).await?.generation;
+    ledger
+        .take_listing(&presence, &me, cfg.lease, Duration::ZERO)
+        .await?;
+    ledger.end_listing(&start_key, &me, false).await?;
     let problems_key = format!("{}.problems.{generation}", shared.name);
     // This instance lists at most once: a listing that failed is left to the others (and
     // reported here), so instances that all fail end instead of listing forever.
@@ -163,6 +204,9 @@ async fn run(
         if cfg.shutdown.is_cancelled() {
             break;
         }
+        ledger
+            .take_listing(&presence, &me, cfg.lease, Duration::ZERO)
+            .await?;
         let listed = read_mark(&ledger, &mark_key).await?.listed_for(generation);
         if !listed
             && !tried_listing
@@ -176,9 +220,23 @@ async fn run(
             } else {
                 tried_listing = true;
                 let s = list(client, sink, &query, cfg, events, shared, &ledger).await?;
-                let complete = s.discovery_error.is_none() && !s.source_incomplete;
-                if complete {
-                    if let Some(p) = listing_problems(&s) {
+                // A listing stopped with recordings in flight is not complete either.
+                let complete =
+                    s.discovery_error.is_none() && !s.source_incomplete && s.interrupted == 0;
+                let problems = listing_problems(&s);
+                let config = s
+                    .discovery_error_is_config
+                    .then(|| s.discovery_error.clone().unwrap_or_default());
+                // Counted before anything below can fail.
+                total.absorb(s);
+                if let Some(e) = config {
+                    ledger.end_listing(&shared.name, &me, false).await?;
+                    return Err(ContinuousError::Config(e));
+                }
+                // Only over this generation's own mark: a lister whose lease lapsed must not
+                // write over a run begun since.
+                if complete && read_mark(&ledger, &mark_key).await?.generation == generation {
+                    if let Some(p) = problems {
                         ledger
                             .set_checkpoint(&problems_key, &format!("{me}: {p}"))
                             .await?;
@@ -195,12 +253,6 @@ async fn run(
                     .await?;
                 }
                 ledger.end_listing(&shared.name, &me, complete).await?;
-                if s.discovery_error_is_config {
-                    return Err(ContinuousError::Config(
-                        s.discovery_error.unwrap_or_default(),
-                    ));
-                }
-                total.absorb(s);
             }
         }
         let worked = work_chunks(
@@ -220,7 +272,11 @@ async fn run(
         // failed, which it reports), no chunk is claimable now and no live instance holds
         // one: one that dies leaves its chunk to be taken over, so an instance waits while
         // any is held.
-        if (listed || tried_listing) && backlog.leased == 0 && backlog.due == 0 {
+        if (listed || tried_listing)
+            && backlog.leased == 0
+            && backlog.due == 0
+            && !ledger.listing_held(&shared.name).await?
+        {
             total.shared_backlog = backlog.conversations;
             if backlog.chunks > 0 {
                 tracing::warn!(

@@ -98,6 +98,9 @@ pub(crate) trait ChunkStore: Send + Sync {
     async fn queued(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, LedgerError>;
     /// Whether an instance holds a live lease on the listing `name` (it is listing now).
     async fn listing_held(&self, name: &str) -> Result<bool, LedgerError>;
+    /// How many listing leases whose name starts with `prefix` are live and held by an owner
+    /// other than `owner`.
+    async fn others_holding(&self, prefix: &str, owner: &str) -> Result<u64, LedgerError>;
     /// The unfinished chunks of `name`.
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError>;
 }
@@ -255,6 +258,12 @@ impl Ledger {
     /// Whether an instance is listing `name` now (holds a live listing lease).
     pub async fn listing_held(&self, name: &str) -> Result<bool, LedgerError> {
         self.inner.listing_held(name).await
+    }
+
+    /// How many live leases on listings named `prefix...` are held by owners other than
+    /// `owner` (a shared backfill's instances hold one each while they work it).
+    pub async fn others_holding(&self, prefix: &str, owner: &str) -> Result<u64, LedgerError> {
+        self.inner.others_holding(prefix, owner).await
     }
 
     /// This ledger as the memory of the instance listing `name`: settled conversations, and

@@ -189,6 +189,20 @@ impl ChunkStore for PgLedger {
         Ok(!rows.is_empty())
     }
 
+    async fn others_holding(&self, prefix: &str, owner: &str) -> Result<u64, LedgerError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT count(*) FROM listings
+                     WHERE left(name, length($1)) = $1 AND owner IS DISTINCT FROM $2
+                       AND lease_until >= {NOW_MS}"
+                ),
+                &[&prefix, &owner],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
         let rows = self
             .query(

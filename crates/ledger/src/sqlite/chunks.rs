@@ -199,6 +199,20 @@ impl ChunkStore for SqliteLedger {
         .await
     }
 
+    async fn others_holding(&self, prefix: &str, owner: &str) -> Result<u64, LedgerError> {
+        let (prefix, owner) = (prefix.to_string(), owner.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM listings
+                 WHERE substr(name, 1, length(?1)) = ?1 AND owner IS NOT ?2 AND lease_until >= ?3",
+                params![prefix, owner, now_ms()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn chunk_backlog(&self, name: &str) -> Result<ChunkBacklog, LedgerError> {
         let name = name.to_string();
         self.run(move |c| {
