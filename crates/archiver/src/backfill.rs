@@ -33,9 +33,8 @@ use sink::ObjectSink;
 use crate::config::ArchiverConfig;
 use crate::events::EventHandler;
 use crate::ledger::{Ledger, LedgerError};
-use crate::pipeline::archive;
-use crate::poll::{ContinuousError, PollSettings};
-use crate::scale_out::{listing, renewing, work_chunks};
+use crate::poll::{ContinuousError, PollSettings, RECHECKS_PER_POLL};
+use crate::scale_out::{list_holding_lease, work_chunks};
 use crate::summary::Summary;
 
 /// How a one-shot backfill is shared between instances ([`archive_shared`]).
@@ -323,18 +322,19 @@ async fn list(
     let late = cfg.late_at(present);
     let stats = late.stats.clone();
     let mut q = query.clone();
-    q.waiting = ledger.due_rechecks(present, 1000).await?;
-    let found = listing(client, q, ledger.clone(), shared.name.clone(), late);
-    let work = archive(
-        client.clone(),
-        sink.clone(),
-        found,
-        cfg.clone(),
-        events.clone(),
-    );
-    let me = cfg.instance_id.as_str();
-    let renew = || ledger.take_listing(&shared.name, me, cfg.lease, Duration::ZERO);
-    let mut s = renewing(cfg.lease, work, renew).await;
+    q.waiting = ledger.due_rechecks(present, RECHECKS_PER_POLL).await?;
+    let mut s = list_holding_lease(
+        client,
+        sink,
+        q,
+        ledger,
+        &shared.name,
+        late,
+        cfg,
+        events,
+        Duration::ZERO,
+    )
+    .await;
     s.rechecked += stats.rechecked();
     s.late_files += stats.late_files();
     s.unrecorded += stats.unrecorded();

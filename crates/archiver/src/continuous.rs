@@ -12,13 +12,9 @@ use crate::config::ArchiverConfig;
 use crate::events::{Event, EventHandler};
 use crate::ledger::{LedgerEntry, RecordStatus};
 use crate::pipeline::archive;
-use crate::poll::{ContinuousError, PollSettings, retry_backoff};
-use crate::scale_out::{as_kept, listing, listing_gap, renewing, work_chunks};
+use crate::poll::{ContinuousError, PollSettings, RECHECKS_PER_POLL, retry_backoff};
+use crate::scale_out::{as_kept, list_holding_lease, listing_gap, work_chunks};
 use crate::summary::Summary;
-
-/// The most late-window rechecks one poll takes from the ledger (ten full batch jobs); the
-/// rest are due at the next poll.
-const RECHECKS_PER_POLL: usize = 1000;
 
 /// Polls until `cfg.shutdown` is cancelled (or `max_polls`), archiving each new interval and
 /// retrying failed rows; returns the summed counts. Transient source outages are logged and
@@ -159,23 +155,18 @@ where
                     .await
                 }
                 Some(_) => {
-                    let found = listing(&client, q, ledger.clone(), poll.checkpoint.clone(), late);
-                    let work = archive(
-                        client.clone(),
-                        sink.clone(),
-                        found,
-                        cfg.clone(),
-                        events.clone(),
-                    );
-                    let renew = || {
-                        ledger.take_listing(
-                            &poll.checkpoint,
-                            &cfg.instance_id,
-                            cfg.lease,
-                            listing_gap(poll.interval),
-                        )
-                    };
-                    let s = renewing(cfg.lease, work, renew).await;
+                    let s = list_holding_lease(
+                        &client,
+                        &sink,
+                        q,
+                        &ledger,
+                        &poll.checkpoint,
+                        late,
+                        &cfg,
+                        &events,
+                        listing_gap(poll.interval),
+                    )
+                    .await;
                     // Cut short (shutdown): not listed; the next lister lists it again.
                     ledger
                         .end_listing(

@@ -142,3 +142,7 @@ pub fn retry_backoff(interval: Duration, attempts: u32) -> Duration {
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
         .min(MAX_RETRY_BACKOFF)
 }
+
+/// The most late-window rechecks one poll takes from the ledger (ten full batch jobs); the
+/// rest are due at the next poll.
+pub(crate) const RECHECKS_PER_POLL: usize = 1000;

@@ -107,6 +107,32 @@ pub(crate) fn listing(
     })
 }
 
+/// Lists `query` into chunks of the listing `name` (see [`listing`]) and archives what comes
+/// through, renewing this instance's listing lease (`gap`: as it was taken) all along.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn list_holding_lease(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    query: DiscoveryQuery,
+    ledger: &Ledger,
+    name: &str,
+    late: crate::LateWindow,
+    cfg: &ArchiverConfig,
+    events: &Arc<dyn EventHandler>,
+    gap: Duration,
+) -> Summary {
+    let found = listing(client, query, ledger.clone(), name.to_string(), late);
+    let work = archive(
+        client.clone(),
+        sink.clone(),
+        found,
+        cfg.clone(),
+        events.clone(),
+    );
+    let renew = || ledger.take_listing(name, &cfg.instance_id, cfg.lease, gap);
+    renewing(cfg.lease, work, renew).await
+}
+
 /// Claims and works chunks of `poll.checkpoint` until none is due; returns what was archived.
 /// With `problems` (a shared backfill), a chunk whose recordings failed writes why under that
 /// ledger entry before the chunk is finished, so the backfill's other instances learn it.
