@@ -93,6 +93,7 @@ impl ObjectSink for MemorySink {
                 etag: None,
                 metadata: o.metadata.clone(),
                 content_type: o.content_type.clone(),
+                retention: None,
             }))
     }
 

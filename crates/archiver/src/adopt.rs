@@ -99,6 +99,7 @@ mod tests {
             etag: etag.map(str::to_string),
             metadata: Default::default(),
             content_type: None,
+            retention: None,
         };
         if let Some(md5) = md5 {
             m.metadata.insert("md5".into(), md5.into());

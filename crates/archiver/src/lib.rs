@@ -18,6 +18,8 @@ mod pipeline;
 mod poll;
 mod rebuild;
 mod refresh;
+mod release;
+mod release_proof;
 mod scale_out;
 mod signing;
 mod summary;
@@ -41,11 +43,14 @@ pub use inventory::{
 pub use ledger::{
     AdoptedObject, Chunk, ChunkBacklog, Claim, DEFAULT_LATE_WINDOW, FindQuery, IndexPart,
     IndexedObject, LateStats, LateWindow, Ledger, LedgerEntry, LedgerError, LedgerUploadLog,
-    RecordStatus, StoredObject, redact_url, sweep_uploads,
+    RecordStatus, ReleaseCandidate, ReleaseRecord, ReleaseState, Settlement, StoredObject,
+    redact_url, sweep_uploads,
 };
 pub use pipeline::archive;
 pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
+pub use release::{MIN_GRACE, ReleaseError, ReleasePolicy, ReleaseReport, release};
+pub use release_proof::Hold;
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
 pub use summary::{
     FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary, human_bytes,

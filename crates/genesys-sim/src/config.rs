@@ -138,6 +138,9 @@ pub struct SimConfig {
     /// (behind a proxy, such as the real-network benchmark's delay proxy): the base URL
     /// reported and the origin of every media URL handed out. `None`: `http://{listen}`.
     pub public_url: Option<String>,
+    /// The first N retention PUTs (`PUT /api/v2/conversations/{id}/recordings/{id}`) answer
+    /// 409 (an update in progress), for a client's retry. 0: none.
+    pub retention_conflicts: u32,
 }
 
 impl Default for SimConfig {
@@ -184,6 +187,7 @@ impl Default for SimConfig {
             sensitive_recordings: Vec::new(),
             capture_requests: None,
             public_url: None,
+            retention_conflicts: 0,
         }
     }
 }

@@ -208,6 +208,37 @@ impl SimHandle {
         }
     }
 
+    /// Puts conversations under deletion protection (legal hold): their recordings are not
+    /// deleted while it lasts, whatever their delete date, and
+    /// `POST /api/v2/recordings/deletionprotection` names them.
+    pub fn protect_conversations<I>(&self, ids: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut inner = self.state.lock();
+        inner
+            .protected
+            .extend(ids.into_iter().map(|i| i.as_ref().to_string()));
+    }
+
+    /// Lets `d` pass for delete dates only: a recording whose delete date falls before now +
+    /// `d` (summed over calls) is deleted, unless its conversation is protected.
+    pub fn pass_retention_time(&self, d: std::time::Duration) {
+        let mut inner = self.state.lock();
+        inner.retention_ahead += chrono::Duration::from_std(d).unwrap_or_default();
+    }
+
+    /// The delete date set on recording `index` through the retention PUT, if any.
+    pub fn delete_date(&self, index: usize) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.state.lock().delete_dates.get(&index).copied()
+    }
+
+    /// Whether recording `index` is deleted at the source now (its delete date passed).
+    pub fn is_deleted(&self, index: usize) -> bool {
+        self.state.visibility().deleted.contains(&index)
+    }
+
     /// Whether recording `index` is attached to its conversation now (not a late file before
     /// its time, not an orphan, not detached).
     pub fn is_attached(&self, index: usize) -> bool {

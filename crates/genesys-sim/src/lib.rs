@@ -14,6 +14,7 @@ mod media;
 mod orphans;
 mod ratelimit;
 mod recording;
+mod release;
 mod retention;
 mod routes;
 mod server;

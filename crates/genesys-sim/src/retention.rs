@@ -95,12 +95,19 @@ pub(crate) fn query(st: &State, q: &HashMap<String, String>) -> Response<Body> {
         .enumerate()
         .map(|(k, &i)| (start + k, i))
         .take_while(|&(_, i)| cutoff.is_none_or(|c| creation_time(st.data.recordings[i].end) < c))
-        .filter(|&(_, i)| vis.attached(i));
+        .filter(|&(_, i)| vis.attached(i) && !vis.deleted.contains(&i));
     let page: Vec<(usize, usize)> = qualifying.by_ref().take(page_size).collect();
     let more = qualifying.next().is_some();
+    let set = st.lock().delete_dates.clone();
     let entities: Vec<Value> = page
         .iter()
-        .map(|&(_, i)| retention_json(&st.data.recordings[i]))
+        .map(|&(_, i)| {
+            let mut v = retention_json(&st.data.recordings[i]);
+            if let Some(d) = set.get(&i) {
+                v["deleteDate"] = json!(rfc3339(*d));
+            }
+            v
+        })
         .collect();
     let uri = |cursor: Option<String>| {
         let mut u = format!(

@@ -21,7 +21,7 @@ pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Respon
     let path = req.uri().path().to_string();
     let query = query_map(&req);
     let query_string = req.uri().query().map(str::to_string);
-    let body = if method == Method::POST {
+    let body = if method == Method::POST || method == Method::PUT {
         match read_body(req).await {
             Ok(b) => b,
             Err(r) => return r,
@@ -82,6 +82,12 @@ pub(crate) async fn api_route(st: &Arc<State>, req: Request<Incoming>) -> Respon
         (&Method::GET, ["conversations", cid, "recordingmetadata"]) => recording_metadata(st, cid),
         (&Method::GET, ["conversations", cid, "recordings", rid]) => {
             recording_get(st, cid, rid, &query)
+        }
+        (&Method::PUT, ["conversations", cid, "recordings", rid]) => {
+            crate::release::put_recording(st, cid, rid, &query, &body)
+        }
+        (&Method::POST, ["recordings", "deletionprotection"]) => {
+            crate::release::protected(st, &body)
         }
         (&Method::POST, ["recording", "batchrequests"]) => batch_submit(st, &body),
         (&Method::GET, ["recording", "batchrequests", id]) => batch_status(st, id),

@@ -39,6 +39,10 @@ pub struct SimStats {
     pub by_route: BTreeMap<String, u64>,
     /// Media bytes sent.
     pub media_bytes: u64,
+    /// Retention PUTs that changed a recording (`PUT .../recordings/{id}`).
+    pub retention_updates: u64,
+    /// Restorations of archived recordings those PUTs caused (an `archiveDate` changed).
+    pub restorations: u64,
 }
 
 pub(crate) struct TokenInfo {
@@ -88,6 +92,14 @@ pub(crate) struct Inner {
     pub(crate) reveal_at_query: Vec<(u64, Vec<String>)>,
     /// Recordings detached or attached by hand.
     pub(crate) attach: Attachments,
+    /// Delete dates set through the retention PUT, by recording index.
+    pub(crate) delete_dates: HashMap<usize, DateTime<Utc>>,
+    /// Conversations under deletion protection (legal hold).
+    pub(crate) protected: HashSet<String>,
+    /// Time passed by hand for delete dates ([`crate::SimHandle::pass_retention_time`]).
+    pub(crate) retention_ahead: chrono::Duration,
+    /// Retention PUTs answered 409 so far (`SimConfig::retention_conflicts`).
+    pub(crate) retention_conflicts_served: u32,
 }
 
 /// What analytics and the recording API may show right now: a snapshot taken per request.
@@ -101,6 +113,8 @@ pub(crate) struct Visibility {
     /// orphans, detached ones): left out wherever a conversation's recordings are listed or
     /// served.
     pub(crate) absent: HashSet<usize>,
+    /// Recordings deleted at the source (their delete date passed): `DELETED`.
+    pub(crate) deleted: HashSet<usize>,
 }
 
 impl Visibility {
@@ -119,6 +133,9 @@ impl Visibility {
     /// file or orphan is never `UPLOADING`: it is absent until it is attached, then in its own
     /// state.
     pub(crate) fn file_state(&self, st: &State, r: &SimRecording) -> String {
+        if self.deleted.contains(&r.index) {
+            return "DELETED".into();
+        }
         if r.file_state != "AVAILABLE" || st.life.late_arrival.contains(&r.index) {
             return r.file_state.clone();
         }
@@ -171,6 +188,7 @@ impl State {
             now,
             upload_lag: chrono::Duration::from_std(self.cfg.upload_lag).unwrap_or_default(),
             absent: absent(self, &inner.attach, now),
+            deleted: crate::release::deleted(self, &inner, now),
         }
     }
 

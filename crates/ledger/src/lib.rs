@@ -7,6 +7,7 @@ mod custody;
 mod group_commit;
 mod pg_tls;
 mod postgres;
+mod releases;
 mod sqlite;
 mod uploads;
 
@@ -20,6 +21,7 @@ pub use chunks::{Chunk, ChunkBacklog};
 pub use conversations::{DEFAULT_LATE_WINDOW, LateStats, LateWindow};
 pub use custody::{FindQuery, IndexPart, IndexedObject, StoredObject};
 pub use postgres::redact_url;
+pub use releases::{ReleaseCandidate, ReleaseRecord, ReleaseState, Settlement};
 pub use uploads::{LedgerUploadLog, sweep_uploads};
 
 /// Status of a recording in the ledger.
@@ -303,7 +305,9 @@ pub struct AdoptedObject {
 }
 
 #[async_trait::async_trait]
-pub(crate) trait Backend: chunks::ChunkStore + Send + Sync + fmt::Debug {
+pub(crate) trait Backend:
+    chunks::ChunkStore + releases::ReleaseStore + Send + Sync + fmt::Debug
+{
     fn location(&self) -> &str;
     async fn schema_version(&self) -> Result<u32, LedgerError>;
     async fn claim(

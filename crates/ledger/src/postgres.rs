@@ -17,6 +17,7 @@ mod chunks;
 mod claims;
 mod group;
 mod migrations;
+mod releases;
 
 use super::{
     AdoptedObject, Backend, Claim, FindQuery, Finish, IndexPart, LedgerEntry, LedgerError,

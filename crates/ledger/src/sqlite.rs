@@ -14,6 +14,7 @@ use super::custody::find_sql;
 
 mod chunks;
 mod migrations;
+mod releases;
 #[cfg(test)]
 mod tests;
 

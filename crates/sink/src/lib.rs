@@ -77,6 +77,19 @@ pub struct ObjectMeta {
     pub metadata: BTreeMap<String, String>,
     /// Content type.
     pub content_type: Option<String>,
+    /// The object's Object Lock retention, when the store reports one (S3 HEAD's
+    /// `x-amz-object-lock-mode` and `-retain-until-date`); `None` for a store or object
+    /// without one.
+    pub retention: Option<ObjectRetention>,
+}
+
+/// An object's Object Lock retention, as its store reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRetention {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    /// Until when the object cannot be deleted or overwritten (seconds since the epoch).
+    pub retain_until_epoch_s: i64,
 }
 
 /// One object found by [`ObjectSink::list`].

@@ -272,6 +272,7 @@ impl ObjectSink for LocalDirSink {
             etag: side.as_ref().map(|s| s.md5.clone()),
             content_type: side.as_ref().and_then(|s| s.content_type.clone()),
             metadata: side.map(|s| s.metadata).unwrap_or_default(),
+            retention: None,
         }))
     }
 

@@ -110,4 +110,21 @@ pub(crate) const MIGRATIONS: &[&str] = &["
        AND c.complete AND c.recheck_due IS NULL
        AND s.since + interval '48 hours' > now()
        AND c.resolved_at < s.since + interval '48 hours';
+", "
+    -- Releases at the source (see the ledger's `releases` module).
+    CREATE TABLE releases (
+        recording_id    TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        size            BIGINT NOT NULL,
+        md5             TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        index_seq       BIGINT NOT NULL,
+        index_sha256    TEXT NOT NULL,
+        delete_date     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone')),
+        proven_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+        released_at     TIMESTAMPTZ,
+        undone_at       TIMESTAMPTZ
+    );
 "];

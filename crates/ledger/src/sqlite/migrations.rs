@@ -123,4 +123,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
        AND since + 172800 > CAST(strftime('%s', 'now') AS INTEGER)
        AND resolved < since + 172800;
     ",
+    // Releases at the source (see the ledger's `releases` module).
+    "
+    CREATE TABLE releases (
+        recording_id    TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        size            INTEGER NOT NULL,
+        md5             TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        index_seq       INTEGER NOT NULL,
+        index_sha256    TEXT NOT NULL,
+        delete_date     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone')),
+        proven_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        released_at     TEXT,
+        undone_at       TEXT
+    );
+    ",
 ];

@@ -668,6 +668,13 @@ impl ObjectSink for S3Sink {
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
                 content_type: o.content_type().map(str::to_string),
+                retention: match (o.object_lock_mode(), o.object_lock_retain_until_date()) {
+                    (Some(mode), Some(until)) => Some(crate::ObjectRetention {
+                        mode: mode.as_str().to_string(),
+                        retain_until_epoch_s: until.secs(),
+                    }),
+                    _ => None,
+                },
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(self.sdk_err("head", key, e)),

@@ -1,0 +1,400 @@
+//! Release at the source: once a recording's copy is proven (see [`crate::release_proof`]),
+//! set its delete date at Genesys Cloud to now + grace, so the source stops keeping what the
+//! archive holds. Recording by recording, never by query: the bulk recording jobs select by
+//! analytics query and include recordings up to 48 h late, so they could delete a file that
+//! was never copied.
+//!
+//! Each release is recorded in the ledger as *intended* (with its proof) before the source is
+//! asked, and *released* once the source's answer confirms the date; a run cut short leaves
+//! intended rows, which the next run proves again and sends again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use genesys_media::GenesysClient;
+use ledger::{Ledger, LedgerError, ReleaseCandidate, ReleaseRecord, ReleaseState};
+use sink::ObjectSink;
+
+use crate::release_proof::{Hold, IndexReader, Proven, ledger_check, store_check};
+use crate::signing::IndexVerifier;
+
+/// Rows read from the ledger at a time.
+const PAGE: u32 = 500;
+
+/// The least grace the source accepts: a delete date must be more than a day ahead.
+pub const MIN_GRACE: Duration = Duration::from_secs(24 * 3600 + 3600);
+
+/// What a release run may release, and how.
+#[derive(Debug, Clone)]
+pub struct ReleasePolicy {
+    /// Only recordings whose conversation ended at least this long ago.
+    pub older_than: Duration,
+    /// The delete date set: now + grace (at least [`MIN_GRACE`]).
+    pub grace: Duration,
+    /// Re-read every object and compare its MD5 and SHA-256 (otherwise HEAD: size and the
+    /// digests the store reports).
+    pub rehash: bool,
+    /// Require Object Lock on each object until at least now + this.
+    pub require_lock_for: Option<Duration>,
+    /// Public keys (oldest first): when given, the index part listing a recording must carry
+    /// a signature by one of them.
+    pub public_keys: Vec<IndexVerifier>,
+    /// Set delete dates; without it, only report what would be released (a dry run spends
+    /// only the deletion-protection checks).
+    pub execute: bool,
+    /// The release's own share of the API budget: delete dates set per minute at most.
+    pub per_minute: u32,
+    /// Release at most this many recordings in this run.
+    pub limit: Option<u64>,
+}
+
+impl Default for ReleasePolicy {
+    fn default() -> Self {
+        Self {
+            older_than: Duration::from_secs(30 * 24 * 3600),
+            grace: Duration::from_secs(7 * 24 * 3600),
+            rehash: false,
+            require_lock_for: None,
+            public_keys: Vec::new(),
+            execute: false,
+            per_minute: 60,
+            limit: None,
+        }
+    }
+}
+
+/// What a release run found and did. Counts are per ledger row (one file of a recording).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseReport {
+    /// Whether delete dates were set (`false`: a dry run).
+    pub executed: bool,
+    /// The delete date set (or that would be set), RFC 3339.
+    pub delete_date: String,
+    /// Rows considered (every row not released yet).
+    pub considered: u64,
+    /// Rows proven fit for release.
+    pub eligible: u64,
+    /// Their bytes.
+    pub eligible_bytes: u64,
+    /// Of those, per day of the conversation's end: (rows, bytes).
+    pub eligible_by_day: BTreeMap<String, (u64, u64)>,
+    /// Rows released in this run (the source confirmed the date).
+    pub released: u64,
+    /// Their bytes.
+    pub released_bytes: u64,
+    /// Rows held, by reason ([`Hold::code`]).
+    pub held: BTreeMap<String, u64>,
+    /// Recordings the source refused a delete date for, with its message.
+    pub refused: Vec<String>,
+    /// Recordings whose delete date may or may not be set (no confirming answer): recorded
+    /// as intended, proven and sent again by the next run.
+    pub unconfirmed: Vec<String>,
+    /// Whether the run stopped at its limit with eligible recordings left.
+    pub limited: bool,
+    /// Deletion-protection queries made.
+    pub protection_calls: u64,
+    /// Delete-date PUTs made.
+    pub put_calls: u64,
+}
+
+impl ReleaseReport {
+    /// True when nothing was refused or left unconfirmed.
+    pub fn clean(&self) -> bool {
+        self.refused.is_empty() && self.unconfirmed.is_empty()
+    }
+
+    fn hold(&mut self, h: &Hold, n: u64) {
+        *self.held.entry(h.code()).or_default() += n;
+    }
+}
+
+/// Why a release run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The ledger failed: nothing after it was released or counted.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The deletion-protection check failed: nothing is released without it.
+    #[error("the deletion-protection check failed: {0}")]
+    Protection(genesys_media::Error),
+    /// The policy cannot be used.
+    #[error("{0}")]
+    Policy(String),
+}
+
+/// The source recording id of a ledger row (`rid~file` for one of several files).
+fn source_id(ledger_id: &str) -> &str {
+    ledger_id.split('~').next().unwrap_or(ledger_id)
+}
+
+/// Runs a release over every row of `ledger` not released yet (see the module docs).
+pub async fn release(
+    client: &GenesysClient,
+    ledger: &Ledger,
+    sink: &dyn ObjectSink,
+    policy: &ReleasePolicy,
+) -> Result<ReleaseReport, ReleaseError> {
+    if policy.grace < MIN_GRACE {
+        return Err(ReleaseError::Policy(format!(
+            "the grace must be at least {} hours: the source accepts a delete date only more than a day ahead",
+            MIN_GRACE.as_secs() / 3600
+        )));
+    }
+    let now = client.now();
+    let chrono_of = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let delete_date = now + chrono_of(policy.grace);
+    let end_before = now - chrono_of(policy.older_than);
+    let lock_until = policy.require_lock_for.map(|d| now + chrono_of(d));
+    let mut run = Run {
+        client,
+        ledger,
+        sink,
+        policy,
+        index: IndexReader::new(sink, ledger.index_parts().await?, &policy.public_keys),
+        report: ReleaseReport {
+            executed: policy.execute,
+            delete_date: genesys_media::api_date(delete_date),
+            ..ReleaseReport::default()
+        },
+        delete_date,
+        end_before,
+        lock_until,
+        pace: None,
+    };
+    let mut after: Option<String> = None;
+    let mut carry: Vec<ReleaseCandidate> = Vec::new();
+    loop {
+        let page = ledger.release_candidates(after.as_deref(), PAGE).await?;
+        let last_page = (page.len() as u32) < PAGE;
+        if let Some(l) = page.last() {
+            after = Some(l.entry.recording_id.clone());
+        }
+        carry.extend(page);
+        // A recording's files are released together: keep its last one's group for the next
+        // page, which may hold more of its files.
+        let keep = if last_page {
+            0
+        } else {
+            let last = carry
+                .last()
+                .map(|c| source_id(&c.entry.recording_id).to_string())
+                .unwrap_or_default();
+            carry
+                .iter()
+                .rev()
+                .take_while(|c| source_id(&c.entry.recording_id) == last)
+                .count()
+        };
+        let rest = carry.split_off(carry.len() - keep);
+        let batch = std::mem::replace(&mut carry, rest);
+        if !run.batch(batch).await? {
+            run.report.limited = true;
+            break;
+        }
+        if last_page {
+            break;
+        }
+    }
+    Ok(run.report)
+}
+
+struct Run<'a> {
+    client: &'a GenesysClient,
+    ledger: &'a Ledger,
+    sink: &'a dyn ObjectSink,
+    policy: &'a ReleasePolicy,
+    index: IndexReader<'a>,
+    report: ReleaseReport,
+    delete_date: DateTime<Utc>,
+    end_before: DateTime<Utc>,
+    lock_until: Option<DateTime<Utc>>,
+    pace: Option<tokio::time::Interval>,
+}
+
+impl Run<'_> {
+    /// Proves and (with `execute`) releases one batch of rows; false when the limit stops
+    /// the run.
+    async fn batch(&mut self, batch: Vec<ReleaseCandidate>) -> Result<bool, ReleaseError> {
+        let mut groups: BTreeMap<String, Vec<ReleaseCandidate>> = BTreeMap::new();
+        for c in batch {
+            groups
+                .entry(source_id(&c.entry.recording_id).to_string())
+                .or_default()
+                .push(c);
+        }
+        let mut proven: Vec<(String, Vec<Proven>)> = Vec::new();
+        for (rid, files) in groups {
+            self.report.considered += files.len() as u64;
+            let n = files.len() as u64;
+            let mut ok = Vec::with_capacity(files.len());
+            let mut held: Option<Hold> = None;
+            for c in files {
+                match self.prove(c).await {
+                    Ok(p) => ok.push(p),
+                    Err(h) => {
+                        self.report.hold(&h, 1);
+                        held.get_or_insert(h);
+                    }
+                }
+            }
+            if held.is_some() {
+                self.report.hold(&Hold::OtherFileHeld, ok.len() as u64);
+                continue;
+            }
+            debug_assert_eq!(ok.len() as u64, n);
+            proven.push((rid, ok));
+        }
+        // Deletion protection, one query per hundred conversations, at release time.
+        let convs: Vec<String> = proven
+            .iter()
+            .flat_map(|(_, f)| f.iter().map(|p| p.candidate.entry.conversation_id.clone()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let protected = if convs.is_empty() {
+            HashSet::new()
+        } else {
+            self.report.protection_calls +=
+                convs.len().div_ceil(genesys_media::PROTECTION_QUERY_MAX) as u64;
+            self.client
+                .protected_conversations(&convs)
+                .await
+                .map_err(ReleaseError::Protection)?
+        };
+        for (rid, files) in proven {
+            if files
+                .iter()
+                .any(|p| protected.contains(&p.candidate.entry.conversation_id))
+            {
+                self.report.hold(&Hold::Protected, files.len() as u64);
+                continue;
+            }
+            for p in &files {
+                self.report.eligible += 1;
+                self.report.eligible_bytes += p.size;
+                let day = self
+                    .report
+                    .eligible_by_day
+                    .entry(p.end.format("%Y-%m-%d").to_string())
+                    .or_default();
+                day.0 += 1;
+                day.1 += p.size;
+            }
+            if !self.policy.execute {
+                continue;
+            }
+            if self.policy.limit.is_some_and(|l| self.report.released >= l) {
+                return Ok(false);
+            }
+            self.execute(&rid, files).await?;
+        }
+        Ok(true)
+    }
+
+    /// Every check of one row, in order of cost: the ledger, the index, the store.
+    async fn prove(&mut self, c: ReleaseCandidate) -> Result<Proven, Hold> {
+        let (size, md5, sha256, seq, end) = ledger_check(&c, self.end_before)?;
+        let e = &c.entry;
+        let index_sha256 = self
+            .index
+            .check(seq, &e.recording_id, &e.key, size, &md5, &sha256)
+            .await?;
+        store_check(
+            self.sink,
+            &e.key,
+            size,
+            &md5,
+            &sha256,
+            self.lock_until,
+            self.policy.rehash,
+        )
+        .await?;
+        Ok(Proven {
+            candidate: c,
+            size,
+            md5,
+            sha256,
+            index_seq: seq,
+            index_sha256,
+            end,
+        })
+    }
+
+    /// Records the proof, sets the delete date at the source, and confirms it.
+    async fn execute(&mut self, rid: &str, files: Vec<Proven>) -> Result<(), ReleaseError> {
+        let date = genesys_media::api_date(self.delete_date);
+        for p in &files {
+            let e = &p.candidate.entry;
+            self.ledger
+                .release_proven(ReleaseRecord {
+                    recording_id: e.recording_id.clone(),
+                    conversation_id: e.conversation_id.clone(),
+                    key: e.key.clone(),
+                    size: p.size,
+                    md5: p.md5.clone(),
+                    sha256: p.sha256.clone(),
+                    index_seq: p.index_seq,
+                    index_sha256: p.index_sha256.clone(),
+                    delete_date: date.clone(),
+                    state: ReleaseState::Intended,
+                    proven_at: String::new(),
+                    released_at: None,
+                    undone_at: None,
+                })
+                .await?;
+        }
+        let pace = self.pace.get_or_insert_with(|| {
+            let mut i =
+                tokio::time::interval(Duration::from_secs(60) / self.policy.per_minute.max(1));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        pace.tick().await;
+        let conv = &files[0].candidate.entry.conversation_id;
+        self.report.put_calls += 1;
+        match self
+            .client
+            .set_delete_date(conv, rid, self.delete_date)
+            .await
+        {
+            Ok(set)
+                if set
+                    .delete_date
+                    .is_some_and(|d| (d - self.delete_date).num_milliseconds().abs() < 1000) =>
+            {
+                for p in &files {
+                    self.ledger
+                        .release_confirmed(&p.candidate.entry.recording_id, &date)
+                        .await?;
+                    self.report.released += 1;
+                    self.report.released_bytes += p.size;
+                }
+            }
+            Ok(set) => self.report.unconfirmed.push(format!(
+                "{rid}: the source answered delete date {} where {date} was set",
+                set.delete_date
+                    .map(genesys_media::api_date)
+                    .unwrap_or_else(|| "none".into())
+            )),
+            Err(genesys_media::Error::Status {
+                status, message, ..
+            }) if (400..500).contains(&status) && status != 429 && status != 409 => {
+                // Refused: the date was not set, so the intended rows are taken back.
+                for p in &files {
+                    self.ledger
+                        .release_refused(&p.candidate.entry.recording_id)
+                        .await?;
+                }
+                self.report.hold(&Hold::RefusedBySource, files.len() as u64);
+                self.report.refused.push(format!(
+                    "{rid}: refused by the source ({status}): {message}"
+                ));
+            }
+            Err(e) => self.report.unconfirmed.push(format!(
+                "{rid}: {e} (recorded as intended; the next run sends it again)"
+            )),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Releases at the source: recordings whose copy was proven (stored, verified, indexed) and
+//! whose delete date at Genesys Cloud was then set, so the source stops keeping them.
+//!
+//! A release is written *before* the source is asked ([`ReleaseState::Intended`], with the
+//! proof it rests on) and confirmed after the source's answer ([`ReleaseState::Released`]):
+//! a crash between the two leaves an intended row, which the next run proves and sends again
+//! (setting the same kind of date twice is harmless), and which `verify` treats as released.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Ledger, LedgerEntry, LedgerError, RecordStatus};
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReleaseState {
+    /// Proven and about to be (or perhaps) sent to the source; not confirmed yet.
+    Intended,
+    /// The source confirmed the delete date.
+    Released,
+    /// Taken back (`release --undo`): the source's delete date was pushed out again.
+    Undone,
+}
+
+impl ReleaseState {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Intended => "intended",
+            ReleaseState::Released => "released",
+            ReleaseState::Undone => "undone",
+        }
+    }
+
+    /// Parses [`ReleaseState::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "intended" => ReleaseState::Intended,
+            "released" => ReleaseState::Released,
+            "undone" => ReleaseState::Undone,
+            _ => return None,
+        })
+    }
+}
+
+/// A release as the ledger records it: the proof it rests on and what the source was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    /// Recording id (the ledger's, `~file` for one of several files).
+    pub recording_id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Object key of the archived copy.
+    pub key: String,
+    /// Bytes of the archived copy.
+    pub size: u64,
+    /// MD5 hex of the archived copy.
+    pub md5: String,
+    /// SHA-256 hex of the archived copy.
+    pub sha256: String,
+    /// The custody index part that lists it.
+    pub index_seq: u64,
+    /// That part's SHA-256, as read from the store when the release was proven.
+    pub index_sha256: String,
+    /// The delete date set at the source (RFC 3339).
+    pub delete_date: String,
+    /// Where it stands.
+    pub state: ReleaseState,
+    /// When the proof was recorded (RFC 3339, UTC).
+    pub proven_at: String,
+    /// When the source confirmed the delete date.
+    pub released_at: Option<String>,
+    /// When the release was taken back.
+    pub undone_at: Option<String>,
+}
+
+/// Whether a conversation is settled for good, as a release needs it: every file it has is
+/// archived and no file can still come late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// The ledger has no resolution of the conversation (adopted rows, compat listings).
+    Unknown,
+    /// Its last resolution did not account for every recording.
+    Incomplete,
+    /// Its late window is open: a recheck is due at this time (epoch ms).
+    LateWindowOpen {
+        /// When the recheck is due.
+        due_ms: i64,
+    },
+    /// Files of it are not archived (failed, quarantined, pending, or never claimed).
+    FilesNotArchived {
+        /// Those files' recording ids.
+        files: Vec<String>,
+    },
+    /// Settled: nothing of it is missing.
+    Settled,
+}
+
+/// An archived or not-yet-archived recording considered for release, with what the ledger
+/// knows about its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseCandidate {
+    /// The recording's row.
+    pub entry: LedgerEntry,
+    /// The custody index part listing it, when one does.
+    pub index_seq: Option<u64>,
+    /// An earlier release left unconfirmed (a crash after it was proven).
+    pub intended: Option<ReleaseRecord>,
+    /// Its conversation.
+    pub settlement: Settlement,
+}
+
+/// The backend side of releases.
+#[async_trait::async_trait]
+pub(crate) trait ReleaseStore {
+    /// Recording rows not released (none, intended or undone), by recording id after
+    /// `after`, with their index part.
+    async fn release_rows(
+        &self,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<(LedgerEntry, Option<u64>)>, LedgerError>;
+    /// Every recording row of these conversations: (conversation, recording, status).
+    async fn conversation_members(
+        &self,
+        conversation_ids: &[String],
+    ) -> Result<Vec<(String, String, RecordStatus)>, LedgerError>;
+    /// Records a proven release as intended; false when the recording is released already.
+    async fn put_release(&self, r: ReleaseRecord) -> Result<bool, LedgerError>;
+    /// Marks an intended release released with the date the source confirmed.
+    async fn confirm_release(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError>;
+    /// Forgets an intended release the source refused (its date was not set).
+    async fn drop_intended(&self, recording_id: &str) -> Result<bool, LedgerError>;
+    /// Marks a released (or intended) release undone.
+    async fn undo_release(&self, recording_id: &str) -> Result<bool, LedgerError>;
+    /// Releases recorded, by recording id.
+    async fn releases(
+        &self,
+        recording_ids: Option<Vec<String>>,
+    ) -> Result<Vec<ReleaseRecord>, LedgerError>;
+}
+
+impl Ledger {
+    /// Up to `limit` rows not released yet, by recording id after `after`, each with its index
+    /// part, an unconfirmed earlier release, and whether its conversation is settled for good
+    /// ([`Settlement`]).
+    pub async fn release_candidates(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ReleaseCandidate>, LedgerError> {
+        let rows = self
+            .inner
+            .release_rows(after.map(str::to_string), limit)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let convs: Vec<String> = rows
+            .iter()
+            .map(|(e, _)| e.conversation_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let settled = self.settlements(&convs).await?;
+        let ids: Vec<String> = rows.iter().map(|(e, _)| e.recording_id.clone()).collect();
+        let mut intended: HashMap<String, ReleaseRecord> = self
+            .inner
+            .releases(Some(ids))
+            .await?
+            .into_iter()
+            .filter(|r| r.state == ReleaseState::Intended)
+            .map(|r| (r.recording_id.clone(), r))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|(entry, index_seq)| ReleaseCandidate {
+                settlement: settled
+                    .get(&entry.conversation_id)
+                    .cloned()
+                    .unwrap_or(Settlement::Unknown),
+                intended: intended.remove(&entry.recording_id),
+                index_seq,
+                entry,
+            })
+            .collect())
+    }
+
+    /// Whether each conversation is settled for good.
+    async fn settlements(
+        &self,
+        conversation_ids: &[String],
+    ) -> Result<HashMap<String, Settlement>, LedgerError> {
+        let rows = self.inner.conversations(conversation_ids).await?;
+        let members = self.inner.conversation_members(conversation_ids).await?;
+        let files: Vec<String> = rows.iter().flat_map(|r| r.files.clone()).collect();
+        let statuses = if files.is_empty() {
+            HashMap::new()
+        } else {
+            self.inner.statuses(&files).await?
+        };
+        let mut out = HashMap::new();
+        for r in rows {
+            let settlement = if !r.complete {
+                Settlement::Incomplete
+            } else if let Some(due) = r.recheck_due {
+                // Due or not, a recheck still to be made may find a late file.
+                Settlement::LateWindowOpen { due_ms: due }
+            } else {
+                let mut missing: Vec<String> = r
+                    .files
+                    .iter()
+                    .filter(|f| statuses.get(*f) != Some(&RecordStatus::Archived))
+                    .cloned()
+                    .collect();
+                missing.extend(
+                    members
+                        .iter()
+                        .filter(|(c, _, s)| *c == r.conversation_id && *s != RecordStatus::Archived)
+                        .map(|(_, id, _)| id.clone()),
+                );
+                missing.sort();
+                missing.dedup();
+                if missing.is_empty() {
+                    Settlement::Settled
+                } else {
+                    Settlement::FilesNotArchived { files: missing }
+                }
+            };
+            out.insert(r.conversation_id, settlement);
+        }
+        Ok(out)
+    }
+
+    /// Records a proven release before the source is asked ([`ReleaseState::Intended`]);
+    /// false when the recording is released already.
+    pub async fn release_proven(&self, record: ReleaseRecord) -> Result<bool, LedgerError> {
+        self.inner.put_release(record).await
+    }
+
+    /// Confirms an intended release with the delete date the source answered.
+    pub async fn release_confirmed(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
+        self.inner.confirm_release(recording_id, delete_date).await
+    }
+
+    /// Forgets an intended release the source refused: its date was not set, so nothing
+    /// was released.
+    pub async fn release_refused(&self, recording_id: &str) -> Result<bool, LedgerError> {
+        self.inner.drop_intended(recording_id).await
+    }
+
+    /// Records that a release was taken back at the source.
+    pub async fn release_undone(&self, recording_id: &str) -> Result<bool, LedgerError> {
+        self.inner.undo_release(recording_id).await
+    }
+
+    /// Every release recorded (all states), by recording id.
+    pub async fn releases(&self) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        self.inner.releases(None).await
+    }
+}
