@@ -21,7 +21,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
     let url = fresh_postgres_database("claims").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 7);
+    assert_eq!(a.schema_version().await.unwrap(), 8);
     assert!(
         !a.location().contains("password"),
         "location is printable: {}",
@@ -89,7 +89,7 @@ async fn claims_respect_live_leases_and_take_over_expired_ones() {
         Claim::Quarantined { .. }
     ));
     let c = Ledger::open(&url).await.unwrap();
-    assert_eq!(c.schema_version().await.unwrap(), 7);
+    assert_eq!(c.schema_version().await.unwrap(), 8);
     assert_eq!(c.release_quarantined(&[]).await.unwrap().len(), 1);
     assert_eq!(
         c.claim(&rec("r2"), "k2", "c", long).await.unwrap(),
@@ -747,11 +747,11 @@ async fn conversations_resolved_before_the_late_window_get_their_recheck() {
         .await
         .unwrap();
     }
-    db.batch_execute("UPDATE archiver_schema SET version = 6")
+    db.batch_execute("DROP TABLE releases; UPDATE archiver_schema SET version = 6")
         .await
         .unwrap();
     let l = Ledger::open(&url).await.unwrap();
-    assert_eq!(l.schema_version().await.unwrap(), 7);
+    assert_eq!(l.schema_version().await.unwrap(), 8);
     let due = |t| {
         let l = l.clone();
         async move {
@@ -774,4 +774,111 @@ async fn conversations_resolved_before_the_late_window_get_their_recheck() {
         due(now + Span::hours(49)).await,
         ["garbled", "no-end", "recent"]
     );
+}
+
+/// Releases on the shared ledger: proven and confirmed once, never taken again; an undone
+/// release is not taken again either; a refused one is forgotten; the conversation's
+/// settlement is read from the same rows as on SQLite.
+#[tokio::test]
+async fn releases_are_recorded_once_on_postgres() {
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fresh_postgres_database("releases").await;
+    let ledger = Ledger::open(&url).await.unwrap();
+    let sink: Arc<dyn ObjectSink> = Arc::new(fresh_sink(Server::S3sFs, "releases").await);
+    let client = sim_client(&sim, |c| c.poll_initial = Duration::from_millis(50));
+    let late = archiver::LateWindow {
+        window: Duration::ZERO,
+        ..archiver::LateWindow::default()
+    };
+    let summary = archive(
+        client.clone(),
+        sink.clone(),
+        client.discover_known(
+            DiscoveryQuery::interval(sim.config().start, sim.config().end()),
+            Some(ledger.known_conversations_with(late)),
+        ),
+        ArchiverConfig {
+            ledger: Some(ledger.clone()),
+            ..ArchiverConfig::default()
+        },
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert!(summary.success(), "{summary:?}");
+    archiver::write_index(&ledger, sink.as_ref(), "index/", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    let policy = archiver::ReleasePolicy {
+        older_than: Duration::ZERO,
+        execute: true,
+        per_minute: 6000,
+        ..archiver::ReleasePolicy::default()
+    };
+    let run = archiver::release(&client, &ledger, sink.as_ref(), &policy)
+        .await
+        .unwrap();
+    assert!(run.clean(), "{run:?}");
+    assert_eq!(run.released, 6, "{run:?}");
+    let rows = ledger.releases().await.unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter()
+            .all(|r| r.state == archiver::ReleaseState::Released
+                && r.released_at.is_some()
+                && r.index_seq == 1
+                && r.sha256.len() == 64)
+    );
+    let again = archiver::release(&client, &ledger, sink.as_ref(), &policy)
+        .await
+        .unwrap();
+    assert_eq!((again.considered, again.put_calls), (0, 0), "{again:?}");
+
+    let undo = archiver::undo_releases(
+        &client,
+        &ledger,
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        Duration::from_secs(365 * 24 * 3600),
+        6000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(undo.undone, 6, "{undo:?}");
+    assert!(
+        ledger
+            .releases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.state == archiver::ReleaseState::Undone && r.undone_at.is_some())
+    );
+    let after = archiver::release(&client, &ledger, sink.as_ref(), &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.considered, 0,
+        "an undone release is not taken again: {after:?}"
+    );
+
+    // An intended release the source refused is forgotten; a released one is never
+    // overwritten by a new proof.
+    let mut r = ledger.releases().await.unwrap()[0].clone();
+    r.recording_id = "other".into();
+    r.state = archiver::ReleaseState::Intended;
+    assert!(ledger.release_proven(r.clone()).await.unwrap());
+    assert!(ledger.release_refused("other").await.unwrap());
+    assert!(ledger.release_proven(r.clone()).await.unwrap());
+    assert!(
+        ledger
+            .release_confirmed("other", &r.delete_date)
+            .await
+            .unwrap()
+    );
+    assert!(!ledger.release_proven(r).await.unwrap(), "released: kept");
+    assert!(!ledger.release_refused("other").await.unwrap());
 }

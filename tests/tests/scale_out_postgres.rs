@@ -190,7 +190,7 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
     let url = fresh_postgres_database("chunks").await;
     let a = Ledger::open(&url).await.unwrap();
     let b = Ledger::open(&url).await.unwrap();
-    assert_eq!(a.schema_version().await.unwrap(), 7);
+    assert_eq!(a.schema_version().await.unwrap(), 8);
     let lease = Duration::from_secs(60);
     let convs = vec![
         conversation("c1", "2026-11-01T10:00:00.000Z"),

@@ -42,6 +42,32 @@ async fn ceph_object_lock_retention_is_applied() {
         until.secs() > now.secs() + 23 * 3600,
         "retained about a day"
     );
+    // HEAD reports the retention (what `release --require-object-lock` checks); an object
+    // written without it reports none.
+    let head = sink.head("recordings/locked.bin").await.unwrap().unwrap();
+    let held = head.retention.expect("HEAD reports the object's retention");
+    assert_eq!(held.mode, "GOVERNANCE");
+    assert_eq!(held.retain_until_epoch_s, until.secs());
+    let mut plain = S3SinkConfig::new(bucket.clone());
+    plain.object_lock = None;
+    let plain = S3Sink::new(client.clone(), plain);
+    plain
+        .put(
+            "recordings/unlocked.bin",
+            chunked(pattern(100, 2), 100),
+            PutOptions {
+                content_length: Some(100),
+                ..PutOptions::default()
+            },
+        )
+        .await
+        .expect("put without retention");
+    let head = plain
+        .head("recordings/unlocked.bin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.retention, None, "{head:?}");
 }
 
 /// SSE-KMS (Ceph's testing key store): the object is stored encrypted with the named key, reads

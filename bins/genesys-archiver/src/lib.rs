@@ -86,6 +86,13 @@ enum Command {
         after_help = "Examples:\n  genesys-archiver find --agent 6f0c...e1 --from 2026-11-03 --to 2026-11-04\n  genesys-archiver find --conversation 5fc3...09 --json\n  genesys-archiver find --queue 79bf...3d --from 7d --from-store --out /srv/archive"
     )]
     Find(Box<FindArgs>),
+    /// Release at the source: set the delete date at Genesys Cloud of recordings whose copy
+    /// is proven (archived, settled, indexed, in the store with its digests, locked when
+    /// required, not under deletion protection). A dry run unless --execute.
+    #[command(
+        after_help = "Examples:\n  genesys-archiver release --config /etc/genesys-archiver.toml\n  genesys-archiver release --config /etc/genesys-archiver.toml --older-than 90d --grace 7d --execute\n  genesys-archiver release --config /etc/genesys-archiver.toml --undo --since 2026-12-01"
+    )]
+    Release(Box<commands::release::ReleaseArgs>),
     /// List or release recordings held in quarantine.
     #[command(subcommand)]
     #[command(
@@ -370,6 +377,7 @@ fn run_cli(cli: Cli) -> ExitCode {
             Command::Verify(v) => run_verify(*v, &file).await,
             Command::Find(f) => run_find(*f, &file).await,
             Command::Quarantine(q) => run_quarantine(q, &file).await,
+            Command::Release(r) => commands::release::run_release(*r, &file).await,
             Command::Ledger(l) => run_ledger(l, &file).await,
             Command::Index(c) => commands::index::run_index(c),
             Command::Config(ConfigCommand::Check { run }) => run_config_check(*run, &file).await,

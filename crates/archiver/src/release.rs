@@ -105,6 +105,9 @@ impl ReleaseReport {
     }
 
     fn hold(&mut self, h: &Hold, n: u64) {
+        if n == 0 {
+            return;
+        }
         *self.held.entry(h.code()).or_default() += n;
     }
 }
@@ -397,4 +400,77 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// What [`undo_releases`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UndoReport {
+    /// The delete date set instead (RFC 3339).
+    pub delete_date: String,
+    /// Recordings whose delete date was pushed out (ledger rows marked undone).
+    pub undone: u64,
+    /// Recordings the source refused or did not confirm, with why: still released.
+    pub failed: Vec<String>,
+    /// Delete-date PUTs made.
+    pub put_calls: u64,
+}
+
+/// Takes back the releases recorded since `since` (released, or intended and perhaps sent):
+/// sets each recording's delete date at the source to now + `keep_for` (while the grace lasts
+/// the recording is still there), and marks the ledger's release undone once the source
+/// confirms. An undone recording is not released again by later runs.
+pub async fn undo_releases(
+    client: &GenesysClient,
+    ledger: &Ledger,
+    since: DateTime<Utc>,
+    keep_for: Duration,
+    per_minute: u32,
+) -> Result<UndoReport, ReleaseError> {
+    let date = client.now() + chrono::Duration::from_std(keep_for).unwrap_or(chrono::Duration::MAX);
+    let mut report = UndoReport {
+        delete_date: genesys_media::api_date(date),
+        ..UndoReport::default()
+    };
+    let when = |t: &str| {
+        DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in ledger.releases().await? {
+        let at = r.released_at.as_deref().unwrap_or(&r.proven_at);
+        // An unreadable time is taken back too: never left released on a doubt.
+        if r.state != ReleaseState::Undone && when(at).is_none_or(|t| t >= since) {
+            groups
+                .entry((
+                    r.conversation_id.clone(),
+                    source_id(&r.recording_id).to_string(),
+                ))
+                .or_default()
+                .push(r.recording_id);
+        }
+    }
+    let mut pace = tokio::time::interval(Duration::from_secs(60) / per_minute.max(1));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for ((conv, rid), rows) in groups {
+        pace.tick().await;
+        report.put_calls += 1;
+        match client.set_delete_date(&conv, &rid, date).await {
+            Ok(set)
+                if set
+                    .delete_date
+                    .is_some_and(|d| (d - date).num_milliseconds().abs() < 1000) =>
+            {
+                for id in &rows {
+                    ledger.release_undone(id).await?;
+                }
+                report.undone += rows.len() as u64;
+            }
+            Ok(_) => report.failed.push(format!(
+                "{rid}: the source did not confirm the new delete date"
+            )),
+            Err(e) => report.failed.push(format!("{rid}: {e}")),
+        }
+    }
+    Ok(report)
 }

@@ -112,8 +112,9 @@ pub struct ReleaseCandidate {
 /// The backend side of releases.
 #[async_trait::async_trait]
 pub(crate) trait ReleaseStore {
-    /// Recording rows not released (none, intended or undone), by recording id after
-    /// `after`, with their index part.
+    /// Recording rows not released (no release, or one intended and not confirmed), by
+    /// recording id after `after`, with their index part. An undone release is not taken
+    /// again: the operator took it back on purpose.
     async fn release_rows(
         &self,
         after: Option<String>,

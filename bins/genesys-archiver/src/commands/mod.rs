@@ -11,5 +11,6 @@ pub(crate) mod index;
 pub(crate) mod inventory;
 pub(crate) mod ledger;
 pub(crate) mod quarantine;
+pub(crate) mod release;
 pub(crate) mod sim;
 pub(crate) mod verify;

@@ -214,6 +214,17 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .count() as u64;
         missing += report.unreadable.len() as u64;
     }
+    // Recordings released at the source (or about to be): a copy missing or altered there is
+    // the only copy soon, so it is critical, not just missing.
+    let released: std::collections::HashMap<String, archiver::ReleaseRecord> = ledger
+        .releases()
+        .await
+        .map_err(|e| config_err(e.to_string()))?
+        .into_iter()
+        .filter(|r| r.state != archiver::ReleaseState::Undone)
+        .map(|r| (r.recording_id.clone(), r))
+        .collect();
+    let mut critical = 0u64;
     let mut known_keys = HashSet::new();
     for r in rows.iter() {
         known_keys.insert(r.key.clone());
@@ -262,6 +273,13 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         match problem {
             None => ok += 1,
             Some((kind, why)) => {
+                if let Some(rel) = released.get(&r.recording_id) {
+                    critical += 1;
+                    println!(
+                        "critical: recording {} key {}: {why}; it was released at the source (delete date {}): the source copy is going, restore the archive copy now or take the release back (release --undo)",
+                        r.recording_id, r.key, rel.delete_date
+                    );
+                }
                 if kind == "missing" {
                     missing += 1;
                 } else {
@@ -373,7 +391,12 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         );
     }
     println!(
-        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}{}",
+        "verified {ok}, missing {missing}, corrupt {corrupt}{}{}{}{}{}",
+        if critical > 0 {
+            format!(", critical {critical} (released at the source)")
+        } else {
+            String::new()
+        },
         if unproven > 0 {
             format!(", unproven {unproven} (size only)")
         } else {

@@ -64,7 +64,7 @@ impl ReleaseStore for PgLedger {
                       WHERE ($1::text IS NULL OR r.recording_id > $1)
                         AND NOT EXISTS (SELECT 1 FROM releases x
                                          WHERE x.recording_id = r.recording_id
-                                           AND x.state = 'released')
+                                           AND x.state IN ('released', 'undone'))
                       ORDER BY r.recording_id LIMIT $2"
                 ),
                 &[&after, &limit],

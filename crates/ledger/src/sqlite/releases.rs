@@ -46,7 +46,7 @@ impl ReleaseStore for SqliteLedger {
                   WHERE (?1 IS NULL OR r.recording_id > ?1)
                     AND NOT EXISTS (SELECT 1 FROM releases x
                                      WHERE x.recording_id = r.recording_id
-                                       AND x.state = 'released')
+                                       AND x.state IN ('released', 'undone'))
                   ORDER BY r.recording_id LIMIT ?2"
             ))?;
             st.query_map(params![after, limit], |r| {

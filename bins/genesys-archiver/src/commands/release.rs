@@ -1,0 +1,234 @@
+//! `release`: set the delete date at Genesys Cloud of recordings whose copy is proven (a dry
+//! run unless `--execute`), or take releases back (`--undo --since`).
+
+use std::process::ExitCode;
+
+use archiver::{ReleasePolicy, ReleaseReport};
+use clap::Args;
+
+use crate::settings::{self, FileConfig, SourceArgs, StateArgs, StoreArgs, StoreTarget};
+use crate::times::parse_time;
+use crate::{ConfigError, TzArg, config_err};
+
+#[derive(Args, Debug)]
+pub(crate) struct ReleaseArgs {
+    /// Set the delete dates. Without it, a dry run: report what would be released (counts
+    /// per reason, bytes, per day), spending only the deletion-protection checks.
+    #[arg(long)]
+    execute: bool,
+    /// Only recordings whose conversation ended at least this long ago.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    older_than: String,
+    /// The delete date set at the source: now + this (at least 25h: the source takes a
+    /// date only more than a day ahead). While it lasts, `--undo` takes a release back.
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    grace: String,
+    /// Re-read every object and compare its MD5 and SHA-256 with the ledger's (reads all
+    /// bytes); otherwise HEAD: the size and the digests the store reports. Needed under
+    /// SSE-KMS, where an ETag is not an MD5.
+    #[arg(long)]
+    rehash: bool,
+    /// Require each object to be under Object Lock until at least the end of the grace (or
+    /// --lock-for). Required by default when the store writes with Object Lock.
+    #[arg(long)]
+    require_object_lock: bool,
+    /// With Object Lock required: until at least now + this.
+    #[arg(long, value_name = "DURATION")]
+    lock_for: Option<String>,
+    /// The index parts listing released recordings must be signed by one of these public
+    /// keys (oldest first). By default, the key of the configured signing key
+    /// (`index.signing_key`) when there is one.
+    #[arg(long, value_name = "FILE")]
+    public_key: Vec<std::path::PathBuf>,
+    /// Delete dates set per minute at most: the release's own share of the API budget.
+    #[arg(long, value_name = "PER_MINUTE", default_value_t = 60)]
+    release_rate: u32,
+    /// Release at most this many recordings in this run.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Take back the releases recorded since --since instead: push their delete date out to
+    /// now + --keep-for (the recording must still be at the source: within its grace).
+    #[arg(long, requires = "since", conflicts_with_all = ["execute", "limit"])]
+    undo: bool,
+    /// With --undo: releases recorded at or after this time (forms as for archive --from).
+    #[arg(long, requires = "undo")]
+    since: Option<String>,
+    /// With --undo: the delete date set instead, from now.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "365d",
+        requires = "undo"
+    )]
+    keep_for: String,
+    #[command(flatten)]
+    tz: TzArg,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten, next_help_heading = "Store")]
+    store: StoreArgs,
+    #[command(flatten, next_help_heading = "Ledger")]
+    state: StateArgs,
+    #[command(flatten, next_help_heading = "Genesys Cloud")]
+    source: SourceArgs,
+}
+
+pub(crate) async fn run_release(
+    a: ReleaseArgs,
+    file: &FileConfig,
+) -> Result<ExitCode, ConfigError> {
+    let dur = settings::parse_duration;
+    let grace = dur("--grace", &a.grace)?;
+    if grace < archiver::MIN_GRACE {
+        return Err(config_err(format!(
+            "--grace {}: must be at least 25h (the source takes a delete date only more than a day ahead)",
+            a.grace
+        )));
+    }
+    if a.release_rate == 0 {
+        return Err(config_err("--release-rate must be at least 1 per minute"));
+    }
+    let source = a.source.resolve(file)?;
+    let client = settings::connect_source(&source).await?;
+    let ledger = a.state.open(file).await?;
+    if a.undo {
+        let since = parse_time(
+            "since",
+            a.since.as_deref().unwrap_or_default(),
+            a.tz.zone()?,
+        )?;
+        let keep_for = dur("--keep-for", &a.keep_for)?;
+        let r = archiver::undo_releases(&client, &ledger, since, keep_for, a.release_rate)
+            .await
+            .map_err(|e| config_err(format!("release --undo: {e}")))?;
+        for f in &r.failed {
+            println!("not undone: {f}");
+        }
+        println!(
+            "undo: {} recording(s) taken back (delete date now {}), {} not undone; {} API calls",
+            r.undone,
+            r.delete_date,
+            r.failed.len(),
+            r.put_calls
+        );
+        return Ok(if r.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let store = a.store.resolve(file)?;
+    let sink = settings::connect_store(&store).await?;
+    let locked_store = matches!(
+        &store.target,
+        StoreTarget::Bucket {
+            object_lock: Some(_),
+            ..
+        }
+    );
+    let require_lock_for = if a.require_object_lock || locked_store || a.lock_for.is_some() {
+        Some(match &a.lock_for {
+            Some(d) => dur("--lock-for", d)?,
+            None => grace,
+        })
+    } else {
+        None
+    };
+    let mut public_keys = a
+        .public_key
+        .iter()
+        .map(|p| super::index::load_verifier(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if public_keys.is_empty()
+        && let Some(k) = &file.index.signing_key
+    {
+        public_keys.push(
+            super::index::load_signer(std::path::Path::new(k), "index.signing_key")?.verifier(),
+        );
+    }
+    let policy = ReleasePolicy {
+        older_than: dur("--older-than", &a.older_than)?,
+        grace,
+        rehash: a.rehash,
+        require_lock_for,
+        public_keys,
+        execute: a.execute,
+        per_minute: a.release_rate,
+        limit: a.limit,
+    };
+    let report = archiver::release(&client, &ledger, sink.as_ref(), &policy)
+        .await
+        .map_err(|e| config_err(format!("release: {e}")))?;
+    if a.json {
+        println!("{}", report_json(&report));
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn report_json(r: &ReleaseReport) -> serde_json::Value {
+    serde_json::json!({
+        "executed": r.executed,
+        "delete_date": r.delete_date,
+        "considered": r.considered,
+        "eligible": r.eligible,
+        "eligible_bytes": r.eligible_bytes,
+        "eligible_by_day": r.eligible_by_day.iter().map(|(d, (n, b))| (d.clone(), serde_json::json!({"recordings": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
+        "released": r.released,
+        "released_bytes": r.released_bytes,
+        "held": r.held,
+        "refused": r.refused,
+        "unconfirmed": r.unconfirmed,
+        "limited": r.limited,
+        "api_calls": {"protection": r.protection_calls, "put": r.put_calls},
+        "clean": r.clean(),
+    })
+}
+
+fn print_report(r: &ReleaseReport) {
+    for f in &r.refused {
+        println!("refused: {f}");
+    }
+    for f in &r.unconfirmed {
+        println!("unconfirmed: {f}");
+    }
+    for (day, (n, bytes)) in &r.eligible_by_day {
+        println!("eligible: {day}: {n} recording file(s), {bytes} bytes");
+    }
+    for (why, n) in &r.held {
+        if *n > 0 {
+            println!("held: {why}: {n}");
+        }
+    }
+    let what = if r.executed {
+        format!(
+            "released {} ({} bytes, delete date {})",
+            r.released, r.released_bytes, r.delete_date
+        )
+    } else {
+        format!(
+            "dry run: would release {} ({} bytes, delete date {}); run with --execute to release",
+            r.eligible, r.eligible_bytes, r.delete_date
+        )
+    };
+    println!(
+        "release: {} considered, {} eligible, {what}, {} held{}; {} API calls ({} protection, {} delete dates)",
+        r.considered,
+        r.eligible,
+        r.held.values().sum::<u64>(),
+        if r.limited {
+            ", stopped at --limit"
+        } else {
+            ""
+        },
+        r.protection_calls + r.put_calls,
+        r.protection_calls,
+        r.put_calls
+    );
+}
