@@ -784,6 +784,8 @@ async fn releases_are_recorded_once_on_postgres() {
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: 6,
+        // Ended four to six days ago: past the late window a release never enters.
+        start: chrono::Utc::now() - chrono::Duration::days(6),
         ..SimConfig::default()
     })
     .await

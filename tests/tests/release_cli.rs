@@ -11,6 +11,8 @@ async fn release_dry_run_execute_verify_and_undo() {
     let s = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: 8,
+        // Ended four to six days ago: past the late window a release never enters.
+        start: chrono::Utc::now() - chrono::Duration::days(6),
         ..SimConfig::default()
     })
     .await

@@ -35,8 +35,12 @@ pub struct ReleasePolicy {
     /// Re-read every object and compare its MD5 and SHA-256 (otherwise HEAD: size and the
     /// digests the store reports).
     pub rehash: bool,
-    /// Require Object Lock on each object until at least now + this.
+    /// Require Object Lock on each object until at least now + this (more than the grace:
+    /// the lock must outlast the source's copy).
     pub require_lock_for: Option<Duration>,
+    /// With Object Lock required, require this mode (`COMPLIANCE`; `GOVERNANCE` can be
+    /// bypassed by a privileged user); `None` accepts either.
+    pub lock_mode: Option<String>,
     /// Public keys (oldest first): when given, the index part listing a recording must carry
     /// a signature by one of them.
     pub public_keys: Vec<IndexVerifier>,
@@ -45,7 +49,7 @@ pub struct ReleasePolicy {
     pub execute: bool,
     /// The release's own share of the API budget: delete dates set per minute at most.
     pub per_minute: u32,
-    /// Release at most this many recordings in this run.
+    /// Send at most this many delete dates (recordings) in this run.
     pub limit: Option<u64>,
 }
 
@@ -56,6 +60,7 @@ impl Default for ReleasePolicy {
             grace: Duration::from_secs(7 * 24 * 3600),
             rehash: false,
             require_lock_for: None,
+            lock_mode: None,
             public_keys: Vec::new(),
             execute: false,
             per_minute: 60,
@@ -90,6 +95,9 @@ pub struct ReleaseReport {
     /// Recordings whose delete date may or may not be set (no confirming answer): recorded
     /// as intended, proven and sent again by the next run.
     pub unconfirmed: Vec<String>,
+    /// Recordings an earlier run recorded a release for (their delete date may be set at the
+    /// source) whose copy is not proven now: urgent.
+    pub at_risk: Vec<String>,
     /// Whether the run stopped at its limit with eligible recordings left.
     pub limited: bool,
     /// Deletion-protection queries made.
@@ -99,9 +107,9 @@ pub struct ReleaseReport {
 }
 
 impl ReleaseReport {
-    /// True when nothing was refused or left unconfirmed.
+    /// True when nothing was refused, left unconfirmed or found at risk.
     pub fn clean(&self) -> bool {
-        self.refused.is_empty() && self.unconfirmed.is_empty()
+        self.refused.is_empty() && self.unconfirmed.is_empty() && self.at_risk.is_empty()
     }
 
     fn hold(&mut self, h: &Hold, n: u64) {
@@ -144,11 +152,24 @@ pub async fn release(
             MIN_GRACE.as_secs() / 3600
         )));
     }
+    if policy.require_lock_for.is_some_and(|l| l <= policy.grace) {
+        return Err(ReleaseError::Policy(
+            "the Object Lock required must outlast the grace: once the source deletes its copy, the archive's is the only one".into(),
+        ));
+    }
     let now = client.now();
-    let chrono_of = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-    let delete_date = now + chrono_of(policy.grace);
-    let end_before = now - chrono_of(policy.older_than);
-    let lock_until = policy.require_lock_for.map(|d| now + chrono_of(d));
+    // Never inside the default late window, whatever the ledger's window was.
+    let settle = policy.older_than.max(ledger::DEFAULT_LATE_WINDOW);
+    let mut undone = HashSet::new();
+    let mut earlier = HashSet::new();
+    for r in ledger.releases().await? {
+        let src = source_id(&r.recording_id).to_string();
+        if r.state == ReleaseState::Undone {
+            undone.insert(src);
+        } else {
+            earlier.insert(src);
+        }
+    }
     let mut run = Run {
         client,
         ledger,
@@ -157,12 +178,12 @@ pub async fn release(
         index: IndexReader::new(sink, ledger.index_parts().await?, &policy.public_keys),
         report: ReleaseReport {
             executed: policy.execute,
-            delete_date: genesys_media::api_date(delete_date),
+            delete_date: genesys_media::api_date(now + chrono_of(policy.grace)),
             ..ReleaseReport::default()
         },
-        delete_date,
-        end_before,
-        lock_until,
+        end_before: now - chrono_of(settle),
+        undone,
+        earlier,
         pace: None,
     };
     let mut after: Option<String> = None;
@@ -202,6 +223,10 @@ pub async fn release(
     Ok(run.report)
 }
 
+fn chrono_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 struct Run<'a> {
     client: &'a GenesysClient,
     ledger: &'a Ledger,
@@ -209,15 +234,38 @@ struct Run<'a> {
     policy: &'a ReleasePolicy,
     index: IndexReader<'a>,
     report: ReleaseReport,
-    delete_date: DateTime<Utc>,
+    /// Conversations must have ended before this (`--older-than`, never inside the late
+    /// window).
     end_before: DateTime<Utc>,
-    lock_until: Option<DateTime<Utc>>,
+    /// Source recordings with a release taken back: never released again by a run.
+    undone: HashSet<String>,
+    /// Source recordings with a release recorded (some file released or intended).
+    earlier: HashSet<String>,
     pace: Option<tokio::time::Interval>,
 }
 
 impl Run<'_> {
+    /// Holds a recording: each failing file under its reason (`holds`), the `passing` ones
+    /// as `OtherFileHeld`. When an earlier run may have set a delete date for it (a release
+    /// recorded for it), says so: its copy is not proven now.
+    fn held(&mut self, rid: &str, files: &[ReleaseCandidate], holds: &[Hold], passing: u64) {
+        for h in holds {
+            self.report.hold(h, 1);
+        }
+        self.report.hold(&Hold::OtherFileHeld, passing);
+        let earlier = files.iter().any(|c| c.intended.is_some()) || self.earlier.contains(rid);
+        if let (true, Some(h)) = (earlier, holds.first()) {
+            self.report.at_risk.push(format!(
+                "{rid}: an earlier run recorded a release (its delete date may be set at the source), but its copy is not proven now ({}): restore the copy or take the release back (release --undo)",
+                h.code()
+            ));
+        }
+    }
+
     /// Proves and (with `execute`) releases one batch of rows; false when the limit stops
-    /// the run.
+    /// the run. Cheap ledger checks first; then, a hundred recordings at a time, one
+    /// deletion-protection query and each recording's index and store proof, made just
+    /// before its delete date is set.
     async fn batch(&mut self, batch: Vec<ReleaseCandidate>) -> Result<bool, ReleaseError> {
         let mut groups: BTreeMap<String, Vec<ReleaseCandidate>> = BTreeMap::new();
         for c in batch {
@@ -226,76 +274,98 @@ impl Run<'_> {
                 .or_default()
                 .push(c);
         }
-        let mut proven: Vec<(String, Vec<Proven>)> = Vec::new();
+        let mut ready: Vec<(String, Vec<ReleaseCandidate>)> = Vec::new();
         for (rid, files) in groups {
             self.report.considered += files.len() as u64;
-            let n = files.len() as u64;
-            let mut ok = Vec::with_capacity(files.len());
-            let mut held: Option<Hold> = None;
-            for c in files {
-                match self.prove(c).await {
-                    Ok(p) => ok.push(p),
-                    Err(h) => {
-                        self.report.hold(&h, 1);
-                        held.get_or_insert(h);
-                    }
-                }
-            }
-            if held.is_some() {
-                self.report.hold(&Hold::OtherFileHeld, ok.len() as u64);
+            if self.undone.contains(&rid) {
+                let holds = vec![Hold::TakenBack; files.len()];
+                self.held(&rid, &files, &holds, 0);
                 continue;
             }
-            debug_assert_eq!(ok.len() as u64, n);
-            proven.push((rid, ok));
+            let holds: Vec<Hold> = files
+                .iter()
+                .filter_map(|c| ledger_check(c, self.end_before).err())
+                .collect();
+            if holds.is_empty() {
+                ready.push((rid, files));
+            } else {
+                let passing = (files.len() - holds.len()) as u64;
+                self.held(&rid, &files, &holds, passing);
+            }
         }
-        // Deletion protection, one query per hundred conversations, at release time.
-        let convs: Vec<String> = proven
-            .iter()
-            .flat_map(|(_, f)| f.iter().map(|p| p.candidate.entry.conversation_id.clone()))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let protected = if convs.is_empty() {
-            HashSet::new()
-        } else {
+        for chunk in ready.chunks(genesys_media::PROTECTION_QUERY_MAX) {
+            let convs: Vec<String> = chunk
+                .iter()
+                .flat_map(|(_, f)| f.iter().map(|c| c.entry.conversation_id.clone()))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
             self.report.protection_calls +=
                 convs.len().div_ceil(genesys_media::PROTECTION_QUERY_MAX) as u64;
-            self.client
+            let protected = self
+                .client
                 .protected_conversations(&convs)
                 .await
-                .map_err(ReleaseError::Protection)?
-        };
-        for (rid, files) in proven {
-            if files
-                .iter()
-                .any(|p| protected.contains(&p.candidate.entry.conversation_id))
-            {
-                self.report.hold(&Hold::Protected, files.len() as u64);
-                continue;
+                .map_err(ReleaseError::Protection)?;
+            for (rid, files) in chunk {
+                if files
+                    .iter()
+                    .any(|c| protected.contains(&c.entry.conversation_id))
+                {
+                    let holds = vec![Hold::Protected; files.len()];
+                    self.held(rid, files, &holds, 0);
+                    continue;
+                }
+                if self.policy.execute {
+                    if self
+                        .policy
+                        .limit
+                        .is_some_and(|l| self.report.put_calls >= l)
+                    {
+                        return Ok(false);
+                    }
+                    // Paced before the proof, so the proof is as fresh as the PUT.
+                    let per_minute = self.policy.per_minute.max(1);
+                    let pace = self.pace.get_or_insert_with(|| {
+                        let mut i = tokio::time::interval(Duration::from_secs(60) / per_minute);
+                        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        i
+                    });
+                    pace.tick().await;
+                }
+                let mut proven = Vec::with_capacity(files.len());
+                let mut holds = Vec::new();
+                for c in files {
+                    match self.prove(c.clone()).await {
+                        Ok(p) => proven.push(p),
+                        Err(h) => holds.push(h),
+                    }
+                }
+                if !holds.is_empty() {
+                    self.held(rid, files, &holds, proven.len() as u64);
+                    continue;
+                }
+                for p in &proven {
+                    self.report.eligible += 1;
+                    self.report.eligible_bytes += p.size;
+                    let day = self
+                        .report
+                        .eligible_by_day
+                        .entry(p.end.format("%Y-%m-%d").to_string())
+                        .or_default();
+                    day.0 += 1;
+                    day.1 += p.size;
+                }
+                if self.policy.execute {
+                    self.execute(rid, proven).await?;
+                }
             }
-            for p in &files {
-                self.report.eligible += 1;
-                self.report.eligible_bytes += p.size;
-                let day = self
-                    .report
-                    .eligible_by_day
-                    .entry(p.end.format("%Y-%m-%d").to_string())
-                    .or_default();
-                day.0 += 1;
-                day.1 += p.size;
-            }
-            if !self.policy.execute {
-                continue;
-            }
-            if self.policy.limit.is_some_and(|l| self.report.released >= l) {
-                return Ok(false);
-            }
-            self.execute(&rid, files).await?;
         }
         Ok(true)
     }
 
-    /// Every check of one row, in order of cost: the ledger, the index, the store.
+    /// The index and store checks of one row (the ledger's were made), Object Lock measured
+    /// from now.
     async fn prove(&mut self, c: ReleaseCandidate) -> Result<Proven, Hold> {
         let (size, md5, sha256, seq, end) = ledger_check(&c, self.end_before)?;
         let e = &c.entry;
@@ -303,13 +373,19 @@ impl Run<'_> {
             .index
             .check(seq, &e.recording_id, &e.key, size, &md5, &sha256)
             .await?;
+        let lock = self.policy.require_lock_for.map(|d| {
+            (
+                self.client.now() + chrono_of(d),
+                self.policy.lock_mode.as_deref(),
+            )
+        });
         store_check(
             self.sink,
             &e.key,
             size,
             &md5,
             &sha256,
-            self.lock_until,
+            lock,
             self.policy.rehash,
         )
         .await?;
@@ -324,12 +400,14 @@ impl Run<'_> {
         })
     }
 
-    /// Records the proof, sets the delete date at the source, and confirms it.
+    /// Records the proof, sets the delete date (now + grace) at the source, and confirms it.
     async fn execute(&mut self, rid: &str, files: Vec<Proven>) -> Result<(), ReleaseError> {
-        let date = genesys_media::api_date(self.delete_date);
+        let delete_date = self.client.now() + chrono_of(self.policy.grace);
+        let date = genesys_media::api_date(delete_date);
         for p in &files {
             let e = &p.candidate.entry;
-            self.ledger
+            let recorded = self
+                .ledger
                 .release_proven(ReleaseRecord {
                     recording_id: e.recording_id.clone(),
                     conversation_id: e.conversation_id.clone(),
@@ -346,32 +424,33 @@ impl Run<'_> {
                     undone_at: None,
                 })
                 .await?;
+            if !recorded {
+                // Released or taken back by another run meanwhile: not sent again.
+                self.report.unconfirmed.push(format!(
+                    "{rid}: its release changed in the ledger meanwhile (another run?); not sent"
+                ));
+                return Ok(());
+            }
         }
-        let pace = self.pace.get_or_insert_with(|| {
-            let mut i =
-                tokio::time::interval(Duration::from_secs(60) / self.policy.per_minute.max(1));
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        pace.tick().await;
+        let earlier_put = files.iter().any(|p| p.candidate.intended.is_some());
         let conv = &files[0].candidate.entry.conversation_id;
         self.report.put_calls += 1;
-        match self
-            .client
-            .set_delete_date(conv, rid, self.delete_date)
-            .await
-        {
+        match self.client.set_delete_date(conv, rid, delete_date).await {
             Ok(set)
                 if set
                     .delete_date
-                    .is_some_and(|d| (d - self.delete_date).num_milliseconds().abs() < 1000) =>
+                    .is_some_and(|d| (d - delete_date).num_milliseconds().abs() < 1000) =>
             {
                 for p in &files {
-                    self.ledger
-                        .release_confirmed(&p.candidate.entry.recording_id, &date)
-                        .await?;
-                    self.report.released += 1;
-                    self.report.released_bytes += p.size;
+                    let id = &p.candidate.entry.recording_id;
+                    if self.ledger.release_confirmed(id, &date).await? {
+                        self.report.released += 1;
+                        self.report.released_bytes += p.size;
+                    } else {
+                        self.report.unconfirmed.push(format!(
+                            "{id}: the source took the delete date {date}, but the ledger's release changed meanwhile (another run?)"
+                        ));
+                    }
                 }
             }
             Ok(set) => self.report.unconfirmed.push(format!(
@@ -383,16 +462,23 @@ impl Run<'_> {
             Err(genesys_media::Error::Status {
                 status, message, ..
             }) if (400..500).contains(&status) && status != 429 && status != 409 => {
-                // Refused: the date was not set, so the intended rows are taken back.
-                for p in &files {
-                    self.ledger
-                        .release_refused(&p.candidate.entry.recording_id)
-                        .await?;
+                if earlier_put {
+                    // An earlier run's PUT may have set a date: the record stays.
+                    self.report.unconfirmed.push(format!(
+                        "{rid}: refused by the source now ({status}: {message}), but an earlier run's delete date may stand: kept as intended"
+                    ));
+                } else {
+                    // Refused and never sent before: nothing was set, so nothing is recorded.
+                    for p in &files {
+                        self.ledger
+                            .release_refused(&p.candidate.entry.recording_id)
+                            .await?;
+                    }
+                    self.report.hold(&Hold::RefusedBySource, files.len() as u64);
+                    self.report.refused.push(format!(
+                        "{rid}: refused by the source ({status}): {message}"
+                    ));
                 }
-                self.report.hold(&Hold::RefusedBySource, files.len() as u64);
-                self.report.refused.push(format!(
-                    "{rid}: refused by the source ({status}): {message}"
-                ));
             }
             Err(e) => self.report.unconfirmed.push(format!(
                 "{rid}: {e} (recorded as intended; the next run sends it again)"
@@ -417,8 +503,10 @@ pub struct UndoReport {
 
 /// Takes back the releases recorded since `since` (released, or intended and perhaps sent):
 /// sets each recording's delete date at the source to now + `keep_for` (while the grace lasts
-/// the recording is still there), and marks the ledger's release undone once the source
-/// confirms. An undone recording is not released again by later runs.
+/// the recording is still there), and records the release undone with that date once the
+/// source confirms. The date still stands, so the ledger keeps the row and `verify` keeps
+/// watching the copy; an undone recording is not released again by later runs. (Clearing a
+/// delete date is not something the platform documents how to do; a later date is.)
 pub async fn undo_releases(
     client: &GenesysClient,
     ledger: &Ledger,
@@ -462,7 +550,7 @@ pub async fn undo_releases(
                     .is_some_and(|d| (d - date).num_milliseconds().abs() < 1000) =>
             {
                 for id in &rows {
-                    ledger.release_undone(id).await?;
+                    ledger.release_undone(id, &report.delete_date).await?;
                 }
                 report.undone += rows.len() as u64;
             }

@@ -52,6 +52,11 @@ pub enum Hold {
     Protected,
     /// Another file of the same recording is held (a recording is released whole).
     OtherFileHeld,
+    /// Without `--rehash`, the store reports no digest that vouches for the bytes (a
+    /// multipart upload's ETag, no `md5` metadata): only re-reading them proves them.
+    NoStoreDigest,
+    /// Its release was taken back (`release --undo`): never released again by a run.
+    TakenBack,
     /// The store could not be asked (an error): nothing is assumed.
     StoreError,
     /// The source refused the delete date.
@@ -78,6 +83,8 @@ impl Hold {
             Hold::NotLocked => "not-locked".into(),
             Hold::Protected => "deletion-protected".into(),
             Hold::OtherFileHeld => "other-file-held".into(),
+            Hold::NoStoreDigest => "no-store-digest".into(),
+            Hold::TakenBack => "taken-back".into(),
             Hold::StoreError => "store-error".into(),
             Hold::RefusedBySource => "refused-by-source".into(),
         }
@@ -105,6 +112,13 @@ pub(crate) fn ledger_check(
     if e.status != RecordStatus::Archived {
         return Err(Hold::NotArchived(e.status));
     }
+    match &c.settlement {
+        Settlement::Settled => {}
+        Settlement::Unknown => return Err(Hold::ConversationUnknown),
+        Settlement::Incomplete => return Err(Hold::ConversationIncomplete),
+        Settlement::LateWindowOpen { .. } => return Err(Hold::LateWindowOpen),
+        Settlement::FilesNotArchived { .. } => return Err(Hold::ConversationFilesNotArchived),
+    }
     let end = e
         .end_time
         .as_deref()
@@ -113,13 +127,6 @@ pub(crate) fn ledger_check(
         .ok_or(Hold::EndUnknown)?;
     if end > end_before {
         return Err(Hold::TooRecent);
-    }
-    match &c.settlement {
-        Settlement::Settled => {}
-        Settlement::Unknown => return Err(Hold::ConversationUnknown),
-        Settlement::Incomplete => return Err(Hold::ConversationIncomplete),
-        Settlement::LateWindowOpen { .. } => return Err(Hold::LateWindowOpen),
-        Settlement::FilesNotArchived { .. } => return Err(Hold::ConversationFilesNotArchived),
     }
     let (Some(size), Some(md5), Some(sha)) = (e.size, e.md5.clone(), e.sha256.clone()) else {
         return Err(Hold::DigestsUnknown);
@@ -242,15 +249,17 @@ impl<'a> IndexReader<'a> {
     }
 }
 
-/// What the store holds under the key now: there, same size, no digest that contradicts the
-/// ledger's MD5, locked until `lock_until` when asked; re-read and hashed with `rehash`.
+/// What the store holds under the key now: there, same size, and its bytes vouched for:
+/// without `rehash` by a digest the store reports (a plain-MD5 ETag or the `md5` metadata)
+/// equal to the ledger's MD5 and none contradicting it; with `rehash` by reading them (MD5
+/// and SHA-256). Locked until `lock.0` (in mode `lock.1`, when given) when asked.
 pub(crate) async fn store_check(
     sink: &dyn ObjectSink,
     key: &str,
     size: u64,
     md5: &str,
     sha256: &str,
-    lock_until: Option<DateTime<Utc>>,
+    lock: Option<(DateTime<Utc>, Option<&str>)>,
     rehash: bool,
 ) -> Result<(), Hold> {
     let meta = match sink.head(key).await {
@@ -262,24 +271,27 @@ pub(crate) async fn store_check(
         return Err(Hold::ObjectDiffers);
     }
     let ours = Md5Digest::from_hex(md5).ok_or(Hold::ObjectDiffers)?;
-    if let Some(m) = meta.metadata.get("md5")
-        && Md5Digest::from_hex(m) != Some(ours)
-    {
+    let recorded = meta.metadata.get("md5").map(|m| Md5Digest::from_hex(m));
+    if recorded.is_some_and(|m| m != Some(ours)) {
         return Err(Hold::ObjectDiffers);
     }
-    // A plain-MD5 ETag (single PUT, no KMS) is the store's own digest of the bytes. Under
-    // SSE-KMS an ETag is not an MD5: then only re-reading the bytes (`rehash`) proves them.
-    if let Some(tag) = meta.etag.as_deref().and_then(Md5Digest::from_hex)
-        && tag != ours
-        && !rehash
-    {
-        return Err(Hold::ObjectDiffers);
+    if !rehash {
+        // A plain-MD5 ETag (single PUT, no KMS) is the store's own digest of the bytes.
+        // Under SSE-KMS an ETag is not an MD5 and a multipart one is not one at all: then
+        // only re-reading the bytes proves them.
+        let etag = meta.etag.as_deref().and_then(Md5Digest::from_hex);
+        if etag.is_some_and(|t| t != ours) {
+            return Err(Hold::ObjectDiffers);
+        }
+        if etag != Some(ours) && recorded != Some(Some(ours)) {
+            return Err(Hold::NoStoreDigest);
+        }
     }
-    if let Some(until) = lock_until {
-        let locked = meta
-            .retention
-            .as_ref()
-            .is_some_and(|r| r.retain_until_epoch_s >= until.timestamp());
+    if let Some((until, mode)) = lock {
+        let locked = meta.retention.as_ref().is_some_and(|r| {
+            r.retain_until_epoch_s >= until.timestamp()
+                && mode.is_none_or(|m| r.mode.eq_ignore_ascii_case(m))
+        });
         if !locked {
             return Err(Hold::NotLocked);
         }

@@ -31,9 +31,12 @@ async fn org(
     late_window: Duration,
     index: bool,
 ) -> Org {
+    // Conversations that ended four to six days ago: past the late window a release never
+    // enters, whatever the ledger's window.
     let mut cfg = SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: n,
+        start: chrono::Utc::now() - chrono::Duration::days(6),
         ..SimConfig::default()
     };
     tweak(&mut cfg);
@@ -227,11 +230,16 @@ async fn protected_unlocked_recent_or_unsettled_recordings_are_held() {
     o.sim.protect_conversations([conv]);
     let run = o
         .release(&ReleasePolicy {
-            require_lock_for: Some(Duration::from_secs(3600)),
+            require_lock_for: Some(Duration::from_secs(30 * 24 * 3600)),
             ..policy(true)
         })
         .await;
-    assert_eq!(run.held.get("not-locked"), Some(&6), "{run:?}");
+    assert_eq!(run.held.get("not-locked"), Some(&(6 - in_conv)), "{run:?}");
+    assert_eq!(
+        run.held.get("deletion-protected"),
+        Some(&in_conv),
+        "{run:?}"
+    );
     assert!(o.released_at_source().is_empty());
     let run = o.release(&policy(true)).await;
     assert_eq!(
@@ -243,11 +251,29 @@ async fn protected_unlocked_recent_or_unsettled_recordings_are_held() {
     assert_eq!(o.released_at_source().len() as u64, 6 - in_conv);
 
     // The default late window: conversations that ended in the last 48 h keep a recheck.
-    let o = org(8, |_| {}, archiver::DEFAULT_LATE_WINDOW, true).await;
+    let o = org(
+        8,
+        |c| c.start = SimConfig::default().start,
+        archiver::DEFAULT_LATE_WINDOW,
+        true,
+    )
+    .await;
     let run = o.release(&policy(true)).await;
     let open = run.held.get("late-window-open").copied().unwrap_or(0);
     assert!(open > 0, "{run:?}");
     assert_eq!(run.released + open, 8, "{run:?}");
+    // With the late window off in the ledger, a release still never enters the default 48 h.
+    let o = org(
+        8,
+        |c| c.start = SimConfig::default().start,
+        Duration::ZERO,
+        true,
+    )
+    .await;
+    let run = o.release(&policy(true)).await;
+    let recent = run.held.get("too-recent").copied().unwrap_or(0);
+    assert!(recent > 0, "{run:?}");
+    assert_eq!(run.released + recent, 8, "{run:?}");
 
     // Too recent for --older-than.
     let o = org(4, |_| {}, Duration::ZERO, true).await;
@@ -379,5 +405,112 @@ async fn refusals_conflicts_and_interrupted_releases() {
     assert!(
         set > chrono::Utc::now() + chrono::Duration::days(6),
         "sent again with the new date"
+    );
+}
+
+/// Without `rehash`, an object whose store reports no digest vouching for its bytes is held
+/// (only re-reading proves it); a limit bounds the PUTs; a lock that would end with the grace
+/// is refused.
+#[tokio::test]
+async fn no_digest_without_rehash_limits_and_lock_policy() {
+    let o = org(4, |_| {}, Duration::ZERO, true).await;
+    let key = o.key_of(1).await;
+    std::fs::remove_file(o.dir.path().join(format!("{key}.meta.json"))).unwrap();
+    let run = o.release(&policy(false)).await;
+    assert_eq!(run.held.get("no-store-digest"), Some(&1), "{run:?}");
+    assert_eq!(run.eligible, 3);
+    let run = o
+        .release(&ReleasePolicy {
+            rehash: true,
+            ..policy(false)
+        })
+        .await;
+    assert_eq!(
+        run.eligible, 4,
+        "re-read, the bytes prove themselves: {run:?}"
+    );
+
+    let run = o
+        .release(&ReleasePolicy {
+            limit: Some(2),
+            ..policy(true)
+        })
+        .await;
+    assert_eq!((run.put_calls, run.released), (2, 2), "{run:?}");
+    assert!(run.limited);
+    assert_eq!(o.released_at_source().len(), 2);
+
+    let err = release(
+        &o.client,
+        &o.ledger,
+        o.sink.as_ref(),
+        &ReleasePolicy {
+            require_lock_for: Some(ReleasePolicy::default().grace),
+            ..policy(true)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("outlast the grace"), "{err}");
+}
+
+/// A release an earlier run recorded (its PUT perhaps made) whose copy is gone now is reported
+/// at risk, never sent again; refused now, it stays recorded (the earlier date may stand).
+#[tokio::test]
+async fn an_earlier_release_whose_proof_fails_now_is_at_risk_and_kept() {
+    let o = org(
+        3,
+        |c| c.missing_permissions = vec!["recording:recording:editRetention".into()],
+        Duration::ZERO,
+        true,
+    )
+    .await;
+    let part = o.ledger.index_parts().await.unwrap()[0].clone();
+    for i in [0, 1] {
+        let id = o.sim.dataset().recordings[i].id.clone();
+        let e = o.ledger.entry(&id).await.unwrap().unwrap();
+        assert!(
+            o.ledger
+                .release_proven(ReleaseRecord {
+                    recording_id: id.clone(),
+                    conversation_id: e.conversation_id.clone(),
+                    key: e.key.clone(),
+                    size: e.size.unwrap(),
+                    md5: e.md5.clone().unwrap(),
+                    sha256: e.sha256.clone().unwrap(),
+                    index_seq: part.seq,
+                    index_sha256: part.sha256.clone().unwrap(),
+                    delete_date: "2030-01-01T00:00:00.000Z".into(),
+                    state: ReleaseState::Intended,
+                    proven_at: String::new(),
+                    released_at: None,
+                    undone_at: None,
+                })
+                .await
+                .unwrap()
+        );
+    }
+    let gone = o.key_of(0).await;
+    std::fs::remove_file(o.dir.path().join(&gone)).unwrap();
+    let run = o.release(&policy(true)).await;
+    assert!(!run.clean());
+    assert_eq!(run.at_risk.len(), 1, "{run:?}");
+    assert!(run.at_risk[0].contains(&o.sim.dataset().recordings[0].id));
+    assert!(run.at_risk[0].contains("object-missing"), "{run:?}");
+    // Recording 1 was proven and refused now: kept as intended, with its first date.
+    assert!(
+        run.unconfirmed
+            .iter()
+            .any(|u| u.contains(&o.sim.dataset().recordings[1].id) && u.contains("may stand")),
+        "{run:?}"
+    );
+    // Recording 2, never sent before, refused: reported and not recorded.
+    assert_eq!(run.refused.len(), 1, "{run:?}");
+    let rows = o.ledger.releases().await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.state == ReleaseState::Intended
+                && r.delete_date == "2030-01-01T00:00:00.000Z")
     );
 }

@@ -6,9 +6,11 @@
 //!   a `deleteDate` must be more than a day ahead (documented for orphans; the simulator
 //!   expects the same, as the stricter reading), an `archiveDate` other than the current one
 //!   on an `ARCHIVED` recording restores it ("will result in a restoration"; counted in
-//!   [`crate::SimStats::restorations`]). A field left out is left as it was. Without
-//!   `recording:recording:editRetention` ([`crate::SimConfig::missing_permissions`]) the
-//!   answer is 403; the first [`crate::SimConfig::retention_conflicts`] PUTs answer 409.
+//!   [`crate::SimStats::restorations`]). A field left out is left as it was; `null` removes
+//!   the date. Permissions ([`crate::SimConfig::missing_permissions`]): `view` always,
+//!   `editRetention` to change dates, `restore` to restore (`recording:recording:*`, or
+//!   `recording:screenRecording:*` for screen recordings), else 403; the first
+//!   [`crate::SimConfig::retention_conflicts`] PUTs answer 409.
 //! - `POST /api/v2/recordings/deletionprotection` with `ConversationDeletionProtectionQuery
 //!   {conversationIds}` (at most 100) answers the protected ones as `AddressableEntityRef`s
 //!   (`id`, `selfUri`). Protection (legal hold) "overrides existing policy deletion dates".
@@ -77,19 +79,25 @@ pub(crate) fn put_recording(
             "recording not found in conversation",
         );
     }
-    let permission = if r.media == "screen" {
-        "recording:screenRecording:editRetention"
+    let family = if r.media == "screen" {
+        "screenRecording"
     } else {
-        "recording:recording:editRetention"
+        "recording"
     };
-    if st.cfg.missing_permissions.iter().any(|p| p == permission) {
-        return api_error(
-            StatusCode::FORBIDDEN,
-            "missing.any.permissions",
-            &format!(
-                "Unable to perform the requested action. You are missing the following permission(s): [{permission}]"
-            ),
-        );
+    let missing = |what: &str| {
+        let p = format!("recording:{family}:{what}");
+        st.cfg.missing_permissions.contains(&p).then(|| {
+            api_error(
+                StatusCode::FORBIDDEN,
+                "missing.any.permissions",
+                &format!("Unable to perform the requested action. You are missing the following permission(s): [{p}]"),
+            )
+        })
+    };
+    // "view ... is always required; editRetention is required when updating retention
+    // dates except for restoration; restore is required when restoring".
+    if let Some(refused) = missing("view") {
+        return refused;
     }
     {
         let mut inner = st.lock();
@@ -102,10 +110,15 @@ pub(crate) fn put_recording(
             );
         }
     }
+    // Delete dates are judged on the same clock that deletes: the simulator's plus the time
+    // passed by hand.
+    let now = vis.now + st.lock().retention_ahead;
     let delete = match fields.get("deleteDate") {
-        None | Some(Value::Null) => None,
+        None => None,
+        // "removing both archive and delete dates"
+        Some(Value::Null) => Some(None),
         Some(v) => match parse_date(v) {
-            Some(d) if d > vis.now + Duration::days(1) => Some(d),
+            Some(d) if d > now + Duration::days(1) => Some(Some(d)),
             Some(_) => {
                 return api_error(
                     StatusCode::BAD_REQUEST,
@@ -117,7 +130,7 @@ pub(crate) fn put_recording(
                 return api_error(
                     StatusCode::BAD_REQUEST,
                     "invalid.date",
-                    "deleteDate must be an ISO-8601 date (yyyy-MM-ddTHH:mm:ss.SSSZ)",
+                    "Dates must be specified as ISO-8601 strings. For example: yyyy-MM-ddTHH:mm:ss.SSSZ",
                 );
             }
         },
@@ -131,18 +144,33 @@ pub(crate) fn put_recording(
                 return api_error(
                     StatusCode::BAD_REQUEST,
                     "invalid.date",
-                    "archiveDate must be an ISO-8601 date",
+                    "Dates must be specified as ISO-8601 strings. For example: yyyy-MM-ddTHH:mm:ss.SSSZ",
                 );
             }
         },
     };
+    let restoring = archive_change && vis.file_state(st, r) == "ARCHIVED";
+    if (delete.is_some() || (archive_change && !restoring))
+        && let Some(refused) = missing("editRetention")
+    {
+        return refused;
+    }
+    if restoring && let Some(refused) = missing("restore") {
+        return refused;
+    }
     let mut inner = st.lock();
     inner.stats.retention_updates += 1;
-    if archive_change && vis.file_state(st, r) == "ARCHIVED" {
+    if restoring {
         inner.stats.restorations += 1;
     }
-    if let Some(d) = delete {
-        inner.delete_dates.insert(idx, d);
+    match delete {
+        Some(Some(d)) => {
+            inner.delete_dates.insert(idx, d);
+        }
+        Some(None) => {
+            inner.delete_dates.remove(&idx);
+        }
+        None => {}
     }
     let mut out = recording_json(r, &vis.file_state(st, r));
     if let Some(d) = inner.delete_dates.get(&idx) {

@@ -61,7 +61,8 @@ pub struct ReleaseRecord {
     pub index_seq: u64,
     /// That part's SHA-256, as read from the store when the release was proven.
     pub index_sha256: String,
-    /// The delete date set at the source (RFC 3339).
+    /// The delete date set at the source (RFC 3339): asked (intended), confirmed (released),
+    /// or set instead (undone).
     pub delete_date: String,
     /// Where it stands.
     pub state: ReleaseState,
@@ -135,8 +136,12 @@ pub(crate) trait ReleaseStore {
     ) -> Result<bool, LedgerError>;
     /// Forgets an intended release the source refused (its date was not set).
     async fn drop_intended(&self, recording_id: &str) -> Result<bool, LedgerError>;
-    /// Marks a released (or intended) release undone.
-    async fn undo_release(&self, recording_id: &str) -> Result<bool, LedgerError>;
+    /// Marks a released (or intended) release undone, with the delete date set instead.
+    async fn undo_release(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError>;
     /// Releases recorded, by recording id.
     async fn releases(
         &self,
@@ -237,7 +242,9 @@ impl Ledger {
     }
 
     /// Records a proven release before the source is asked ([`ReleaseState::Intended`]);
-    /// false when the recording is released already.
+    /// false when the recording is released or taken back already. An intended release
+    /// proven again keeps its first delete date and proof time (an earlier PUT may have set
+    /// that date) until the source confirms the new one.
     pub async fn release_proven(&self, record: ReleaseRecord) -> Result<bool, LedgerError> {
         self.inner.put_release(record).await
     }
@@ -257,9 +264,14 @@ impl Ledger {
         self.inner.drop_intended(recording_id).await
     }
 
-    /// Records that a release was taken back at the source.
-    pub async fn release_undone(&self, recording_id: &str) -> Result<bool, LedgerError> {
-        self.inner.undo_release(recording_id).await
+    /// Records that a release was taken back at the source: its delete date is now
+    /// `delete_date` (still a date: the row stays, and `verify` keeps watching its copy).
+    pub async fn release_undone(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
+        self.inner.undo_release(recording_id, delete_date).await
     }
 
     /// Every release recorded (all states), by recording id.

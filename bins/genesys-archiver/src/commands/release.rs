@@ -28,13 +28,19 @@ pub(crate) struct ReleaseArgs {
     /// SSE-KMS, where an ETag is not an MD5.
     #[arg(long)]
     rehash: bool,
-    /// Require each object to be under Object Lock until at least the end of the grace (or
-    /// --lock-for). Required by default when the store writes with Object Lock.
+    /// Require each object to be under Object Lock until at least now + --lock-for. Required
+    /// by default when the store writes with Object Lock.
     #[arg(long)]
     require_object_lock: bool,
-    /// With Object Lock required: until at least now + this.
+    /// With Object Lock required: locked until at least now + this; more than the grace,
+    /// since the archive's copy is the only one once the source deletes its own
+    /// [default: the grace + 90d].
     #[arg(long, value_name = "DURATION")]
     lock_for: Option<String>,
+    /// With Object Lock required: only this mode counts (COMPLIANCE: GOVERNANCE can be
+    /// bypassed by a privileged user) [default: either].
+    #[arg(long, value_name = "MODE", value_parser = ["COMPLIANCE", "GOVERNANCE"])]
+    lock_mode: Option<String>,
     /// The index parts listing released recordings must be signed by one of these public
     /// keys (oldest first). By default, the key of the configured signing key
     /// (`index.signing_key`) when there is one.
@@ -43,7 +49,7 @@ pub(crate) struct ReleaseArgs {
     /// Delete dates set per minute at most: the release's own share of the API budget.
     #[arg(long, value_name = "PER_MINUTE", default_value_t = 60)]
     release_rate: u32,
-    /// Release at most this many recordings in this run.
+    /// Send at most this many delete dates (recordings) in this run.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
     /// Take back the releases recorded since --since instead: push their delete date out to
@@ -127,11 +133,21 @@ pub(crate) async fn run_release(
             ..
         }
     );
-    let require_lock_for = if a.require_object_lock || locked_store || a.lock_for.is_some() {
-        Some(match &a.lock_for {
+    let required =
+        a.require_object_lock || locked_store || a.lock_for.is_some() || a.lock_mode.is_some();
+    let require_lock_for = if required {
+        let d = match &a.lock_for {
             Some(d) => dur("--lock-for", d)?,
-            None => grace,
-        })
+            None => grace + std::time::Duration::from_secs(90 * 24 * 3600),
+        };
+        if d <= grace {
+            return Err(config_err(format!(
+                "--lock-for {}: must be longer than --grace {} (once the source deletes its copy, the archive's is the only one)",
+                a.lock_for.as_deref().unwrap_or_default(),
+                a.grace
+            )));
+        }
+        Some(d)
     } else {
         None
     };
@@ -152,6 +168,7 @@ pub(crate) async fn run_release(
         grace,
         rehash: a.rehash,
         require_lock_for,
+        lock_mode: a.lock_mode.clone(),
         public_keys,
         execute: a.execute,
         per_minute: a.release_rate,
@@ -184,6 +201,7 @@ fn report_json(r: &ReleaseReport) -> serde_json::Value {
         "released_bytes": r.released_bytes,
         "held": r.held,
         "refused": r.refused,
+        "at_risk": r.at_risk,
         "unconfirmed": r.unconfirmed,
         "limited": r.limited,
         "api_calls": {"protection": r.protection_calls, "put": r.put_calls},
@@ -192,6 +210,9 @@ fn report_json(r: &ReleaseReport) -> serde_json::Value {
 }
 
 fn print_report(r: &ReleaseReport) {
+    for f in &r.at_risk {
+        println!("critical: {f}");
+    }
     for f in &r.refused {
         println!("refused: {f}");
     }

@@ -214,17 +214,6 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .count() as u64;
         missing += report.unreadable.len() as u64;
     }
-    // Recordings released at the source (or about to be): a copy missing or altered there is
-    // the only copy soon, so it is critical, not just missing.
-    let released: std::collections::HashMap<String, archiver::ReleaseRecord> = ledger
-        .releases()
-        .await
-        .map_err(|e| config_err(e.to_string()))?
-        .into_iter()
-        .filter(|r| r.state != archiver::ReleaseState::Undone)
-        .map(|r| (r.recording_id.clone(), r))
-        .collect();
-    let mut critical = 0u64;
     let mut known_keys = HashSet::new();
     for r in rows.iter() {
         known_keys.insert(r.key.clone());
@@ -273,13 +262,6 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         match problem {
             None => ok += 1,
             Some((kind, why)) => {
-                if let Some(rel) = released.get(&r.recording_id) {
-                    critical += 1;
-                    println!(
-                        "critical: recording {} key {}: {why}; it was released at the source (delete date {}): the source copy is going, restore the archive copy now or take the release back (release --undo)",
-                        r.recording_id, r.key, rel.delete_date
-                    );
-                }
                 if kind == "missing" {
                     missing += 1;
                 } else {
@@ -287,6 +269,26 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
                 }
                 println!("{kind}: recording {} key {}: {why}", r.recording_id, r.key);
             }
+        }
+    }
+    // Recordings released at the source (a delete date asked, set, or pushed out by an
+    // undo): each release's own object, whatever the ledger's row says now. A copy missing
+    // or altered there is soon the only copy gone: critical.
+    let mut critical = 0u64;
+    for rel in ledger
+        .releases()
+        .await
+        .map_err(|e| config_err(e.to_string()))?
+    {
+        if let Some(why) = release_problem(sink.as_ref(), &rel, v.rehash).await {
+            critical += 1;
+            println!(
+                "critical: recording {} key {}: {why}; it was released at the source (delete date {}, {}): the source copy is going, restore the archive copy now or take the release back (release --undo)",
+                rel.recording_id,
+                rel.key,
+                rel.delete_date,
+                rel.state.as_str()
+            );
         }
     }
     let (mut unavailable, mut pending, mut not_discoverable) = (0u64, 0u64, 0u64);
@@ -419,12 +421,55 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
     // An object neither the ledger nor the index knows under the archive's prefix is a
     // finding (planted, or left by a lost ledger): not a clean audit.
     Ok(
-        if missing + corrupt + pending + not_discoverable + extra + unproven > 0 {
+        if missing + corrupt + pending + not_discoverable + extra + unproven + critical > 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
         },
     )
+}
+
+/// What is wrong with a released recording's object, if anything: missing, another size,
+/// a digest the store reports that is not the release's MD5, or (with `rehash`) bytes whose
+/// MD5 or SHA-256 differ.
+async fn release_problem(
+    sink: &dyn ObjectSink,
+    rel: &archiver::ReleaseRecord,
+    rehash: bool,
+) -> Option<String> {
+    let meta = match sink.head(&rel.key).await {
+        Ok(None) => return Some("no object under its key".into()),
+        Err(e) => return Some(format!("cannot read it: {e}")),
+        Ok(Some(m)) => m,
+    };
+    if meta.size != rel.size {
+        return Some(format!(
+            "size {} in the store, {} when released",
+            meta.size, rel.size
+        ));
+    }
+    let ours = sink::Md5Digest::from_hex(&rel.md5);
+    let reported = [
+        meta.metadata
+            .get("md5")
+            .and_then(|m| sink::Md5Digest::from_hex(m)),
+        meta.etag.as_deref().and_then(sink::Md5Digest::from_hex),
+    ];
+    if !rehash && reported.iter().flatten().any(|d| Some(*d) != ours) {
+        return Some("the store reports another MD5 than when released".into());
+    }
+    if rehash {
+        match archiver::read_digests(sink, &rel.key, true).await {
+            Err(e) => return Some(format!("cannot read it back: {e}")),
+            Ok(d)
+                if Some(d.md5) != ours || d.sha256.map(hex::encode) != Some(rel.sha256.clone()) =>
+            {
+                return Some("its bytes are not the ones released (MD5 or SHA-256)".into());
+            }
+            Ok(_) => {}
+        }
+    }
+    None
 }
 
 /// `--expect-head PART:SHA256`.

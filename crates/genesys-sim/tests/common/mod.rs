@@ -79,6 +79,11 @@ impl Api {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// `PUT {base}{path}` with a JSON body and the token.
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
         let mut b = Request::builder()
             .method(method)

@@ -116,10 +116,8 @@ impl ReleaseStore for PgLedger {
                  ON CONFLICT (recording_id) DO UPDATE SET
                    conversation_id = excluded.conversation_id, object_key = excluded.object_key,
                    size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256,
-                   index_seq = excluded.index_seq, index_sha256 = excluded.index_sha256,
-                   delete_date = excluded.delete_date, state = 'intended', proven_at = now(),
-                   released_at = NULL, undone_at = NULL
-                 WHERE releases.state <> 'released'",
+                   index_seq = excluded.index_seq, index_sha256 = excluded.index_sha256
+                 WHERE releases.state = 'intended'",
                 &[
                     &r.recording_id,
                     &r.conversation_id,
@@ -161,12 +159,16 @@ impl ReleaseStore for PgLedger {
         Ok(n == 1)
     }
 
-    async fn undo_release(&self, recording_id: &str) -> Result<bool, LedgerError> {
+    async fn undo_release(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
         let n = self
             .execute(
-                "UPDATE releases SET state = 'undone', undone_at = now()
+                "UPDATE releases SET state = 'undone', delete_date = $2, undone_at = now()
                   WHERE recording_id = $1 AND state IN ('intended', 'released')",
-                &[&recording_id],
+                &[&recording_id, &delete_date],
             )
             .await?;
         Ok(n == 1)

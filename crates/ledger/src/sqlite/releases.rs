@@ -95,10 +95,8 @@ impl ReleaseStore for SqliteLedger {
                  ON CONFLICT(recording_id) DO UPDATE SET conversation_id = excluded.conversation_id,
                    object_key = excluded.object_key, size = excluded.size, md5 = excluded.md5,
                    sha256 = excluded.sha256, index_seq = excluded.index_seq,
-                   index_sha256 = excluded.index_sha256, delete_date = excluded.delete_date,
-                   state = 'intended', proven_at = excluded.proven_at, released_at = NULL,
-                   undone_at = NULL
-                 WHERE releases.state <> 'released'",
+                   index_sha256 = excluded.index_sha256
+                 WHERE releases.state = 'intended'",
                 params![
                     r.recording_id,
                     r.conversation_id,
@@ -146,14 +144,18 @@ impl ReleaseStore for SqliteLedger {
         .await
     }
 
-    async fn undo_release(&self, recording_id: &str) -> Result<bool, LedgerError> {
-        let id = recording_id.to_string();
+    async fn undo_release(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
+        let (id, date) = (recording_id.to_string(), delete_date.to_string());
         self.write(move |c| {
             let n = c.execute(
-                "UPDATE releases SET state = 'undone',
+                "UPDATE releases SET state = 'undone', delete_date = ?2,
                    undone_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
                  WHERE recording_id = ?1 AND state IN ('intended', 'released')",
-                params![id],
+                params![id, date],
             )?;
             Ok(n == 1)
         })
