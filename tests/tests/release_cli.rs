@@ -138,3 +138,44 @@ async fn release_dry_run_execute_verify_and_undo() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("--grace"), "{text}");
 }
+
+/// `daemon --once --release-after`: the poll archives, writes the index, then releases what is
+/// proven, each poll bounded by what --release-rate allows in half an interval.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_releases_after_its_poll() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        start: chrono::Utc::now() - chrono::Duration::days(6),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let sink = fresh_sink(e2e::Server::S3sFs, "release-daemon").await;
+    let bucket = sink.config().bucket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, _) = e2e::sim_window(&s);
+    let mut c = archiver_command(s.base_url(), &bucket);
+    c.current_dir(dir.path()).args([
+        "daemon",
+        "--once",
+        "--since",
+        from,
+        "--late-window",
+        "0s",
+        "--allow-loopback-media",
+        "--release-after",
+        "1d",
+        // 4 a minute over a 1-minute interval: at most 2 delete dates a poll.
+        "--release-rate",
+        "4",
+        "--interval",
+        "1m",
+    ]);
+    let out = output_of(c).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("release at the source"), "{text}");
+    let set = (0..6).filter(|&i| s.delete_date(i).is_some()).count();
+    assert_eq!(set, 2, "bounded per poll: {text}");
+}

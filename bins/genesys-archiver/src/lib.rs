@@ -473,7 +473,7 @@ pub(crate) fn cancel_on_signals(token: CancellationToken) {
 }
 
 /// Everything an archiving command needs, built and checked from the settings.
-struct Wired {
+pub(crate) struct Wired {
     client: GenesysClient,
     sink: Arc<dyn ObjectSink>,
     cfg: ArchiverConfig,
@@ -484,6 +484,8 @@ struct Wired {
     index_signer: Option<Arc<archiver::IndexSigner>>,
     /// Where the digests of written parts are kept, outside the bucket.
     index_anchor: Option<archiver::IndexAnchor>,
+    /// Whether the store writes with Object Lock.
+    object_lock: bool,
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
@@ -566,6 +568,13 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         ..ArchiverConfig::default()
     };
     cancel_on_signals(cfg.shutdown.clone());
+    let object_lock = matches!(
+        &store.target,
+        settings::StoreTarget::Bucket {
+            object_lock: Some(_),
+            ..
+        }
+    );
     Ok(Wired {
         client,
         sink,
@@ -574,6 +583,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         index_anchor,
         index_prefix,
         index_signer,
+        object_lock,
     })
 }
 
@@ -658,6 +668,26 @@ pub(crate) fn log_events() -> Arc<dyn archiver::EventHandler> {
             ?orphans_error,
             api_calls,
             "inventory audit"
+        ),
+        Event::Release {
+            eligible,
+            released,
+            held,
+            at_risk,
+            refused,
+            unconfirmed,
+            api_calls,
+            error,
+        } => tracing::info!(
+            eligible,
+            released,
+            ?held,
+            at_risk,
+            refused,
+            unconfirmed,
+            api_calls,
+            ?error,
+            "release at the source"
         ),
         Event::NotArchivable {
             conversation_id,

@@ -52,6 +52,8 @@ pub(crate) struct Metrics {
     late_files: Counter,
     orphans: Gauge,
     inventory_missing: Gauge,
+    released: Counter,
+    release_at_risk: Gauge,
     last_poll_calls: Gauge,
     pending: Gauge,
     chunk_conversations: Gauge,
@@ -176,6 +178,18 @@ impl Metrics {
             "Recordings the source retains that the archive lacked at the last inventory audit (then archived, or failed into the ledger)",
             inventory_missing.clone(),
         );
+        let released = Counter::default();
+        registry.register(
+            "released_recordings",
+            "Recording files whose delete date the source confirmed (release at the source; --release-after)",
+            released.clone(),
+        );
+        let release_at_risk = Gauge::default();
+        registry.register(
+            "release_at_risk_recordings",
+            "Recordings a release was recorded for (a delete date may stand at the source) whose copy was not proven at the last release run: restore the copy or undo the release",
+            release_at_risk.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_recordings",
@@ -205,6 +219,8 @@ impl Metrics {
             late_files,
             orphans,
             inventory_missing,
+            released,
+            release_at_risk,
             last_poll_calls,
             pending,
             chunk_conversations,
@@ -300,6 +316,13 @@ impl Metrics {
                     .set(i64::try_from(*orphans).unwrap_or(i64::MAX));
                 self.inventory_missing
                     .set(i64::try_from(*missing).unwrap_or(i64::MAX));
+            }
+            Event::Release {
+                released, at_risk, ..
+            } => {
+                self.released.inc_by(*released);
+                self.release_at_risk
+                    .set(i64::try_from(*at_risk).unwrap_or(i64::MAX));
             }
             Event::ClockJump { .. } => {
                 self.clock_jumps.inc();

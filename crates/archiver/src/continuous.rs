@@ -366,6 +366,12 @@ where
                 }
             }
         }
+        if lister
+            && !cfg.shutdown.is_cancelled()
+            && let Some(policy) = &poll.release
+        {
+            crate::release::daemon_release(&client, &sink, &cfg, policy, &events).await;
+        }
         if poll.max_polls.is_some_and(|m| polls >= m) {
             break;
         }

@@ -128,6 +128,25 @@ pub enum Event {
         /// API calls the audit spent.
         api_calls: u64,
     },
+    /// The daemon's release at the source ran ([`crate::release`]).
+    Release {
+        /// Rows proven fit for release.
+        eligible: u64,
+        /// Rows released (the source confirmed the delete date).
+        released: u64,
+        /// Rows held, by reason.
+        held: std::collections::BTreeMap<String, u64>,
+        /// Recordings an earlier run recorded a release for whose copy is not proven now.
+        at_risk: u64,
+        /// Recordings the source refused a delete date for.
+        refused: u64,
+        /// Delete dates sent without a confirming answer.
+        unconfirmed: u64,
+        /// API calls spent (protection checks and delete dates).
+        api_calls: u64,
+        /// Why it stopped, when it failed (nothing after that was released).
+        error: Option<String>,
+    },
     /// This machine's wall clock moved unlike elapsed time between two polls (a step by NTP, a
     /// resumed VM, a manual change), or disagrees with the source's clock, by more than the
     /// poll's overlap plus settle time. The checkpoint never moves past the source's present,

@@ -62,6 +62,10 @@ pub struct PollSettings {
     pub inventory_every: Option<Duration>,
     /// With the audit: archive the orphans' own media too ([`crate::archive_orphans`]).
     pub archive_orphans: bool,
+    /// Release at the source after each poll ([`crate::release`], the listing instance, after
+    /// the index is written) with this policy; its `limit` bounds each poll's delete dates,
+    /// so releasing never holds up the polls for long. `None`: never.
+    pub release: Option<crate::ReleasePolicy>,
     /// Signs the index parts the daemon writes (with `index_prefix`).
     pub index_signer: Option<Arc<crate::IndexSigner>>,
     /// Also keeps the digest of each part the daemon writes here, outside the bucket; a part
@@ -86,6 +90,7 @@ impl Default for PollSettings {
             batch_wait: None,
             inventory_every: None,
             archive_orphans: false,
+            release: None,
             index_signer: None,
             index_anchor: None,
         }

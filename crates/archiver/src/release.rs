@@ -488,6 +488,55 @@ impl Run<'_> {
     }
 }
 
+/// The daemon's release after a poll: one [`release`] run bounded by the policy's limit,
+/// reported as an [`crate::Event::Release`] and in the log. A failure is logged and the next
+/// poll runs again: nothing is counted released that was not confirmed.
+pub(crate) async fn daemon_release(
+    client: &GenesysClient,
+    sink: &std::sync::Arc<dyn ObjectSink>,
+    cfg: &crate::ArchiverConfig,
+    policy: &ReleasePolicy,
+    events: &std::sync::Arc<dyn crate::EventHandler>,
+) {
+    let Some(ledger) = cfg.ledger.as_ref() else {
+        return;
+    };
+    let event = match release(client, ledger, sink.as_ref(), policy).await {
+        Ok(r) => {
+            for a in &r.at_risk {
+                tracing::error!(recording = %a, "release at risk");
+            }
+            for f in r.refused.iter().chain(&r.unconfirmed) {
+                tracing::warn!(recording = %f, "release not confirmed");
+            }
+            crate::Event::Release {
+                eligible: r.eligible,
+                released: r.released,
+                held: r.held.clone(),
+                at_risk: r.at_risk.len() as u64,
+                refused: r.refused.len() as u64,
+                unconfirmed: r.unconfirmed.len() as u64,
+                api_calls: r.protection_calls + r.put_calls,
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "release failed; the next poll tries again");
+            crate::Event::Release {
+                eligible: 0,
+                released: 0,
+                held: BTreeMap::new(),
+                at_risk: 0,
+                refused: 0,
+                unconfirmed: 0,
+                api_calls: 0,
+                error: Some(e.to_string()),
+            }
+        }
+    };
+    events.handle(&event);
+}
+
 /// What [`undo_releases`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UndoReport {

@@ -52,6 +52,18 @@ pub(crate) struct DaemonArgs {
     /// never re-attached to a conversation; needs recording:orphan:view).
     #[arg(long)]
     archive_orphans: bool,
+    /// Release at the source after each poll: set the delete date (now + --release-grace) of
+    /// recordings whose conversation ended at least this long ago and whose copy is proven
+    /// (as `release --execute` does; docs/guarantees.md). Each poll sends at most as many
+    /// delete dates as --release-rate allows in half a poll interval. Off by default.
+    #[arg(long, value_name = "DURATION")]
+    release_after: Option<String>,
+    /// With --release-after: the delete date set, from now (at least 25h) [default: 7d].
+    #[arg(long, value_name = "DURATION", requires = "release_after")]
+    release_grace: Option<String>,
+    /// With --release-after: delete dates set per minute at most [default: 60].
+    #[arg(long, value_name = "PER_MINUTE", requires = "release_after")]
+    release_rate: Option<u32>,
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "GENESYS_ARCHIVER_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -156,6 +168,16 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
     }
     let out = output::Output::new(&d.run.output, "daemon")?;
     let w = wire(&d.run, file).await?;
+    let release = match &d.release_after {
+        None => None,
+        Some(after) => Some(super::release::daemon_policy(
+            after,
+            d.release_grace.as_deref(),
+            d.release_rate,
+            interval,
+            &w,
+        )?),
+    };
     let extra = match metrics_listen {
         Some(addr) => {
             let m = metrics::Metrics::new(w.client.clone());
@@ -191,6 +213,7 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
         batch_wait,
         inventory_every: (!inventory_every.is_zero()).then_some(inventory_every),
         archive_orphans: d.archive_orphans,
+        release,
         ..archiver::PollSettings::default()
     };
     let media_types = w.media_types.clone();

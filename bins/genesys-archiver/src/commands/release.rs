@@ -253,3 +253,49 @@ fn print_report(r: &ReleaseReport) {
         r.put_calls
     );
 }
+
+/// The daemon's release policy (`--release-after`): executed, bounded per poll by what
+/// `--release-rate` allows in half a poll interval; Object Lock required when the store
+/// writes with it (for the grace + 90 days), the signing key's parts required signed.
+pub(crate) fn daemon_policy(
+    after: &str,
+    grace: Option<&str>,
+    rate: Option<u32>,
+    interval: std::time::Duration,
+    w: &crate::Wired,
+) -> Result<ReleasePolicy, ConfigError> {
+    let dur = settings::parse_duration;
+    let older_than = dur("--release-after", after)?;
+    let grace = match grace {
+        Some(g) => dur("--release-grace", g)?,
+        None => ReleasePolicy::default().grace,
+    };
+    if grace < archiver::MIN_GRACE {
+        return Err(config_err(format!(
+            "--release-grace {}: must be at least 25h (the source takes a delete date only more than a day ahead)",
+            grace.as_secs()
+        )));
+    }
+    let per_minute = rate.unwrap_or(60);
+    if per_minute == 0 {
+        return Err(config_err("--release-rate must be at least 1 per minute"));
+    }
+    let per_poll = (u64::from(per_minute) * interval.as_secs() / 120).max(1);
+    Ok(ReleasePolicy {
+        older_than,
+        grace,
+        rehash: false,
+        require_lock_for: w
+            .object_lock
+            .then(|| grace + std::time::Duration::from_secs(90 * 24 * 3600)),
+        lock_mode: None,
+        public_keys: w
+            .index_signer
+            .as_ref()
+            .map(|s| vec![s.verifier()])
+            .unwrap_or_default(),
+        execute: true,
+        per_minute,
+        limit: Some(per_poll),
+    })
+}
