@@ -88,7 +88,8 @@ pub struct ReleaseReport {
     pub released: u64,
     /// Their bytes.
     pub released_bytes: u64,
-    /// Rows held, by reason ([`Hold::code`]).
+    /// Rows held, by reason ([`Hold::code`]): with the eligible ones, every row considered
+    /// (`considered == eligible + held`).
     pub held: BTreeMap<String, u64>,
     /// Recordings the source refused a delete date for, with its message.
     pub refused: Vec<String>,
@@ -474,7 +475,6 @@ impl Run<'_> {
                             .release_refused(&p.candidate.entry.recording_id)
                             .await?;
                     }
-                    self.report.hold(&Hold::RefusedBySource, files.len() as u64);
                     self.report.refused.push(format!(
                         "{rid}: refused by the source ({status}): {message}"
                     ));

@@ -59,8 +59,6 @@ pub enum Hold {
     TakenBack,
     /// The store could not be asked (an error): nothing is assumed.
     StoreError,
-    /// The source refused the delete date.
-    RefusedBySource,
 }
 
 impl Hold {
@@ -86,7 +84,6 @@ impl Hold {
             Hold::NoStoreDigest => "no-store-digest".into(),
             Hold::TakenBack => "taken-back".into(),
             Hold::StoreError => "store-error".into(),
-            Hold::RefusedBySource => "refused-by-source".into(),
         }
     }
 }

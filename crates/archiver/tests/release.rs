@@ -145,6 +145,14 @@ async fn proven_recordings_are_released_once_and_a_dry_run_changes_nothing() {
         rows.iter()
             .all(|r| r.state == ReleaseState::Released && r.released_at.is_some())
     );
+    // Every row considered is either eligible or held under one reason.
+    for r in [&dry, &run] {
+        assert_eq!(
+            r.considered,
+            r.eligible + r.held.values().sum::<u64>(),
+            "{r:?}"
+        );
+    }
     let after = o.sim.stats();
     assert_eq!(after.restorations, 0, "only deleteDate is sent");
     let puts: u64 = after
@@ -191,6 +199,10 @@ async fn a_missing_altered_or_unindexed_copy_is_never_released() {
         .await;
     assert_eq!(run.held.get("object-missing"), Some(&1), "{run:?}");
     assert_eq!(run.held.get("object-differs"), Some(&1), "{run:?}");
+    assert_eq!(
+        run.considered,
+        run.eligible + run.held.values().sum::<u64>()
+    );
     let released = o.released_at_source();
     assert!(!released.contains(&1) && !released.contains(&2));
     assert_eq!(released.len(), 8);
