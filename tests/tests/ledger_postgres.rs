@@ -847,6 +847,7 @@ async fn releases_are_recorded_once_on_postgres() {
         chrono::Utc::now() - chrono::Duration::hours(1),
         Duration::from_secs(365 * 24 * 3600),
         6000,
+        "test",
     )
     .await
     .unwrap();
@@ -867,20 +868,45 @@ async fn releases_are_recorded_once_on_postgres() {
         "an undone release is not taken again: {after:?}"
     );
 
-    // An intended release the source refused is forgotten; a released one is never
-    // overwritten by a new proof.
+    // An intended release the source refused is recorded refused with its message (no date
+    // was set) and may be proven again; a released one is never overwritten by a new proof,
+    // refused or withdrawn.
     let mut r = ledger.releases().await.unwrap()[0].clone();
     r.recording_id = "other".into();
     r.state = archiver::ReleaseState::Intended;
-    assert!(ledger.release_proven(r.clone()).await.unwrap());
-    assert!(ledger.release_refused("other").await.unwrap());
+    let date = r.delete_date.clone();
     assert!(ledger.release_proven(r.clone()).await.unwrap());
     assert!(
+        !ledger
+            .release_refused("other", "2000-01-01T00:00:00.000Z", "x")
+            .await
+            .unwrap(),
+        "only the date this run asked"
+    );
+    assert!(
         ledger
-            .release_confirmed("other", &r.delete_date)
+            .release_refused("other", &date, "404: gone")
             .await
             .unwrap()
     );
+    let other = |rows: Vec<archiver::ReleaseRecord>| {
+        rows.into_iter()
+            .find(|x| x.recording_id == "other")
+            .unwrap()
+    };
+    let refused = other(ledger.releases().await.unwrap());
+    assert_eq!(refused.state, archiver::ReleaseState::Refused);
+    assert_eq!(refused.last_error.as_deref(), Some("404: gone"));
+    assert!(
+        ledger.release_proven(r.clone()).await.unwrap(),
+        "proven again"
+    );
+    assert_eq!(
+        other(ledger.releases().await.unwrap()).state,
+        archiver::ReleaseState::Intended
+    );
+    assert!(ledger.release_confirmed("other", &date).await.unwrap());
     assert!(!ledger.release_proven(r).await.unwrap(), "released: kept");
-    assert!(!ledger.release_refused("other").await.unwrap());
+    assert!(!ledger.release_refused("other", &date, "x").await.unwrap());
+    assert!(!ledger.release_withdrawn("other", &date).await.unwrap());
 }

@@ -318,11 +318,17 @@ impl Metrics {
                     .set(i64::try_from(*missing).unwrap_or(i64::MAX));
             }
             Event::Release {
-                released, at_risk, ..
+                released,
+                at_risk,
+                error,
+                ..
             } => {
                 self.released.inc_by(*released);
-                self.release_at_risk
-                    .set(i64::try_from(*at_risk).unwrap_or(i64::MAX));
+                // A failed run found nothing out: the last known count stays.
+                if error.is_none() {
+                    self.release_at_risk
+                        .set(i64::try_from(*at_risk).unwrap_or(i64::MAX));
+                }
             }
             Event::ClockJump { .. } => {
                 self.clock_jumps.inc();

@@ -370,7 +370,7 @@ where
             && !cfg.shutdown.is_cancelled()
             && let Some(policy) = &poll.release
         {
-            crate::release::daemon_release(&client, &sink, &cfg, policy, &events).await;
+            crate::release_undo::daemon_release(&client, &sink, &cfg, policy, &events).await;
         }
         if poll.max_polls.is_some_and(|m| polls >= m) {
             break;

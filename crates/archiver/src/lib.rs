@@ -20,6 +20,7 @@ mod rebuild;
 mod refresh;
 mod release;
 mod release_proof;
+mod release_undo;
 mod scale_out;
 mod signing;
 mod summary;
@@ -49,10 +50,9 @@ pub use ledger::{
 pub use pipeline::archive;
 pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
-pub use release::{
-    MIN_GRACE, ReleaseError, ReleasePolicy, ReleaseReport, UndoReport, release, undo_releases,
-};
+pub use release::{MIN_GRACE, ReleaseError, ReleasePolicy, ReleaseReport, release};
 pub use release_proof::Hold;
+pub use release_undo::{UndoReport, undo_releases};
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};
 pub use summary::{
     FailureReport, MAX_REPORTED_FAILURES, Reconciliation, ReportKind, Summary, human_bytes,

@@ -51,6 +51,16 @@ pub struct ReleasePolicy {
     pub per_minute: u32,
     /// Send at most this many delete dates (recordings) in this run.
     pub limit: Option<u64>,
+    /// Stop (with work left, `limited`) once the run has taken this long: the daemon's bound
+    /// on a poll's release, proofs included.
+    pub deadline: Option<Duration>,
+    /// Stop at the next recording once this is cancelled (a shutdown).
+    pub shutdown: Option<tokio_util::sync::CancellationToken>,
+    /// Send again the releases the source refused before.
+    pub retry_refused: bool,
+    /// Who holds the release lease while delete dates are set (one release or undo at a
+    /// time per ledger).
+    pub owner: String,
 }
 
 impl Default for ReleasePolicy {
@@ -65,6 +75,10 @@ impl Default for ReleasePolicy {
             execute: false,
             per_minute: 60,
             limit: None,
+            deadline: None,
+            shutdown: None,
+            retry_refused: false,
+            owner: crate::default_instance_id(),
         }
     }
 }
@@ -99,8 +113,12 @@ pub struct ReleaseReport {
     /// Recordings an earlier run recorded a release for (their delete date may be set at the
     /// source) whose copy is not proven now: urgent.
     pub at_risk: Vec<String>,
-    /// Whether the run stopped at its limit with eligible recordings left.
+    /// Whether the run stopped early (its limit, deadline or a shutdown) with recordings
+    /// left for the next run.
     pub limited: bool,
+    /// Whether the run stopped because its release lease was lost (another instance took
+    /// it): not clean.
+    pub lease_lost: bool,
     /// Deletion-protection queries made.
     pub protection_calls: u64,
     /// Delete-date PUTs made.
@@ -110,7 +128,10 @@ pub struct ReleaseReport {
 impl ReleaseReport {
     /// True when nothing was refused, left unconfirmed or found at risk.
     pub fn clean(&self) -> bool {
-        self.refused.is_empty() && self.unconfirmed.is_empty() && self.at_risk.is_empty()
+        self.refused.is_empty()
+            && self.unconfirmed.is_empty()
+            && self.at_risk.is_empty()
+            && !self.lease_lost
     }
 
     fn hold(&mut self, h: &Hold, n: u64) {
@@ -133,10 +154,22 @@ pub enum ReleaseError {
     /// The policy cannot be used.
     #[error("{0}")]
     Policy(String),
+    /// Another instance is releasing or undoing on this ledger.
+    #[error(
+        "another instance holds the release lease of this ledger (a release or undo is running); try again when it ends"
+    )]
+    Busy,
 }
 
+/// The release lease: one release or undo at a time per ledger.
+pub(crate) const RELEASE_LEASE: &str = "release";
+/// How long the lease lasts unless renewed (it is renewed before each delete date).
+pub(crate) const LEASE_FOR: Duration = Duration::from_secs(300);
+/// The longest grace, lock or keep-for taken (dates beyond are refused, not overflowed).
+pub(crate) const MAX_SPAN: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
 /// The source recording id of a ledger row (`rid~file` for one of several files).
-fn source_id(ledger_id: &str) -> &str {
+pub(crate) fn source_id(ledger_id: &str) -> &str {
     ledger_id.split('~').next().unwrap_or(ledger_id)
 }
 
@@ -153,6 +186,14 @@ pub async fn release(
             MIN_GRACE.as_secs() / 3600
         )));
     }
+    if policy.grace > MAX_SPAN
+        || policy.older_than > MAX_SPAN
+        || policy.require_lock_for.is_some_and(|l| l > MAX_SPAN)
+    {
+        return Err(ReleaseError::Policy(
+            "a grace, age or lock of more than 100 years is not taken".into(),
+        ));
+    }
     if policy.require_lock_for.is_some_and(|l| l <= policy.grace) {
         return Err(ReleaseError::Policy(
             "the Object Lock required must outlast the grace: once the source deletes its copy, the archive's is the only one".into(),
@@ -165,11 +206,23 @@ pub async fn release(
     let mut earlier = HashSet::new();
     for r in ledger.releases().await? {
         let src = source_id(&r.recording_id).to_string();
-        if r.state == ReleaseState::Undone {
-            undone.insert(src);
-        } else {
-            earlier.insert(src);
+        match r.state {
+            ReleaseState::Undone => {
+                undone.insert(src);
+            }
+            // Refused: no date was set.
+            ReleaseState::Refused => {}
+            ReleaseState::Intended | ReleaseState::Released => {
+                earlier.insert(src);
+            }
         }
+    }
+    if policy.execute
+        && !ledger
+            .take_listing(RELEASE_LEASE, &policy.owner, LEASE_FOR, Duration::ZERO)
+            .await?
+    {
+        return Err(ReleaseError::Busy);
     }
     let mut run = Run {
         client,
@@ -186,42 +239,65 @@ pub async fn release(
         undone,
         earlier,
         pace: None,
+        started: tokio::time::Instant::now(),
+        renewed: tokio::time::Instant::now(),
     };
-    let mut after: Option<String> = None;
-    let mut carry: Vec<ReleaseCandidate> = Vec::new();
-    loop {
-        let page = ledger.release_candidates(after.as_deref(), PAGE).await?;
-        let last_page = (page.len() as u32) < PAGE;
-        if let Some(l) = page.last() {
-            after = Some(l.entry.recording_id.clone());
-        }
-        carry.extend(page);
-        // A recording's files are released together: keep its last one's group for the next
-        // page, which may hold more of its files.
-        let keep = if last_page {
-            0
-        } else {
-            let last = carry
-                .last()
-                .map(|c| source_id(&c.entry.recording_id).to_string())
-                .unwrap_or_default();
-            carry
-                .iter()
-                .rev()
-                .take_while(|c| source_id(&c.entry.recording_id) == last)
-                .count()
-        };
-        let rest = carry.split_off(carry.len() - keep);
-        let batch = std::mem::replace(&mut carry, rest);
-        if !run.batch(batch).await? {
-            run.report.limited = true;
-            break;
-        }
-        if last_page {
-            break;
+    let outcome = run.pages().await;
+    if policy.execute {
+        // Given back whatever happened; a lease that lapsed is taken by the next run.
+        if let Err(e) = ledger
+            .end_listing(RELEASE_LEASE, &policy.owner, false)
+            .await
+        {
+            tracing::warn!(error = %e, "could not give the release lease back; it lapses");
         }
     }
+    outcome?;
     Ok(run.report)
+}
+
+impl Run<'_> {
+    /// Every page of candidates, a recording's files kept together.
+    async fn pages(&mut self) -> Result<(), ReleaseError> {
+        let (ledger, policy) = (self.ledger, self.policy);
+        let mut after: Option<String> = None;
+        let mut carry: Vec<ReleaseCandidate> = Vec::new();
+        loop {
+            let page = ledger
+                .release_candidates(after.as_deref(), PAGE, policy.retry_refused)
+                .await?;
+            let last_page = (page.len() as u32) < PAGE;
+            if let Some(l) = page.last() {
+                after = Some(l.entry.recording_id.clone());
+            }
+            carry.extend(page);
+            // A recording's files are released together: keep its last one's group for the next
+            // page, which may hold more of its files.
+            let keep = if last_page {
+                0
+            } else {
+                let last = carry
+                    .last()
+                    .map(|c| source_id(&c.entry.recording_id).to_string())
+                    .unwrap_or_default();
+                carry
+                    .iter()
+                    .rev()
+                    .take_while(|c| source_id(&c.entry.recording_id) == last)
+                    .count()
+            };
+            let rest = carry.split_off(carry.len() - keep);
+            let batch = std::mem::replace(&mut carry, rest);
+            if !self.batch(batch).await? {
+                self.report.limited = !self.report.lease_lost;
+                break;
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn chrono_of(d: Duration) -> chrono::Duration {
@@ -243,6 +319,9 @@ struct Run<'a> {
     /// Source recordings with a release recorded (some file released or intended).
     earlier: HashSet<String>,
     pace: Option<tokio::time::Interval>,
+    started: tokio::time::Instant,
+    /// When the release lease was last renewed.
+    renewed: tokio::time::Instant,
 }
 
 impl Run<'_> {
@@ -309,6 +388,18 @@ impl Run<'_> {
                 .await
                 .map_err(ReleaseError::Protection)?;
             for (rid, files) in chunk {
+                if self
+                    .policy
+                    .deadline
+                    .is_some_and(|d| self.started.elapsed() >= d)
+                    || self
+                        .policy
+                        .shutdown
+                        .as_ref()
+                        .is_some_and(|s| s.is_cancelled())
+                {
+                    return Ok(false);
+                }
                 if files
                     .iter()
                     .any(|c| protected.contains(&c.entry.conversation_id))
@@ -317,22 +408,13 @@ impl Run<'_> {
                     self.held(rid, files, &holds, 0);
                     continue;
                 }
-                if self.policy.execute {
-                    if self
+                if self.policy.execute
+                    && self
                         .policy
                         .limit
                         .is_some_and(|l| self.report.put_calls >= l)
-                    {
-                        return Ok(false);
-                    }
-                    // Paced before the proof, so the proof is as fresh as the PUT.
-                    let per_minute = self.policy.per_minute.max(1);
-                    let pace = self.pace.get_or_insert_with(|| {
-                        let mut i = tokio::time::interval(Duration::from_secs(60) / per_minute);
-                        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        i
-                    });
-                    pace.tick().await;
+                {
+                    return Ok(false);
                 }
                 let mut proven = Vec::with_capacity(files.len());
                 let mut holds = Vec::new();
@@ -357,8 +439,8 @@ impl Run<'_> {
                     day.0 += 1;
                     day.1 += p.size;
                 }
-                if self.policy.execute {
-                    self.execute(rid, proven).await?;
+                if self.policy.execute && !self.execute(rid, proven).await? {
+                    return Ok(false);
                 }
             }
         }
@@ -401,13 +483,34 @@ impl Run<'_> {
         })
     }
 
-    /// Records the proof, sets the delete date (now + grace) at the source, and confirms it.
-    async fn execute(&mut self, rid: &str, files: Vec<Proven>) -> Result<(), ReleaseError> {
+    /// Paces, renews the release lease, records the proof, sets the delete date (now +
+    /// grace) at the source, and confirms it.
+    /// False when the run must stop (its lease was lost).
+    async fn execute(&mut self, rid: &str, files: Vec<Proven>) -> Result<bool, ReleaseError> {
+        let per_minute = self.policy.per_minute.max(1);
+        let pace = self.pace.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(Duration::from_secs(60) / per_minute);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        pace.tick().await;
+        if self.renewed.elapsed() >= LEASE_FOR / 3 {
+            if !self
+                .ledger
+                .take_listing(RELEASE_LEASE, &self.policy.owner, LEASE_FOR, Duration::ZERO)
+                .await?
+            {
+                self.report.lease_lost = true;
+                return Ok(false);
+            }
+            self.renewed = tokio::time::Instant::now();
+        }
         let delete_date = self.client.now() + chrono_of(self.policy.grace);
         let date = genesys_media::api_date(delete_date);
+        let mut recorded: Vec<&str> = Vec::new();
         for p in &files {
             let e = &p.candidate.entry;
-            let recorded = self
+            let fresh = self
                 .ledger
                 .release_proven(ReleaseRecord {
                     recording_id: e.recording_id.clone(),
@@ -423,15 +526,21 @@ impl Run<'_> {
                     proven_at: String::new(),
                     released_at: None,
                     undone_at: None,
+                    last_error: None,
                 })
                 .await?;
-            if !recorded {
-                // Released or taken back by another run meanwhile: not sent again.
+            if !fresh {
+                // Released or taken back by another run meanwhile: nothing is sent, and the
+                // proofs this run recorded for the other files are withdrawn.
+                for id in recorded {
+                    self.ledger.release_withdrawn(id, &date).await?;
+                }
                 self.report.unconfirmed.push(format!(
                     "{rid}: its release changed in the ledger meanwhile (another run?); not sent"
                 ));
-                return Ok(());
+                return Ok(true);
             }
+            recorded.push(&e.recording_id);
         }
         let earlier_put = files.iter().any(|p| p.candidate.intended.is_some());
         let conv = &files[0].candidate.entry.conversation_id;
@@ -448,8 +557,10 @@ impl Run<'_> {
                         self.report.released += 1;
                         self.report.released_bytes += p.size;
                     } else {
-                        self.report.unconfirmed.push(format!(
-                            "{id}: the source took the delete date {date}, but the ledger's release changed meanwhile (another run?)"
+                        // Taken back (or changed) while the PUT was in flight: the source
+                        // holds this run's date, the ledger another.
+                        self.report.at_risk.push(format!(
+                            "{id}: the source took the delete date {date}, but its release changed in the ledger meanwhile (undone?): check it and set the date again (release --undo)"
                         ));
                     }
                 }
@@ -469,145 +580,23 @@ impl Run<'_> {
                         "{rid}: refused by the source now ({status}: {message}), but an earlier run's delete date may stand: kept as intended"
                     ));
                 } else {
-                    // Refused and never sent before: nothing was set, so nothing is recorded.
+                    // Refused and never sent before: no date was set. Recorded as refused,
+                    // so later runs do not send it again unless asked.
+                    let why = format!("{status}: {message}");
                     for p in &files {
                         self.ledger
-                            .release_refused(&p.candidate.entry.recording_id)
+                            .release_refused(&p.candidate.entry.recording_id, &date, &why)
                             .await?;
                     }
-                    self.report.refused.push(format!(
-                        "{rid}: refused by the source ({status}): {message}"
-                    ));
+                    self.report
+                        .refused
+                        .push(format!("{rid}: refused by the source ({why})"));
                 }
             }
             Err(e) => self.report.unconfirmed.push(format!(
                 "{rid}: {e} (recorded as intended; the next run sends it again)"
             )),
         }
-        Ok(())
+        Ok(true)
     }
-}
-
-/// The daemon's release after a poll: one [`release`] run bounded by the policy's limit,
-/// reported as an [`crate::Event::Release`] and in the log. A failure is logged and the next
-/// poll runs again: nothing is counted released that was not confirmed.
-pub(crate) async fn daemon_release(
-    client: &GenesysClient,
-    sink: &std::sync::Arc<dyn ObjectSink>,
-    cfg: &crate::ArchiverConfig,
-    policy: &ReleasePolicy,
-    events: &std::sync::Arc<dyn crate::EventHandler>,
-) {
-    let Some(ledger) = cfg.ledger.as_ref() else {
-        return;
-    };
-    let event = match release(client, ledger, sink.as_ref(), policy).await {
-        Ok(r) => {
-            for a in &r.at_risk {
-                tracing::error!(recording = %a, "release at risk");
-            }
-            for f in r.refused.iter().chain(&r.unconfirmed) {
-                tracing::warn!(recording = %f, "release not confirmed");
-            }
-            crate::Event::Release {
-                eligible: r.eligible,
-                released: r.released,
-                held: r.held.clone(),
-                at_risk: r.at_risk.len() as u64,
-                refused: r.refused.len() as u64,
-                unconfirmed: r.unconfirmed.len() as u64,
-                api_calls: r.protection_calls + r.put_calls,
-                error: None,
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "release failed; the next poll tries again");
-            crate::Event::Release {
-                eligible: 0,
-                released: 0,
-                held: BTreeMap::new(),
-                at_risk: 0,
-                refused: 0,
-                unconfirmed: 0,
-                api_calls: 0,
-                error: Some(e.to_string()),
-            }
-        }
-    };
-    events.handle(&event);
-}
-
-/// What [`undo_releases`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UndoReport {
-    /// The delete date set instead (RFC 3339).
-    pub delete_date: String,
-    /// Recordings whose delete date was pushed out (ledger rows marked undone).
-    pub undone: u64,
-    /// Recordings the source refused or did not confirm, with why: still released.
-    pub failed: Vec<String>,
-    /// Delete-date PUTs made.
-    pub put_calls: u64,
-}
-
-/// Takes back the releases recorded since `since` (released, or intended and perhaps sent):
-/// sets each recording's delete date at the source to now + `keep_for` (while the grace lasts
-/// the recording is still there), and records the release undone with that date once the
-/// source confirms. The date still stands, so the ledger keeps the row and `verify` keeps
-/// watching the copy; an undone recording is not released again by later runs. (Clearing a
-/// delete date is not something the platform documents how to do; a later date is.)
-pub async fn undo_releases(
-    client: &GenesysClient,
-    ledger: &Ledger,
-    since: DateTime<Utc>,
-    keep_for: Duration,
-    per_minute: u32,
-) -> Result<UndoReport, ReleaseError> {
-    let date = client.now() + chrono::Duration::from_std(keep_for).unwrap_or(chrono::Duration::MAX);
-    let mut report = UndoReport {
-        delete_date: genesys_media::api_date(date),
-        ..UndoReport::default()
-    };
-    let when = |t: &str| {
-        DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for r in ledger.releases().await? {
-        let at = r.released_at.as_deref().unwrap_or(&r.proven_at);
-        // An unreadable time is taken back too: never left released on a doubt.
-        if r.state != ReleaseState::Undone && when(at).is_none_or(|t| t >= since) {
-            groups
-                .entry((
-                    r.conversation_id.clone(),
-                    source_id(&r.recording_id).to_string(),
-                ))
-                .or_default()
-                .push(r.recording_id);
-        }
-    }
-    let mut pace = tokio::time::interval(Duration::from_secs(60) / per_minute.max(1));
-    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for ((conv, rid), rows) in groups {
-        pace.tick().await;
-        report.put_calls += 1;
-        match client.set_delete_date(&conv, &rid, date).await {
-            Ok(set)
-                if set
-                    .delete_date
-                    .is_some_and(|d| (d - date).num_milliseconds().abs() < 1000) =>
-            {
-                for id in &rows {
-                    ledger.release_undone(id, &report.delete_date).await?;
-                }
-                report.undone += rows.len() as u64;
-            }
-            Ok(_) => report.failed.push(format!(
-                "{rid}: the source did not confirm the new delete date"
-            )),
-            Err(e) => report.failed.push(format!("{rid}: {e}")),
-        }
-    }
-    Ok(report)
 }

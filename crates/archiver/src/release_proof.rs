@@ -52,8 +52,8 @@ pub enum Hold {
     Protected,
     /// Another file of the same recording is held (a recording is released whole).
     OtherFileHeld,
-    /// Without `--rehash`, the store reports no digest that vouches for the bytes (a
-    /// multipart upload's ETag, no `md5` metadata): only re-reading them proves them.
+    /// Without `--rehash`, the store reports no digest of its own that vouches for the bytes
+    /// (a multipart upload's ETag is not an MD5): only re-reading them proves them.
     NoStoreDigest,
     /// Its release was taken back (`release --undo`): never released again by a run.
     TakenBack,
@@ -247,8 +247,8 @@ impl<'a> IndexReader<'a> {
 }
 
 /// What the store holds under the key now: there, same size, and its bytes vouched for:
-/// without `rehash` by a digest the store reports (a plain-MD5 ETag or the `md5` metadata)
-/// equal to the ledger's MD5 and none contradicting it; with `rehash` by reading them (MD5
+/// without `rehash` by the store's own digest (a plain-MD5 ETag) equal to the ledger's MD5,
+/// the `md5` metadata not contradicting it; with `rehash` by reading them (MD5
 /// and SHA-256). Locked until `lock.0` (in mode `lock.1`, when given) when asked.
 pub(crate) async fn store_check(
     sink: &dyn ObjectSink,
@@ -280,7 +280,9 @@ pub(crate) async fn store_check(
         if etag.is_some_and(|t| t != ours) {
             return Err(Hold::ObjectDiffers);
         }
-        if etag != Some(ours) && recorded != Some(Some(ours)) {
+        // The `md5` metadata is what the writer said, not the store's own digest: it may
+        // contradict, never vouch.
+        if etag != Some(ours) {
             return Err(Hold::NoStoreDigest);
         }
     }

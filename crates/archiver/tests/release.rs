@@ -364,7 +364,20 @@ async fn refusals_conflicts_and_interrupted_releases() {
     assert!(!run.clean());
     assert!(run.refused[0].contains("editRetention"), "{run:?}");
     assert_eq!(run.released, 0);
-    assert!(o.ledger.releases().await.unwrap().is_empty());
+    let rows = o.ledger.releases().await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.state == ReleaseState::Refused
+        && r.last_error.as_deref().is_some_and(|e| e.contains("403"))));
+    // Refused once: not sent again by later runs unless asked.
+    let again = o.release(&policy(true)).await;
+    assert_eq!((again.considered, again.put_calls), (0, 0), "{again:?}");
+    let retry = o
+        .release(&ReleasePolicy {
+            retry_refused: true,
+            ..policy(true)
+        })
+        .await;
+    assert_eq!((retry.put_calls, retry.refused.len()), (3, 3), "{retry:?}");
 
     let o = org(3, |c| c.retention_conflicts = 2, Duration::ZERO, true).await;
     let run = o.release(&policy(true)).await;
@@ -393,6 +406,7 @@ async fn refusals_conflicts_and_interrupted_releases() {
             proven_at: String::new(),
             released_at: None,
             undone_at: None,
+            last_error: None,
         })
         .await
         .unwrap();
@@ -497,6 +511,7 @@ async fn an_earlier_release_whose_proof_fails_now_is_at_risk_and_kept() {
                     proven_at: String::new(),
                     released_at: None,
                     undone_at: None,
+                    last_error: None,
                 })
                 .await
                 .unwrap()
@@ -516,13 +531,56 @@ async fn an_earlier_release_whose_proof_fails_now_is_at_risk_and_kept() {
             .any(|u| u.contains(&o.sim.dataset().recordings[1].id) && u.contains("may stand")),
         "{run:?}"
     );
-    // Recording 2, never sent before, refused: reported and not recorded.
+    // Recording 2, never sent before, refused: reported and recorded refused.
     assert_eq!(run.refused.len(), 1, "{run:?}");
     let rows = o.ledger.releases().await.unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let intended: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == ReleaseState::Intended)
+        .collect();
+    assert_eq!(intended.len(), 2, "{rows:?}");
+    assert!(
+        intended
+            .iter()
+            .all(|r| r.delete_date == "2030-01-01T00:00:00.000Z"),
+        "the first date is kept while unconfirmed: {rows:?}"
+    );
+}
+
+/// Undo pushes the delete dates out and keeps watching; it never brings a deletion closer,
+/// and a recording taken back is not released again.
+#[tokio::test]
+async fn undo_pushes_dates_out_never_closer() {
+    let o = org(3, |_| {}, Duration::ZERO, true).await;
+    let run = o.release(&policy(true)).await;
+    assert_eq!(run.released, 3, "{run:?}");
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let undo = |keep: u64| {
+        archiver::undo_releases(
+            &o.client,
+            &o.ledger,
+            since,
+            Duration::from_secs(keep),
+            6000,
+            "test",
+        )
+    };
+    let closer = undo(2 * 24 * 3600).await.unwrap();
+    assert_eq!((closer.undone, closer.put_calls), (0, 0), "{closer:?}");
+    assert_eq!(closer.failed.len(), 3);
+    let err = undo(3600).await.unwrap_err();
+    assert!(err.to_string().contains("25 hours"), "{err}");
+    let done = undo(365 * 24 * 3600).await.unwrap();
+    assert_eq!(done.undone, 3, "{done:?}");
+    let far = chrono::Utc::now() + chrono::Duration::days(300);
+    assert!((0..3).all(|i| o.sim.delete_date(i).unwrap() > far));
+    let rows = o.ledger.releases().await.unwrap();
     assert!(
         rows.iter()
-            .all(|r| r.state == ReleaseState::Intended
-                && r.delete_date == "2030-01-01T00:00:00.000Z")
+            .all(|r| r.state == ReleaseState::Undone && r.delete_date.as_str() > "2027-01-01"),
+        "{rows:?}"
     );
+    let again = o.release(&policy(true)).await;
+    assert_eq!((again.considered, again.put_calls), (0, 0), "{again:?}");
 }

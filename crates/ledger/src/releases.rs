@@ -19,6 +19,9 @@ pub enum ReleaseState {
     Released,
     /// Taken back (`release --undo`): the source's delete date was pushed out again.
     Undone,
+    /// Refused by the source (its message in [`ReleaseRecord::last_error`]): no date was set.
+    /// Not sent again unless asked (`release --retry-refused`).
+    Refused,
 }
 
 impl ReleaseState {
@@ -28,6 +31,7 @@ impl ReleaseState {
             ReleaseState::Intended => "intended",
             ReleaseState::Released => "released",
             ReleaseState::Undone => "undone",
+            ReleaseState::Refused => "refused",
         }
     }
 
@@ -37,6 +41,7 @@ impl ReleaseState {
             "intended" => ReleaseState::Intended,
             "released" => ReleaseState::Released,
             "undone" => ReleaseState::Undone,
+            "refused" => ReleaseState::Refused,
             _ => return None,
         })
     }
@@ -72,6 +77,8 @@ pub struct ReleaseRecord {
     pub released_at: Option<String>,
     /// When the release was taken back.
     pub undone_at: Option<String>,
+    /// Why the source refused it ([`ReleaseState::Refused`]).
+    pub last_error: Option<String>,
 }
 
 /// Whether a conversation is settled for good, as a release needs it: every file it has is
@@ -113,20 +120,22 @@ pub struct ReleaseCandidate {
 /// The backend side of releases.
 #[async_trait::async_trait]
 pub(crate) trait ReleaseStore {
-    /// Recording rows not released (no release, or one intended and not confirmed), by
-    /// recording id after `after`, with their index part. An undone release is not taken
-    /// again: the operator took it back on purpose.
+    /// Recording rows not released (no release, or one intended and not confirmed; refused
+    /// ones with `refused`), by recording id after `after`, with their index part. An undone
+    /// release is not taken again: the operator took it back on purpose.
     async fn release_rows(
         &self,
         after: Option<String>,
         limit: u32,
+        refused: bool,
     ) -> Result<Vec<(LedgerEntry, Option<u64>)>, LedgerError>;
     /// Every recording row of these conversations: (conversation, recording, status).
     async fn conversation_members(
         &self,
         conversation_ids: &[String],
     ) -> Result<Vec<(String, String, RecordStatus)>, LedgerError>;
-    /// Records a proven release as intended; false when the recording is released already.
+    /// Records a proven release as intended (a refused one becomes intended again); false
+    /// when the recording is released or undone.
     async fn put_release(&self, r: ReleaseRecord) -> Result<bool, LedgerError>;
     /// Marks an intended release released with the date the source confirmed.
     async fn confirm_release(
@@ -134,8 +143,19 @@ pub(crate) trait ReleaseStore {
         recording_id: &str,
         delete_date: &str,
     ) -> Result<bool, LedgerError>;
-    /// Forgets an intended release the source refused (its date was not set).
-    async fn drop_intended(&self, recording_id: &str) -> Result<bool, LedgerError>;
+    /// Forgets an intended release asking `delete_date` (never sent).
+    async fn drop_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError>;
+    /// Marks an intended release asking `delete_date` refused, with the source's message.
+    async fn refuse_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+        message: &str,
+    ) -> Result<bool, LedgerError>;
     /// Marks a released (or intended) release undone, with the delete date set instead.
     async fn undo_release(
         &self,
@@ -153,14 +173,16 @@ impl Ledger {
     /// Up to `limit` rows not released yet, by recording id after `after`, each with its index
     /// part, an unconfirmed earlier release, and whether its conversation is settled for good
     /// ([`Settlement`]).
+    /// With `refused`, rows whose release the source refused are taken again.
     pub async fn release_candidates(
         &self,
         after: Option<&str>,
         limit: u32,
+        refused: bool,
     ) -> Result<Vec<ReleaseCandidate>, LedgerError> {
         let rows = self
             .inner
-            .release_rows(after.map(str::to_string), limit)
+            .release_rows(after.map(str::to_string), limit, refused)
             .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -258,10 +280,27 @@ impl Ledger {
         self.inner.confirm_release(recording_id, delete_date).await
     }
 
-    /// Forgets an intended release the source refused: its date was not set, so nothing
-    /// was released.
-    pub async fn release_refused(&self, recording_id: &str) -> Result<bool, LedgerError> {
-        self.inner.drop_intended(recording_id).await
+    /// Records that the source refused the intended release asking `delete_date`: no date
+    /// was set. False when the row no longer asks that date (another run changed it).
+    pub async fn release_refused(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+        message: &str,
+    ) -> Result<bool, LedgerError> {
+        self.inner
+            .refuse_intended(recording_id, delete_date, message)
+            .await
+    }
+
+    /// Forgets the intended release asking `delete_date`, never sent (a run that could not
+    /// send it). False when the row no longer asks that date.
+    pub async fn release_withdrawn(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
+        self.inner.drop_intended(recording_id, delete_date).await
     }
 
     /// Records that a release was taken back at the source: its delete date is now

@@ -50,8 +50,12 @@ pub(crate) struct ReleaseArgs {
     #[arg(long, value_name = "PER_MINUTE", default_value_t = 60)]
     release_rate: u32,
     /// Send at most this many delete dates (recordings) in this run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", requires = "execute")]
     limit: Option<u64>,
+    /// Send again the releases the source refused before (by default they are reported once
+    /// and left: a recording deleted at the source, a missing permission).
+    #[arg(long)]
+    retry_refused: bool,
     /// Take back the releases recorded since --since instead: push their delete date out to
     /// now + --keep-for (the recording must still be at the source: within its grace).
     #[arg(long, requires = "since", conflicts_with_all = ["execute", "limit"])]
@@ -105,19 +109,39 @@ pub(crate) async fn run_release(
             a.tz.zone()?,
         )?;
         let keep_for = dur("--keep-for", &a.keep_for)?;
-        let r = archiver::undo_releases(&client, &ledger, since, keep_for, a.release_rate)
-            .await
-            .map_err(|e| config_err(format!("release --undo: {e}")))?;
-        for f in &r.failed {
-            println!("not undone: {f}");
+        let r = archiver::undo_releases(
+            &client,
+            &ledger,
+            since,
+            keep_for,
+            a.release_rate,
+            &archiver::default_instance_id(),
+        )
+        .await
+        .map_err(|e| config_err(format!("release --undo: {e}")))?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "undone": r.undone,
+                    "delete_date": r.delete_date,
+                    "failed": r.failed,
+                    "api_calls": r.put_calls,
+                    "clean": r.failed.is_empty(),
+                })
+            );
+        } else {
+            for f in &r.failed {
+                println!("not undone: {f}");
+            }
+            println!(
+                "undo: {} recording(s) taken back (delete date now {}), {} not undone; {} API calls",
+                r.undone,
+                r.delete_date,
+                r.failed.len(),
+                r.put_calls
+            );
         }
-        println!(
-            "undo: {} recording(s) taken back (delete date now {}), {} not undone; {} API calls",
-            r.undone,
-            r.delete_date,
-            r.failed.len(),
-            r.put_calls
-        );
         return Ok(if r.failed.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -173,6 +197,8 @@ pub(crate) async fn run_release(
         execute: a.execute,
         per_minute: a.release_rate,
         limit: a.limit,
+        retry_refused: a.retry_refused,
+        ..ReleasePolicy::default()
     };
     let report = archiver::release(&client, &ledger, sink.as_ref(), &policy)
         .await
@@ -200,6 +226,7 @@ fn report_json(r: &ReleaseReport) -> serde_json::Value {
         "released": r.released,
         "released_bytes": r.released_bytes,
         "held": r.held,
+        "lease_lost": r.lease_lost,
         "refused": r.refused,
         "at_risk": r.at_risk,
         "unconfirmed": r.unconfirmed,
@@ -280,6 +307,11 @@ pub(crate) fn daemon_policy(
     if per_minute == 0 {
         return Err(config_err("--release-rate must be at least 1 per minute"));
     }
+    if w.index_prefix.is_none() {
+        return Err(config_err(
+            "--release-after releases only what the custody index lists: it cannot be used with --no-index",
+        ));
+    }
     let per_poll = (u64::from(per_minute) * interval.as_secs() / 120).max(1);
     Ok(ReleasePolicy {
         older_than,
@@ -297,5 +329,8 @@ pub(crate) fn daemon_policy(
         execute: true,
         per_minute,
         limit: Some(per_poll),
+        // Proofs included, a poll's release takes at most half a poll interval.
+        deadline: Some(interval / 2),
+        ..ReleasePolicy::default()
     })
 }

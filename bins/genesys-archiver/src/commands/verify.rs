@@ -279,6 +279,9 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         .releases()
         .await
         .map_err(|e| config_err(e.to_string()))?
+        .into_iter()
+        // Refused: no date was set at the source.
+        .filter(|r| r.state != archiver::ReleaseState::Refused)
     {
         if let Some(why) = release_problem(sink.as_ref(), &rel, v.rehash).await {
             critical += 1;
@@ -430,8 +433,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
 }
 
 /// What is wrong with a released recording's object, if anything: missing, another size,
-/// a digest the store reports that is not the release's MD5, or (with `rehash`) bytes whose
-/// MD5 or SHA-256 differ.
+/// `md5` metadata naming another MD5, or (with `rehash`) bytes whose MD5 or SHA-256 differ.
 async fn release_problem(
     sink: &dyn ObjectSink,
     rel: &archiver::ReleaseRecord,
@@ -449,14 +451,14 @@ async fn release_problem(
         ));
     }
     let ours = sink::Md5Digest::from_hex(&rel.md5);
-    let reported = [
-        meta.metadata
-            .get("md5")
-            .and_then(|m| sink::Md5Digest::from_hex(m)),
-        meta.etag.as_deref().and_then(sink::Md5Digest::from_hex),
-    ];
-    if !rehash && reported.iter().flatten().any(|d| Some(*d) != ours) {
-        return Some("the store reports another MD5 than when released".into());
+    // The recorded `md5` metadata, not the ETag: under SSE-KMS an ETag is no MD5 (and a
+    // release there was proven by reading the bytes, as --rehash does here).
+    let recorded = meta
+        .metadata
+        .get("md5")
+        .and_then(|m| sink::Md5Digest::from_hex(m));
+    if !rehash && recorded.is_some_and(|d| Some(d) != ours) {
+        return Some("its metadata names another MD5 than when released".into());
     }
     if rehash {
         match archiver::read_digests(sink, &rel.key, true).await {

@@ -122,9 +122,10 @@ pub(crate) const MIGRATIONS: &[&str] = &["
         index_seq       BIGINT NOT NULL,
         index_sha256    TEXT NOT NULL,
         delete_date     TEXT NOT NULL,
-        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone')),
+        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone','refused')),
         proven_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
         released_at     TIMESTAMPTZ,
-        undone_at       TIMESTAMPTZ
+        undone_at       TIMESTAMPTZ,
+        last_error      TEXT
     );
 "];

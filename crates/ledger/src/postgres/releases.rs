@@ -12,7 +12,8 @@ fn release_columns() -> String {
     format!(
         "recording_id, conversation_id, object_key, size, md5, sha256, index_seq, index_sha256, \
          delete_date, state, to_char(proven_at AT TIME ZONE 'UTC', {TS}), \
-         to_char(released_at AT TIME ZONE 'UTC', {TS}), to_char(undone_at AT TIME ZONE 'UTC', {TS})"
+         to_char(released_at AT TIME ZONE 'UTC', {TS}), to_char(undone_at AT TIME ZONE 'UTC', {TS}), \
+         last_error"
     )
 }
 
@@ -33,6 +34,7 @@ fn release_from_row(r: &Row) -> ReleaseRecord {
         proven_at: r.get(10),
         released_at: r.get(11),
         undone_at: r.get(12),
+        last_error: r.get(13),
     }
 }
 
@@ -42,6 +44,7 @@ impl ReleaseStore for PgLedger {
         &self,
         after: Option<String>,
         limit: u32,
+        refused: bool,
     ) -> Result<Vec<(LedgerEntry, Option<u64>)>, LedgerError> {
         let cols = super::COLUMNS
             .split(", ")
@@ -64,10 +67,11 @@ impl ReleaseStore for PgLedger {
                       WHERE ($1::text IS NULL OR r.recording_id > $1)
                         AND NOT EXISTS (SELECT 1 FROM releases x
                                          WHERE x.recording_id = r.recording_id
-                                           AND x.state IN ('released', 'undone'))
+                                           AND (x.state IN ('released', 'undone')
+                                                OR (x.state = 'refused' AND NOT $3)))
                       ORDER BY r.recording_id LIMIT $2"
                 ),
-                &[&after, &limit],
+                &[&after, &limit, &refused],
             )
             .await?;
         Ok(rows
@@ -116,8 +120,13 @@ impl ReleaseStore for PgLedger {
                  ON CONFLICT (recording_id) DO UPDATE SET
                    conversation_id = excluded.conversation_id, object_key = excluded.object_key,
                    size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256,
-                   index_seq = excluded.index_seq, index_sha256 = excluded.index_sha256
-                 WHERE releases.state = 'intended'",
+                   index_seq = excluded.index_seq, index_sha256 = excluded.index_sha256,
+                   delete_date = CASE WHEN releases.state = 'refused' THEN excluded.delete_date
+                                      ELSE releases.delete_date END,
+                   proven_at = CASE WHEN releases.state = 'refused' THEN now()
+                                    ELSE releases.proven_at END,
+                   state = 'intended', last_error = NULL
+                 WHERE releases.state IN ('intended', 'refused')",
                 &[
                     &r.recording_id,
                     &r.conversation_id,
@@ -149,11 +158,32 @@ impl ReleaseStore for PgLedger {
         Ok(n == 1)
     }
 
-    async fn drop_intended(&self, recording_id: &str) -> Result<bool, LedgerError> {
+    async fn drop_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
         let n = self
             .execute(
-                "DELETE FROM releases WHERE recording_id = $1 AND state = 'intended'",
-                &[&recording_id],
+                "DELETE FROM releases
+                  WHERE recording_id = $1 AND state = 'intended' AND delete_date = $2",
+                &[&recording_id, &delete_date],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn refuse_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+        message: &str,
+    ) -> Result<bool, LedgerError> {
+        let n = self
+            .execute(
+                "UPDATE releases SET state = 'refused', last_error = $3
+                  WHERE recording_id = $1 AND state = 'intended' AND delete_date = $2",
+                &[&recording_id, &delete_date, &message],
             )
             .await?;
         Ok(n == 1)

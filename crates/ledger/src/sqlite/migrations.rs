@@ -135,10 +135,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         index_seq       INTEGER NOT NULL,
         index_sha256    TEXT NOT NULL,
         delete_date     TEXT NOT NULL,
-        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone')),
+        state           TEXT NOT NULL CHECK (state IN ('intended','released','undone','refused')),
         proven_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
         released_at     TEXT,
-        undone_at       TEXT
+        undone_at       TEXT,
+        last_error      TEXT
     );
     ",
 ];

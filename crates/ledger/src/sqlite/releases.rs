@@ -6,7 +6,7 @@ use super::{COLUMNS, SqliteLedger, entry_from_row};
 use crate::releases::{ReleaseRecord, ReleaseState, ReleaseStore};
 use crate::{LedgerEntry, LedgerError, RecordStatus};
 
-const RELEASE_COLUMNS: &str = "recording_id, conversation_id, object_key, size, md5, sha256, index_seq, index_sha256, delete_date, state, proven_at, released_at, undone_at";
+const RELEASE_COLUMNS: &str = "recording_id, conversation_id, object_key, size, md5, sha256, index_seq, index_sha256, delete_date, state, proven_at, released_at, undone_at, last_error";
 
 fn release_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     let state: String = r.get(9)?;
@@ -25,6 +25,7 @@ fn release_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         proven_at: r.get(10)?,
         released_at: r.get(11)?,
         undone_at: r.get(12)?,
+        last_error: r.get(13)?,
     })
 }
 
@@ -34,6 +35,7 @@ impl ReleaseStore for SqliteLedger {
         &self,
         after: Option<String>,
         limit: u32,
+        refused: bool,
     ) -> Result<Vec<(LedgerEntry, Option<u64>)>, LedgerError> {
         let cols = COLUMNS
             .split(", ")
@@ -46,10 +48,11 @@ impl ReleaseStore for SqliteLedger {
                   WHERE (?1 IS NULL OR r.recording_id > ?1)
                     AND NOT EXISTS (SELECT 1 FROM releases x
                                      WHERE x.recording_id = r.recording_id
-                                       AND x.state IN ('released', 'undone'))
+                                       AND (x.state IN ('released', 'undone')
+                                            OR (x.state = 'refused' AND NOT ?3)))
                   ORDER BY r.recording_id LIMIT ?2"
             ))?;
-            st.query_map(params![after, limit], |r| {
+            st.query_map(params![after, limit, refused], |r| {
                 Ok((
                     entry_from_row(r)?,
                     r.get::<_, Option<i64>>(16)?.map(|s| s as u64),
@@ -95,8 +98,13 @@ impl ReleaseStore for SqliteLedger {
                  ON CONFLICT(recording_id) DO UPDATE SET conversation_id = excluded.conversation_id,
                    object_key = excluded.object_key, size = excluded.size, md5 = excluded.md5,
                    sha256 = excluded.sha256, index_seq = excluded.index_seq,
-                   index_sha256 = excluded.index_sha256
-                 WHERE releases.state = 'intended'",
+                   index_sha256 = excluded.index_sha256,
+                   delete_date = CASE WHEN releases.state = 'refused' THEN excluded.delete_date
+                                      ELSE releases.delete_date END,
+                   proven_at = CASE WHEN releases.state = 'refused' THEN excluded.proven_at
+                                    ELSE releases.proven_at END,
+                   state = 'intended', last_error = NULL
+                 WHERE releases.state IN ('intended', 'refused')",
                 params![
                     r.recording_id,
                     r.conversation_id,
@@ -132,12 +140,39 @@ impl ReleaseStore for SqliteLedger {
         .await
     }
 
-    async fn drop_intended(&self, recording_id: &str) -> Result<bool, LedgerError> {
-        let id = recording_id.to_string();
+    async fn drop_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+    ) -> Result<bool, LedgerError> {
+        let (id, date) = (recording_id.to_string(), delete_date.to_string());
         self.write(move |c| {
             let n = c.execute(
-                "DELETE FROM releases WHERE recording_id = ?1 AND state = 'intended'",
-                params![id],
+                "DELETE FROM releases
+                  WHERE recording_id = ?1 AND state = 'intended' AND delete_date = ?2",
+                params![id, date],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn refuse_intended(
+        &self,
+        recording_id: &str,
+        delete_date: &str,
+        message: &str,
+    ) -> Result<bool, LedgerError> {
+        let (id, date, msg) = (
+            recording_id.to_string(),
+            delete_date.to_string(),
+            message.to_string(),
+        );
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE releases SET state = 'refused', last_error = ?3
+                  WHERE recording_id = ?1 AND state = 'intended' AND delete_date = ?2",
+                params![id, date, msg],
             )?;
             Ok(n == 1)
         })
