@@ -80,6 +80,27 @@ async fn release_dry_run_execute_verify_and_undo() {
     let first = s.delete_date(0).unwrap();
     assert!(first > chrono::Utc::now() + chrono::Duration::days(6));
 
+    // The next run writes the releases into the custody index; the chain check reads them.
+    let out = output_of(cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--late-window",
+        "0s",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = output_of(cmd(&["verify", "--chain"])).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{n} releases at the source recorded, 0 problems")),
+        "{text}"
+    );
+
     // A released recording whose copy is gone: critical.
     let rid = s.dataset().recordings[0].id.clone();
     let key = {

@@ -6,7 +6,9 @@
 //! without gaps; `day` the UTC date it was written). Its first line is the header
 //! (`{"type":"index","version":1,"seq":..,"previous":..,"previous_key":..,"entries":..}`),
 //! every other line one object (`"type":"object"`, key, ids, times, size, md5, sha256 and the
-//! conversation's facts), so Athena or DuckDB can query the parts as one table.
+//! conversation's facts), so Athena or DuckDB can query the parts as one table; after the
+//! objects, a part may list releases at the source (`"type":"release"`, see
+//! [`crate::ReleaseLine`]), counted by the header's `"releases"`.
 //!
 //! Which rows go into which part is decided in the ledger before the part is written
 //! ([`Ledger::open_index_part`]), so a part cut short by a crash is written again with the
@@ -70,6 +72,14 @@ pub struct PartHeader {
     pub previous_key: Option<String>,
     /// Object lines that follow.
     pub entries: u64,
+    /// Release lines after the objects ([`crate::ReleaseLine`]); absent (0) in a part
+    /// without any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub releases: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One object line of a part.
@@ -155,6 +165,13 @@ async fn render(
             break;
         }
     }
+    let released = ledger.listed_releases(part.seq).await?;
+    let releases = released.len() as u64;
+    for r in released {
+        serde_json::to_writer(&mut lines, &crate::ReleaseLine::from_record(r))
+            .expect("serializable");
+        lines.push(b'\n');
+    }
     let header = PartHeader {
         kind: "index".into(),
         version: 1,
@@ -162,6 +179,7 @@ async fn render(
         previous: part.previous.clone(),
         previous_key: previous_key.map(str::to_string),
         entries,
+        releases,
     };
     let mut head = serde_json::to_vec(&header).expect("serializable");
     head.push(b'\n');
@@ -447,6 +465,9 @@ pub struct ChainReport {
     pub superseded: u64,
     /// Entries without a SHA-256 (adopted objects): checked by size and MD5 only.
     pub md5_only: u64,
+    /// Release lines read (releases at the source recorded in the index), each checked
+    /// against the object and part it rests on.
+    pub releases: u64,
     /// Every break of the chain or mismatch, one line each.
     pub problems: Vec<String>,
     /// The last part's sequence number and SHA-256: record it to detect a removed tail later.
@@ -646,9 +667,16 @@ pub async fn verify_chain(
     // archive's key count bounds it, as the ledger's rows do).
     let mut listed: BTreeMap<String, (String, Option<String>, Option<String>)> = BTreeMap::new();
     let mut relisted: Vec<String> = Vec::new();
+    let digests: BTreeMap<u64, String> = parts
+        .iter()
+        .map(|(seq, (_, sha, _))| (*seq, sha.clone()))
+        .collect();
     for (key, _, header) in parts.values() {
-        let entries = match read_part(sink, key).await.and_then(|b| parse_part(&b)) {
-            Ok((_, entries)) => entries,
+        let (entries, releases) = match read_part(sink, key)
+            .await
+            .and_then(|b| parse_part_releases(&b))
+        {
+            Ok((_, entries, releases)) => (entries, releases),
             Err(e) => {
                 report
                     .problems
@@ -661,6 +689,13 @@ pub async fn verify_chain(
                 "{key}: header says {} entries, the part holds {}",
                 header.entries,
                 entries.len()
+            ));
+        }
+        if header.releases != releases.len() as u64 {
+            report.problems.push(format!(
+                "{key}: header says {} releases, the part holds {}",
+                header.releases,
+                releases.len()
             ));
         }
         for e in &entries {
@@ -692,6 +727,17 @@ pub async fn verify_chain(
             }
         }
         report.objects += entries.len() as u64;
+        // Releases rest on objects this part or an earlier one lists (`listed` holds both by
+        // now) and on parts the store holds with the bytes they name.
+        report
+            .problems
+            .extend(crate::custody_releases::check_release_lines(
+                key,
+                &releases,
+                &listed,
+                |seq| digests.get(&seq).cloned(),
+            ));
+        report.releases += releases.len() as u64;
         report.md5_only += entries.iter().filter(|e| e.sha256.is_none()).count() as u64;
         let checks = futures::stream::iter(entries)
             .map(|e| async move {
@@ -760,9 +806,21 @@ pub(crate) fn parse_part(bytes: &[u8]) -> Result<(PartHeader, Vec<IndexEntry>), 
     if header.kind != "index" {
         return Err(format!("first line is of type {:?}", header.kind));
     }
-    let entries = lines
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 2)))
-        .collect::<Result<Vec<IndexEntry>, String>>()?;
+    let (entries, _) = crate::custody_releases::split_lines(lines.enumerate())?;
     Ok((header, entries))
+}
+
+/// A part's header, objects and releases.
+pub(crate) fn parse_part_releases(
+    bytes: &[u8],
+) -> Result<(PartHeader, Vec<IndexEntry>, Vec<crate::ReleaseLine>), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let mut lines = text.lines();
+    let header: PartHeader =
+        serde_json::from_str(lines.next().ok_or("empty")?).map_err(|e| format!("header: {e}"))?;
+    if header.kind != "index" {
+        return Err(format!("first line is of type {:?}", header.kind));
+    }
+    let (entries, releases) = crate::custody_releases::split_lines(lines.enumerate())?;
+    Ok((header, entries, releases))
 }

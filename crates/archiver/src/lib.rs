@@ -8,6 +8,7 @@ mod backfill;
 mod config;
 mod continuous;
 mod custody;
+mod custody_releases;
 mod custody_signed;
 mod events;
 mod facts;
@@ -36,6 +37,7 @@ pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
     read_digests, restore_from_index, verify_chain, write_index,
 };
+pub use custody_releases::ReleaseLine;
 pub use events::{Event, EventHandler, NoEvents};
 pub use inventory::{
     InventoryError, InventoryReport, MissingRecording, archive_missing, archive_orphans,

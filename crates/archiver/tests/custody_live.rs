@@ -160,6 +160,7 @@ async fn archiver_index_bytes(sink: &dyn ObjectSink, seq: u64) -> Vec<u8> {
         previous: Some(sha),
         previous_key: Some(key),
         entries: 0,
+        releases: 0,
     };
     let mut line = serde_json::to_vec(&header).unwrap();
     line.push(b'\n');

@@ -174,6 +174,44 @@ async fn proven_recordings_are_released_once_and_a_dry_run_changes_nothing() {
         (0, 0, 0)
     );
 
+    // The index lists the releases after them: an auditor with only the store sees them.
+    let parts = write_index(
+        &o.ledger,
+        o.sink.as_ref(),
+        "index/",
+        chrono::Utc::now(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let text = std::fs::read_to_string(o.dir.path().join(&parts[0].key)).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["releases"], 12, "{text}");
+    assert_eq!(header["entries"], 0);
+    let lines: Vec<archiver::ReleaseLine> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.state == "released" && l.object_part == 1)
+    );
+    let chain = archiver::verify_chain(o.sink.as_ref(), "index/", Some(&o.ledger), &[], &[], 4)
+        .await
+        .unwrap();
+    assert!(chain.clean(), "{chain:?}");
+    assert_eq!((chain.parts, chain.releases), (2, 12));
+    // The first part, written before any release, has no `releases` field.
+    let first = o.ledger.index_parts().await.unwrap()[0].key.clone();
+    let first = std::fs::read_to_string(o.dir.path().join(first)).unwrap();
+    assert!(
+        !first.lines().next().unwrap().contains("releases"),
+        "{first}"
+    );
+
     assert!((0..12).all(|i| !o.sim.is_deleted(i)));
     o.sim
         .pass_retention_time(Duration::from_secs(8 * 24 * 3600));
@@ -555,6 +593,15 @@ async fn undo_pushes_dates_out_never_closer() {
     let o = org(3, |_| {}, Duration::ZERO, true).await;
     let run = o.release(&policy(true)).await;
     assert_eq!(run.released, 3, "{run:?}");
+    write_index(
+        &o.ledger,
+        o.sink.as_ref(),
+        "index/",
+        chrono::Utc::now(),
+        None,
+    )
+    .await
+    .unwrap();
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
     let undo = |keep: u64| {
         archiver::undo_releases(
@@ -583,4 +630,22 @@ async fn undo_pushes_dates_out_never_closer() {
     );
     let again = o.release(&policy(true)).await;
     assert_eq!((again.considered, again.put_calls), (0, 0), "{again:?}");
+    // Released then taken back: the index lists both, in two parts, and the chain checks.
+    write_index(
+        &o.ledger,
+        o.sink.as_ref(),
+        "index/",
+        chrono::Utc::now(),
+        None,
+    )
+    .await
+    .unwrap();
+    let chain = archiver::verify_chain(o.sink.as_ref(), "index/", Some(&o.ledger), &[], &[], 4)
+        .await
+        .unwrap();
+    assert!(chain.clean(), "{chain:?}");
+    assert_eq!(
+        chain.releases, 6,
+        "three released, then three undone: {chain:?}"
+    );
 }

@@ -666,7 +666,7 @@ impl Backend for PgLedger {
             tx.rollback().await.map_err(|e| self.err(e))?;
             return Ok(None);
         }
-        let n = tx
+        let objects = tx
             .execute(
                 "UPDATE recordings SET index_seq = $1 WHERE recording_id IN (
                    SELECT recording_id FROM recordings
@@ -676,6 +676,18 @@ impl Backend for PgLedger {
             )
             .await
             .map_err(|e| self.err(e))?;
+        // Releases confirmed or taken back since the last part (see `releases`).
+        let releases = tx
+            .execute(
+                "UPDATE releases SET listed_in = $1 WHERE recording_id IN (
+                   SELECT recording_id FROM releases
+                   WHERE state IN ('released', 'undone') AND listed_in IS NULL
+                   ORDER BY recording_id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&seq, &i64::from(limit)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let n = objects + releases;
         if n == 0 {
             tx.rollback().await.map_err(|e| self.err(e))?;
             return Ok(Some(0));
@@ -736,7 +748,10 @@ impl Backend for PgLedger {
                    RETURNING seq),
                  rows AS (
                    UPDATE recordings SET index_seq = $2
-                   WHERE index_seq = $1 AND EXISTS (SELECT 1 FROM moved))
+                   WHERE index_seq = $1 AND EXISTS (SELECT 1 FROM moved)),
+                 released AS (
+                   UPDATE releases SET listed_in = $2
+                   WHERE listed_in = $1 AND EXISTS (SELECT 1 FROM moved))
                  SELECT count(*) FROM moved",
                 &[&(from as i64), &(to as i64), &key],
             )

@@ -162,6 +162,8 @@ pub(crate) trait ReleaseStore {
         recording_id: &str,
         delete_date: &str,
     ) -> Result<bool, LedgerError>;
+    /// The releases index part `seq` lists, by recording id.
+    async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError>;
     /// Releases recorded, by recording id.
     async fn releases(
         &self,
@@ -311,6 +313,13 @@ impl Ledger {
         delete_date: &str,
     ) -> Result<bool, LedgerError> {
         self.inner.undo_release(recording_id, delete_date).await
+    }
+
+    /// The releases (confirmed or taken back) index part `seq` lists, by recording id. A
+    /// release is listed by the first part opened after it was confirmed, and again by the
+    /// first after it was taken back.
+    pub async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        self.inner.listed_releases(seq).await
     }
 
     /// Every release recorded (all states), by recording id.

@@ -676,13 +676,22 @@ impl Backend for SqliteLedger {
             if exists {
                 return Ok(None);
             }
-            let n = tx.execute(
+            let objects = tx.execute(
                 "UPDATE recordings SET index_seq = ?1 WHERE recording_id IN (
                    SELECT recording_id FROM recordings
                    WHERE status = 'archived' AND index_seq IS NULL
                    ORDER BY updated_at, recording_id LIMIT ?2)",
                 params![seq, limit],
             )?;
+            // Releases confirmed or taken back since the last part (see `releases`).
+            let releases = tx.execute(
+                "UPDATE releases SET listed_in = ?1 WHERE recording_id IN (
+                   SELECT recording_id FROM releases
+                   WHERE state IN ('released', 'undone') AND listed_in IS NULL
+                   ORDER BY recording_id LIMIT ?2)",
+                params![seq, limit],
+            )?;
+            let n = objects + releases;
             if n == 0 {
                 return Ok(Some(0));
             }
@@ -743,6 +752,10 @@ impl Backend for SqliteLedger {
             if moved == 1 {
                 c.execute(
                     "UPDATE recordings SET index_seq = ?2 WHERE index_seq = ?1",
+                    params![from as i64, to as i64],
+                )?;
+                c.execute(
+                    "UPDATE releases SET listed_in = ?2 WHERE listed_in = ?1",
                     params![from as i64, to as i64],
                 )?;
             }

@@ -530,6 +530,7 @@ async fn verify_chain(
             "verified": report.verified,
             "md5_only": report.md5_only,
             "superseded": report.superseded,
+            "releases": report.releases,
             "signatures_checked": report.signatures_checked,
             "signed_parts": report.signed,
             "signed_by": report.signed_by.iter().map(|(key, first, last)| serde_json::json!({"public_key": key, "first_part": first, "last_part": last})).collect::<Vec<_>>(),
@@ -565,12 +566,13 @@ async fn verify_chain(
         String::new()
     };
     println!(
-        "chain: {} parts{signed}, {} objects, {} verified ({} by size and MD5 only, {} entries superseded), {} problems{head}",
+        "chain: {} parts{signed}, {} objects, {} verified ({} by size and MD5 only, {} entries superseded), {} releases at the source recorded, {} problems{head}",
         report.parts,
         report.objects,
         report.verified,
         report.md5_only,
         report.superseded,
+        report.releases,
         report.problems.len()
     );
     if report.parts == 0 && report.problems.is_empty() {

@@ -126,6 +126,7 @@ pub(crate) const MIGRATIONS: &[&str] = &["
         proven_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
         released_at     TIMESTAMPTZ,
         undone_at       TIMESTAMPTZ,
-        last_error      TEXT
+        last_error      TEXT,
+        listed_in       BIGINT
     );
 "];

@@ -150,7 +150,8 @@ impl ReleaseStore for PgLedger {
     ) -> Result<bool, LedgerError> {
         let n = self
             .execute(
-                "UPDATE releases SET state = 'released', delete_date = $2, released_at = now()
+                "UPDATE releases SET state = 'released', delete_date = $2, listed_in = NULL,
+                   released_at = now()
                   WHERE recording_id = $1 AND state = 'intended'",
                 &[&recording_id, &delete_date],
             )
@@ -196,12 +197,24 @@ impl ReleaseStore for PgLedger {
     ) -> Result<bool, LedgerError> {
         let n = self
             .execute(
-                "UPDATE releases SET state = 'undone', delete_date = $2, undone_at = now()
+                "UPDATE releases SET state = 'undone', delete_date = $2, listed_in = NULL,
+                   undone_at = now()
                   WHERE recording_id = $1 AND state IN ('intended', 'released')",
                 &[&recording_id, &delete_date],
             )
             .await?;
         Ok(n == 1)
+    }
+
+    async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        let cols = release_columns();
+        let rows = self
+            .query(
+                &format!("SELECT {cols} FROM releases WHERE listed_in = $1 ORDER BY recording_id"),
+                &[&(seq as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(release_from_row).collect())
     }
 
     async fn releases(

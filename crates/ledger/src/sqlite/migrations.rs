@@ -139,7 +139,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         proven_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
         released_at     TEXT,
         undone_at       TEXT,
-        last_error      TEXT
+        last_error      TEXT,
+        listed_in       INTEGER
     );
     ",
 ];

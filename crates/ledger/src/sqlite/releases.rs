@@ -130,7 +130,7 @@ impl ReleaseStore for SqliteLedger {
         let (id, date) = (recording_id.to_string(), delete_date.to_string());
         self.write(move |c| {
             let n = c.execute(
-                "UPDATE releases SET state = 'released', delete_date = ?2,
+                "UPDATE releases SET state = 'released', delete_date = ?2, listed_in = NULL,
                    released_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
                  WHERE recording_id = ?1 AND state = 'intended'",
                 params![id, date],
@@ -187,12 +187,23 @@ impl ReleaseStore for SqliteLedger {
         let (id, date) = (recording_id.to_string(), delete_date.to_string());
         self.write(move |c| {
             let n = c.execute(
-                "UPDATE releases SET state = 'undone', delete_date = ?2,
+                "UPDATE releases SET state = 'undone', delete_date = ?2, listed_in = NULL,
                    undone_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
                  WHERE recording_id = ?1 AND state IN ('intended', 'released')",
                 params![id, date],
             )?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {RELEASE_COLUMNS} FROM releases WHERE listed_in = ?1 ORDER BY recording_id"
+            ))?;
+            st.query_map(params![seq as i64], release_from_row)?
+                .collect()
         })
         .await
     }
