@@ -841,6 +841,25 @@ async fn releases_are_recorded_once_on_postgres() {
         .unwrap();
     assert_eq!((again.considered, again.put_calls), (0, 0), "{again:?}");
 
+    // Written into the index, the releases come back in a ledger rebuilt from the store.
+    archiver::write_index(&ledger, sink.as_ref(), "index/", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    let rebuilt = Ledger::open(&fresh_postgres_database("releases_rebuilt").await)
+        .await
+        .unwrap();
+    archiver::rebuild_ledger(&rebuilt, sink.as_ref(), "recordings/", "index/")
+        .await
+        .unwrap();
+    let back = rebuilt.releases().await.unwrap();
+    assert_eq!(back.len(), 6, "{back:?}");
+    assert!(
+        back.iter()
+            .all(|r| r.state == archiver::ReleaseState::Released
+                && r.released_at.is_some()
+                && r.sha256.len() == 64)
+    );
+
     let undo = archiver::undo_releases(
         &client,
         &ledger,

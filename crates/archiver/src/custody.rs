@@ -359,6 +359,21 @@ async fn take_up_chain(
     for part in &found {
         ledger.insert_index_part(part.clone()).await?;
     }
+    // The releases the parts record, oldest part first (an undo listed later replaces its
+    // release): the rebuilt ledger knows them again, so `verify` keeps watching their copies
+    // and no run releases them twice or an undone one again.
+    for part in &found {
+        let releases = match read_part(sink, &part.key)
+            .await
+            .and_then(|b| parse_part_releases(&b))
+        {
+            Ok((_, _, releases)) => releases,
+            Err(e) => return Err(store_err(&part.key, format!("cannot be read: {e}"))),
+        };
+        for r in releases {
+            ledger.restore_release(r.into_record(), part.seq).await?;
+        }
+    }
     // The rows the parts list are indexed already, with the digests the parts give: newest
     // part first, so a key listed again counts with its latest entry. Without this, the next
     // part would list every rebuilt row again, without digests.

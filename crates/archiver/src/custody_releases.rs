@@ -68,6 +68,33 @@ impl ReleaseLine {
     }
 }
 
+impl ReleaseLine {
+    /// The ledger's record of this line (a ledger rebuilt from the store). A state other
+    /// than `undone` reads as released: a date may stand at the source, so `verify` watches.
+    pub(crate) fn into_record(self) -> ReleaseRecord {
+        ReleaseRecord {
+            state: if self.state == "undone" {
+                crate::ReleaseState::Undone
+            } else {
+                crate::ReleaseState::Released
+            },
+            recording_id: self.recording_id,
+            conversation_id: self.conversation_id,
+            key: self.key,
+            size: self.size,
+            md5: self.md5,
+            sha256: self.sha256,
+            index_seq: self.object_part,
+            index_sha256: self.object_part_sha256,
+            delete_date: self.delete_date,
+            proven_at: self.proven_at,
+            released_at: self.released_at,
+            undone_at: self.undone_at,
+            last_error: None,
+        }
+    }
+}
+
 /// The lines of a part after its header: objects and releases. A line is a release when it
 /// begins as this archiver writes release lines; every other line must be an object.
 pub(crate) fn split_lines<'a>(

@@ -212,6 +212,27 @@ async fn proven_recordings_are_released_once_and_a_dry_run_changes_nothing() {
         "{first}"
     );
 
+    // A ledger lost and rebuilt from the store knows the releases again: nothing is
+    // released twice, and `verify` keeps watching their copies.
+    let rebuilt = Ledger::in_memory().unwrap();
+    archiver::rebuild_ledger(&rebuilt, o.sink.as_ref(), "recordings/", "index/")
+        .await
+        .unwrap();
+    let back = rebuilt.releases().await.unwrap();
+    assert_eq!(back.len(), 12, "{back:?}");
+    let kept: std::collections::BTreeMap<_, _> = rows
+        .iter()
+        .map(|r| (r.recording_id.clone(), r.delete_date.clone()))
+        .collect();
+    assert!(
+        back.iter().all(|r| r.state == ReleaseState::Released
+            && kept.get(&r.recording_id) == Some(&r.delete_date))
+    );
+    let rerun = release(&o.client, &rebuilt, o.sink.as_ref(), &policy(true))
+        .await
+        .unwrap();
+    assert_eq!(rerun.put_calls, 0, "{rerun:?}");
+
     assert!((0..12).all(|i| !o.sim.is_deleted(i)));
     o.sim
         .pass_retention_time(Duration::from_secs(8 * 24 * 3600));

@@ -162,6 +162,9 @@ pub(crate) trait ReleaseStore {
         recording_id: &str,
         delete_date: &str,
     ) -> Result<bool, LedgerError>;
+    /// Records a release read back from index part `listed_in` (a ledger rebuilt from the
+    /// store), replacing what the ledger has for the recording.
+    async fn restore_release(&self, r: ReleaseRecord, listed_in: u64) -> Result<(), LedgerError>;
     /// The releases index part `seq` lists, by recording id.
     async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError>;
     /// Releases recorded, by recording id.
@@ -320,6 +323,16 @@ impl Ledger {
     /// first after it was taken back.
     pub async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
         self.inner.listed_releases(seq).await
+    }
+
+    /// Records a release the custody index lists in part `listed_in` (a ledger rebuilt from
+    /// the store): a later part's line (an undo) replaces an earlier one's.
+    pub async fn restore_release(
+        &self,
+        record: ReleaseRecord,
+        listed_in: u64,
+    ) -> Result<(), LedgerError> {
+        self.inner.restore_release(record, listed_in).await
     }
 
     /// Every release recorded (all states), by recording id.

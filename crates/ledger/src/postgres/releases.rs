@@ -206,6 +206,42 @@ impl ReleaseStore for PgLedger {
         Ok(n == 1)
     }
 
+    async fn restore_release(&self, r: ReleaseRecord, listed_in: u64) -> Result<(), LedgerError> {
+        let (size, seq, listed) = (r.size as i64, r.index_seq as i64, listed_in as i64);
+        self.execute(
+            "INSERT INTO releases (recording_id, conversation_id, object_key, size, md5, sha256,
+               index_seq, index_sha256, delete_date, state, proven_at, released_at, undone_at,
+               listed_in)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text::timestamptz,
+               $12::text::timestamptz, $13::text::timestamptz, $14)
+             ON CONFLICT (recording_id) DO UPDATE SET conversation_id = excluded.conversation_id,
+               object_key = excluded.object_key, size = excluded.size, md5 = excluded.md5,
+               sha256 = excluded.sha256, index_seq = excluded.index_seq,
+               index_sha256 = excluded.index_sha256, delete_date = excluded.delete_date,
+               state = excluded.state, proven_at = excluded.proven_at,
+               released_at = excluded.released_at, undone_at = excluded.undone_at,
+               listed_in = excluded.listed_in, last_error = NULL",
+            &[
+                &r.recording_id,
+                &r.conversation_id,
+                &r.key,
+                &size,
+                &r.md5,
+                &r.sha256,
+                &seq,
+                &r.index_sha256,
+                &r.delete_date,
+                &r.state.as_str(),
+                &r.proven_at,
+                &r.released_at,
+                &r.undone_at,
+                &listed,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
         let cols = release_columns();
         let rows = self

@@ -197,6 +197,42 @@ impl ReleaseStore for SqliteLedger {
         .await
     }
 
+    async fn restore_release(&self, r: ReleaseRecord, listed_in: u64) -> Result<(), LedgerError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO releases (recording_id, conversation_id, object_key, size, md5,
+                   sha256, index_seq, index_sha256, delete_date, state, proven_at, released_at,
+                   undone_at, listed_in)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(recording_id) DO UPDATE SET conversation_id = excluded.conversation_id,
+                   object_key = excluded.object_key, size = excluded.size, md5 = excluded.md5,
+                   sha256 = excluded.sha256, index_seq = excluded.index_seq,
+                   index_sha256 = excluded.index_sha256, delete_date = excluded.delete_date,
+                   state = excluded.state, proven_at = excluded.proven_at,
+                   released_at = excluded.released_at, undone_at = excluded.undone_at,
+                   listed_in = excluded.listed_in, last_error = NULL",
+                params![
+                    r.recording_id,
+                    r.conversation_id,
+                    r.key,
+                    r.size as i64,
+                    r.md5,
+                    r.sha256,
+                    r.index_seq as i64,
+                    r.index_sha256,
+                    r.delete_date,
+                    r.state.as_str(),
+                    r.proven_at,
+                    r.released_at,
+                    r.undone_at,
+                    listed_in as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn listed_releases(&self, seq: u64) -> Result<Vec<ReleaseRecord>, LedgerError> {
         self.run(move |c| {
             let mut st = c.prepare_cached(&format!(
