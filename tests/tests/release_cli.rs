@@ -73,6 +73,11 @@ async fn release_dry_run_execute_verify_and_undo() {
     ]))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("release progress"),
+        "progress is logged: {}",
+        output_text(&out)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["released"], n as u64, "{report}");
     assert_eq!(report["api_calls"]["put"], n as u64, "{report}");

@@ -52,7 +52,7 @@ pub use ledger::{
 pub use pipeline::archive;
 pub use poll::{ContinuousError, MAX_RETRY_BACKOFF, PollSettings, ScaleOut, retry_backoff};
 pub use rebuild::{AbsentObject, RebuildError, RebuildReport, rebuild_ledger};
-pub use release::{MIN_GRACE, ReleaseError, ReleasePolicy, ReleaseReport, release};
+pub use release::{MIN_GRACE, Progress, ReleaseError, ReleasePolicy, ReleaseReport, release};
 pub use release_proof::Hold;
 pub use release_undo::{UndoReport, undo_releases};
 pub use signing::{IndexSigner, IndexVerifier, PartClaim, SignedClaim, SigningError};

@@ -198,6 +198,17 @@ pub(crate) async fn run_release(
         per_minute: a.release_rate,
         limit: a.limit,
         retry_refused: a.retry_refused,
+        // On stderr, a line per page of rows: a long run shows where it is.
+        progress: Some(archiver::Progress::new(|r| {
+            eprintln!(
+                "release progress: {} considered, {} eligible, {} released, {} held, {} at risk",
+                r.considered,
+                r.eligible,
+                r.released,
+                r.held.values().sum::<u64>(),
+                r.at_risk.len()
+            )
+        })),
         ..ReleasePolicy::default()
     };
     let report = archiver::release(&client, &ledger, sink.as_ref(), &policy)
