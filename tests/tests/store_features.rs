@@ -68,6 +68,12 @@ async fn ceph_object_lock_retention_is_applied() {
         .unwrap()
         .unwrap();
     assert_eq!(head.retention, None, "{head:?}");
+    // The bucket has Object Lock (what `release` requires by default); a plain bucket has not.
+    assert!(plain.object_lock_enabled().await.unwrap());
+    let other = e2e::fresh_sink(Server::Ceph, "nolock").await;
+    assert!(!other.object_lock_enabled().await.unwrap());
+    let s3s = e2e::fresh_sink(Server::S3sFs, "nolock").await;
+    assert!(!s3s.object_lock_enabled().await.unwrap());
 }
 
 /// SSE-KMS (Ceph's testing key store): the object is stored encrypted with the named key, reads

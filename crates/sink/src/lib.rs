@@ -142,6 +142,14 @@ pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
         })
     }
 
+    /// Whether the bucket has Object Lock enabled (S3 `GetObjectLockConfiguration`): then a
+    /// release at the source requires each object to be locked. `Ok(false)` for a store or
+    /// bucket without it (or a store that does not implement the call); an error when the
+    /// store could not be asked.
+    async fn object_lock_enabled(&self) -> Result<bool, SinkError> {
+        Ok(false)
+    }
+
     /// Learns, once, what the store supports for writing (for S3: whether it honours
     /// conditional PUTs, [`S3Sink::probe_conditional_writes`]); the writer calls it at start.
     /// May write and remove a small probe object. An error leaves the sink as careful as

@@ -170,13 +170,16 @@ pub(crate) async fn run_daemon(d: DaemonArgs, file: &FileConfig) -> Result<ExitC
     let w = wire(&d.run, file).await?;
     let release = match &d.release_after {
         None => None,
-        Some(after) => Some(super::release::daemon_policy(
-            after,
-            d.release_grace.as_deref(),
-            d.release_rate,
-            interval,
-            &w,
-        )?),
+        Some(after) => Some(
+            super::release::daemon_policy(
+                after,
+                d.release_grace.as_deref(),
+                d.release_rate,
+                interval,
+                &w,
+            )
+            .await?,
+        ),
     };
     let extra = match metrics_listen {
         Some(addr) => {

@@ -29,7 +29,7 @@ pub(crate) struct ReleaseArgs {
     #[arg(long)]
     rehash: bool,
     /// Require each object to be under Object Lock until at least now + --lock-for. Required
-    /// by default when the store writes with Object Lock.
+    /// by default when the bucket has Object Lock or the store writes with it.
     #[arg(long)]
     require_object_lock: bool,
     /// With Object Lock required: locked until at least now + this; more than the grace,
@@ -157,8 +157,16 @@ pub(crate) async fn run_release(
             ..
         }
     );
-    let required =
-        a.require_object_lock || locked_store || a.lock_for.is_some() || a.lock_mode.is_some();
+    // The bucket's own Object Lock counts as much as the writes' configuration.
+    let locked_bucket = sink
+        .object_lock_enabled()
+        .await
+        .map_err(|e| config_err(format!("asking the bucket whether it has Object Lock: {e}")))?;
+    let required = a.require_object_lock
+        || locked_store
+        || locked_bucket
+        || a.lock_for.is_some()
+        || a.lock_mode.is_some();
     let require_lock_for = if required {
         let d = match &a.lock_for {
             Some(d) => dur("--lock-for", d)?,
@@ -293,9 +301,10 @@ fn print_report(r: &ReleaseReport) {
 }
 
 /// The daemon's release policy (`--release-after`): executed, bounded per poll by what
-/// `--release-rate` allows in half a poll interval; Object Lock required when the store
-/// writes with it (for the grace + 90 days), the signing key's parts required signed.
-pub(crate) fn daemon_policy(
+/// `--release-rate` allows in half a poll interval; Object Lock required when the bucket has
+/// it or the store writes with it (for the grace + 90 days), the signing key's parts required
+/// signed.
+pub(crate) async fn daemon_policy(
     after: &str,
     grace: Option<&str>,
     rate: Option<u32>,
@@ -324,13 +333,16 @@ pub(crate) fn daemon_policy(
         ));
     }
     let per_poll = (u64::from(per_minute) * interval.as_secs() / 120).max(1);
+    // The bucket's own Object Lock counts as much as the writes' configuration.
+    let locked = w.object_lock
+        || w.sink.object_lock_enabled().await.map_err(|e| {
+            config_err(format!("asking the bucket whether it has Object Lock: {e}"))
+        })?;
     Ok(ReleasePolicy {
         older_than,
         grace,
         rehash: false,
-        require_lock_for: w
-            .object_lock
-            .then(|| grace + std::time::Duration::from_secs(90 * 24 * 3600)),
+        require_lock_for: locked.then(|| grace + std::time::Duration::from_secs(90 * 24 * 3600)),
         lock_mode: None,
         public_keys: w
             .index_signer

@@ -753,6 +753,30 @@ impl ObjectSink for S3Sink {
         }
     }
 
+    async fn object_lock_enabled(&self) -> Result<bool, SinkError> {
+        match self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.cfg.bucket)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled")),
+            // No configuration, or a store without the call.
+            Err(e)
+                if matches!(status_of(&e), Some(404) | Some(501))
+                    || e.code() == Some("ObjectLockConfigurationNotFoundError")
+                    || e.code() == Some("NotImplemented") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.sdk_err("get-object-lock-configuration", "", e)),
+        }
+    }
+
     async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
         if self.cfg.tag_mode == TagMode::Disabled {
             return Ok(None);
