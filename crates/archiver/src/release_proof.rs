@@ -20,7 +20,8 @@ use crate::signing::{IndexVerifier, PartClaim, SignedClaim};
 pub enum Hold {
     /// Not archived (pending, failed or quarantined).
     NotArchived(RecordStatus),
-    /// Its conversation ended less than `--older-than` ago.
+    /// Its conversation (or the recording, when the conversation's end is not recorded)
+    /// ended less than `--older-than` ago.
     TooRecent,
     /// Its end time is unknown or unreadable.
     EndUnknown,
@@ -116,11 +117,16 @@ pub(crate) fn ledger_check(
         Settlement::LateWindowOpen { .. } => return Err(Hold::LateWindowOpen),
         Settlement::FilesNotArchived { .. } => return Err(Hold::ConversationFilesNotArchived),
     }
-    let end = e
-        .end_time
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
+    // The conversation's end when the ledger recorded it (it ends after its recordings), else
+    // the recording's.
+    let parse = |t: Option<&str>| {
+        t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let end = parse(c.conversation_end.as_deref())
+        .into_iter()
+        .chain(parse(e.end_time.as_deref()))
+        .max()
         .ok_or(Hold::EndUnknown)?;
     if end > end_before {
         return Err(Hold::TooRecent);
@@ -305,4 +311,60 @@ pub(crate) async fn store_check(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::LedgerEntry;
+
+    fn candidate(recording_end: &str, conversation_end: Option<&str>) -> ReleaseCandidate {
+        ReleaseCandidate {
+            entry: LedgerEntry {
+                recording_id: "r1".into(),
+                conversation_id: "c1".into(),
+                key: "k1".into(),
+                status: RecordStatus::Archived,
+                size: Some(3),
+                md5: Some("m".into()),
+                attempts: 1,
+                last_error: None,
+                media_type: None,
+                start_time: None,
+                end_time: Some(recording_end.into()),
+                lease_owner: None,
+                updated_at: "2026-01-01T00:00:00Z".into(),
+                sha256: Some("s".into()),
+                facts: Default::default(),
+                lease_until_ms: None,
+            },
+            index_seq: Some(1),
+            intended: None,
+            settlement: Settlement::Settled,
+            conversation_end: conversation_end.map(str::to_string),
+        }
+    }
+
+    /// The age is the conversation's: a recording that ended long ago in a conversation that
+    /// ended recently is too recent; without the conversation's end, the recording's counts.
+    #[test]
+    fn the_age_is_the_conversations() {
+        let before: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+        let old = "2026-01-01T00:00:00Z";
+        let recent = "2026-07-01T00:00:00Z";
+        assert_eq!(
+            ledger_check(&candidate(old, Some(recent)), before).unwrap_err(),
+            Hold::TooRecent
+        );
+        assert!(ledger_check(&candidate(old, Some(old)), before).is_ok());
+        assert!(ledger_check(&candidate(old, None), before).is_ok());
+        assert_eq!(
+            ledger_check(&candidate(recent, None), before).unwrap_err(),
+            Hold::TooRecent
+        );
+        assert_eq!(
+            ledger_check(&candidate("garbled", None), before).unwrap_err(),
+            Hold::EndUnknown
+        );
+    }
 }

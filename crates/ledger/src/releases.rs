@@ -115,6 +115,8 @@ pub struct ReleaseCandidate {
     pub intended: Option<ReleaseRecord>,
     /// Its conversation.
     pub settlement: Settlement,
+    /// Its conversation's end (RFC 3339) as the ledger's resolution recorded it, when known.
+    pub conversation_end: Option<String>,
 }
 
 /// The backend side of releases.
@@ -198,7 +200,7 @@ impl Ledger {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let settled = self.settlements(&convs).await?;
+        let (settled, ends) = self.settlements(&convs).await?;
         let ids: Vec<String> = rows.iter().map(|(e, _)| e.recording_id.clone()).collect();
         let mut intended: HashMap<String, ReleaseRecord> = self
             .inner
@@ -216,17 +218,19 @@ impl Ledger {
                     .cloned()
                     .unwrap_or(Settlement::Unknown),
                 intended: intended.remove(&entry.recording_id),
+                conversation_end: ends.get(&entry.conversation_id).cloned().flatten(),
                 index_seq,
                 entry,
             })
             .collect())
     }
 
-    /// Whether each conversation is settled for good.
+    /// Whether each conversation is settled for good, and its recorded end.
+    #[allow(clippy::type_complexity)]
     async fn settlements(
         &self,
         conversation_ids: &[String],
-    ) -> Result<HashMap<String, Settlement>, LedgerError> {
+    ) -> Result<(HashMap<String, Settlement>, HashMap<String, Option<String>>), LedgerError> {
         let rows = self.inner.conversations(conversation_ids).await?;
         let members = self.inner.conversation_members(conversation_ids).await?;
         let files: Vec<String> = rows.iter().flat_map(|r| r.files.clone()).collect();
@@ -236,7 +240,9 @@ impl Ledger {
             self.inner.statuses(&files).await?
         };
         let mut out = HashMap::new();
+        let mut ends = HashMap::new();
         for r in rows {
+            ends.insert(r.conversation_id.clone(), r.end_time.clone());
             let settlement = if !r.complete {
                 Settlement::Incomplete
             } else if let Some(due) = r.recheck_due {
@@ -265,7 +271,7 @@ impl Ledger {
             };
             out.insert(r.conversation_id, settlement);
         }
-        Ok(out)
+        Ok((out, ends))
     }
 
     /// Records a proven release before the source is asked ([`ReleaseState::Intended`]);
