@@ -568,13 +568,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         ..ArchiverConfig::default()
     };
     cancel_on_signals(cfg.shutdown.clone());
-    let object_lock = matches!(
-        &store.target,
-        settings::StoreTarget::Bucket {
-            object_lock: Some(_),
-            ..
-        }
-    );
+    let object_lock = store.writes_with_object_lock();
     Ok(Wired {
         client,
         sink,

@@ -16,7 +16,7 @@ use genesys_media::GenesysClient;
 use ledger::{Ledger, LedgerError, ReleaseCandidate, ReleaseRecord, ReleaseState};
 use sink::ObjectSink;
 
-use crate::release_proof::{Hold, IndexReader, Proven, ledger_check, store_check};
+use crate::release_proof::{Hold, IndexReader, LedgerFacts, Proven, ledger_check, store_check};
 use crate::signing::IndexVerifier;
 
 /// Rows read from the ledger at a time.
@@ -379,7 +379,8 @@ impl Run<'_> {
                 .or_default()
                 .push(c);
         }
-        let mut ready: Vec<(String, Vec<ReleaseCandidate>)> = Vec::new();
+        // Each recording whose rows the ledger vouches for, with what it vouches.
+        let mut ready: Vec<(String, Vec<ReleaseCandidate>, Vec<LedgerFacts>)> = Vec::new();
         for (rid, files) in groups {
             self.report.considered += files.len() as u64;
             if self.undone.contains(&rid) {
@@ -387,21 +388,23 @@ impl Run<'_> {
                 self.held(&rid, &files, &holds, 0);
                 continue;
             }
-            let holds: Vec<Hold> = files
+            let checked: Vec<Result<LedgerFacts, Hold>> = files
                 .iter()
-                .filter_map(|c| ledger_check(c, self.end_before).err())
+                .map(|c| ledger_check(c, self.end_before))
                 .collect();
-            if holds.is_empty() {
-                ready.push((rid, files));
-            } else {
-                let passing = (files.len() - holds.len()) as u64;
-                self.held(&rid, &files, &holds, passing);
+            let holds: Vec<Hold> = checked.iter().filter_map(|r| r.clone().err()).collect();
+            match checked.into_iter().collect::<Result<Vec<_>, Hold>>() {
+                Ok(facts) => ready.push((rid, files, facts)),
+                Err(_) => {
+                    let passing = (files.len() - holds.len()) as u64;
+                    self.held(&rid, &files, &holds, passing);
+                }
             }
         }
         for chunk in ready.chunks(genesys_media::PROTECTION_QUERY_MAX) {
             let convs: Vec<String> = chunk
                 .iter()
-                .flat_map(|(_, f)| f.iter().map(|c| c.entry.conversation_id.clone()))
+                .flat_map(|(_, f, _)| f.iter().map(|c| c.entry.conversation_id.clone()))
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
@@ -412,7 +415,7 @@ impl Run<'_> {
                 .protected_conversations(&convs)
                 .await
                 .map_err(ReleaseError::Protection)?;
-            for (rid, files) in chunk {
+            for (rid, files, facts) in chunk {
                 if self
                     .policy
                     .deadline
@@ -443,8 +446,8 @@ impl Run<'_> {
                 }
                 let mut proven = Vec::with_capacity(files.len());
                 let mut holds = Vec::new();
-                for c in files {
-                    match self.prove(c.clone()).await {
+                for (c, f) in files.iter().zip(facts) {
+                    match self.prove(c.clone(), f.clone()).await {
                         Ok(p) => proven.push(p),
                         Err(h) => holds.push(h),
                     }
@@ -472,10 +475,10 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// The index and store checks of one row (the ledger's were made), Object Lock measured
-    /// from now.
-    async fn prove(&mut self, c: ReleaseCandidate) -> Result<Proven, Hold> {
-        let (size, md5, sha256, seq, end) = ledger_check(&c, self.end_before)?;
+    /// The index and store checks of one row whose ledger `facts` were checked, Object Lock
+    /// measured from now.
+    async fn prove(&mut self, c: ReleaseCandidate, facts: LedgerFacts) -> Result<Proven, Hold> {
+        let (size, md5, sha256, seq, end) = facts;
         let e = &c.entry;
         let index_sha256 = self
             .index
@@ -571,11 +574,7 @@ impl Run<'_> {
         let conv = &files[0].candidate.entry.conversation_id;
         self.report.put_calls += 1;
         match self.client.set_delete_date(conv, rid, delete_date).await {
-            Ok(set)
-                if set
-                    .delete_date
-                    .is_some_and(|d| (d - delete_date).num_milliseconds().abs() < 1000) =>
-            {
+            Ok(set) if set.confirms(delete_date) => {
                 for p in &files {
                     let id = &p.candidate.entry.recording_id;
                     if self.ledger.release_confirmed(id, &date).await? {

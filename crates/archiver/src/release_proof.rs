@@ -102,10 +102,14 @@ pub(crate) struct Proven {
 }
 
 /// What the ledger alone says: the first reason to hold, or the proven digests.
+/// What the ledger vouches for of a row fit for release: size, MD5, SHA-256, the index
+/// part listing it, and the end its age is measured from.
+pub(crate) type LedgerFacts = (u64, String, String, u64, DateTime<Utc>);
+
 pub(crate) fn ledger_check(
     c: &ReleaseCandidate,
     end_before: DateTime<Utc>,
-) -> Result<(u64, String, String, u64, DateTime<Utc>), Hold> {
+) -> Result<LedgerFacts, Hold> {
     let e = &c.entry;
     if e.status != RecordStatus::Archived {
         return Err(Hold::NotArchived(e.status));

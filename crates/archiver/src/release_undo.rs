@@ -186,11 +186,7 @@ async fn undo_groups(
         }
         report.put_calls += 1;
         match client.set_delete_date(&conv, &rid, date).await {
-            Ok(set)
-                if set
-                    .delete_date
-                    .is_some_and(|d| (d - date).num_milliseconds().abs() < 1000) =>
-            {
+            Ok(set) if set.confirms(date) => {
                 for (id, _) in &rows {
                     if ledger.release_undone(id, &text).await? {
                         report.undone += 1;

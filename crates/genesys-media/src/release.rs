@@ -28,6 +28,15 @@ pub struct RetentionSet {
     pub conflicts: u32,
 }
 
+impl RetentionSet {
+    /// Whether the answer confirms the delete date `asked` (within the second the API's
+    /// dates may be rounded to).
+    pub fn confirms(&self, asked: DateTime<Utc>) -> bool {
+        self.delete_date
+            .is_some_and(|d| (d - asked).num_milliseconds().abs() < 1000)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RetentionAnswer {

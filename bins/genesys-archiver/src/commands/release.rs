@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use archiver::{ReleasePolicy, ReleaseReport};
 use clap::Args;
 
-use crate::settings::{self, FileConfig, SourceArgs, StateArgs, StoreArgs, StoreTarget};
+use crate::settings::{self, FileConfig, SourceArgs, StateArgs, StoreArgs};
 use crate::times::parse_time;
 use crate::{ConfigError, TzArg, config_err};
 
@@ -150,13 +150,7 @@ pub(crate) async fn run_release(
     }
     let store = a.store.resolve(file)?;
     let sink = settings::connect_store(&store).await?;
-    let locked_store = matches!(
-        &store.target,
-        StoreTarget::Bucket {
-            object_lock: Some(_),
-            ..
-        }
-    );
+    let locked_store = store.writes_with_object_lock();
     // The bucket's own Object Lock counts as much as the writes' configuration.
     let locked_bucket = sink
         .object_lock_enabled()

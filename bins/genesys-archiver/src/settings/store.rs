@@ -82,6 +82,19 @@ pub(crate) enum StoreTarget {
     },
 }
 
+impl StoreSettings {
+    /// Whether objects are written with Object Lock retention (`store.object_lock`).
+    pub(crate) fn writes_with_object_lock(&self) -> bool {
+        matches!(
+            &self.target,
+            StoreTarget::Bucket {
+                object_lock: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 fn finish(
     target: StoreTarget,
     key_template: archiver::KeyTemplate,
