@@ -76,14 +76,14 @@ PY
 archive() { # name state extra-flags...
   local name=$1 state=$2; shift 2
   run "$name" $BIN archive --from "$FROM" --to "$TO" --out "$work/store-$state" \
-    --state "$work/$state.db" --allow-loopback-media --progress never \
+    --state "$work/$state.db" --create-ledger --allow-loopback-media --progress never \
     --report "$work/$name.json" "$@"
 }
 
 start_sim
 archive clean clean
 archive rerun clean
-run daemon $BIN daemon --once --since "$FROM" --out "$work/store-clean" --state "$work/clean.db" \
+run daemon $BIN daemon --once --since "$FROM" --out "$work/store-clean" --state "$work/clean.db" --create-ledger \
   --allow-loopback-media --report "$work/daemon.json"
 
 faults=()

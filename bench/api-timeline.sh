@@ -28,7 +28,7 @@ start=$(date +%s.%N)
 GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$(cat "$w/sim.url") \
   RUST_LOG=warn,genesys_media::client=trace \
   $BIN archive --from "$FROM" --to "$TO" --workers 8 \
-  --allow-loopback-media --out "$w/out" --progress never --state "$w/state.db" --log-format json \
+  --allow-loopback-media --out "$w/out" --progress never --state "$w/state.db" --create-ledger --log-format json \
   "$@" > "$w/stdout" 2> "$w/log"
 end=$(date +%s.%N)
 python3 -c "print(f'wall {$end - $start:.2f} s')"

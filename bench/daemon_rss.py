@@ -17,7 +17,7 @@ def main():
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 4 * 86400))
     cmd = [binary, "daemon", "--since", since, "--interval", "100ms", "--settle", "0s",
            "--allow-loopback-media", "--api-budget", "1000000", "--progress", "never",
-           "--state", os.path.join(work, "daemon.db"), "--out", os.path.join(work, "out")]
+           "--state", os.path.join(work, "daemon.db"), "--create-ledger", "--out", os.path.join(work, "out")]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     marks, seen, peak, started, first = {}, 0, 0, time.time(), {}
     for line in p.stderr:

@@ -52,7 +52,7 @@ print(json.dumps(line))
 PY
 }
 
-step archive "$BIN" archive --from "$START" --to "$END" --late-window 0s --progress never --report "$work/report.json" "${common[@]}"
+step archive "$BIN" archive --from "$START" --to "$END" --late-window 0s --progress never --report "$work/report.json" --create-ledger "${common[@]}"
 step dry-run "$BIN" release --older-than 0s --json "${common[@]}"
 step execute "$BIN" release --older-than 0s --execute --release-rate "$RATE" --json "${common[@]}"
 step rerun "$BIN" release --older-than 0s --execute --release-rate "$RATE" --json "${common[@]}"

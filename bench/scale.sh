@@ -51,7 +51,7 @@ for n in $SIZES; do
     B="scale-$n-$RANDOM"
     state="$ledger_dir/scale-$B.db"
     common=(archive --from "$FROM" --to "$TO" --workers "$WORKERS" --allow-loopback-media
-      --api-budget 1000000 --progress never --state "$state" --report "$work/report-$B.json")
+      --api-budget 1000000 --progress never --state "$state" --create-ledger --report "$work/report-$B.json")
     if [ "$store" = dir ]; then
       target=(--out "$work/dir-$B")
     else

@@ -71,7 +71,7 @@ start_sim client --recordings 20 --capture-requests "$work/requests.jsonl"
 for source in batch per-recording; do
   if ! GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE="$url" \
     "$bin" archive --from "$start" --to "$recent" --out "$work/archive-$source" \
-    --state "$work/ledger-$source.db" \
+    --state "$work/ledger-$source.db" --create-ledger \
     --source "$source" --analytics jobs --allow-loopback-media --poll-initial 100ms \
     >"$work/archive-$source.log" 2>&1; then
     echo "sdk-contract: the archiver failed against the simulator (--source $source):" >&2

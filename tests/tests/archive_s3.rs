@@ -183,7 +183,7 @@ async fn cli_archive_with_environment_configuration() {
             "--tag-mode",
             "disabled",
         ])
-        .arg("--state")
+        .args(["--create-ledger", "--state"])
         .arg(&state)
         .env("GENESYS_CLIENT_ID", "sim-client")
         .env("GENESYS_CLIENT_SECRET", "sim-secret")

@@ -362,7 +362,7 @@ key_template = "file/{{recording_id}}.{{ext}}"
             .env_remove("GENESYS_ARCHIVER_KEY_TEMPLATE")
             .args(["--config"])
             .arg(&toml)
-            .args(["config", "check"])
+            .args(["config", "check", "--create-ledger"])
             .args(args);
         for (k, v) in extra_env {
             c.env(k, v);
@@ -383,7 +383,7 @@ key_template = "file/{{recording_id}}.{{ext}}"
         stdout.contains(&format!("store: ok (s3://{bucket}")),
         "{stdout}"
     );
-    // A check never creates the ledger: it says the first run will.
+    // A check never creates the ledger: it says the first run will (with --create-ledger).
     assert!(
         stdout.contains("ledger: from-file.db does not exist yet"),
         "{stdout}"

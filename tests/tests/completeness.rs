@@ -268,7 +268,13 @@ async fn analytics_flag_chooses_jobs_or_the_query() {
 
     let out = run(archive(
         now - chrono::Duration::days(5),
-        &["--analytics", "jobs", "--state", "jobs.db"],
+        &[
+            "--analytics",
+            "jobs",
+            "--state",
+            "jobs.db",
+            "--create-ledger",
+        ],
     ))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -279,7 +285,7 @@ async fn analytics_flag_chooses_jobs_or_the_query() {
     // The same interval by default: the details query, no job.
     let out = run(archive(
         now - chrono::Duration::days(5),
-        &["--state", "auto.db"],
+        &["--state", "auto.db", "--create-ledger"],
     ))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -289,7 +295,13 @@ async fn analytics_flag_chooses_jobs_or_the_query() {
     // Reaching back 40 days with the query only: the old part is reported, not skipped.
     let out = run(archive(
         now - chrono::Duration::days(40),
-        &["--analytics", "query", "--state", "query.db"],
+        &[
+            "--analytics",
+            "query",
+            "--state",
+            "query.db",
+            "--create-ledger",
+        ],
     ))
     .await;
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -332,7 +344,7 @@ async fn daemon_once_exits_1_when_its_poll_was_not_done() {
                 "--analytics",
                 "query",
             ])
-            .args(["--out", "store", "--state", state])
+            .args(["--out", "store", "--state", state, "--create-ledger"])
             .args(FLAGS);
         c
     };

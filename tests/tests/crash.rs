@@ -38,6 +38,7 @@ fn archive_args(s: &SimHandle, state: &std::path::Path) -> Vec<String> {
         "disabled",
         "--workers",
         "4",
+        "--create-ledger",
         "--state",
     ]
     .iter()
@@ -259,6 +260,7 @@ async fn the_daemon_polls_keeps_a_checkpoint_and_stops_cleanly_on_sigterm() {
             "--verify-source-etag",
             "--tag-mode",
             "disabled",
+            "--create-ledger",
             "--state",
         ])
         .arg(&state)

@@ -88,7 +88,7 @@ async fn daemon_once_polls_archive_a_file_attached_after_the_first_resolution() 
             .env_remove("S3_BUCKET")
             .args(["daemon", "--once", "--since", &rfc(start)])
             .args(["--settle", "0s", "--late-window", &window])
-            .args(["--out", "store", "--state", "ledger.db"])
+            .args(["--out", "store", "--state", "ledger.db", "--create-ledger"])
             .args(FLAGS);
         c
     };
@@ -135,7 +135,7 @@ async fn verify_inventory_finds_a_reattached_orphan_and_archives_it() {
             .args(["--out", "store", "--state", "ledger.db"]);
         c
     };
-    let mut archive = cmd(&["archive"]);
+    let mut archive = cmd(&["archive", "--create-ledger"]);
     archive
         .args(["--from", &rfc(now - chrono::Duration::days(21))])
         .args(["--to", &rfc(now - chrono::Duration::days(19))])
@@ -212,14 +212,14 @@ async fn a_recording_batch_downloads_leave_out_is_caught_by_config_check_and_the
             .args(["--out", "store", "--state", "ledger.db"]);
         c
     };
-    let out = run(cmd(&["config", "check"])).await;
+    let out = run(cmd(&["config", "check", "--create-ledger"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("lacks recording:recording:viewSensitiveData"),
         "{}",
         text(&out)
     );
-    let mut archive = cmd(&["archive"]);
+    let mut archive = cmd(&["archive", "--create-ledger"]);
     archive
         .args(["--from", &rfc(now - chrono::Duration::days(4))])
         .args(["--to", &rfc(now - chrono::Duration::days(2))])
@@ -257,7 +257,15 @@ async fn archive_reports_the_late_window_and_recheck_looks_again() {
             .env_remove("S3_BUCKET")
             .args(["archive", "--from", &rfc(now - chrono::Duration::hours(31))])
             .args(["--to", &rfc(now - chrono::Duration::hours(20))])
-            .args(["--out", "store", "--state", "ledger.db", "--report", report])
+            .args([
+                "--out",
+                "store",
+                "--state",
+                "ledger.db",
+                "--create-ledger",
+                "--report",
+                report,
+            ])
             .args(FLAGS)
             .args(extra);
         c

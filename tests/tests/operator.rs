@@ -182,9 +182,109 @@ async fn config_check_never_creates_a_ledger() {
         .current_dir(dir.path());
     let out = e2e::output_of(c).await;
     let all = output_text(&out);
+    // A run would refuse it: the check says so, naming the flag.
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("--state typo/ledgr.db: does not exist"),
+        "{all}"
+    );
+    assert!(all.contains("--create-ledger"), "{all}");
+    assert!(!dir.path().join("typo/ledgr.db").exists(), "{all}");
+    let mut c = bin(&[
+        "config",
+        "check",
+        "--out",
+        "store",
+        "--state",
+        "typo/ledgr.db",
+        "--create-ledger",
+    ]);
+    c.env("GENESYS_API_BASE", s.base_url())
+        .current_dir(dir.path());
+    let out = e2e::output_of(c).await;
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("does not exist yet"), "{all}");
     assert!(!dir.path().join("typo/ledgr.db").exists(), "{all}");
+}
+
+/// A ledger named by `--state`, `GENESYS_ARCHIVER_STATE` or the file's `state` that does not
+/// exist is a mistake (a mistyped path would start an empty ledger and look at every recording
+/// again): exit 2 naming where the path came from, nothing created, nothing downloaded.
+/// `--create-ledger` starts it. A new ledger beside a store that already holds a custody index
+/// is refused the same way, pointing at `ledger rebuild`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_ledger_is_started_only_when_asked() {
+    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 3,
+        ..genesys_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let archive = |extra: &[&str]| {
+        let mut args = vec![
+            "archive",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out",
+            "store",
+            "--allow-loopback-media",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = bin(&args);
+        c.env("GENESYS_API_BASE", s.base_url())
+            .env_remove("GENESYS_ARCHIVER_STATE")
+            .current_dir(dir.path());
+        c
+    };
+    let refused = |out: &std::process::Output, origin: &str| {
+        let all = output_text(out);
+        assert_eq!(out.status.code(), Some(2), "{origin}: {all}");
+        assert!(all.contains(origin), "{origin} not named: {all}");
+        assert!(all.contains("--create-ledger"), "{all}");
+        assert!(!dir.path().join("typo.db").exists(), "{all}");
+    };
+    refused(
+        &e2e::output_of(archive(&["--state", "typo.db"])).await,
+        "--state",
+    );
+    let mut c = archive(&[]);
+    c.env("GENESYS_ARCHIVER_STATE", "typo.db");
+    refused(&e2e::output_of(c).await, "GENESYS_ARCHIVER_STATE");
+    std::fs::write(dir.path().join("c.toml"), "state = \"typo.db\"\n").unwrap();
+    refused(
+        &e2e::output_of(archive(&["--config", "c.toml"])).await,
+        "state (in c.toml)",
+    );
+    assert_eq!(s.stats().media_requests, 0, "nothing was downloaded");
+
+    let out = e2e::output_of(archive(&["--state", "new.db", "--create-ledger"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(dir.path().join("new.db").exists());
+
+    // The ledger lost: a new one (the default file) does not know the store's index.
+    std::fs::remove_file(dir.path().join("new.db")).unwrap();
+    let before = s.stats().media_requests;
+    let out = e2e::output_of(archive(&[])).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("ledger rebuild"), "{all}");
+    assert!(all.contains("--create-ledger"), "{all}");
+    assert!(!dir.path().join("genesys-archiver.db").exists(), "{all}");
+    assert_eq!(s.stats().media_requests, before);
+    let mut c = bin(&["ledger", "rebuild", "--out", "store"]);
+    c.current_dir(dir.path());
+    let out = e2e::output_of(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = e2e::output_of(archive(&[])).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(s.stats().media_requests, before, "{all}");
 }
 
 /// Help: `genesys-archiverd --help` is the daemon's own (its name, its options);

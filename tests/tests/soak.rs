@@ -24,7 +24,7 @@ fn client(s: &SimHandle) -> GenesysClient {
 fn fast_retries() -> ArchiverConfig {
     let mut c = ArchiverConfig {
         verify_source_etag: true,
-        workers: 8,
+        workers: archiver::Workers::Fixed(8),
         ..ArchiverConfig::default()
     };
     c.retry.base_delay = Duration::from_millis(20);
@@ -221,7 +221,7 @@ async fn the_store_killed_and_restarted_mid_run() {
     let c = client(&s);
     let dbdir = tempfile::tempdir().unwrap();
     let mut cfg = fast_retries();
-    cfg.workers = 4;
+    cfg.workers = archiver::Workers::Fixed(4);
     cfg.ledger = Some(
         Ledger::open(dbdir.path().join("l.db").to_str().unwrap())
             .await
@@ -283,7 +283,7 @@ async fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
     let args = |bin: &str| {
         format!(
             "{bin} archive --from {} --to {} \
-             --allow-loopback-media --verify-source-etag --out {} --state {}",
+             --allow-loopback-media --verify-source-etag --out {} --state {} --create-ledger",
             e2e::sim_window(&s).0,
             e2e::sim_window(&s).1,
             out.display(),

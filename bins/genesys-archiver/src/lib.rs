@@ -156,9 +156,21 @@ struct RunArgs {
     write: settings::WriteArgs,
     #[command(flatten, next_help_heading = "Ledger")]
     state: StateArgs,
-    /// Recordings processed at the same time [default: 4].
+    /// Start a new ledger: needed when the ledger named by --state (or
+    /// GENESYS_ARCHIVER_STATE, or the file's state) does not exist yet, or when the store
+    /// already holds a custody index that the ledger does not know (then `ledger rebuild`
+    /// is usually what you want).
+    #[arg(long, help_heading = "Ledger")]
+    create_ledger: bool,
+    /// Recordings processed at the same time, fixed [default: adapts: starts at 8 and grows
+    /// while throughput grows with it, up to --max-workers; backs off when the store or the
+    /// source pushes back].
     #[arg(long, env = "GENESYS_ARCHIVER_WORKERS", help_heading = "Run")]
     workers: Option<usize>,
+    /// The most recordings the adapting worker count may reach, 1-256 [default: 64]. Each
+    /// holds little memory (uploads stream; multipart buffers are bounded by the store).
+    #[arg(long, conflicts_with = "workers", help_heading = "Run")]
+    max_workers: Option<usize>,
     /// Time in-flight uploads get to finish after SIGINT/SIGTERM [default: 30s].
     #[arg(long, help_heading = "Run")]
     drain_timeout: Option<String>,
@@ -489,12 +501,32 @@ pub(crate) struct Wired {
 }
 
 async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
-    let workers = run.workers.or(file.workers).unwrap_or(4);
-    if workers == 0 || workers > 256 {
-        return Err(config_err(format!(
-            "--workers must be between 1 and 256, not {workers}"
-        )));
-    }
+    let workers = match (run.workers.or(file.workers), run.max_workers) {
+        (Some(n), _) if n == 0 || n > 256 => {
+            return Err(config_err(format!(
+                "--workers must be between 1 and 256, not {n}"
+            )));
+        }
+        (Some(n), _) => archiver::Workers::Fixed(n),
+        (None, Some(m)) if m == 0 || m > 256 => {
+            return Err(config_err(format!(
+                "--max-workers must be between 1 and 256, not {m}"
+            )));
+        }
+        (None, max) => match archiver::Workers::DEFAULT {
+            archiver::Workers::Adaptive {
+                start,
+                max: default,
+            } => {
+                let max = max.unwrap_or(default);
+                archiver::Workers::Adaptive {
+                    start: start.min(max),
+                    max,
+                }
+            }
+            fixed => fixed,
+        },
+    };
     let drain = match &run.drain_timeout {
         Some(v) => parse_duration("--drain-timeout", v)?,
         None => match &file.daemon.drain_timeout {
@@ -511,6 +543,7 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     let store = run.store_args().resolve(file)?;
     // What can be checked here first, before any network.
     settings::check_writable(&store)?;
+    run.state.refuse_new(file, run.create_ledger)?;
     let prefix = StoreArgs::prefix(&store);
     let index_prefix = run.index.resolve(&prefix)?;
     let index_signer = match (&run.index.index_signing_key, &file.index.signing_key) {
@@ -535,7 +568,33 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         (None, Some(v)) => Some(commands::index::anchor_from(v, "index.anchor", &store).await?),
         (None, None) => None,
     };
+    let new_file = run.state.is_new_file(file);
+    let stored_part = match &index_prefix {
+        Some(p) if !run.create_ledger => archiver::stored_part(sink.as_ref(), p)
+            .await
+            .map_err(|e| config_err(format!("cannot list the custody index under {p}: {e}")))?,
+        _ => None,
+    };
+    let unknown_index = |part: &str| {
+        config_err(format!(
+            "{} {}: a new ledger, but the store already holds a custody index ({part}) that it does not know; run `genesys-archiver ledger rebuild` to restore the ledger from the store, or pass --create-ledger to start an empty one anyway (every recording is then looked at again)",
+            run.state.origin(file),
+            run.state.location(file)
+        ))
+    };
+    if let (true, Some(part)) = (new_file, &stored_part) {
+        return Err(unknown_index(part));
+    }
     let ledger = run.state.open(file).await?;
+    if let Some(part) = &stored_part {
+        let parts = ledger
+            .index_parts()
+            .await
+            .map_err(|e| config_err(format!("{}: {e}", run.state.origin(file))))?;
+        if parts.is_empty() {
+            return Err(unknown_index(part));
+        }
+    }
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
         Ok(s) => {
@@ -797,6 +856,14 @@ async fn conclude(
 ) -> ExitCode {
     out.finish(summary, client, store, ledger, code).await;
     print_summary(summary, client);
-    println!("elapsed {}", out.elapsed_text());
+    if summary.workers_peak > 0 {
+        println!(
+            "elapsed {} (up to {} recordings at once)",
+            out.elapsed_text(),
+            summary.workers_peak
+        );
+    } else {
+        println!("elapsed {}", out.elapsed_text());
+    }
     ExitCode::from(code)
 }

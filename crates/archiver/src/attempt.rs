@@ -254,8 +254,16 @@ pub(crate) async fn process(sh: &Shared, item: &Ready, key: &str, resumed: bool)
                     attempts: attempt,
                 };
             }
-            Err(AttemptError::Throttled(d, m)) => (Wait::RetryAfter(Some(d)), m),
-            Err(AttemptError::Temporary(m)) => (Wait::Backoff, m),
+            Err(AttemptError::Throttled(d, m)) => {
+                sh.pushback
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (Wait::RetryAfter(Some(d)), m)
+            }
+            Err(AttemptError::Temporary(m)) => {
+                sh.pushback
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (Wait::Backoff, m)
+            }
         };
         overwrite = true;
         // The budget counts the time spent waiting between attempts, not the time spent

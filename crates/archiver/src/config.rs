@@ -11,8 +11,9 @@ use crate::template::KeyTemplate;
 /// Settings of a run.
 #[derive(Debug, Clone)]
 pub struct ArchiverConfig {
-    /// Recordings processed at the same time.
-    pub workers: usize,
+    /// Recordings processed at the same time: a fixed count, or adapted while running
+    /// ([`Workers::DEFAULT`]).
+    pub workers: crate::Workers,
     /// Where each recording goes.
     pub key_template: KeyTemplate,
     /// Backoff for 5xx and transport errors, and the `Retry-After` clamp.
@@ -87,7 +88,7 @@ impl ArchiverConfig {
 impl Default for ArchiverConfig {
     fn default() -> Self {
         Self {
-            workers: 4,
+            workers: crate::Workers::Fixed(4),
             key_template: KeyTemplate::default(),
             retry: RetryPolicy::default(),
             max_url_refreshes: 3,

@@ -595,7 +595,7 @@ pub async fn archive_entries(
                 Ok(crate::pipeline::Pulled::Retry { rec, fail_with })
             }
         })
-        .buffered(cfg.workers.max(1));
+        .buffered(cfg.workers.start());
     crate::pipeline::archive_pulled(client, sink, stream, cfg, events).await
 }
 

@@ -531,6 +531,21 @@ async fn stored_parts(
     Ok(out)
 }
 
+/// The key of a custody index part the store holds under `prefix`, if any: whether an archive
+/// already lives there (for a new ledger, which would look at every recording again). Stops
+/// at the first part found, usually within one listing request.
+pub async fn stored_part(
+    sink: &dyn ObjectSink,
+    prefix: &str,
+) -> Result<Option<String>, sink::SinkError> {
+    let mut keys = std::pin::pin!(
+        sink.list(prefix)
+            .map_ok(|o| o.key)
+            .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
+    );
+    keys.try_next().await
+}
+
 /// Reads a part whole (a part holds at most [`MAX_PART_ENTRIES`] lines).
 pub(crate) async fn read_part(sink: &dyn ObjectSink, key: &str) -> Result<Bytes, String> {
     let body = sink.get(key).await.map_err(|e| e.to_string())?;

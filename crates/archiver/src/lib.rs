@@ -5,6 +5,7 @@ mod adopt;
 mod anchor;
 mod attempt;
 mod backfill;
+mod concurrency;
 mod config;
 mod continuous;
 mod custody;
@@ -31,11 +32,12 @@ mod work;
 pub use anchor::{AnchorError, AnchorRecord, IndexAnchor};
 pub use attempt::tags_for;
 pub use backfill::{SharedBackfill, archive_shared};
+pub use concurrency::Workers;
 pub use config::{ArchiverConfig, default_instance_id};
 pub use continuous::{archive_entries, entry_to_recording, run_continuous};
 pub use custody::{
     ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
-    read_digests, restore_from_index, verify_chain, write_index,
+    read_digests, restore_from_index, stored_part, verify_chain, write_index,
 };
 pub use custody_releases::ReleaseLine;
 pub use events::{Event, EventHandler, NoEvents};

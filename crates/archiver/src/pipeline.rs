@@ -10,7 +10,6 @@ use genesys_media::{
     Discovered, DiscoveredRecording, ErrorClass, GenesysClient, MediaAvailability,
 };
 use sink::ObjectSink;
-use tokio::sync::Semaphore;
 
 use crate::attempt::{fail, process, unrecorded};
 use crate::config::ArchiverConfig;
@@ -65,15 +64,15 @@ pub(crate) async fn archive_pulled<S>(
 where
     S: Stream<Item = genesys_media::Result<Pulled>> + Send,
 {
-    let workers = cfg.workers.max(1);
+    let mut limit = crate::concurrency::Limit::new(cfg.workers, std::time::Instant::now());
     let refresh_window = cfg.url_refresh_window;
     let shared = Arc::new(Shared {
         client,
         sink,
         cfg,
         events,
+        pushback: AtomicU64::new(0),
     });
-    let permits = Arc::new(Semaphore::new(workers));
     let mut tasks = tokio::task::JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, DiscoveredRecording> = HashMap::new();
     let mut summary = Summary::default();
@@ -88,10 +87,7 @@ where
     let mut refreshing: Option<(tokio::task::JoinHandle<Vec<Refreshed>>, Vec<Waiting>)> = None;
     loop {
         // Start what can start.
-        while !ready.is_empty() {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                break;
-            };
+        while !ready.is_empty() && tasks.len() < limit.get() {
             let Some(item) = ready.pop_front() else { break };
             // A URL discovered long ago is refreshed (with others) rather than tried.
             if !item.refreshed
@@ -109,7 +105,6 @@ where
             let bytes = bytes.clone();
             let rec = item.rec.clone();
             let handle = tasks.spawn(async move {
-                let _permit = permit;
                 let outcome = process_claimed(&shared, &item).await;
                 if let Outcome::Archived { size } = &outcome {
                     bytes.fetch_add(*size, Ordering::Relaxed);
@@ -132,7 +127,8 @@ where
         if idle && refresh.is_empty() && refreshing.is_none() {
             break;
         }
-        let can_pull = !source_done && ready.is_empty() && permits.available_permits() > 0;
+        limit.in_flight(std::time::Instant::now(), tasks.len());
+        let can_pull = !source_done && ready.is_empty() && tasks.len() < limit.get();
         let refresh_at = refresh
             .deadline()
             .filter(|_| refreshing.is_none())
@@ -182,10 +178,18 @@ where
                 }
             }
             done = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let size = match &done {
+                    Some(Ok((_, (_, Outcome::Archived { size })))) => *size,
+                    _ => 0,
+                };
                 if let Some(done) = done
                     && let Some(w) = tally(&mut summary, &mut in_flight, done)
                 {
                     refresh.push(w);
+                }
+                let pushback = shared.pushback.load(Ordering::Relaxed);
+                if let Some(n) = limit.completed(std::time::Instant::now(), size, pushback, tasks.len()) {
+                    tracing::debug!(workers = n, "worker limit adapted");
                 }
             }
             item = source.next(), if can_pull => {
@@ -282,6 +286,7 @@ where
         }
     }
     summary.bytes = bytes.load(Ordering::Relaxed);
+    summary.workers_peak = limit.highest();
     summary
 }
 

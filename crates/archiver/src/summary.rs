@@ -101,6 +101,8 @@ pub struct Summary {
     pub shared_problems: Option<String>,
     /// Bytes stored in this run.
     pub bytes: u64,
+    /// The most recordings this run processed at the same time (the adapted limit's peak).
+    pub workers_peak: usize,
     /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons
     /// (when several runs are summed, the most recent [`MAX_REPORTED_FAILURES`]).
     pub failures: Vec<FailureReport>,
@@ -270,6 +272,7 @@ impl Summary {
     /// Adds the counts of another run (continuous mode sums its polls).
     pub fn absorb(&mut self, other: Summary) {
         self.found += other.found;
+        self.workers_peak = self.workers_peak.max(other.workers_peak);
         self.known_conversations += other.known_conversations;
         self.archived += other.archived;
         self.skipped += other.skipped;

@@ -67,4 +67,7 @@ pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn ObjectSink>,
     pub(crate) cfg: ArchiverConfig,
     pub(crate) events: Arc<dyn EventHandler>,
+    /// Throttles, 5xx answers and timeouts met so far (from the store or the source): the
+    /// worker limit backs off when it grows.
+    pub(crate) pushback: std::sync::atomic::AtomicU64,
 }

@@ -56,7 +56,7 @@ async fn run(
     let waits = Arc::new(Waits::default());
     let cfg = ArchiverConfig {
         verify_source_etag: true,
-        workers: 1,
+        workers: archiver::Workers::Fixed(1),
         ..ArchiverConfig::default()
     };
     let real = std::time::Instant::now();

@@ -78,13 +78,23 @@ pub(crate) async fn run_config_check(
     let location = run.state.location(file);
     let local = !location.starts_with("postgres");
     if local && !std::path::Path::new(&location).exists() {
+        run.state.refuse_new(file, run.create_ledger)?;
+        if let (Some(p), false) = (&index_prefix, run.create_ledger)
+            && let Ok(Some(part)) = archiver::stored_part(sink.as_ref(), p).await
+        {
+            return Err(config_err(format!(
+                "{} {location}: does not exist, but the store already holds a custody index ({part}); run `genesys-archiver ledger rebuild` first, or pass --create-ledger to start an empty ledger anyway",
+                run.state.origin(file)
+            )));
+        }
         let dir = std::path::Path::new(&location)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
         settings::check_dir_writable(dir).map_err(|e| {
             config_err(format!(
-                "--state {location}: does not exist, and its directory {} cannot hold it: {e}",
+                "{} {location}: does not exist, and its directory {} cannot hold it: {e}",
+                run.state.origin(file),
                 dir.display()
             ))
         })?;

@@ -94,7 +94,7 @@ pub(crate) async fn run_demo(d: DemoArgs) -> Result<ExitCode, ConfigError> {
         .map_err(|e| config_err(e.to_string()))?;
     let mut cfg = ArchiverConfig {
         ledger: Some(ledger.clone()),
-        workers: d.workers.max(1),
+        workers: archiver::Workers::Fixed(d.workers.max(1)),
         verify_source_etag: true,
         ..ArchiverConfig::default()
     };

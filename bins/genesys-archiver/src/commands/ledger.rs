@@ -146,8 +146,8 @@ pub(crate) async fn read_from(
     from_store: bool,
     index_prefix: &str,
 ) -> Result<ReadFrom, ConfigError> {
-    let named = state.state.as_deref().is_some_and(|s| !s.is_empty()) || file.state.is_some();
-    let default_missing = !named && !std::path::Path::new(settings::DEFAULT_STATE).exists();
+    let default_missing =
+        state.named(file).is_none() && !std::path::Path::new(settings::DEFAULT_STATE).exists();
     if !from_store && !default_missing {
         return Ok(ReadFrom::Ledger(state.open_shared(file).await?));
     }

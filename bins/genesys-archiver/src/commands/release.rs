@@ -101,7 +101,7 @@ pub(crate) async fn run_release(
     }
     let source = a.source.resolve(file)?;
     let client = settings::connect_source(&source).await?;
-    let ledger = a.state.open(file).await?;
+    let ledger = a.state.open_existing(file).await?;
     if a.undo {
         let since = parse_time(
             "since",

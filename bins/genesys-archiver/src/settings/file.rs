@@ -23,6 +23,9 @@ pub(crate) struct FileConfig {
     pub(crate) daemon: FileDaemon,
     #[serde(default)]
     pub(crate) index: FileIndex,
+    /// The file this was read from (for errors that name a key of it).
+    #[serde(skip)]
+    pub(crate) path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,12 +94,22 @@ impl FileConfig {
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| config_err(format!("--config {}: cannot read it: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
+        let mut file: Self = toml::from_str(&text).map_err(|e| {
             config_err(format!(
                 "--config {}: {}",
                 path.display(),
                 crate::config_text::describe(&text, &e)
             ))
-        })
+        })?;
+        file.path = Some(path.to_path_buf());
+        Ok(file)
+    }
+
+    /// How an error names one of this file's keys: `key (in FILE)`.
+    pub(crate) fn key_name(&self, key: &str) -> String {
+        match &self.path {
+            Some(p) => format!("{key} (in {})", p.display()),
+            None => key.to_string(),
+        }
     }
 }

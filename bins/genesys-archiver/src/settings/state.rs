@@ -18,19 +18,73 @@ pub(crate) struct StateArgs {
 impl StateArgs {
     /// The ledger location: flag/env, file, or the default file.
     pub(crate) fn location(&self, file: &FileConfig) -> String {
+        self.named(file)
+            .unwrap_or_else(|| DEFAULT_STATE.to_string())
+    }
+
+    /// The location when something named one (flag, environment or file), not the default.
+    pub(crate) fn named(&self, file: &FileConfig) -> Option<String> {
         self.state
             .clone()
             .filter(|s| !s.is_empty())
             .or_else(|| file.state.clone())
-            .unwrap_or_else(|| DEFAULT_STATE.to_string())
     }
 
-    /// Opens the ledger for archiving (takes the SQLite process lock).
+    /// Where the location came from, as the operator gave it: `--state`,
+    /// `GENESYS_ARCHIVER_STATE`, `state (in FILE)`, or the default file.
+    pub(crate) fn origin(&self, file: &FileConfig) -> String {
+        match self.state.as_deref().filter(|s| !s.is_empty()) {
+            Some(v) if std::env::var(STATE_ENV).is_ok_and(|e| e == v) => STATE_ENV.to_string(),
+            Some(_) => "--state".to_string(),
+            None if file.state.is_some() => file.key_name("state"),
+            None => format!("the default ledger {DEFAULT_STATE}"),
+        }
+    }
+
+    /// A SQLite ledger file that does not exist yet (a PostgreSQL ledger lives in a database
+    /// that its administrator made; its tables are created on first use).
+    pub(crate) fn is_new_file(&self, file: &FileConfig) -> bool {
+        let loc = self.location(file);
+        !archiver::Ledger::can_be_shared(&loc) && !std::path::Path::new(&loc).exists()
+    }
+
+    /// Why a run may not start a new ledger here, when it may not: a location that was named
+    /// (flag, environment or file) must exist unless `create` (`--create-ledger`) is given,
+    /// so a mistyped path never starts an empty ledger.
+    pub(crate) fn refuse_new(&self, file: &FileConfig, create: bool) -> Result<(), ConfigError> {
+        if create || !self.is_new_file(file) || self.named(file).is_none() {
+            return Ok(());
+        }
+        Err(config_err(format!(
+            "{} {}: does not exist; pass --create-ledger to start a new ledger there (the first run), or correct the path",
+            self.origin(file),
+            self.location(file)
+        )))
+    }
+
+    /// Opens the ledger for archiving (takes the SQLite process lock; creates a missing
+    /// file: call [`Self::refuse_new`] first).
     pub(crate) async fn open(&self, file: &FileConfig) -> Result<archiver::Ledger, ConfigError> {
         let loc = self.location(file);
         archiver::Ledger::open(&loc)
             .await
-            .map_err(|e| config_err(format!("--state: {e}")))
+            .map_err(|e| config_err(format!("{}: {e}", self.origin(file))))
+    }
+
+    /// Opens an existing ledger to change it (takes the SQLite process lock; never creates
+    /// one).
+    pub(crate) async fn open_existing(
+        &self,
+        file: &FileConfig,
+    ) -> Result<archiver::Ledger, ConfigError> {
+        if self.is_new_file(file) {
+            return Err(config_err(format!(
+                "{} {}: no such ledger file",
+                self.origin(file),
+                self.location(file)
+            )));
+        }
+        self.open(file).await
     }
 
     /// Opens the ledger for reading (no process lock; the file must exist).
@@ -41,6 +95,9 @@ impl StateArgs {
         let loc = self.location(file);
         archiver::Ledger::open_shared(&loc)
             .await
-            .map_err(|e| config_err(format!("--state: {e}")))
+            .map_err(|e| config_err(format!("{}: {e}", self.origin(file))))
     }
 }
+
+/// The environment variable that names the ledger.
+const STATE_ENV: &str = "GENESYS_ARCHIVER_STATE";

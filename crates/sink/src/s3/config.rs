@@ -72,6 +72,10 @@ pub struct S3SinkConfig {
     pub part_size: usize,
     /// Parts uploaded at the same time; memory is about `part_size * (this + 1)`.
     pub max_parts_in_flight: usize,
+    /// Memory all multipart uploads of this sink may buffer together: uploads beyond
+    /// `multipart_memory / (part_size * (max_parts_in_flight + 1))` (at least one) wait for
+    /// one to finish, so memory stays bounded whatever the number of writers.
+    pub multipart_memory: u64,
     /// Use `If-None-Match: *` for create-only writes (else only the HEAD check).
     pub conditional_writes: bool,
     /// Entries per page of ListObjectsV2 and ListMultipartUploads (1 to 1000).
@@ -80,7 +84,8 @@ pub struct S3SinkConfig {
 
 impl S3SinkConfig {
     /// Defaults: tags with the upload, multipart above 4 GiB or for unknown lengths with
-    /// 8 MiB parts, 2 in flight, conditional writes on.
+    /// 8 MiB parts, 2 in flight, at most 256 MiB of part buffers in all, conditional writes
+    /// on.
     pub fn new(bucket: impl Into<String>) -> Self {
         Self {
             bucket: bucket.into(),
@@ -91,6 +96,7 @@ impl S3SinkConfig {
             multipart_threshold: 4 << 30,
             part_size: 8 << 20,
             max_parts_in_flight: 2,
+            multipart_memory: 256 << 20,
             conditional_writes: true,
             list_page_size: 1000,
         }

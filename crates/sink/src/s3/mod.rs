@@ -51,6 +51,8 @@ pub struct S3Sink {
     /// honoured (single PUTs rely on the condition alone, without a HEAD first), ignored, or
     /// refused (the header is not sent; HEAD before each create-only write).
     conditions: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// Multipart uploads that may buffer parts at once ([`S3SinkConfig::multipart_memory`]).
+    multipart_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 const CONDITIONS_UNKNOWN: u8 = 0;
@@ -130,8 +132,12 @@ impl S3Sink {
     /// A sink over a configured S3 client (endpoint, region, credentials, path style and
     /// checksum mode are the client's; see [`S3Sink::client_from`]).
     pub fn new(client: Client, cfg: S3SinkConfig) -> Self {
+        let per_upload = (cfg.part_size.max(5 << 20) as u64)
+            .saturating_mul(cfg.max_parts_in_flight.max(1) as u64 + 1);
+        let slots = (cfg.multipart_memory / per_upload).max(1) as usize;
         Self {
             client,
+            multipart_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots)),
             cfg,
             conditions: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CONDITIONS_UNKNOWN)),
         }

@@ -74,6 +74,17 @@ impl S3Sink {
         body: PutBody,
         opts: &PutOptions,
     ) -> Result<PutResult, SinkError> {
+        // Part buffers are bounded across all writers: past the sink's budget an upload waits
+        // here, before it holds any buffer or opens an upload.
+        let _slot = self.multipart_slots.acquire().await.map_err(|e| {
+            SinkError::new(
+                SinkErrorKind::Invalid,
+                "put",
+                key,
+                self,
+                format!("multipart slots closed: {e}"),
+            )
+        })?;
         let tags = sanitize_all(&opts.tags);
         let ws = self.write_settings();
         let created = self
