@@ -30,7 +30,8 @@
 # archiver-tuned (also only when named) is genesys-archiver with 16 batch download jobs in
 # flight and a first poll after 250 ms instead of 4 and 1 s; archiver-noindex (also only when
 # named) is genesys-archiver without the chain-of-custody index (no SHA-256 of the bytes);
-# archiver-w32 and boto3-32 (only when named) run 32 workers/threads whatever CONC says.
+# archiver-w32 and boto3-32 (only when named) run 32 workers/threads whatever CONC says;
+# archiver-auto (only when named) is genesys-archiver at its default, adapting worker count.
 # Each tool gets the same list of signed media URLs (`genesys-archiver sim
 # --urls-out`, which also makes the simulator hash every body before the clock starts).
 # Results are appended to bench/results/peers.jsonl; bench/chart.py turns them into tables
@@ -118,6 +119,7 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-noindex) echo "$(tool_cmd genesys-archiver) --no-index" ;;
     archiver-w32) CONC=32 tool_cmd genesys-archiver ;;
+    archiver-auto) tool_cmd genesys-archiver | sed "s/--workers $CONC //" ;;
     boto3-32) CONC=32 tool_cmd boto3 ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
       $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
@@ -167,11 +169,12 @@ sim_cpu = round(float(sys.argv[11]) - float(sys.argv[10]), 2)
 store_cpu = round(float(sys.argv[13]) - float(sys.argv[12]), 2)
 calls = re.search(r"(\d+) API calls, (\d+) throttled(?:, ([\d.]+) s held)?", m["stdout_tail"])
 print(json.dumps({"workload": name, "tool": tool, "run": int(run), "n": int(n), "size": int(size),
-  "stored": int(stored), "concurrency": 32 if tool.endswith("32") else int(conc),
+  "stored": int(stored), "concurrency": 32 if tool.endswith("32") else ("auto" if tool == "archiver-auto" else int(conc)),
   "rtt_ms": int(os.environ.get("RTT_MS", "0")), "wall": m["wall"], "cpu": m["cpu"],
   "peak_rss": m["peak_rss"], "exit": m["exit"], "sim_cpu": sim_cpu, "store_cpu": store_cpu,
   "api_calls": int(calls.group(1)) if calls else None, "throttled": int(calls.group(2)) if calls else None,
   **({"api_wait_s": float(calls.group(3))} if calls and calls.group(3) else {}),
+  **({"workers_peak": int(w.group(1))} if (w := re.search(r"up to (\d+) recordings at once", m["stdout_tail"])) else {}),
   **({"sample_of": int(sample_of)} if sample_of != "null" else {})}))
 PY
       echo "$name run $run $tool: $(tail -1 "$results" | cut -c1-200)"

@@ -94,6 +94,7 @@ impl ObjectSink for MemorySink {
                 metadata: o.metadata.clone(),
                 content_type: o.content_type.clone(),
                 retention: None,
+                digests: Default::default(),
             }))
     }
 

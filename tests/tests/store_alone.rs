@@ -105,3 +105,61 @@ async fn verify_and_find_work_from_the_store_alone() {
     );
     assert!(text(&out).contains("missing 1"), "{}", text(&out));
 }
+
+/// Digests travel with the object: a directory archive written without an index (batch mode,
+/// so no `md5` metadata), its ledger lost and rebuilt from the store alone, knows each
+/// object's MD5 and SHA-256 from the sidecar the store kept, so `verify --rehash` proves every
+/// object (none "unproven") and catches a flipped byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 6,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(args)
+            .args(["--out", "store"]);
+        c
+    };
+    // The index off, but SHA-256 still computed: --no-index turns both off, so the index
+    // prefix goes elsewhere and is removed afterwards.
+    let out = run(cmd(&[
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+        "--index-prefix",
+        "gone/",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_dir_all(dir.path().join("store/gone")).unwrap();
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["ledger", "rebuild", "--index-prefix", "gone/"])).await;
+    assert!(
+        text(&out).contains("6 recording(s) recorded as archived"),
+        "{}",
+        text(&out)
+    );
+    let out = run(cmd(&["verify", "--rehash"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("verified 6,"), "{}", text(&out));
+    assert!(!text(&out).contains("unproven"), "{}", text(&out));
+    let recordings = files_under(&dir.path().join("store/recordings"));
+    let mut bytes = std::fs::read(&recordings[0]).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&recordings[0], bytes).unwrap();
+    let out = run(cmd(&["verify", "--rehash"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("corrupt 1"), "{}", text(&out));
+}

@@ -90,3 +90,58 @@ async fn one_request_per_new_recording_on_ceph() {
 async fn a_store_without_conditional_writes_keeps_the_look_before_each_write() {
     requests_per_recording(Server::S3sFs, false).await;
 }
+
+/// Part buffers are bounded across writers: with a budget for one upload's buffers, three
+/// multipart writes started together never have two uploads open at once at the store (each
+/// waits before it opens its upload or holds a buffer), and all three are stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_buffers_are_bounded_across_writers() {
+    use futures::StreamExt;
+    use sink::{ObjectSink, PutOptions, S3Sink, S3SinkConfig, TagMode};
+    let bucket = fresh_sink(Server::S3sFs, "multipart-bound")
+        .await
+        .config()
+        .bucket
+        .clone();
+    let proxy = e2e::faulty_proxy(&Server::S3sFs.endpoint(), 0.0, 0).await;
+    let mut cfg = S3SinkConfig::new(bucket);
+    cfg.tag_mode = TagMode::Disabled;
+    cfg.multipart_threshold = 0;
+    cfg.part_size = 5 << 20;
+    cfg.max_parts_in_flight = 1;
+    cfg.multipart_memory = 10 << 20; // one upload: a 5 MiB part in flight and one filling
+    let sink = std::sync::Arc::new(S3Sink::new(e2e::client_at(&proxy.endpoint).await, cfg));
+    let size = 6usize << 20;
+    let writes = (0..3).map(|i| {
+        let sink = sink.clone();
+        async move {
+            // Streamed in slow chunks, so that writes started together overlap.
+            let chunks = futures::stream::iter(0..12).then(move |_| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![i as u8; size / 12]))
+            });
+            let opts = PutOptions {
+                content_length: Some(size as u64),
+                ..PutOptions::default()
+            };
+            sink.put(&format!("big/{i}.bin"), sink::stream_body(chunks), opts)
+                .await
+        }
+    });
+    for r in futures::future::join_all(writes).await {
+        assert_eq!(r.expect("stored").size, size as u64);
+    }
+    // Opened (POST ?uploads) and completed (POST ?uploadId=): never two open at once.
+    let (mut open, mut most) = (0i32, 0i32);
+    let log = proxy.stats.requests_to("/big/");
+    for r in &log {
+        if r.starts_with("POST ") && r.contains("?uploads") {
+            open += 1;
+            most = most.max(open);
+        } else if r.starts_with("POST ") && r.contains("uploadId=") {
+            open -= 1;
+        }
+    }
+    assert_eq!(open, 0, "{log:#?}");
+    assert_eq!(most, 1, "{log:#?}");
+}

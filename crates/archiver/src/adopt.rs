@@ -100,6 +100,7 @@ mod tests {
             metadata: Default::default(),
             content_type: None,
             retention: None,
+            digests: Default::default(),
         };
         if let Some(md5) = md5 {
             m.metadata.insert("md5".into(), md5.into());

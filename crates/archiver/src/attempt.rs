@@ -30,6 +30,7 @@ pub(crate) async fn adopt_existing(
             key: key.to_string(),
             size: Some(meta.size),
             md5,
+            sha256: meta.digests.sha256.clone(),
             media_type: Some(rec.media_type.clone()),
             start_time: None,
             end_time: None,

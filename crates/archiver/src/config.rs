@@ -12,7 +12,7 @@ use crate::template::KeyTemplate;
 #[derive(Debug, Clone)]
 pub struct ArchiverConfig {
     /// Recordings processed at the same time: a fixed count, or adapted while running
-    /// ([`Workers::DEFAULT`]).
+    /// ([`crate::Workers::DEFAULT`]).
     pub workers: crate::Workers,
     /// Where each recording goes.
     pub key_template: KeyTemplate,

@@ -99,7 +99,14 @@ pub async fn rebuild_ledger(
                 conversation_id: cid.clone(),
                 key: obj.key.clone(),
                 size: Some(meta.size),
-                md5: meta.metadata.get("md5").cloned(),
+                // The store's own digest first (computed from the bytes), then what the
+                // writer declared.
+                md5: meta
+                    .digests
+                    .md5
+                    .clone()
+                    .or_else(|| meta.metadata.get("md5").cloned()),
+                sha256: meta.digests.sha256.clone(),
                 media_type: meta.metadata.get("media-type").cloned(),
                 start_time: meta.metadata.get("start-time").cloned(),
                 end_time: meta.metadata.get("end-time").cloned(),

@@ -296,6 +296,8 @@ pub struct AdoptedObject {
     pub size: Option<u64>,
     /// MD5 hex, when known.
     pub md5: Option<String>,
+    /// SHA-256 hex, when known (the store kept it with the object).
+    pub sha256: Option<String>,
     /// Media type, when known.
     pub media_type: Option<String>,
     /// Start time (RFC 3339), when known.

@@ -404,12 +404,13 @@ impl Backend for PgLedger {
     async fn adopt(&self, o: AdoptedObject) -> Result<bool, LedgerError> {
         self.execute(
             "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size,
-               md5, media_type, start_time, end_time)
-             VALUES ($1, $2, $3, 'archived', $4, $5, $6, $7, $8)
+               md5, media_type, start_time, end_time, sha256)
+             VALUES ($1, $2, $3, 'archived', $4, $5, $6, $7, $8, $9)
              ON CONFLICT (recording_id) DO UPDATE SET status = 'archived',
                object_key = excluded.object_key, size = COALESCE(excluded.size, recordings.size),
                md5 = COALESCE(excluded.md5, recordings.md5), last_error = NULL,
-               lease_owner = NULL, lease_until = NULL, sha256 = NULL, index_seq = NULL,
+               lease_owner = NULL, lease_until = NULL, sha256 = excluded.sha256,
+               index_seq = NULL,
                media_type = COALESCE(recordings.media_type, excluded.media_type),
                start_time = COALESCE(recordings.start_time, excluded.start_time),
                end_time = COALESCE(recordings.end_time, excluded.end_time), updated_at = now()
@@ -423,6 +424,7 @@ impl Backend for PgLedger {
                 &o.media_type,
                 &o.start_time,
                 &o.end_time,
+                &o.sha256,
             ],
         )
         .await
@@ -774,7 +776,8 @@ impl Backend for PgLedger {
                      WHERE recording_id = $2 AND object_key = $3 AND status = 'archived'
                        AND index_seq IS NULL
                        AND ($6::BIGINT IS NULL OR size IS NULL OR size = $6)
-                       AND ($4::TEXT IS NULL OR md5 IS NULL OR lower(md5) = lower($4))",
+                       AND ($4::TEXT IS NULL OR md5 IS NULL OR lower(md5) = lower($4))
+                       AND ($5::TEXT IS NULL OR sha256 IS NULL OR lower(sha256) = lower($5))",
                     &[
                         &(seq as i64),
                         &e.recording_id,

@@ -400,12 +400,13 @@ impl Backend for SqliteLedger {
             c.execute(
                 &format!(
                     "INSERT INTO recordings (recording_id, conversation_id, object_key, status, size,
-                       md5, media_type, start_time, end_time)
-                     VALUES (?1, ?2, ?3, 'archived', ?4, ?5, ?6, ?7, ?8)
+                       md5, media_type, start_time, end_time, sha256)
+                     VALUES (?1, ?2, ?3, 'archived', ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT(recording_id) DO UPDATE SET status = 'archived',
                        object_key = excluded.object_key, size = COALESCE(excluded.size, size),
                        md5 = COALESCE(excluded.md5, md5), last_error = NULL,
-                       lease_owner = NULL, lease_until = NULL, sha256 = NULL, index_seq = NULL,
+                       lease_owner = NULL, lease_until = NULL, sha256 = excluded.sha256,
+                       index_seq = NULL,
                        media_type = COALESCE(media_type, excluded.media_type),
                        start_time = COALESCE(start_time, excluded.start_time),
                        end_time = COALESCE(end_time, excluded.end_time), updated_at = {NOW}
@@ -419,7 +420,8 @@ impl Backend for SqliteLedger {
                     o.md5,
                     o.media_type,
                     o.start_time,
-                    o.end_time
+                    o.end_time,
+                    o.sha256
                 ],
             )
         })
@@ -777,7 +779,8 @@ impl Backend for SqliteLedger {
                  WHERE recording_id = ?2 AND object_key = ?3 AND status = 'archived'
                    AND index_seq IS NULL
                    AND (size IS NULL OR ?6 IS NULL OR size = ?6)
-                   AND (md5 IS NULL OR ?4 IS NULL OR lower(md5) = lower(?4))",
+                   AND (md5 IS NULL OR ?4 IS NULL OR lower(md5) = lower(?4))
+                   AND (sha256 IS NULL OR ?5 IS NULL OR lower(sha256) = lower(?5))",
             )?;
             let mut facts = c.prepare_cached(
                 "UPDATE recordings SET facts = ?2 WHERE recording_id = ?1 AND facts IS NULL",

@@ -81,6 +81,20 @@ pub struct ObjectMeta {
     /// `x-amz-object-lock-mode` and `-retain-until-date`); `None` for a store or object
     /// without one.
     pub retention: Option<ObjectRetention>,
+    /// Digests of the bytes that the store itself keeps with the object (not what a writer
+    /// declared in metadata): what `ledger rebuild` restores when the index is not there.
+    pub digests: StoredDigests,
+}
+
+/// Digests a store keeps with an object, computed from its bytes when they were written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredDigests {
+    /// MD5 hex: the directory sink's sidecar; on S3 the ETag of a single PUT without SSE-KMS
+    /// or SSE-C (a multipart or KMS ETag is not an MD5).
+    pub md5: Option<String>,
+    /// SHA-256 hex: the directory sink's sidecar, when the write computed it. S3 objects keep
+    /// none here (their SHA-256 is in the custody index).
+    pub sha256: Option<String>,
 }
 
 /// An object's Object Lock retention, as its store reports it.

@@ -33,6 +33,9 @@ struct Sidecar {
     key: String,
     size: u64,
     md5: String,
+    /// Written since the sidecar carries both digests; absent in older sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
     content_type: Option<String>,
     metadata: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
@@ -221,6 +224,7 @@ impl ObjectSink for LocalDirSink {
             key: key.to_string(),
             size: digests.length,
             md5: digests.md5_hex(),
+            sha256: digests.sha256_hex(),
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone(),
             tags: opts.tags.clone(),
@@ -271,6 +275,10 @@ impl ObjectSink for LocalDirSink {
             size: meta.len(),
             etag: side.as_ref().map(|s| s.md5.clone()),
             content_type: side.as_ref().and_then(|s| s.content_type.clone()),
+            digests: crate::StoredDigests {
+                md5: side.as_ref().map(|s| s.md5.clone()),
+                sha256: side.as_ref().and_then(|s| s.sha256.clone()),
+            },
             metadata: side.map(|s| s.metadata).unwrap_or_default(),
             retention: None,
         }))

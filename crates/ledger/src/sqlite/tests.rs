@@ -148,6 +148,7 @@ async fn adopting_a_stored_object_marks_it_archived_once() {
         key: "k1".into(),
         size: Some(7),
         md5: None,
+        sha256: None,
         media_type: None,
         start_time: None,
         end_time: None,
