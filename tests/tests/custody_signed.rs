@@ -227,7 +227,7 @@ async fn a_bit_flip_after_a_lost_ledger_is_found_by_verify() {
     let out = run(cmd(&["ledger", "rebuild"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("10 recording(s) given their MD5 and SHA-256 back"),
+        text(&out).contains("10 recording(s) matched to it, with their MD5 and SHA-256"),
         "{}",
         text(&out)
     );

@@ -287,6 +287,51 @@ async fn a_missing_ledger_is_started_only_when_asked() {
     assert_eq!(s.stats().media_requests, before, "{all}");
 }
 
+/// An empty PostgreSQL ledger beside a store that holds a custody index is refused like a new
+/// SQLite one, and the refusal never shows the password of the ledger's URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_shared_ledger_beside_an_index_is_refused_without_its_password() {
+    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 2,
+        ..genesys_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let url = e2e::fresh_postgres_database("pwhidden").await;
+    // Trust authentication: the password is accepted and ignored.
+    let with_password = url.replacen("postgres@", "postgres:hunter2@", 1);
+    assert_ne!(with_password, url, "the URL names the user: {url}");
+    let archive = |state: &str| {
+        let mut c = bin(&[
+            "archive",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out",
+            "store",
+            "--allow-loopback-media",
+            "--state",
+            state,
+        ]);
+        c.env("GENESYS_API_BASE", s.base_url())
+            .current_dir(dir.path());
+        c
+    };
+    let mut first = archive("first.db");
+    first.arg("--create-ledger");
+    let out = e2e::output_of(first).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = e2e::output_of(archive(&with_password)).await;
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("ledger rebuild"), "{all}");
+    assert!(!all.contains("hunter2"), "the password leaked: {all}");
+}
+
 /// Help: `genesys-archiverd --help` is the daemon's own (its name, its options);
 /// read-only commands do not list write options; no default is said twice.
 #[test]

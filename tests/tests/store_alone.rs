@@ -163,3 +163,44 @@ async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("corrupt 1"), "{}", text(&out));
 }
+
+/// A digest the store kept that contradicts the custody index (a sidecar rewritten behind the
+/// archiver's back) is reported by `ledger rebuild` (exit 1), never silently left unindexed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = e2e::sim_window(&s);
+    let cmd = |args: &[&str]| {
+        let mut c = archiver_command(s.base_url(), "unused");
+        c.current_dir(dir.path())
+            .env_remove("S3_BUCKET")
+            .args(args)
+            .args(["--out", "store"]);
+        c
+    };
+    let archive = ["archive", "--from", from, "--to", to, "--allow-loopback-media"];
+    let out = run(cmd(&archive)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let recordings = files_under(&dir.path().join("store/recordings"));
+    let sidecar = format!("{}.meta.json", recordings[0].display());
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert!(json["sha256"].is_string(), "the sidecar keeps the SHA-256: {json}");
+    json["sha256"] = serde_json::Value::String("00".repeat(32));
+    std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
+    std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
+    let out = run(cmd(&["ledger", "rebuild"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("SHA-256 differs from the index"),
+        "{}",
+        text(&out)
+    );
+}

@@ -507,7 +507,13 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
                 "--workers must be between 1 and 256, not {n}"
             )));
         }
-        (Some(n), _) => archiver::Workers::Fixed(n),
+        (Some(_), Some(_)) => {
+            return Err(config_err(
+                "--max-workers bounds the adapting worker count; the file's workers fixes it: give one of them"
+                    .to_string(),
+            ));
+        }
+        (Some(n), None) => archiver::Workers::Fixed(n),
         (None, Some(m)) if m == 0 || m > 256 => {
             return Err(config_err(format!(
                 "--max-workers must be between 1 and 256, not {m}"
@@ -569,31 +575,29 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
         (None, None) => None,
     };
     let new_file = run.state.is_new_file(file);
-    let stored_part = match &index_prefix {
-        Some(p) if !run.create_ledger => archiver::stored_part(sink.as_ref(), p)
-            .await
-            .map_err(|e| config_err(format!("cannot list the custody index under {p}: {e}")))?,
-        _ => None,
-    };
-    let unknown_index = |part: &str| {
-        config_err(format!(
-            "{} {}: a new ledger, but the store already holds a custody index ({part}) that it does not know; run `genesys-archiver ledger rebuild` to restore the ledger from the store, or pass --create-ledger to start an empty one anyway (every recording is then looked at again)",
-            run.state.origin(file),
-            run.state.location(file)
-        ))
-    };
-    if let (true, Some(part)) = (new_file, &stored_part) {
-        return Err(unknown_index(part));
+    if new_file {
+        // Before the file is created: a refusal leaves nothing behind.
+        run.state
+            .check_knows_index(
+                file,
+                run.create_ledger,
+                sink.as_ref(),
+                index_prefix.as_deref(),
+                None,
+            )
+            .await?;
     }
     let ledger = run.state.open(file).await?;
-    if let Some(part) = &stored_part {
-        let parts = ledger
-            .index_parts()
-            .await
-            .map_err(|e| config_err(format!("{}: {e}", run.state.origin(file))))?;
-        if parts.is_empty() {
-            return Err(unknown_index(part));
-        }
+    if !new_file {
+        run.state
+            .check_knows_index(
+                file,
+                run.create_ledger,
+                sink.as_ref(),
+                index_prefix.as_deref(),
+                Some(&ledger),
+            )
+            .await?;
     }
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {

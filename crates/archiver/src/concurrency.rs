@@ -89,11 +89,18 @@ impl Window {
 }
 
 impl Limit {
-    pub(crate) fn new(workers: Workers, now: Instant) -> Self {
-        let start = workers.start();
+    /// A limit for `workers`; an adaptive one starts where an earlier run ended (`learned`,
+    /// 0 for none), within its bounds.
+    pub(crate) fn new(workers: Workers, learned: usize, now: Instant) -> Self {
+        let first = workers.start();
         let (min, max, adaptive) = match workers {
             Workers::Fixed(n) => (n.max(1), n.max(1), false),
-            Workers::Adaptive { max, .. } => ((start / 2).max(1), max.max(start), true),
+            Workers::Adaptive { max, .. } => ((first / 2).max(1), max.max(first), true),
+        };
+        let start = if adaptive && learned > 0 {
+            learned.clamp(min, max)
+        } else {
+            first
         };
         Self {
             limit: start,
@@ -219,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_fixed_count_never_moves() {
-        let mut l = Limit::new(Workers::Fixed(8), Instant::now());
+        let mut l = Limit::new(Workers::Fixed(8), 0, Instant::now());
         run(&mut l, 100, Duration::from_millis(40), 20, &[]);
         assert_eq!(l.get(), 8);
         assert_eq!(l.highest(), 8);
@@ -227,7 +234,7 @@ mod tests {
 
     #[test]
     fn it_grows_to_the_bound_and_not_far_past_it() {
-        let mut l = Limit::new(Workers::DEFAULT, Instant::now());
+        let mut l = Limit::new(Workers::DEFAULT, 0, Instant::now());
         run(&mut l, 24, Duration::from_millis(40), 60, &[]);
         assert!(
             (20..=36).contains(&l.get()),
@@ -238,14 +245,14 @@ mod tests {
 
     #[test]
     fn without_a_bound_it_reaches_the_ceiling() {
-        let mut l = Limit::new(Workers::Adaptive { start: 8, max: 48 }, Instant::now());
+        let mut l = Limit::new(Workers::Adaptive { start: 8, max: 48 }, 0, Instant::now());
         run(&mut l, usize::MAX, Duration::from_millis(40), 60, &[]);
         assert_eq!(l.get(), 48, "{l:?}");
     }
 
     #[test]
     fn pushback_cuts_the_limit_and_it_does_not_grow_at_once() {
-        let mut l = Limit::new(Workers::DEFAULT, Instant::now());
+        let mut l = Limit::new(Workers::DEFAULT, 0, Instant::now());
         run(&mut l, usize::MAX, Duration::from_millis(40), 10, &[]);
         let grown = l.get();
         assert!(grown > 8, "{l:?}");
@@ -269,10 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn a_learned_limit_is_where_the_next_run_starts() {
+        let l = Limit::new(Workers::DEFAULT, 30, Instant::now());
+        assert_eq!(l.get(), 30);
+        let l = Limit::new(Workers::DEFAULT, 500, Instant::now());
+        assert_eq!(l.get(), 64, "within the ceiling");
+        let l = Limit::new(Workers::Fixed(8), 30, Instant::now());
+        assert_eq!(l.get(), 8, "a fixed count learns nothing");
+    }
+
+    #[test]
     fn an_unsaturated_limit_does_not_grow() {
         // The source hands out fewer recordings than the limit allows: never all in use.
         let t0 = Instant::now();
-        let mut l = Limit::new(Workers::DEFAULT, t0);
+        let mut l = Limit::new(Workers::DEFAULT, 0, t0);
         let mut now = t0;
         for _ in 0..2_000 {
             now += Duration::from_millis(10);

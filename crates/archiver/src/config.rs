@@ -14,6 +14,10 @@ pub struct ArchiverConfig {
     /// Recordings processed at the same time: a fixed count, or adapted while running
     /// ([`crate::Workers::DEFAULT`]).
     pub workers: crate::Workers,
+    /// The adapted worker count a run ended with, where the next run with a clone of this
+    /// configuration starts (a daemon's polls and chunks learn the bound once, not per poll);
+    /// 0 before any run.
+    pub learned_workers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Where each recording goes.
     pub key_template: KeyTemplate,
     /// Backoff for 5xx and transport errors, and the `Retry-After` clamp.
@@ -89,6 +93,7 @@ impl Default for ArchiverConfig {
     fn default() -> Self {
         Self {
             workers: crate::Workers::Fixed(4),
+            learned_workers: Default::default(),
             key_template: KeyTemplate::default(),
             retry: RetryPolicy::default(),
             max_url_refreshes: 3,

@@ -251,7 +251,7 @@ async fn write_parts(
 ) -> Result<Vec<IndexPart>, IndexError> {
     let mut parts = ledger.index_parts().await?;
     if parts.is_empty() {
-        parts = take_up_chain(ledger, sink, prefix).await?;
+        parts = take_up_chain(ledger, sink, prefix).await?.0;
     }
     let mut written = Vec::new();
     loop {
@@ -310,8 +310,9 @@ async fn write_parts(
 
 /// After `ledger rebuild`: when the ledger knows no index part, records the parts the store
 /// holds under `prefix` and gives the rebuilt rows they list their digests back (see
-/// [`Ledger::restore_indexed`]); returns (parts found, rows restored). A ledger that knows
-/// parts already is left alone.
+/// [`Ledger::restore_indexed`]); returns (parts found, rows matched: the rebuilt rows the
+/// parts list with the same size and digests, now counted as indexed with both digests). A
+/// ledger that knows parts already is left alone.
 pub async fn restore_from_index(
     ledger: &Ledger,
     sink: &dyn ObjectSink,
@@ -320,12 +321,8 @@ pub async fn restore_from_index(
     if !ledger.index_parts().await?.is_empty() {
         return Ok((0, 0));
     }
-    let before = ledger.entries(Some(crate::RecordStatus::Archived)).await?;
-    let unindexed = before.iter().filter(|e| e.sha256.is_none()).count() as u64;
-    let parts = take_up_chain(ledger, sink, prefix).await?;
-    let after = ledger.entries(Some(crate::RecordStatus::Archived)).await?;
-    let still = after.iter().filter(|e| e.sha256.is_none()).count() as u64;
-    Ok((parts.len() as u64, unindexed.saturating_sub(still)))
+    let (parts, matched) = take_up_chain(ledger, sink, prefix).await?;
+    Ok((parts.len() as u64, matched))
 }
 
 /// A ledger without index parts over a store that has some (the ledger was lost and
@@ -336,7 +333,7 @@ async fn take_up_chain(
     ledger: &Ledger,
     sink: &dyn ObjectSink,
     prefix: &str,
-) -> Result<Vec<IndexPart>, IndexError> {
+) -> Result<(Vec<IndexPart>, u64), IndexError> {
     let store_err = |key: &str, message: String| IndexError::Store {
         key: key.to_string(),
         message,
@@ -377,6 +374,7 @@ async fn take_up_chain(
     // The rows the parts list are indexed already, with the digests the parts give: newest
     // part first, so a key listed again counts with its latest entry. Without this, the next
     // part would list every rebuilt row again, without digests.
+    let mut matched = 0;
     for part in found.iter().rev() {
         let entries = match read_part(sink, &part.key)
             .await
@@ -396,9 +394,9 @@ async fn take_up_chain(
                 facts: e.facts,
             })
             .collect();
-        ledger.restore_indexed(part.seq, objects).await?;
+        matched += ledger.restore_indexed(part.seq, objects).await?;
     }
-    Ok(ledger.index_parts().await?)
+    Ok((ledger.index_parts().await?, matched))
 }
 
 /// Writes one opened part (create-only; an existing object with the same bytes counts as

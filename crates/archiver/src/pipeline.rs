@@ -64,7 +64,8 @@ pub(crate) async fn archive_pulled<S>(
 where
     S: Stream<Item = genesys_media::Result<Pulled>> + Send,
 {
-    let mut limit = crate::concurrency::Limit::new(cfg.workers, std::time::Instant::now());
+    let learned = cfg.learned_workers.load(Ordering::Relaxed);
+    let mut limit = crate::concurrency::Limit::new(cfg.workers, learned, std::time::Instant::now());
     let refresh_window = cfg.url_refresh_window;
     let shared = Arc::new(Shared {
         client,
@@ -287,6 +288,10 @@ where
     }
     summary.bytes = bytes.load(Ordering::Relaxed);
     summary.workers_peak = limit.highest();
+    shared
+        .cfg
+        .learned_workers
+        .store(limit.get(), Ordering::Relaxed);
     summary
 }
 

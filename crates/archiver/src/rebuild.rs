@@ -21,6 +21,10 @@ pub struct RebuildReport {
     pub foreign: u64,
     /// Objects whose metadata (or index parts that) could not be read: `(key, error)`.
     pub unreadable: Vec<(String, String)>,
+    /// Objects whose digests contradict each other (the store's own against the `md5`
+    /// metadata, or either against the index entry for the key): `(key, what differs)`.
+    /// Their rows keep no digest the contradiction could have come from.
+    pub contradicted: Vec<(String, String)>,
     /// Keys the index lists that the store no longer holds (removed since they were
     /// indexed), each key once.
     pub absent: Vec<AbsentObject>,
@@ -68,6 +72,7 @@ pub async fn rebuild_ledger(
         unchanged: 0,
         foreign: 0,
         unreadable: Vec::new(),
+        contradicted: Vec::new(),
         absent: Vec::new(),
         index: Ok((0, 0)),
     };
@@ -93,20 +98,28 @@ pub async fn rebuild_ledger(
             report.foreign += 1;
             continue;
         };
+        // The store's own digest (the directory sink's sidecar, computed from the bytes)
+        // and what the writer declared must agree; when they do not, neither is kept.
+        let declared = meta.metadata.get("md5").map(|m| m.to_ascii_lowercase());
+        let stored = meta.digests.md5.as_ref().map(|m| m.to_ascii_lowercase());
+        let (md5, sha256) = match (&declared, &stored) {
+            (Some(d), Some(s)) if d != s => {
+                report.contradicted.push((
+                    obj.key.clone(),
+                    format!("the store keeps MD5 {s} for it, its metadata says {d}"),
+                ));
+                (None, None)
+            }
+            _ => (stored.or(declared), meta.digests.sha256.clone()),
+        };
         let changed = ledger
             .adopt(AdoptedObject {
                 recording_id: rid.clone(),
                 conversation_id: cid.clone(),
                 key: obj.key.clone(),
                 size: Some(meta.size),
-                // The store's own digest first (computed from the bytes), then what the
-                // writer declared.
-                md5: meta
-                    .digests
-                    .md5
-                    .clone()
-                    .or_else(|| meta.metadata.get("md5").cloned()),
-                sha256: meta.digests.sha256.clone(),
+                md5,
+                sha256,
                 media_type: meta.metadata.get("media-type").cloned(),
                 start_time: meta.metadata.get("start-time").cloned(),
                 end_time: meta.metadata.get("end-time").cloned(),
@@ -128,6 +141,9 @@ pub async fn rebuild_ledger(
             match entries {
                 Ok((_, entries)) => {
                     for e in entries {
+                        if listed.contains(&e.key) {
+                            contradiction(ledger, &e, &mut report).await?;
+                        }
                         if !listed.contains(&e.key) && seen.insert(e.key.clone()) {
                             report.absent.push(AbsentObject {
                                 key: e.key,
@@ -143,4 +159,37 @@ pub async fn rebuild_ledger(
         }
     }
     Ok(report)
+}
+
+/// Reports an index entry whose digests or size differ from what the rebuilt row holds for
+/// its key (the row then stays unindexed: `restore_indexed` does not mark it).
+async fn contradiction(
+    ledger: &Ledger,
+    e: &crate::IndexEntry,
+    report: &mut RebuildReport,
+) -> Result<(), RebuildError> {
+    let Some(row) = ledger.entry(&e.recording_id).await? else {
+        return Ok(());
+    };
+    if row.key != e.key {
+        return Ok(());
+    }
+    let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b));
+    let what = if differs(&row.md5, &e.md5) {
+        "MD5"
+    } else if differs(&row.sha256, &e.sha256) {
+        "SHA-256"
+    } else if matches!((row.size, e.size), (Some(a), Some(b)) if a != b) {
+        "size"
+    } else {
+        return Ok(());
+    };
+    let already = report.contradicted.iter().any(|(k, _)| k == &e.key);
+    if !already {
+        report.contradicted.push((
+            e.key.clone(),
+            format!("its {what} differs from the index's entry for it"),
+        ));
+    }
+    Ok(())
 }

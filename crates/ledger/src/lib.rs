@@ -407,8 +407,8 @@ pub(crate) trait Backend:
     /// `key`, when no part `to` exists; false otherwise.
     async fn move_index_part(&self, from: u64, to: u64, key: &str) -> Result<bool, LedgerError>;
     /// Marks archived rows as listed by part `seq` and fills their missing digests from the
-    /// part's entries, where the row's key and size (and MD5, when the row has one) agree and
-    /// no other part claimed the row yet; returns how many rows it marked.
+    /// part's entries, where the row's key and size (and MD5 and SHA-256, when the row has
+    /// them) agree and no other part claimed the row yet; returns how many rows it marked.
     async fn restore_indexed(
         &self,
         seq: u64,

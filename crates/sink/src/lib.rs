@@ -89,11 +89,11 @@ pub struct ObjectMeta {
 /// Digests a store keeps with an object, computed from its bytes when they were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredDigests {
-    /// MD5 hex: the directory sink's sidecar; on S3 the ETag of a single PUT without SSE-KMS
-    /// or SSE-C (a multipart or KMS ETag is not an MD5).
+    /// MD5 hex: the directory sink's sidecar (written with the object, from its bytes).
+    /// None on S3: an ETag is recomputed when an object is overwritten, so it vouches for
+    /// the bytes there now, not for the bytes archived (the custody index keeps those).
     pub md5: Option<String>,
-    /// SHA-256 hex: the directory sink's sidecar, when the write computed it. S3 objects keep
-    /// none here (their SHA-256 is in the custody index).
+    /// SHA-256 hex: the directory sink's sidecar, when the write computed it.
     pub sha256: Option<String>,
 }
 

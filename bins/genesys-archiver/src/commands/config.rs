@@ -79,14 +79,15 @@ pub(crate) async fn run_config_check(
     let local = !location.starts_with("postgres");
     if local && !std::path::Path::new(&location).exists() {
         run.state.refuse_new(file, run.create_ledger)?;
-        if let (Some(p), false) = (&index_prefix, run.create_ledger)
-            && let Ok(Some(part)) = archiver::stored_part(sink.as_ref(), p).await
-        {
-            return Err(config_err(format!(
-                "{} {location}: does not exist, but the store already holds a custody index ({part}); run `genesys-archiver ledger rebuild` first, or pass --create-ledger to start an empty ledger anyway",
-                run.state.origin(file)
-            )));
-        }
+        run.state
+            .check_knows_index(
+                file,
+                run.create_ledger,
+                sink.as_ref(),
+                index_prefix.as_deref(),
+                None,
+            )
+            .await?;
         let dir = std::path::Path::new(&location)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -104,6 +105,15 @@ pub(crate) async fn run_config_check(
         return Ok(ExitCode::SUCCESS);
     }
     let ledger = run.state.open_shared(file).await?;
+    run.state
+        .check_knows_index(
+            file,
+            run.create_ledger,
+            sink.as_ref(),
+            index_prefix.as_deref(),
+            Some(&ledger),
+        )
+        .await?;
     let version = ledger
         .schema_version()
         .await

@@ -78,7 +78,7 @@ pub(crate) async fn run_ledger(
             );
             match &report.index {
                 Ok((parts, restored)) => println!(
-                    "index {index_prefix}: {parts} part(s) taken up, {restored} recording(s) given their MD5 and SHA-256 back from it"
+                    "index {index_prefix}: {parts} part(s) taken up, {restored} recording(s) matched to it, with their MD5 and SHA-256"
                 ),
                 Err(e) => {
                     println!(
@@ -87,7 +87,10 @@ pub(crate) async fn run_ledger(
                     return Ok(ExitCode::from(1));
                 }
             }
-            if !report.unreadable.is_empty() || !report.absent.is_empty() {
+            if !report.unreadable.is_empty()
+                || !report.absent.is_empty()
+                || !report.contradicted.is_empty()
+            {
                 return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
@@ -107,6 +110,9 @@ pub(crate) async fn rebuild(
         .map_err(|e| config_err(e.to_string()))?;
     for (key, e) in &report.unreadable {
         eprintln!("warning: {key}: cannot be read, left out: {e}");
+    }
+    for (key, why) in &report.contradicted {
+        eprintln!("corrupt: key {key}: {why}");
     }
     for a in &report.absent {
         eprintln!(

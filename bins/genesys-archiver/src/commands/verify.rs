@@ -213,6 +213,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             .filter(|a| in_range(&a.start_time))
             .count() as u64;
         missing += report.unreadable.len() as u64;
+        corrupt += report.contradicted.len() as u64;
     }
     let mut known_keys = HashSet::new();
     for r in rows.iter() {

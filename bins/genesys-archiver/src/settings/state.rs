@@ -37,8 +37,58 @@ impl StateArgs {
             Some(v) if std::env::var(STATE_ENV).is_ok_and(|e| e == v) => STATE_ENV.to_string(),
             Some(_) => "--state".to_string(),
             None if file.state.is_some() => file.key_name("state"),
-            None => format!("the default ledger {DEFAULT_STATE}"),
+            None => "the default ledger".to_string(),
         }
+    }
+
+    /// The location as messages may show it: a PostgreSQL URL without its password.
+    pub(crate) fn shown(&self, file: &FileConfig) -> String {
+        let loc = self.location(file);
+        if archiver::Ledger::can_be_shared(&loc) {
+            archiver::redact_url(&loc)
+        } else {
+            loc
+        }
+    }
+
+    /// Refuses a ledger that does not know the custody index the store already holds under
+    /// `index_prefix` (a lost ledger, or a ledger started somewhere else): archiving with it
+    /// would look at every recording again. `ledger` is `None` for a file not created yet.
+    /// `create` (`--create-ledger`) allows it; listing errors are errors.
+    pub(crate) async fn check_knows_index(
+        &self,
+        file: &FileConfig,
+        create: bool,
+        sink: &dyn sink::ObjectSink,
+        index_prefix: Option<&str>,
+        ledger: Option<&archiver::Ledger>,
+    ) -> Result<(), ConfigError> {
+        let Some(prefix) = index_prefix.filter(|_| !create) else {
+            return Ok(());
+        };
+        let part = archiver::stored_part(sink, prefix).await.map_err(|e| {
+            config_err(format!("cannot list the custody index under {prefix}: {e}"))
+        })?;
+        let Some(part) = part else { return Ok(()) };
+        if let Some(l) = ledger {
+            let parts = l
+                .index_parts()
+                .await
+                .map_err(|e| config_err(format!("{}: {e}", self.origin(file))))?;
+            if !parts.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(config_err(format!(
+            "{} {}: {}, but the store already holds a custody index ({part}) that it does not know; run `genesys-archiver ledger rebuild` to restore the ledger from the store, or pass --create-ledger to start an empty one anyway (every recording is then looked at again)",
+            self.origin(file),
+            self.shown(file),
+            if ledger.is_some() {
+                "an empty ledger"
+            } else {
+                "a new ledger"
+            }
+        )))
     }
 
     /// A SQLite ledger file that does not exist yet (a PostgreSQL ledger lives in a database
@@ -58,7 +108,7 @@ impl StateArgs {
         Err(config_err(format!(
             "{} {}: does not exist; pass --create-ledger to start a new ledger there (the first run), or correct the path",
             self.origin(file),
-            self.location(file)
+            self.shown(file)
         )))
     }
 
@@ -81,7 +131,7 @@ impl StateArgs {
             return Err(config_err(format!(
                 "{} {}: no such ledger file",
                 self.origin(file),
-                self.location(file)
+                self.shown(file)
             )));
         }
         self.open(file).await

@@ -667,10 +667,9 @@ impl ObjectSink for S3Sink {
             .await
         {
             Ok(o) => Ok(Some(ObjectMeta {
-                digests: crate::StoredDigests {
-                    md5: plain_md5_etag(&o),
-                    sha256: None,
-                },
+                // S3 keeps no digest of its own that survives an overwrite as the archived
+                // bytes' (a new ETag is the new bytes' MD5): none is reported.
+                digests: crate::StoredDigests::default(),
                 size: o.content_length().unwrap_or(0).max(0) as u64,
                 etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
                 metadata: o
@@ -817,19 +816,4 @@ impl ObjectSink for S3Sink {
     ) -> Result<UploadSweep, SinkError> {
         self.sweep(prefix, started).await
     }
-}
-
-/// The ETag of a HEAD when it is the MD5 of the bytes: a single PUT (no `-N` suffix) stored
-/// without SSE-KMS or SSE-C, whose ETags are not MD5s.
-fn plain_md5_etag(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Option<String> {
-    use aws_sdk_s3::types::ServerSideEncryption as Sse;
-    let kms = matches!(
-        o.server_side_encryption(),
-        Some(Sse::AwsKms | Sse::AwsKmsDsse)
-    );
-    if kms || o.sse_customer_algorithm().is_some() {
-        return None;
-    }
-    let etag = o.e_tag()?.trim_matches('"');
-    integrity::Md5Digest::from_hex(etag).map(|_| etag.to_ascii_lowercase())
 }
