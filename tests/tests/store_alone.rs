@@ -185,14 +185,24 @@ async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
             .args(["--out", "store"]);
         c
     };
-    let archive = ["archive", "--from", from, "--to", to, "--allow-loopback-media"];
+    let archive = [
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+    ];
     let out = run(cmd(&archive)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let recordings = files_under(&dir.path().join("store/recordings"));
     let sidecar = format!("{}.meta.json", recordings[0].display());
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
-    assert!(json["sha256"].is_string(), "the sidecar keeps the SHA-256: {json}");
+    assert!(
+        json["sha256"].is_string(),
+        "the sidecar keeps the SHA-256: {json}"
+    );
     json["sha256"] = serde_json::Value::String("00".repeat(32));
     std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
