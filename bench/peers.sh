@@ -54,7 +54,9 @@ cargo build --release -p genesys-archiver
 # The AWS CLI is one process per object: call its script directly, not through a pyenv shim
 # (a bash wrapper that costs ~0.15 CPU-s more per object on this machine; users rarely have it).
 AWS=$(pyenv which aws 2>/dev/null || command -v aws)
-BIN=$root/target/release/genesys-archiver
+# BIN=path LABEL=before: another build of the archiver (e.g. the commit before a change),
+# recorded as "<tool>@<label>", for a before/after side by side in one session.
+BIN=${BIN:-$root/target/release/genesys-archiver}
 mkdir -p bench/results
 results=${RESULTS:-$root/bench/results/peers.jsonl}
 
@@ -168,7 +170,8 @@ m = json.loads(sys.argv[1]); name, tool, run, n, size, stored, conc, sample_of =
 sim_cpu = round(float(sys.argv[11]) - float(sys.argv[10]), 2)
 store_cpu = round(float(sys.argv[13]) - float(sys.argv[12]), 2)
 calls = re.search(r"(\d+) API calls, (\d+) throttled(?:, ([\d.]+) s held)?", m["stdout_tail"])
-print(json.dumps({"workload": name, "tool": tool, "run": int(run), "n": int(n), "size": int(size),
+label = os.environ.get("LABEL")
+print(json.dumps({"workload": name, "tool": f"{tool}@{label}" if label else tool, "run": int(run), "n": int(n), "size": int(size),
   "stored": int(stored), "concurrency": 32 if tool.endswith("32") else ("auto" if tool == "archiver-auto" else int(conc)),
   "rtt_ms": int(os.environ.get("RTT_MS", "0")), "wall": m["wall"], "cpu": m["cpu"],
   "peak_rss": m["peak_rss"], "exit": m["exit"], "sim_cpu": sim_cpu, "store_cpu": store_cpu,

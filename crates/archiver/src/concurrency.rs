@@ -161,6 +161,15 @@ impl Limit {
         // Objects with no bytes (adopted, failed) still took a worker: count them as one byte
         // so a window of them is not read as no throughput.
         let rate = (self.window.bytes + self.window.completed) as f64 / elapsed.as_secs_f64();
+        tracing::trace!(
+            limit = self.limit,
+            saturated,
+            rate,
+            completed = self.window.completed,
+            pushed,
+            hold = self.hold,
+            "worker window"
+        );
         if pushed {
             // Multiplicative decrease: the store or the source said "too much".
             self.limit = (self.limit * 3 / 4).max(self.min);

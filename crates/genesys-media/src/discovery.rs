@@ -612,7 +612,15 @@ impl GenesysClient {
         let parallelism = self.config().batch_parallelism.max(1);
         type Resolved = (Vec<AnalyticsConversation>, Vec<Discovered>);
         let consumer = async {
-            let mut resolved = std::pin::pin!(
+            // The batch jobs go on while the archiver is busy: a resolved chunk waits in
+            // `done` (at most `parallelism` of them) for room in `tx`, instead of the jobs
+            // behind it waiting, unpolled, until the archiver has taken every item of it. Else
+            // each round of jobs starts only once the workers are idle, and they wait for it.
+            let (mut done_tx, mut done_rx) = mpsc::channel::<Result<Resolved>>(parallelism);
+            let known_for_jobs = known.clone();
+            let resolve = async move {
+                let known = known_for_jobs;
+                let mut resolved = std::pin::pin!(
                 work_rx
                     .map(|w| -> BoxFuture<'_, Result<Resolved>> {
                         match w {
@@ -632,17 +640,34 @@ impl GenesysClient {
                         }
                     })
                     .buffered(parallelism)
-            );
-            while let Some(r) = resolved.next().await {
-                let (convs, items) = r?;
-                let items = after_resolution(q, convs, items, known.as_deref()).await;
-                for item in items {
-                    if tx.send(Ok(item)).await.is_err() {
-                        return Ok(());
+                );
+                while let Some(r) = resolved.next().await {
+                    let failed = r.is_err();
+                    if done_tx.send(r).await.is_err() || failed {
+                        return;
                     }
                 }
+            };
+            let forward = async {
+                while let Some(r) = done_rx.next().await {
+                    let (convs, items) = r?;
+                    let items = after_resolution(q, convs, items, known.as_deref()).await;
+                    for item in items {
+                        if tx.send(Ok(item)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(())
+            };
+            let mut forward = std::pin::pin!(forward);
+            tokio::select! {
+                // Forwarding ended (all sent, an error, or the archiver went away): jobs
+                // still in flight are dropped, as before.
+                out = &mut forward => out,
+                // Every chunk resolved: forward what waits.
+                () = resolve => forward.await,
             }
-            Ok(())
         };
         // When the consumer stops (error, or the archiver went away) the producer's next send
         // fails and it stops too.
