@@ -621,25 +621,25 @@ impl GenesysClient {
             let resolve = async move {
                 let known = known_for_jobs;
                 let mut resolved = std::pin::pin!(
-                work_rx
-                    .map(|w| -> BoxFuture<'_, Result<Resolved>> {
-                        match w {
-                            Work::Conversations(chunk) => {
-                                let memory = known.clone();
-                                let convs = chunk.clone();
-                                Box::pin(async move {
-                                    let items = self
-                                        .resolve_conversations(chunk, memory.as_deref())
-                                        .await?;
-                                    Ok((convs, items))
-                                })
+                    work_rx
+                        .map(|w| -> BoxFuture<'_, Result<Resolved>> {
+                            match w {
+                                Work::Conversations(chunk) => {
+                                    let memory = known.clone();
+                                    let convs = chunk.clone();
+                                    Box::pin(async move {
+                                        let items = self
+                                            .resolve_conversations(chunk, memory.as_deref())
+                                            .await?;
+                                        Ok((convs, items))
+                                    })
+                                }
+                                Work::Item(item) => {
+                                    Box::pin(std::future::ready(Ok((Vec::new(), vec![*item]))))
+                                }
                             }
-                            Work::Item(item) => {
-                                Box::pin(std::future::ready(Ok((Vec::new(), vec![*item]))))
-                            }
-                        }
-                    })
-                    .buffered(parallelism)
+                        })
+                        .buffered(parallelism)
                 );
                 while let Some(r) = resolved.next().await {
                     let failed = r.is_err();

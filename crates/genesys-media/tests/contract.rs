@@ -585,3 +585,36 @@ async fn a_one_shot_run_judges_the_future_by_the_sources_clock() {
         gaps[0]
     );
 }
+
+/// The batch jobs go on while the consumer does not pull (the archiver's workers all busy):
+/// during a pause after the first item, the jobs behind the first chunks are submitted and
+/// polled, so the workers do not wait for them afterwards. Before, the jobs behind a chunk
+/// being handed out stayed unpolled until every item of it was taken.
+#[tokio::test]
+async fn batch_jobs_go_on_while_the_consumer_is_busy() {
+    let s = sim(SimConfig {
+        recordings: 900,
+        batch_ready_after: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, |c| c.batch_parallelism = 2);
+    let cfg = s.config();
+    let mut stream = std::pin::pin!(c.discover(DiscoveryQuery::interval(cfg.start, cfg.end())));
+    let first = stream.next().await.expect("an item").expect("no error");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = calls_to(&c, "POST /api/v2/recording/batchrequests");
+    let mut found = vec![first];
+    while let Some(item) = stream.next().await {
+        found.push(item.expect("discovery item"));
+    }
+    let total = calls_to(&c, "POST /api/v2/recording/batchrequests");
+    assert_eq!(recordings(&found).len(), 900);
+    assert!(total >= 7, "{total} jobs: enough chunks to tell");
+    // Jobs beyond the two in flight were submitted while nothing was taken (4 measured;
+    // before, 2: the second one's items waited for room and the jobs behind it stood still).
+    assert!(
+        during >= 4,
+        "{during} of {total} jobs submitted during the pause"
+    );
+}
