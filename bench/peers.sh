@@ -57,6 +57,8 @@ AWS=$(pyenv which aws 2>/dev/null || command -v aws)
 # BIN=path LABEL=before: another build of the archiver (e.g. the commit before a change),
 # recorded as "<tool>@<label>", for a before/after side by side in one session.
 BIN=${BIN:-$root/target/release/genesys-archiver}
+# Builds from before --create-ledger start a new ledger without being asked.
+CREATE=$("$BIN" archive --help 2>/dev/null | grep -q -- --create-ledger && echo --create-ledger || true)
 mkdir -p bench/results
 results=${RESULTS:-$root/bench/results/peers.jsonl}
 
@@ -117,7 +119,7 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
   case $1 in
     genesys-archiver) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM S3_BUCKET=$B S3_FORCE_PATH_STYLE=true \
       ${PERF_OUT:+perf record -F 499 -g -o $PERF_OUT} $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
-      --tag-mode disabled --progress never --state $work/state-$B.db --create-ledger" ;;
+      --tag-mode disabled --progress never --state $work/state-$B.db $CREATE" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-noindex) echo "$(tool_cmd genesys-archiver) --no-index" ;;
     archiver-w32) CONC=32 tool_cmd genesys-archiver ;;
@@ -125,7 +127,7 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
     boto3-32) CONC=32 tool_cmd boto3 ;;
     archiver-dir) echo "GENESYS_CLIENT_ID=sim-client GENESYS_CLIENT_SECRET=sim-secret GENESYS_API_BASE=$SIM \
       $BIN archive --from "$FROM" --to "$TO" --workers $CONC --allow-loopback-media --api-budget $rate \
-      --out $work/dir-$B --progress never --state $work/state-dir-$B.db --create-ledger" ;;
+      --out $work/dir-$B --progress never --state $work/state-dir-$B.db $CREATE" ;;
     rclone-copyurl) echo "env -u AWS_CA_BUNDLE xargs -P $CONC -L 1 sh -c 'rclone copyurl \"\$2\" \"s3t:$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;
     aws-cli) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | $AWS s3 cp - \"s3://$B/peer/\$0.\$1\" --endpoint-url $E --only-show-errors' < $URLS" ;;
     s5cmd) echo "xargs -P $CONC -L 1 sh -c 'curl -sf \"\$2\" | s5cmd --endpoint-url $E pipe \"s3://$B/peer/\$0.\$1\"' < $work/urls.tsv" ;;

@@ -24,7 +24,10 @@ STORES=${STORES:-dir}
 WORKERS=${WORKERS:-8}
 BODY=${BODY:-1024}
 cargo build --release -p genesys-archiver
-BIN=$root/target/release/genesys-archiver
+# BIN=path LABEL=name: another build (e.g. the commit before a change), its rows labelled.
+BIN=${BIN:-$root/target/release/genesys-archiver}
+# Builds from before --create-ledger start a new ledger without being asked.
+CREATE=$("$BIN" archive --help 2>/dev/null | grep -q -- --create-ledger && echo --create-ledger || true)
 results=${RESULTS:-$root/bench/results/scale.jsonl}
 work=$(mktemp -d /var/tmp/bench-scale.XXXXXX)
 ledger_dir=${LEDGER_DIR:-$work}
@@ -51,7 +54,7 @@ for n in $SIZES; do
     B="scale-$n-$RANDOM"
     state="$ledger_dir/scale-$B.db"
     common=(archive --from "$FROM" --to "$TO" --workers "$WORKERS" --allow-loopback-media
-      --api-budget 1000000 --progress never --state "$state" --create-ledger --report "$work/report-$B.json")
+      --api-budget 1000000 --progress never --state "$state" $CREATE --report "$work/report-$B.json")
     if [ "$store" = dir ]; then
       target=(--out "$work/dir-$B")
     else
@@ -75,7 +78,8 @@ row = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="
        "cpu_s": round(m["cpu"], 2), "peak_rss_mib": round(m["peak_rss"] / 2**20, 1),
        "ledger_mib": round(size / 2**20, 1),
        "api_calls": r["api_calls"], "api_calls_per_1000": round(r["api_calls"] / n * 1000, 1),
-       "ledger_writes": r.get("ledger_writes"), "ledger_commits": r.get("ledger_commits")}
+       "ledger_writes": r.get("ledger_writes"), "ledger_commits": r.get("ledger_commits"),
+       **({"label": os.environ["LABEL"]} if os.environ.get("LABEL") else {})}
 print(json.dumps(row))
 PY
     tail -1 "$results"
