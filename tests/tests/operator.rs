@@ -62,6 +62,40 @@ fn bin(args: &[&str]) -> std::process::Command {
     c
 }
 
+/// A simulator of `n` recordings (loopback, any port).
+async fn sim(n: usize) -> genesys_sim::SimHandle {
+    test_support::start_sim(genesys_sim::SimConfig {
+        recordings: n,
+        ..genesys_sim::SimConfig::default()
+    })
+    .await
+}
+
+/// `archive` of the simulator's window into `store` under `dir`, with `extra` arguments.
+fn archive_into_dir(
+    s: &genesys_sim::SimHandle,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let (from, to) = e2e::sim_window(s);
+    let mut args = vec![
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--out",
+        "store",
+        "--allow-loopback-media",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = bin(&args);
+    c.env("GENESYS_API_BASE", s.base_url())
+        .env_remove("GENESYS_ARCHIVER_STATE")
+        .current_dir(dir);
+    c
+}
+
 /// What cannot work is refused at start with exit 2, naming the setting: an `--out` that is a
 /// file, an API base nothing listens on (named with where it came from, without a minute of
 /// retries), a region given by flag (named as the flag). `config check` never creates a
@@ -162,25 +196,24 @@ fn what_cannot_work_is_refused_at_start_naming_the_setting() {
 /// `config check` with a ledger path that does not exist says so and creates nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn config_check_never_creates_a_ledger() {
-    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 1,
-        ..genesys_sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let s = sim(1).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut c = bin(&[
-        "config",
-        "check",
-        "--out",
-        "store",
-        "--state",
-        "typo/ledgr.db",
-    ]);
-    c.env("GENESYS_API_BASE", s.base_url())
-        .current_dir(dir.path());
-    let out = e2e::output_of(c).await;
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "config",
+            "check",
+            "--out",
+            "store",
+            "--state",
+            "typo/ledgr.db",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = bin(&args);
+        c.env("GENESYS_API_BASE", s.base_url())
+            .current_dir(dir.path());
+        c
+    };
+    let out = e2e::output_of(check(&[])).await;
     let all = output_text(&out);
     // A run would refuse it: the check says so, naming the flag.
     assert_eq!(out.status.code(), Some(2), "{all}");
@@ -190,18 +223,7 @@ async fn config_check_never_creates_a_ledger() {
     );
     assert!(all.contains("--create-ledger"), "{all}");
     assert!(!dir.path().join("typo/ledgr.db").exists(), "{all}");
-    let mut c = bin(&[
-        "config",
-        "check",
-        "--out",
-        "store",
-        "--state",
-        "typo/ledgr.db",
-        "--create-ledger",
-    ]);
-    c.env("GENESYS_API_BASE", s.base_url())
-        .current_dir(dir.path());
-    let out = e2e::output_of(c).await;
+    let out = e2e::output_of(check(&["--create-ledger"])).await;
     let all = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("does not exist yet"), "{all}");
@@ -215,33 +237,9 @@ async fn config_check_never_creates_a_ledger() {
 /// is refused the same way, pointing at `ledger rebuild`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_ledger_is_started_only_when_asked() {
-    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 3,
-        ..genesys_sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let s = sim(3).await;
     let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
-    let archive = |extra: &[&str]| {
-        let mut args = vec![
-            "archive",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--out",
-            "store",
-            "--allow-loopback-media",
-        ];
-        args.extend_from_slice(extra);
-        let mut c = bin(&args);
-        c.env("GENESYS_API_BASE", s.base_url())
-            .env_remove("GENESYS_ARCHIVER_STATE")
-            .current_dir(dir.path());
-        c
-    };
+    let archive = |extra: &[&str]| archive_into_dir(&s, dir.path(), extra);
     let refused = |out: &std::process::Output, origin: &str| {
         let all = output_text(out);
         assert_eq!(out.status.code(), Some(2), "{origin}: {all}");
@@ -291,36 +289,13 @@ async fn a_missing_ledger_is_started_only_when_asked() {
 /// SQLite one, and the refusal never shows the password of the ledger's URL.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_shared_ledger_beside_an_index_is_refused_without_its_password() {
-    let s = genesys_sim::Simulator::start(genesys_sim::SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 2,
-        ..genesys_sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let s = sim(2).await;
     let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
     let url = e2e::fresh_postgres_database("pwhidden").await;
     // Trust authentication: the password is accepted and ignored.
     let with_password = url.replacen("postgres@", "postgres:hunter2@", 1);
     assert_ne!(with_password, url, "the URL names the user: {url}");
-    let archive = |state: &str| {
-        let mut c = bin(&[
-            "archive",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--out",
-            "store",
-            "--allow-loopback-media",
-            "--state",
-            state,
-        ]);
-        c.env("GENESYS_API_BASE", s.base_url())
-            .current_dir(dir.path());
-        c
-    };
+    let archive = |state: &str| archive_into_dir(&s, dir.path(), &["--state", state]);
     let mut first = archive("first.db");
     first.arg("--create-ledger");
     let out = e2e::output_of(first).await;

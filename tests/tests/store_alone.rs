@@ -3,7 +3,7 @@
 //! and catch a flipped byte and a removed object.
 
 use e2e::{archiver_command, output_of as run, output_text as text};
-use genesys_sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, SimHandle};
 
 fn files_under(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -21,26 +21,44 @@ fn files_under(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn verify_and_find_work_from_the_store_alone() {
-    let s = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 10,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
-    let cmd = |args: &[&str]| {
-        let mut c = archiver_command(s.base_url(), "unused");
-        c.current_dir(dir.path())
+/// A simulator of `n` recordings and commands run in a fresh directory, archiving into its
+/// `store` directory.
+struct DirArchive {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+}
+
+impl DirArchive {
+    async fn start(n: usize) -> Self {
+        Self {
+            sim: test_support::start_sim(SimConfig {
+                recordings: n,
+                ..SimConfig::default()
+            })
+            .await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn window(&self) -> (&'static str, &'static str) {
+        e2e::sim_window(&self.sim)
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = archiver_command(self.sim.base_url(), "unused");
+        c.current_dir(self.dir.path())
             .env_remove("S3_BUCKET")
             .args(args)
             .args(["--out", "store"]);
         c
-    };
-    let out = run(cmd(&[
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_find_work_from_the_store_alone() {
+    let a = DirArchive::start(10).await;
+    let (dir, (from, to)) = (&a.dir, a.window());
+    let out = run(a.cmd(&[
         "archive",
         "--from",
         from,
@@ -52,20 +70,20 @@ async fn verify_and_find_work_from_the_store_alone() {
     ]))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let agent = s.dataset().conversations[0].user_id.clone();
+    let agent = a.sim.dataset().conversations[0].user_id.clone();
     let found = |o: &std::process::Output| {
         String::from_utf8_lossy(&o.stdout)
             .lines()
             .filter(|l| l.contains("recordings/"))
             .count()
     };
-    let with_ledger = run(cmd(&["find", "--agent", &agent])).await;
+    let with_ledger = run(a.cmd(&["find", "--agent", &agent])).await;
     assert_eq!(with_ledger.status.code(), Some(0), "{}", text(&with_ledger));
     assert!(found(&with_ledger) > 0, "{}", text(&with_ledger));
 
     // The ledger gone: nothing rebuilt on disk, the store answers.
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
-    let alone = run(cmd(&["find", "--agent", &agent])).await;
+    let alone = run(a.cmd(&["find", "--agent", &agent])).await;
     assert_eq!(alone.status.code(), Some(0), "{}", text(&alone));
     assert_eq!(found(&alone), found(&with_ledger), "{}", text(&alone));
     assert!(
@@ -73,7 +91,7 @@ async fn verify_and_find_work_from_the_store_alone() {
         "{}",
         text(&alone)
     );
-    let out = run(cmd(&["verify", "--rehash"])).await;
+    let out = run(a.cmd(&["verify", "--rehash"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("verified 10,"), "{}", text(&out));
     assert!(
@@ -81,7 +99,7 @@ async fn verify_and_find_work_from_the_store_alone() {
         "reading never creates a ledger"
     );
     // A ledger that is named but absent is a mistake, not "no ledger".
-    let out = run(cmd(&["verify", "--rehash", "--state", "typo.db"])).await;
+    let out = run(a.cmd(&["verify", "--rehash", "--state", "typo.db"])).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     // One byte flipped: corrupt, from the index's digests.
@@ -89,14 +107,14 @@ async fn verify_and_find_work_from_the_store_alone() {
     let mut bytes = std::fs::read(&recordings[0]).unwrap();
     bytes[64] ^= 0x01;
     std::fs::write(&recordings[0], bytes).unwrap();
-    let out = run(cmd(&["verify", "--rehash", "--from-store"])).await;
+    let out = run(a.cmd(&["verify", "--rehash", "--from-store"])).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("corrupt 1"), "{}", text(&out));
     // One object removed (with its sidecar): the index still lists it, so it is missing.
     let removed = &recordings[1];
     std::fs::remove_file(removed).unwrap();
     let _ = std::fs::remove_file(format!("{}.meta.json", removed.display()));
-    let out = run(cmd(&["verify", "--from-store"])).await;
+    let out = run(a.cmd(&["verify", "--from-store"])).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("listed by index part 1, not in the store"),
@@ -112,26 +130,11 @@ async fn verify_and_find_work_from_the_store_alone() {
 /// object (none "unproven") and catches a flipped byte.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
-    let s = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 6,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
-    let cmd = |args: &[&str]| {
-        let mut c = archiver_command(s.base_url(), "unused");
-        c.current_dir(dir.path())
-            .env_remove("S3_BUCKET")
-            .args(args)
-            .args(["--out", "store"]);
-        c
-    };
+    let a = DirArchive::start(6).await;
+    let (dir, (from, to)) = (&a.dir, a.window());
     // The index off, but SHA-256 still computed: --no-index turns both off, so the index
     // prefix goes elsewhere and is removed afterwards.
-    let out = run(cmd(&[
+    let out = run(a.cmd(&[
         "archive",
         "--from",
         from,
@@ -145,13 +148,13 @@ async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::remove_dir_all(dir.path().join("store/gone")).unwrap();
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
-    let out = run(cmd(&["ledger", "rebuild", "--index-prefix", "gone/"])).await;
+    let out = run(a.cmd(&["ledger", "rebuild", "--index-prefix", "gone/"])).await;
     assert!(
         text(&out).contains("6 recording(s) recorded as archived"),
         "{}",
         text(&out)
     );
-    let out = run(cmd(&["verify", "--rehash"])).await;
+    let out = run(a.cmd(&["verify", "--rehash"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("verified 6,"), "{}", text(&out));
     assert!(!text(&out).contains("unproven"), "{}", text(&out));
@@ -159,7 +162,7 @@ async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
     let mut bytes = std::fs::read(&recordings[0]).unwrap();
     bytes[100] ^= 0x01;
     std::fs::write(&recordings[0], bytes).unwrap();
-    let out = run(cmd(&["verify", "--rehash"])).await;
+    let out = run(a.cmd(&["verify", "--rehash"])).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("corrupt 1"), "{}", text(&out));
 }
@@ -168,23 +171,8 @@ async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
 /// archiver's back) is reported by `ledger rebuild` (exit 1), never silently left unindexed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
-    let s = Simulator::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        recordings: 3,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
-    let cmd = |args: &[&str]| {
-        let mut c = archiver_command(s.base_url(), "unused");
-        c.current_dir(dir.path())
-            .env_remove("S3_BUCKET")
-            .args(args)
-            .args(["--out", "store"]);
-        c
-    };
+    let a = DirArchive::start(3).await;
+    let (dir, (from, to)) = (&a.dir, a.window());
     let archive = [
         "archive",
         "--from",
@@ -193,7 +181,7 @@ async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
         to,
         "--allow-loopback-media",
     ];
-    let out = run(cmd(&archive)).await;
+    let out = run(a.cmd(&archive)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let recordings = files_under(&dir.path().join("store/recordings"));
     let sidecar = format!("{}.meta.json", recordings[0].display());
@@ -206,7 +194,7 @@ async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
     json["sha256"] = serde_json::Value::String("00".repeat(32));
     std::fs::write(&sidecar, serde_json::to_vec(&json).unwrap()).unwrap();
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
-    let out = run(cmd(&["ledger", "rebuild"])).await;
+    let out = run(a.cmd(&["ledger", "rebuild"])).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("SHA-256 differs from the index"),

@@ -519,19 +519,10 @@ async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
                 "--max-workers must be between 1 and 256, not {m}"
             )));
         }
-        (None, max) => match archiver::Workers::DEFAULT {
-            archiver::Workers::Adaptive {
-                start,
-                max: default,
-            } => {
-                let max = max.unwrap_or(default);
-                archiver::Workers::Adaptive {
-                    start: start.min(max),
-                    max,
-                }
-            }
-            fixed => fixed,
-        },
+        (None, max) => max.map_or(
+            archiver::Workers::DEFAULT,
+            archiver::Workers::adaptive_up_to,
+        ),
     };
     let drain = match &run.drain_timeout {
         Some(v) => parse_duration("--drain-timeout", v)?,

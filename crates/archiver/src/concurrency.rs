@@ -28,6 +28,18 @@ impl Workers {
     /// The default: adaptive from 8 up to 64.
     pub const DEFAULT: Workers = Workers::Adaptive { start: 8, max: 64 };
 
+    /// Adaptive from the default start up to `max` (at least 1; the start no higher).
+    pub fn adaptive_up_to(max: usize) -> Workers {
+        let max = max.max(1);
+        match Workers::DEFAULT {
+            Workers::Adaptive { start, .. } => Workers::Adaptive {
+                start: start.min(max),
+                max,
+            },
+            fixed => fixed,
+        }
+    }
+
     /// The limit a run starts with.
     pub fn start(self) -> usize {
         match self {
@@ -157,10 +169,11 @@ impl Limit {
             return None;
         }
         let before = self.limit;
-        let saturated = self.window.busy.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let saturated = self.window.busy.as_secs_f64() / secs;
         // Objects with no bytes (adopted, failed) still took a worker: count them as one byte
         // so a window of them is not read as no throughput.
-        let rate = (self.window.bytes + self.window.completed) as f64 / elapsed.as_secs_f64();
+        let rate = (self.window.bytes + self.window.completed) as f64 / secs;
         tracing::trace!(
             limit = self.limit,
             saturated,
@@ -187,11 +200,11 @@ impl Limit {
                         && rate
                             < prev * (1.0 + PAYS * (self.limit - limit) as f64 / limit as f64) =>
                 {
-                    // The last step bought too little: the bound is below it.
+                    // The last step bought too little: the bound is below it (`previous`
+                    // stays: the limit and throughput stepped back to).
                     self.limit = limit;
                     self.slow_start = false;
                     self.hold = HOLD;
-                    self.previous = Some((limit, prev));
                 }
                 _ => {
                     self.previous = Some((self.limit, rate));
@@ -282,6 +295,22 @@ mod tests {
             l.completed(now, 1, 2_000 + i, l.get());
         }
         assert_eq!(l.get(), 4);
+    }
+
+    #[test]
+    fn a_ceiling_below_the_default_start_lowers_the_start() {
+        assert_eq!(
+            Workers::adaptive_up_to(4),
+            Workers::Adaptive { start: 4, max: 4 }
+        );
+        assert_eq!(
+            Workers::adaptive_up_to(100),
+            Workers::Adaptive { start: 8, max: 100 }
+        );
+        assert_eq!(
+            Workers::adaptive_up_to(0),
+            Workers::Adaptive { start: 1, max: 1 }
+        );
     }
 
     #[test]

@@ -510,12 +510,7 @@ async fn stored_parts(
     sink: &dyn ObjectSink,
     prefix: &str,
 ) -> Result<Vec<(String, Result<(String, PartHeader), String>)>, sink::SinkError> {
-    let keys: Vec<String> = sink
-        .list(prefix)
-        .map_ok(|o| o.key)
-        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
-        .try_collect()
-        .await?;
+    let keys: Vec<String> = part_keys(sink, prefix).try_collect().await?;
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
         let found = match read_part(sink, &key).await {
@@ -536,12 +531,17 @@ pub async fn stored_part(
     sink: &dyn ObjectSink,
     prefix: &str,
 ) -> Result<Option<String>, sink::SinkError> {
-    let mut keys = std::pin::pin!(
-        sink.list(prefix)
-            .map_ok(|o| o.key)
-            .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
-    );
-    keys.try_next().await
+    std::pin::pin!(part_keys(sink, prefix)).try_next().await
+}
+
+/// The keys of the index parts under `prefix`, as the store lists them.
+fn part_keys<'a>(
+    sink: &'a dyn ObjectSink,
+    prefix: &'a str,
+) -> impl futures::Stream<Item = Result<String, sink::SinkError>> + 'a {
+    sink.list(prefix)
+        .map_ok(|o| o.key)
+        .try_filter(|k| futures::future::ready(k.ends_with(".jsonl")))
 }
 
 /// Reads a part whole (a part holds at most [`MAX_PART_ENTRIES`] lines).

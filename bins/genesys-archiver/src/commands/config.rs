@@ -76,8 +76,7 @@ pub(crate) async fn run_config_check(
     }
     // Opened to read only: a check never creates a ledger (a mistyped path would be "ok").
     let location = run.state.location(file);
-    let local = !location.starts_with("postgres");
-    if local && !std::path::Path::new(&location).exists() {
+    if run.state.is_new_file(file) {
         run.state.refuse_new(file, run.create_ledger)?;
         run.state
             .check_knows_index(
