@@ -1,5 +1,9 @@
 //! The shared PostgreSQL ledger on a real server: claims, leases and their expiry, migrations,
 //! and two archiver instances on one ledger archiving a set with no duplicate download.
+//!
+//! Longer than ~800 lines on purpose: every file under `tests/tests` is a test binary of its
+//! own, linked against the whole workspace (one more link for the 2-core CI each); these
+//! tests of the ledger itself stay in one binary rather than two.
 
 use std::sync::Arc;
 use std::time::Duration;

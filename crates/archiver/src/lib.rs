@@ -11,6 +11,7 @@ mod continuous;
 mod custody;
 mod custody_releases;
 mod custody_signed;
+mod custody_verify;
 mod events;
 mod facts;
 mod inventory;
@@ -36,10 +37,11 @@ pub use concurrency::Workers;
 pub use config::{ArchiverConfig, default_instance_id};
 pub use continuous::{archive_entries, entry_to_recording, run_continuous};
 pub use custody::{
-    ChainReport, DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader,
-    read_digests, restore_from_index, stored_part, verify_chain, write_index,
+    DEFAULT_INDEX_PREFIX, IndexEntry, IndexError, MAX_PART_ENTRIES, PartHeader, read_digests,
+    restore_from_index, stored_part, write_index,
 };
 pub use custody_releases::ReleaseLine;
+pub use custody_verify::{ChainReport, verify_chain};
 pub use events::{Event, EventHandler, NoEvents};
 pub use inventory::{
     InventoryError, InventoryReport, MissingRecording, archive_missing, archive_orphans,

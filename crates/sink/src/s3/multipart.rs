@@ -437,7 +437,9 @@ impl S3Sink {
             if let Some(etag) = out.e_tag()
                 && etag_matches_md5(etag, &md5.to_hex()) == Some(false)
                 && !this.sse_is_kms()
-                && out.server_side_encryption().is_none_or(super::etag_is_md5)
+                && out
+                    .server_side_encryption()
+                    .is_none_or(super::checks::etag_is_md5)
             {
                 return Err(this.err(
                     SinkErrorKind::Verification,
