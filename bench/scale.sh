@@ -23,7 +23,9 @@ SIZES=${SIZES:-10000 100000}
 STORES=${STORES:-dir}
 WORKERS=${WORKERS:-8}
 BODY=${BODY:-1024}
-cargo build --release -p genesys-archiver
+# BIN given: that build is measured as it is, and nothing is built (a build beside a run
+# would disturb it, and sources being edited meanwhile do not matter).
+[ -n "${BIN:-}" ] || cargo build --release -p genesys-archiver
 # BIN=path LABEL=name: another build (e.g. the commit before a change), its rows labelled.
 BIN=${BIN:-$root/target/release/genesys-archiver}
 # Builds from before --create-ledger start a new ledger without being asked.
