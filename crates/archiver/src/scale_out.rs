@@ -1,9 +1,9 @@
 //! Several instances on one ledger without multiplying API calls ([`crate::ScaleOut`]): per poll one
 //! instance holds the listing lease and lists the window (analytics pages only), writing
 //! finished conversations into the ledger in chunks of up to 100; every instance claims
-//! chunks with a lease, resolves each with one batch job right before archiving its
-//! recordings, and finishes it. N instances spend about one instance's calls and share the
-//! downloads and uploads.
+//! chunks with a lease, resolves each with one batch job (the next one while the current
+//! one's recordings are archived), archives its recordings and finishes it. N instances spend
+//! about one instance's calls and share the downloads and uploads.
 //!
 //! No silent gap: a chunk is durable in the ledger before the listing's checkpoint moves past
 //! its conversations; a chunk whose instance stopped is taken over when its lease expires; a
@@ -28,6 +28,7 @@ use crate::ledger::{Chunk, Ledger};
 use crate::pipeline::archive;
 use crate::poll::{ContinuousError, PollSettings, retry_backoff};
 use crate::summary::Summary;
+use tokio_util::sync::CancellationToken;
 
 /// The least time between two listings of one window by any instance: most of the poll
 /// interval, so instances whose polls interleave list about once per interval in all.
@@ -136,6 +137,12 @@ pub(crate) async fn list_holding_lease(
 /// Claims and works chunks of `poll.checkpoint` until none is due; returns what was archived.
 /// With `problems` (a shared backfill), a chunk whose recordings failed writes why under that
 /// ledger entry before the chunk is finished, so the backfill's other instances learn it.
+///
+/// While one chunk's recordings are archived, the next chunk is claimed and resolved (its
+/// batch job runs meanwhile), so that the workers do not wait out a batch job between chunks;
+/// an instance holds at most two chunks, both leases renewed. A chunk resolved ahead is
+/// archived next even when a stop came meanwhile: the archiver then counts its recordings as
+/// not reached and the chunk is kept, due at once for any instance.
 pub(crate) async fn work_chunks<Q>(
     client: &GenesysClient,
     sink: &Arc<dyn ObjectSink>,
@@ -149,36 +156,89 @@ where
     Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
 {
     let ledger = cfg.ledger.clone().ok_or(ContinuousError::NoLedger)?;
-    let mut total = Summary::default();
-    while !cfg.shutdown.is_cancelled() {
+    let renew = |id: i64| ledger.renew_chunk(id, &cfg.instance_id, cfg.lease);
+    // Claims a chunk (none once stopped or when none is due) and resolves it, renewing its
+    // lease; then holds it, still renewing, until `hold` is cancelled.
+    let claim_resolved = |hold: Option<CancellationToken>| async {
+        if cfg.shutdown.is_cancelled() {
+            return Ok(None);
+        }
         let Some(chunk) = ledger
             .claim_chunk(&poll.checkpoint, &cfg.instance_id, cfg.lease)
             .await?
         else {
-            break;
+            return Ok(None);
         };
         let id = chunk.id;
-        let renew = || ledger.renew_chunk(id, &cfg.instance_id, cfg.lease);
-        let work = work_chunk(
-            client, sink, make_query, cfg, poll, events, &ledger, chunk, problems,
-        );
-        total.absorb(renewing(cfg.lease, work, renew).await?);
+        let resolve = async {
+            let resolved = resolve_chunk(client, make_query, cfg, poll, &ledger, chunk).await;
+            if let Some(hold) = hold {
+                hold.cancelled().await;
+            }
+            resolved
+        };
+        renewing(cfg.lease, resolve, || renew(id)).await.map(Some)
+    };
+    let mut total = Summary::default();
+    let mut ahead: Option<Resolved> = None;
+    loop {
+        let current = match ahead.take() {
+            Some(r) => r,
+            None => match claim_resolved(None).await? {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        let ready = match current {
+            Resolved::Ended(summary) => {
+                total.absorb(summary);
+                continue;
+            }
+            Resolved::Ready(ready) => ready,
+        };
+        let id = ready.chunk.id;
+        let done = CancellationToken::new();
+        let this = async {
+            let work = archive_chunk(client, sink, cfg, events, &ledger, poll, ready, problems);
+            let summary = renewing(cfg.lease, work, || renew(id)).await;
+            done.cancel();
+            summary
+        };
+        let (summary, next) = tokio::join!(this, claim_resolved(Some(done.clone())));
+        total.absorb(summary?);
+        ahead = next?;
     }
     Ok(total)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn work_chunk<Q>(
+/// A claimed chunk after its batch job: ready to archive, or ended without archiving (kept
+/// for a retry, or stopped), with what to count.
+enum Resolved {
+    Ready(ReadyChunk),
+    Ended(Summary),
+}
+
+/// A resolved chunk's recordings, and what its resolution already says.
+struct ReadyChunk {
+    chunk: Chunk,
+    items: Vec<Discovered>,
+    /// Conversations to look at again: recordings still uploading or restoring, or results
+    /// that could not be read (one without a conversation id: the whole chunk).
+    again: HashSet<String>,
+    error: Option<String>,
+    stats: Arc<crate::LateStats>,
+}
+
+/// Resolves a claimed chunk with one batch job. A failure or a stop keeps the chunk in the
+/// ledger (for a retry after a backoff, or at once for any instance).
+async fn resolve_chunk<Q>(
     client: &GenesysClient,
-    sink: &Arc<dyn ObjectSink>,
     make_query: &Q,
     cfg: &ArchiverConfig,
     poll: &PollSettings,
-    events: &Arc<dyn EventHandler>,
     ledger: &Ledger,
     chunk: Chunk,
-    problems: Option<&str>,
-) -> Result<Summary, ContinuousError>
+) -> Result<Resolved, ContinuousError>
 where
     Q: Fn(DateTime<Utc>, DateTime<Utc>) -> DiscoveryQuery,
 {
@@ -197,10 +257,10 @@ where
             ledger
                 .retry_chunk(chunk.id, owner, &chunk.conversations, None, Duration::ZERO)
                 .await?;
-            return Ok(Summary {
+            return Ok(Resolved::Ended(Summary {
                 source_incomplete: true,
                 ..Summary::default()
-            });
+            }));
         }
     };
     let items = match resolved {
@@ -226,14 +286,12 @@ where
             }
             tracing::warn!(chunk = chunk.id, conversations = chunk.conversations.len(), error = %e,
                 "resolving a chunk failed; it is kept and tried again");
-            return Ok(Summary {
+            return Ok(Resolved::Ended(Summary {
                 discovery_error: Some(e.to_string()),
                 ..Summary::default()
-            });
+            }));
         }
     };
-    // Conversations to look at again: recordings still uploading or restoring, or results
-    // that could not be read (one without a conversation id: the whole chunk).
     let mut again: HashSet<String> = HashSet::new();
     let mut error = None;
     for item in &items {
@@ -260,6 +318,37 @@ where
             _ => {}
         }
     }
+    Ok(Resolved::Ready(ReadyChunk {
+        chunk,
+        items,
+        again,
+        error,
+        stats,
+    }))
+}
+
+/// Archives a resolved chunk's recordings, then finishes the chunk, or keeps what must be
+/// looked at again (recordings in progress, held by another instance, failed without a
+/// ledger row, or not reached before a stop).
+#[allow(clippy::too_many_arguments)]
+async fn archive_chunk(
+    client: &GenesysClient,
+    sink: &Arc<dyn ObjectSink>,
+    cfg: &ArchiverConfig,
+    events: &Arc<dyn EventHandler>,
+    ledger: &Ledger,
+    poll: &PollSettings,
+    ready: ReadyChunk,
+    problems: Option<&str>,
+) -> Result<Summary, ContinuousError> {
+    let owner = cfg.instance_id.as_str();
+    let ReadyChunk {
+        chunk,
+        items,
+        mut again,
+        error,
+        stats,
+    } = ready;
     let summary = archive(
         client.clone(),
         sink.clone(),

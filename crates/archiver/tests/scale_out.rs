@@ -2,7 +2,8 @@
 //! durable, taken over from a stopped instance, and kept (never dropped) when they cannot be
 //! resolved. Three instances on a real PostgreSQL ledger: `tests/tests/scale_out_postgres.rs`.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use archiver::{ArchiverConfig, Ledger, PollSettings, RecordStatus, ScaleOut, run_continuous};
@@ -10,7 +11,9 @@ use chrono::Utc;
 use futures::StreamExt;
 use genesys_media::{DiscoveryQuery, GenesysClient, Listed};
 use genesys_sim::{SimConfig, SimHandle, Simulator};
-use sink::{LocalDirSink, ObjectSink};
+use sink::{
+    ListStream, LocalDirSink, ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError,
+};
 use test_support::sim_client;
 
 const RECORDINGS: usize = 250;
@@ -392,4 +395,174 @@ async fn instances_stopped_mid_listing_or_mid_chunk_leave_the_work_in_the_ledger
         "a chunk was finished unworked"
     );
     assert_eq!(archived(&ledger).await, 0);
+}
+
+/// A directory sink whose writes take `delay` each (a store far away), noting for each
+/// write how many batch jobs the simulator had been given when it began.
+#[derive(Debug)]
+struct SlowStore {
+    inner: LocalDirSink,
+    delay: Duration,
+    sim: Arc<SimHandle>,
+    /// Batch job submissions seen at the start of each write, in order.
+    jobs_seen: Mutex<Vec<u64>>,
+}
+
+impl std::fmt::Display for SlowStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+fn batch_jobs(s: &SimHandle) -> u64 {
+    s.stats()
+        .by_route
+        .get("POST /api/v2/recording/batchrequests")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl ObjectSink for SlowStore {
+    async fn put(
+        &self,
+        key: &str,
+        body: PutBody,
+        opts: PutOptions,
+    ) -> Result<PutResult, SinkError> {
+        self.jobs_seen.lock().unwrap().push(batch_jobs(&self.sim));
+        tokio::time::sleep(self.delay).await;
+        self.inner.put(key, body, opts).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        self.inner.delete(key).await
+    }
+    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
+        self.inner.tags(key).await
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {
+        self.inner.list(prefix)
+    }
+}
+
+/// A simulator whose batch jobs are ready at once, and a store whose writes take 50 ms.
+async fn slow_store() -> (Arc<SimHandle>, Arc<SlowStore>, tempfile::TempDir) {
+    let s = Arc::new(
+        Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            recordings: RECORDINGS,
+            start: Utc::now() - chrono::Duration::hours(2),
+            span: Duration::from_secs(3600),
+            batch_ready_after: Duration::ZERO,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowStore {
+        inner: LocalDirSink::new(dir.path()),
+        delay: Duration::from_millis(50),
+        sim: s.clone(),
+        jobs_seen: Mutex::new(Vec::new()),
+    });
+    (s, store, dir)
+}
+
+/// The next chunk's batch job runs while the current chunk's recordings are archived, so the
+/// workers never wait out a batch job between chunks. Before, a chunk was claimed and
+/// resolved only once the previous one was done: the second job came after the first chunk's
+/// last write (100 or more writes), and each instance of a backfill across a real network sat
+/// idle for a batch job per chunk.
+#[tokio::test]
+async fn the_next_chunk_is_resolved_while_the_current_one_archives() {
+    let (s, store, _dir) = slow_store().await;
+    let sink: Arc<dyn ObjectSink> = store.clone();
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    assert!(chunks >= 3, "{chunks} chunks");
+    let summary = run_instance(&s, &sink, &ledger, "a").await;
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+    assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
+    assert_eq!(s.stats().media_requests, RECORDINGS as u64);
+    assert_eq!(batch_jobs(&s), chunks as u64, "one batch job per chunk");
+    let seen = store.jobs_seen.lock().unwrap().clone();
+    let before_second = seen.iter().take_while(|&&jobs| jobs < 2).count();
+    // The first chunk holds 100 conversations, so at least 100 recordings.
+    assert!(
+        before_second < 60,
+        "the second chunk's batch job came after {before_second} writes of the first chunk"
+    );
+}
+
+/// An instance stopped while it archives a chunk and holds the next one resolved ahead: both
+/// chunks stay in the ledger (nothing finished unworked), the run is not clean, and the next
+/// instance archives the rest, every recording once.
+#[tokio::test]
+async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
+    let (s, store, _dir) = slow_store().await;
+    let sink: Arc<dyn ObjectSink> = store.clone();
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    let shutdown = archiver::CancellationToken::new();
+    let stop = shutdown.clone();
+    let watched = s.clone();
+    tokio::spawn(async move {
+        // Stopped once the second chunk's job was given and a few more writes began.
+        while batch_jobs(&watched) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stop.cancel();
+    });
+    let cut = run_continuous(
+        client(&s),
+        sink.clone(),
+        DiscoveryQuery::interval,
+        ArchiverConfig {
+            shutdown,
+            drain_timeout: Duration::from_millis(100),
+            ..config(&ledger, "stopped")
+        },
+        poll(&s, Duration::from_secs(60)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert!(!cut.success(), "{cut:?}");
+    assert!(cut.archived < RECORDINGS as u64, "{cut:?}");
+    // Every conversation with a recording not archived is still in a chunk.
+    let done: HashSet<String> = ledger
+        .entries(Some(RecordStatus::Archived))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.recording_id)
+        .collect();
+    let open: HashSet<&str> = s
+        .dataset()
+        .recordings
+        .iter()
+        .filter(|r| !done.contains(&r.id))
+        .map(|r| r.conversation_id.as_str())
+        .collect();
+    let kept = ledger.chunk_backlog(&name).await.unwrap();
+    assert!(
+        kept.conversations as usize >= open.len() && kept.chunks >= 2,
+        "{} conversations wait for a recording but the ledger keeps {kept:?} of {chunks} chunks",
+        open.len()
+    );
+    let rest = run_instance(&s, &sink, &ledger, "next").await;
+    assert!(rest.success(), "{rest:?}");
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+    assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
 }
