@@ -70,6 +70,8 @@ pub(crate) struct Limit {
     slow_start: bool,
     hold: u32,
     highest: usize,
+    /// The most recordings in progress at once.
+    busiest: usize,
     window: Window,
     /// The previous saturated window's limit and throughput (bytes per second).
     previous: Option<(usize, f64)>,
@@ -122,6 +124,7 @@ impl Limit {
             slow_start: true,
             hold: 0,
             highest: start,
+            busiest: 0,
             window: Window::new(now, 0, false),
             previous: None,
         }
@@ -137,8 +140,15 @@ impl Limit {
         self.highest
     }
 
+    /// The most recordings that were in progress at once (at most the highest limit; fewer
+    /// when the source gave fewer).
+    pub(crate) fn busiest(&self) -> usize {
+        self.busiest
+    }
+
     /// Notes how many recordings are in progress from `now` on (called whenever it changes).
     pub(crate) fn in_flight(&mut self, now: Instant, n: usize) {
+        self.busiest = self.busiest.max(n);
         let w = &mut self.window;
         if w.saturated_now {
             w.busy += now.saturating_duration_since(w.mark);

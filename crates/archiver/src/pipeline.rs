@@ -287,7 +287,7 @@ where
         }
     }
     summary.bytes = bytes.load(Ordering::Relaxed);
-    summary.workers_peak = limit.highest();
+    summary.workers_peak = limit.busiest();
     shared
         .cfg
         .learned_workers

@@ -101,7 +101,8 @@ pub struct Summary {
     pub shared_problems: Option<String>,
     /// Bytes stored in this run.
     pub bytes: u64,
-    /// The most recordings this run processed at the same time (the adapted limit's peak).
+    /// The most recordings this run processed at the same time (never more than the adapted
+    /// limit's peak, nor than the source gave).
     pub workers_peak: usize,
     /// Failures, unavailable and pending recordings and undiscoverable parts, with reasons
     /// (when several runs are summed, the most recent [`MAX_REPORTED_FAILURES`]).

@@ -443,3 +443,24 @@ async fn a_narrower_media_filter_does_not_settle_the_other_media() {
     assert_eq!(second.archived, 40 - audio, "{second:?}");
     assert!(second.success(), "{second:?}");
 }
+
+/// The summary's "up to N recordings at once" counts recordings that were in progress, not
+/// the worker limit: three recordings are never "up to 8 at once". Before, it reported the
+/// limit's peak (8 at the start, more once the limit grew).
+#[tokio::test]
+async fn the_peak_of_recordings_at_once_is_what_was_in_progress() {
+    let s = sim(SimConfig {
+        recordings: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&s, SourceMode::Batch);
+    let t = target();
+    let summary = archive_whole(&c, &s, &t).await;
+    assert_eq!(summary.archived, 3, "{summary:?}");
+    assert!(
+        (1..=3).contains(&summary.workers_peak),
+        "{} recordings at once out of 3",
+        summary.workers_peak
+    );
+}
