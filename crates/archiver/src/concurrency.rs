@@ -136,6 +136,7 @@ impl Limit {
     }
 
     /// The highest limit the run used.
+    #[cfg(test)]
     pub(crate) fn highest(&self) -> usize {
         self.highest
     }
