@@ -55,6 +55,7 @@ async fn archived(ledger: &Ledger) -> usize {
 fn shared(from: DateTime<Utc>, to: DateTime<Utc>) -> SharedBackfill {
     SharedBackfill {
         check_every: Duration::from_millis(100),
+        retry_after: Duration::from_millis(100),
         ..SharedBackfill::for_interval(from, to, &[])
     }
 }

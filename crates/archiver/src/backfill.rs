@@ -43,9 +43,14 @@ pub struct SharedBackfill {
     /// The backfill's name in the ledger: instances given the same name (and interval) share
     /// its listing and chunks. [`SharedBackfill::for_interval`] names it after the interval.
     pub name: String,
-    /// How often an instance with nothing to claim looks again at chunks other instances
-    /// hold, and the base of a retried chunk's backoff.
+    /// How often an instance with nothing to claim looks again (for chunks the lister
+    /// writes, and whether the chunks other instances hold are done): ledger queries only,
+    /// no API call. Short, so that instances joining a listing start soon after its first
+    /// chunk and the last one ends soon after the last chunk.
     pub check_every: Duration,
+    /// The base of a retried chunk's backoff (a chunk whose batch job failed, or whose
+    /// recordings were not ready): each retry costs API calls.
+    pub retry_after: Duration,
 }
 
 impl SharedBackfill {
@@ -62,7 +67,8 @@ impl SharedBackfill {
         }
         Self {
             name,
-            check_every: Duration::from_secs(5),
+            check_every: Duration::from_secs(1),
+            retry_after: Duration::from_secs(5),
         }
     }
 }
@@ -153,7 +159,7 @@ async fn run(
     };
     let poll = PollSettings {
         start: query.start,
-        interval: shared.check_every,
+        interval: shared.retry_after,
         settle: Duration::ZERO,
         checkpoint: shared.name.clone(),
         ..PollSettings::default()
