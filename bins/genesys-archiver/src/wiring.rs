@@ -28,6 +28,12 @@ pub(crate) struct Wired {
     pub(crate) object_lock: bool,
 }
 
+/// Builds and checks everything an archiving command needs, in the order that refuses bad
+/// settings before any network and a wrong ledger before any download.
+//
+// Long on purpose: the steps must run in this order (offline checks, the source, the store,
+// the ledger and its check against the store's index, the startup sweep), and each is a few
+// lines of wiring.
 pub(crate) async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, ConfigError> {
     let workers = match (run.workers.or(file.workers), run.max_workers) {
         (Some(n), _) if n == 0 || n > 256 => {

@@ -54,6 +54,11 @@ pub(crate) enum Pulled {
 }
 
 /// [`archive`] of [`Pulled`] items.
+//
+// Long on purpose: the run's one event loop. Starting work, pulling the source, refreshing
+// URLs, collecting finished work, adapting the limit and stopping all change the same state
+// (the ready queue, the tasks in flight, the refresh in progress, the summary), and the drain
+// after the loop must see all of it; split into functions, each would take all of it.
 pub(crate) async fn archive_pulled<S>(
     client: GenesysClient,
     sink: Arc<dyn ObjectSink>,
@@ -455,6 +460,10 @@ fn tally(
 
 /// Claims the recording in the ledger (when there is one), keeps the lease alive while it is
 /// processed, and writes the outcome.
+//
+// Long on purpose: one recording's claim, lease and outcome in order, each early return
+// writing what the ledger must know about it; the steps themselves are in `attempt` and
+// `adopt`.
 async fn process_claimed(sh: &Shared, item: &Ready) -> Outcome {
     let rec = &item.rec;
     let ledger_id = rec.ledger_id();

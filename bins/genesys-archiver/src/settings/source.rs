@@ -99,6 +99,9 @@ fn flag_or_env(flag: &'static str, env: &'static str, value: &str) -> &'static s
 
 impl SourceArgs {
     /// Merges flags/env with the file and checks everything that can be checked offline.
+    //
+    // Long on purpose: one merge per setting (flag, environment, file, default) in the order
+    // the settings appear in the file's `[genesys]` table, each with its own error.
     pub(crate) fn resolve(&self, file: &FileConfig) -> Result<SourceSettings, ConfigError> {
         let f = &file.genesys;
         let client_id = self
