@@ -229,7 +229,7 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
     let again = b.claim_chunk("w", "b", lease).await.unwrap().unwrap();
     assert_eq!(again.conversations, convs[1..].to_vec());
     assert_eq!(again.attempts, 1);
-    b.finish_chunk(id).await.unwrap();
+    assert!(b.finish_chunk(id, "b").await.unwrap());
     assert_eq!(a.chunk_backlog("w").await.unwrap().chunks, 0);
     // Members went with it: a new listing may queue c2 again.
     let id2 = a.add_chunk("w", &convs[1..]).await.unwrap();
@@ -246,7 +246,11 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
         b.claim_chunk("w", "b", lease).await.unwrap().unwrap().id,
         id2
     );
-    b.finish_chunk(id2).await.unwrap();
+    assert!(
+        !a.finish_chunk(id2, "a").await.unwrap(),
+        "a stale holder cannot finish a chunk taken over"
+    );
+    assert!(b.finish_chunk(id2, "b").await.unwrap());
     a.retry_chunk(id2, "a", &convs, Some("late".into()), Duration::ZERO)
         .await
         .unwrap();

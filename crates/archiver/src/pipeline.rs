@@ -44,6 +44,9 @@ where
 pub(crate) enum Pulled {
     /// A discovery item.
     Found(Discovered),
+    /// A discovery item whose media URL was obtained at that instant (resolved ahead and held
+    /// meanwhile): its age counts from then, so an old URL is refreshed rather than tried.
+    FoundAt(Discovered, tokio::time::Instant),
     /// A recording named by a ledger row (a retry): it always goes through a claim, so the
     /// ledger records its outcome and charges the attempt, also when the source gave no media
     /// for it; `fail_with` records a failure found before any download.
@@ -214,13 +217,14 @@ where
                         continue;
                     }
                 };
-                let (mut rec, retry) = match item {
-                    Pulled::Found(Discovered::Recording(r)) => (r, None),
-                    Pulled::Found(other) => {
+                let (mut rec, retry, obtained) = match item {
+                    Pulled::Found(Discovered::Recording(r)) => (r, None, None),
+                    Pulled::FoundAt(Discovered::Recording(r), at) => (r, None, Some(at)),
+                    Pulled::Found(other) | Pulled::FoundAt(other, _) => {
                         account_unlisted(&mut summary, &shared.events, other);
                         continue;
                     }
-                    Pulled::Retry { rec, fail_with } => (rec, Some(fail_with)),
+                    Pulled::Retry { rec, fail_with } => (rec, Some(fail_with), None),
                 };
                 // Phone numbers are personal data: dropped on arrival unless asked for.
                 if !shared.cfg.keep_phone_numbers
@@ -234,7 +238,7 @@ where
                 });
                 ready.push_back(Ready {
                     rec,
-                    received_at: tokio::time::Instant::now(),
+                    received_at: obtained.unwrap_or_else(tokio::time::Instant::now),
                     refreshes: 0,
                     attempts: 0,
                     // A retry's URL was just requested, and it goes through a claim.

@@ -125,14 +125,16 @@ pub enum ContinuousError {
 /// Settings of sharing the work between instances on one ledger (continuous mode).
 #[derive(Debug, Clone)]
 pub struct ScaleOut {
-    /// How often an instance looks for chunks another instance listed, between its polls.
+    /// How often an instance looks for chunks another instance listed, between its polls:
+    /// ledger queries only. Short, because an instance claims its next chunk while it
+    /// archives one: an instance that looked seldom would find a poll's few chunks taken.
     pub chunk_check: Duration,
 }
 
 impl Default for ScaleOut {
     fn default() -> Self {
         Self {
-            chunk_check: Duration::from_secs(5),
+            chunk_check: Duration::from_secs(1),
         }
     }
 }

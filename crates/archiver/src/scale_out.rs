@@ -141,8 +141,9 @@ pub(crate) async fn list_holding_lease(
 /// While one chunk's recordings are archived, the next chunk is claimed and resolved (its
 /// batch job runs meanwhile), so that the workers do not wait out a batch job between chunks;
 /// an instance holds at most two chunks, both leases renewed. A chunk resolved ahead is
-/// archived next even when a stop came meanwhile: the archiver then counts its recordings as
-/// not reached and the chunk is kept, due at once for any instance.
+/// handed to the archiver even when a stop came meanwhile: it stops before taking any of its
+/// recordings (the run counts as incomplete) and the chunk is kept, due at once for any
+/// instance. A chunk whose lease was lost meanwhile is not finished by this instance.
 pub(crate) async fn work_chunks<Q>(
     client: &GenesysClient,
     sink: &Arc<dyn ObjectSink>,
@@ -172,7 +173,9 @@ where
         let id = chunk.id;
         let resolve = async {
             let resolved = resolve_chunk(client, make_query, cfg, poll, &ledger, chunk).await;
-            if let Some(hold) = hold {
+            // Held (its lease renewed) until the current chunk is done; one that ended here
+            // was given back already.
+            if let (Some(hold), Ok(Resolved::Ready(_))) = (hold, &resolved) {
                 hold.cancelled().await;
             }
             resolved
@@ -205,7 +208,27 @@ where
             summary
         };
         let (summary, next) = tokio::join!(this, claim_resolved(Some(done.clone())));
-        total.absorb(summary?);
+        let summary = match summary {
+            Ok(s) => s,
+            Err(e) => {
+                // The chunk resolved ahead is given back (best effort), so that other
+                // instances need not wait for its lease to end.
+                if let Ok(Some(Resolved::Ready(r))) = &next {
+                    let c = &r.chunk;
+                    let _ = ledger
+                        .retry_chunk(
+                            c.id,
+                            &cfg.instance_id,
+                            &c.conversations,
+                            None,
+                            Duration::ZERO,
+                        )
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        total.absorb(summary);
         ahead = next?;
     }
     Ok(total)
@@ -227,6 +250,8 @@ struct ReadyChunk {
     again: HashSet<String>,
     error: Option<String>,
     stats: Arc<crate::LateStats>,
+    /// When the batch job gave the media URLs (a chunk resolved ahead waits a while).
+    resolved_at: tokio::time::Instant,
 }
 
 /// Resolves a claimed chunk with one batch job. A failure or a stop keeps the chunk in the
@@ -263,6 +288,7 @@ where
             }));
         }
     };
+    let resolved_at = tokio::time::Instant::now();
     let items = match resolved {
         Ok(items) => items,
         Err(e) => {
@@ -324,6 +350,7 @@ where
         again,
         error,
         stats,
+        resolved_at,
     }))
 }
 
@@ -348,11 +375,16 @@ async fn archive_chunk(
         mut again,
         error,
         stats,
+        resolved_at,
     } = ready;
-    let summary = archive(
+    let summary = crate::pipeline::archive_pulled(
         client.clone(),
         sink.clone(),
-        futures::stream::iter(items.into_iter().map(Ok)),
+        futures::stream::iter(
+            items
+                .into_iter()
+                .map(move |d| Ok(crate::pipeline::Pulled::FoundAt(d, resolved_at))),
+        ),
         cfg.clone(),
         events.clone(),
     )
@@ -404,7 +436,14 @@ async fn archive_chunk(
             )
             .await?;
     } else if again.is_empty() {
-        ledger.finish_chunk(chunk.id).await?;
+        if !ledger.finish_chunk(chunk.id, owner).await? {
+            // Its lease lapsed and another instance took it over (it resolved the chunk again
+            // and may keep it for what it saw): left to that instance.
+            tracing::warn!(
+                chunk = chunk.id,
+                "a chunk was taken over by another instance while this one worked it; left to it"
+            );
+        }
     } else {
         let keep: Vec<_> = chunk
             .conversations

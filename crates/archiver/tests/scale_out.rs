@@ -273,7 +273,10 @@ async fn a_stale_holder_keeping_a_finished_chunk_leaves_nothing_queued() {
         .unwrap()
         .unwrap();
     assert_eq!(a.id, b.id, "the oldest chunk, taken over");
-    ledger.finish_chunk(b.id).await.unwrap();
+    // The stale holder cannot finish it either: the new holder's view of it counts.
+    assert!(!ledger.finish_chunk(a.id, "a").await.unwrap());
+    assert_eq!(ledger.chunk_backlog("w").await.unwrap().leased, 1);
+    assert!(ledger.finish_chunk(b.id, "b").await.unwrap());
     ledger
         .retry_chunk(
             a.id,
@@ -414,6 +417,14 @@ impl std::fmt::Display for SlowStore {
     }
 }
 
+fn status_polls(s: &SimHandle) -> u64 {
+    s.stats()
+        .by_route
+        .get("GET /api/v2/recording/batchrequests/{id}")
+        .copied()
+        .unwrap_or(0)
+}
+
 fn batch_jobs(s: &SimHandle) -> u64 {
     s.stats()
         .by_route
@@ -517,11 +528,12 @@ async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
     let stop = shutdown.clone();
     let watched = s.clone();
     tokio::spawn(async move {
-        // Stopped once the second chunk's job was given and a few more writes began.
-        while batch_jobs(&watched) < 2 {
+        // Stopped once the second chunk's job was done (its results read: the chunk is held
+        // ahead) while the first chunk's recordings are still being written.
+        while status_polls(&watched) < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         stop.cancel();
     });
     let cut = run_continuous(
@@ -565,4 +577,70 @@ async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
     assert!(rest.success(), "{rest:?}");
     assert_eq!(archived(&ledger).await, RECORDINGS);
     assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
+}
+
+/// Two instances with a short lease (300 ms) on a slow store: a chunk held ahead while the
+/// current one is archived keeps its lease, so the other instance never takes it over and
+/// resolves it again. Every chunk gets one batch job and every recording one download.
+#[tokio::test]
+async fn a_chunk_held_ahead_keeps_its_lease() {
+    let (s, store, _dir) = slow_store().await;
+    let sink: Arc<dyn ObjectSink> = store.clone();
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    let short = |instance: &str| ArchiverConfig {
+        lease: Duration::from_millis(300),
+        ..config(&ledger, instance)
+    };
+    let run = |cfg: ArchiverConfig| {
+        run_continuous(
+            client(&s),
+            sink.clone(),
+            DiscoveryQuery::interval,
+            cfg,
+            poll(&s, Duration::from_millis(100)),
+            Arc::new(archiver::NoEvents),
+        )
+    };
+    let (a, b) = tokio::join!(run(short("a")), run(short("b")));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.archived + b.archived, RECORDINGS as u64, "{a:?} {b:?}");
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+    assert_eq!(batch_jobs(&s), chunks as u64, "a chunk was resolved twice");
+    assert_eq!(s.stats().media_requests, RECORDINGS as u64);
+    assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
+}
+
+/// A chunk held ahead longer than a media URL may be trusted (`url_max_age`, here 300 ms)
+/// gets its URLs refreshed before they are used: their age counts from the chunk's batch job,
+/// not from when the archiver took the recordings.
+#[tokio::test]
+async fn urls_of_a_chunk_held_ahead_age_from_its_batch_job() {
+    let (s, store, _dir) = slow_store().await;
+    let sink: Arc<dyn ObjectSink> = store.clone();
+    let ledger = Ledger::in_memory().unwrap();
+    let name = PollSettings::default().checkpoint;
+    let chunks = list_into(&s, &ledger, &name).await;
+    let summary = run_continuous(
+        client(&s),
+        sink,
+        DiscoveryQuery::interval,
+        ArchiverConfig {
+            url_max_age: Duration::from_millis(300),
+            ..config(&ledger, "a")
+        },
+        poll(&s, Duration::from_millis(100)),
+        Arc::new(archiver::NoEvents),
+    )
+    .await
+    .unwrap();
+    assert!(summary.success(), "{summary:?}");
+    assert_eq!(archived(&ledger).await, RECORDINGS);
+    // Each chunk after the first waited about a chunk's work (over a second) ahead.
+    assert!(
+        batch_jobs(&s) > chunks as u64,
+        "no refresh job: {} batch jobs for {chunks} chunks",
+        batch_jobs(&s)
+    );
 }

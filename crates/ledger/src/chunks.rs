@@ -80,9 +80,9 @@ pub(crate) trait ChunkStore: Send + Sync {
     ) -> Result<Option<ChunkRow>, LedgerError>;
     /// Extends `owner`'s lease; false when the lease was lost.
     async fn renew_chunk(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool, LedgerError>;
-    /// Removes a finished chunk and its members (whoever holds its lease by now: its work
-    /// is done).
-    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError>;
+    /// Removes a finished chunk and its members when `owner` still holds it; false when it
+    /// does not (taken over, kept for a retry, or gone).
+    async fn finish_chunk(&self, id: i64, owner: &str) -> Result<bool, LedgerError>;
     /// Keeps a chunk for later with these conversations (a subset), due in `delay_ms`; an
     /// `error` counts as a failed attempt.
     async fn retry_chunk(
@@ -222,9 +222,13 @@ impl Ledger {
         self.inner.renew_chunk(id, owner, lease_ms(lease)).await
     }
 
-    /// A chunk whose conversations were all resolved and their recordings handled.
-    pub async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
-        self.inner.finish_chunk(id).await
+    /// A chunk whose conversations were all resolved and their recordings handled, by `owner`
+    /// whose lease it still is (or whose lease ran out with nobody taking the chunk over).
+    /// False, and nothing changed, when another instance took the chunk over (or it was kept
+    /// for a retry, or finished): its view of the chunk may be newer (a recording it saw still
+    /// uploading), so the chunk is left to it.
+    pub async fn finish_chunk(&self, id: i64, owner: &str) -> Result<bool, LedgerError> {
+        self.inner.finish_chunk(id, owner).await
     }
 
     /// Keeps `conversations` of a chunk for another try after `delay` (still in progress at

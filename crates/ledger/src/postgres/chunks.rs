@@ -109,15 +109,20 @@ impl ChunkStore for PgLedger {
         Ok(n == 1)
     }
 
-    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
-        // Not checked against the owner (see the SQLite backend).
-        self.execute(
-            "WITH m AS (DELETE FROM chunk_members WHERE chunk_id = $1)
-             DELETE FROM chunks WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-        Ok(())
+    async fn finish_chunk(&self, id: i64, owner: &str) -> Result<bool, LedgerError> {
+        // Only the owner's (see the SQLite backend); the members go with the chunk, in the
+        // same statement (both parts see the chunk as it was before it).
+        let n = self
+            .execute(
+                "WITH m AS (
+                   DELETE FROM chunk_members WHERE chunk_id = $1
+                     AND EXISTS (SELECT 1 FROM chunks WHERE id = $1 AND lease_owner = $2)
+                 )
+                 DELETE FROM chunks WHERE id = $1 AND lease_owner = $2",
+                &[&id, &owner],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn retry_chunk(

@@ -119,14 +119,20 @@ impl ChunkStore for SqliteLedger {
         .await
     }
 
-    async fn finish_chunk(&self, id: i64) -> Result<(), LedgerError> {
-        // Not checked against the owner: when another instance took the chunk over after this
-        // one's lease expired, the work is done all the same (the recordings' own claims kept
-        // it from being done twice).
+    async fn finish_chunk(&self, id: i64, owner: &str) -> Result<bool, LedgerError> {
+        // Only the owner's: an instance that took the chunk over after this one's lease
+        // expired resolved it again and may have seen more (a recording still uploading that
+        // it keeps the chunk for); finishing it here would drop that.
+        let owner = owner.to_string();
         self.write(move |c| {
-            c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
-            c.execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
-            Ok(())
+            let n = c.execute(
+                "DELETE FROM chunks WHERE id = ?1 AND lease_owner = ?2",
+                params![id, owner],
+            )?;
+            if n == 1 {
+                c.execute("DELETE FROM chunk_members WHERE chunk_id = ?1", params![id])?;
+            }
+            Ok(n == 1)
         })
         .await
     }
