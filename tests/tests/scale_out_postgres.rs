@@ -250,6 +250,15 @@ async fn chunks_and_the_listing_lease_follow_the_same_rules_on_postgres() {
         !a.finish_chunk(id2, "a").await.unwrap(),
         "a stale holder cannot finish a chunk taken over"
     );
+    let members: Vec<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
+    assert_eq!(
+        a.listing_memory("w", archiver::LateWindow::default())
+            .settled(&members[1..])
+            .await
+            .len(),
+        members.len() - 1,
+        "a refused finish keeps the chunk's conversations queued"
+    );
     assert!(b.finish_chunk(id2, "b").await.unwrap());
     a.retry_chunk(id2, "a", &convs, Some("late".into()), Duration::ZERO)
         .await

@@ -276,6 +276,20 @@ async fn a_stale_holder_keeping_a_finished_chunk_leaves_nothing_queued() {
     // The stale holder cannot finish it either: the new holder's view of it counts.
     assert!(!ledger.finish_chunk(a.id, "a").await.unwrap());
     assert_eq!(ledger.chunk_backlog("w").await.unwrap().leased, 1);
+    let members: Vec<String> = a
+        .conversations
+        .iter()
+        .map(|c| c.conversation_id.clone())
+        .collect();
+    assert_eq!(
+        ledger
+            .listing_memory("w", archiver::LateWindow::default())
+            .settled(&members)
+            .await
+            .len(),
+        members.len(),
+        "a refused finish keeps the chunk's conversations queued"
+    );
     assert!(ledger.finish_chunk(b.id, "b").await.unwrap());
     ledger
         .retry_chunk(
@@ -579,7 +593,7 @@ async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
     assert_eq!(ledger.chunk_backlog(&name).await.unwrap().chunks, 0);
 }
 
-/// Two instances with a short lease (300 ms) on a slow store: a chunk held ahead while the
+/// Two instances with a short lease (800 ms) on a slow store: a chunk held ahead while the
 /// current one is archived keeps its lease, so the other instance never takes it over and
 /// resolves it again. Every chunk gets one batch job and every recording one download.
 #[tokio::test]
@@ -590,7 +604,7 @@ async fn a_chunk_held_ahead_keeps_its_lease() {
     let name = PollSettings::default().checkpoint;
     let chunks = list_into(&s, &ledger, &name).await;
     let short = |instance: &str| ArchiverConfig {
-        lease: Duration::from_millis(300),
+        lease: Duration::from_millis(800),
         ..config(&ledger, instance)
     };
     let run = |cfg: ArchiverConfig| {

@@ -110,15 +110,18 @@ impl ChunkStore for PgLedger {
     }
 
     async fn finish_chunk(&self, id: i64, owner: &str) -> Result<bool, LedgerError> {
-        // Only the owner's (see the SQLite backend); the members go with the chunk, in the
-        // same statement (both parts see the chunk as it was before it).
+        // Only the owner's (see the SQLite backend). The members go only with the chunk row
+        // this statement deleted: a claim by another instance committed meanwhile makes the
+        // row's delete match nothing (it is checked again on the newest row), and then the
+        // members stay too.
         let n = self
             .execute(
-                "WITH m AS (
-                   DELETE FROM chunk_members WHERE chunk_id = $1
-                     AND EXISTS (SELECT 1 FROM chunks WHERE id = $1 AND lease_owner = $2)
+                "WITH c AS (
+                   DELETE FROM chunks WHERE id = $1 AND lease_owner = $2 RETURNING id
+                 ), m AS (
+                   DELETE FROM chunk_members WHERE chunk_id IN (SELECT id FROM c)
                  )
-                 DELETE FROM chunks WHERE id = $1 AND lease_owner = $2",
+                 SELECT id FROM c",
                 &[&id, &owner],
             )
             .await?;
