@@ -99,31 +99,15 @@ pub(crate) async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, Conf
         (None, Some(v)) => Some(commands::index::anchor_from(v, "index.anchor", &store).await?),
         (None, None) => None,
     };
-    let new_file = run.state.is_new_file(file);
-    if new_file {
-        // Before the file is created: a refusal leaves nothing behind.
-        run.state
-            .check_knows_index(
-                file,
-                run.create_ledger,
-                sink.as_ref(),
-                index_prefix.as_deref(),
-                None,
-            )
-            .await?;
-    }
-    let ledger = run.state.open(file).await?;
-    if !new_file {
-        run.state
-            .check_knows_index(
-                file,
-                run.create_ledger,
-                sink.as_ref(),
-                index_prefix.as_deref(),
-                Some(&ledger),
-            )
-            .await?;
-    }
+    let ledger = run
+        .state
+        .open_knowing_index(
+            file,
+            run.create_ledger,
+            sink.as_ref(),
+            index_prefix.as_deref(),
+        )
+        .await?;
     // Aborts only the multipart uploads the ledger recorded for writers that are gone.
     match archiver::sweep_uploads(sink.as_ref(), &ledger, &prefix).await {
         Ok(s) => {

@@ -1,75 +1,39 @@
 //! `verify_chain` against a live archive: an archiver writes a part while the check runs.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use archiver::{ArchiverConfig, Ledger, archive};
 use chrono::Utc;
-use futures::StreamExt;
 use genesys_media::DiscoveryQuery;
 use genesys_sim::{SimConfig, Simulator};
-use sink::{
-    ListStream, LocalDirSink, ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError,
-};
-use test_support::sim_client;
+use sink::{LocalDirSink, ObjectSink, PutOptions};
+use test_support::{HookedSink, sim_client};
 
-/// A directory sink whose first listing of the index first lets the archiver write its next
+/// A directory store whose first listing of the index first lets the archiver write its next
 /// part, as a daemon would between the check's reading of the ledger and its listing.
-#[derive(Debug)]
-struct WritesDuringListing {
+/// `written` says whether it did.
+fn writes_during_listing(
     inner: Arc<dyn ObjectSink>,
     ledger: Ledger,
-    written: AtomicBool,
-}
-
-impl std::fmt::Display for WritesDuringListing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectSink for WritesDuringListing {
-    async fn put(
-        &self,
-        key: &str,
-        body: PutBody,
-        opts: PutOptions,
-    ) -> Result<PutResult, SinkError> {
-        self.inner.put(key, body, opts).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
-        self.inner.get(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), SinkError> {
-        self.inner.delete(key).await
-    }
-    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
-        self.inner.tags(key).await
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {
-        let write = async move {
-            if prefix.starts_with("index/") && !self.written.swap(true, Ordering::SeqCst) {
-                let parts = archiver::write_index(
-                    &self.ledger,
-                    self.inner.as_ref(),
-                    "index/",
-                    Utc::now(),
-                    None,
-                )
-                .await
-                .unwrap();
+) -> (HookedSink, Arc<AtomicBool>) {
+    let written = Arc::new(AtomicBool::new(false));
+    let mut live = HookedSink::new(inner.clone());
+    let flag = written.clone();
+    live.before_list = Some(Arc::new(move |prefix: String| {
+        let (inner, ledger, flag) = (inner.clone(), ledger.clone(), flag.clone());
+        Box::pin(async move {
+            if prefix.starts_with("index/") && !flag.swap(true, Ordering::SeqCst) {
+                let parts =
+                    archiver::write_index(&ledger, inner.as_ref(), "index/", Utc::now(), None)
+                        .await
+                        .unwrap();
                 assert_eq!(parts.len(), 1, "a part is written during the listing");
             }
-            self.inner.list(prefix)
-        };
-        Box::pin(futures::stream::once(write).flatten())
-    }
+        })
+    }));
+    (live, written)
 }
 
 /// Part 2 is written after the check started and before it listed the store: it is the
@@ -110,15 +74,11 @@ async fn a_part_written_while_the_chain_is_verified_is_not_a_foreign_part() {
         }
     }
     assert_eq!(ledger.index_parts().await.unwrap().len(), 1);
-    let live = WritesDuringListing {
-        inner,
-        ledger: ledger.clone(),
-        written: AtomicBool::new(false),
-    };
+    let (live, written) = writes_during_listing(inner, ledger.clone());
     let r = archiver::verify_chain(&live, "index/", Some(&ledger), &[], &[], 4)
         .await
         .unwrap();
-    assert!(live.written.load(Ordering::SeqCst));
+    assert!(written.load(Ordering::SeqCst));
     assert_eq!(r.parts, 2);
     assert!(r.clean(), "{:?}", r.problems);
     // A part the ledger really never wrote is still one.

@@ -2,7 +2,7 @@
 //! durable, taken over from a stopped instance, and kept (never dropped) when they cannot be
 //! resolved. Three instances on a real PostgreSQL ledger: `tests/tests/scale_out_postgres.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,10 +11,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use genesys_media::{DiscoveryQuery, GenesysClient, Listed};
 use genesys_sim::{SimConfig, SimHandle, Simulator};
-use sink::{
-    ListStream, LocalDirSink, ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError,
-};
-use test_support::sim_client;
+use sink::{LocalDirSink, ObjectSink};
+use test_support::{HookedSink, sim_client};
 
 const RECORDINGS: usize = 250;
 
@@ -414,23 +412,6 @@ async fn instances_stopped_mid_listing_or_mid_chunk_leave_the_work_in_the_ledger
     assert_eq!(archived(&ledger).await, 0);
 }
 
-/// A directory sink whose writes take `delay` each (a store far away), noting for each
-/// write how many batch jobs the simulator had been given when it began.
-#[derive(Debug)]
-struct SlowStore {
-    inner: LocalDirSink,
-    delay: Duration,
-    sim: Arc<SimHandle>,
-    /// Batch job submissions seen at the start of each write, in order.
-    jobs_seen: Mutex<Vec<u64>>,
-}
-
-impl std::fmt::Display for SlowStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
 fn status_polls(s: &SimHandle) -> u64 {
     s.stats()
         .by_route
@@ -447,38 +428,18 @@ fn batch_jobs(s: &SimHandle) -> u64 {
         .unwrap_or(0)
 }
 
-#[async_trait::async_trait]
-impl ObjectSink for SlowStore {
-    async fn put(
-        &self,
-        key: &str,
-        body: PutBody,
-        opts: PutOptions,
-    ) -> Result<PutResult, SinkError> {
-        self.jobs_seen.lock().unwrap().push(batch_jobs(&self.sim));
-        tokio::time::sleep(self.delay).await;
-        self.inner.put(key, body, opts).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
-        self.inner.get(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), SinkError> {
-        self.inner.delete(key).await
-    }
-    async fn tags(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, SinkError> {
-        self.inner.tags(key).await
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a> {
-        self.inner.list(prefix)
-    }
+/// A simulator whose batch jobs are ready at once, and a directory store whose writes take
+/// 50 ms each (a store far away); `jobs_seen` notes, for each write in order, how many batch
+/// jobs the simulator had been given when it began.
+struct SlowStore {
+    sim: Arc<SimHandle>,
+    sink: Arc<dyn ObjectSink>,
+    jobs_seen: Arc<Mutex<Vec<u64>>>,
+    _dir: tempfile::TempDir,
 }
 
-/// A simulator whose batch jobs are ready at once, and a store whose writes take 50 ms.
-async fn slow_store() -> (Arc<SimHandle>, Arc<SlowStore>, tempfile::TempDir) {
-    let s = Arc::new(
+async fn slow_store() -> SlowStore {
+    let sim = Arc::new(
         Simulator::start(SimConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             recordings: RECORDINGS,
@@ -491,13 +452,19 @@ async fn slow_store() -> (Arc<SimHandle>, Arc<SlowStore>, tempfile::TempDir) {
         .unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SlowStore {
-        inner: LocalDirSink::new(dir.path()),
-        delay: Duration::from_millis(50),
-        sim: s.clone(),
-        jobs_seen: Mutex::new(Vec::new()),
-    });
-    (s, store, dir)
+    let jobs_seen = Arc::new(Mutex::new(Vec::new()));
+    let mut store = HookedSink::new(Arc::new(LocalDirSink::new(dir.path())));
+    let (s, seen) = (sim.clone(), jobs_seen.clone());
+    store.before_put = Some(Arc::new(move |_key: String| {
+        seen.lock().unwrap().push(batch_jobs(&s));
+        Box::pin(tokio::time::sleep(Duration::from_millis(50)))
+    }));
+    SlowStore {
+        sim,
+        sink: Arc::new(store),
+        jobs_seen,
+        _dir: dir,
+    }
 }
 
 /// The next chunk's batch job runs while the current chunk's recordings are archived, so the
@@ -507,8 +474,8 @@ async fn slow_store() -> (Arc<SimHandle>, Arc<SlowStore>, tempfile::TempDir) {
 /// idle for a batch job per chunk.
 #[tokio::test]
 async fn the_next_chunk_is_resolved_while_the_current_one_archives() {
-    let (s, store, _dir) = slow_store().await;
-    let sink: Arc<dyn ObjectSink> = store.clone();
+    let store = slow_store().await;
+    let (s, sink) = (store.sim.clone(), store.sink.clone());
     let ledger = Ledger::in_memory().unwrap();
     let name = PollSettings::default().checkpoint;
     let chunks = list_into(&s, &ledger, &name).await;
@@ -533,8 +500,8 @@ async fn the_next_chunk_is_resolved_while_the_current_one_archives() {
 /// instance archives the rest, every recording once.
 #[tokio::test]
 async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
-    let (s, store, _dir) = slow_store().await;
-    let sink: Arc<dyn ObjectSink> = store.clone();
+    let store = slow_store().await;
+    let (s, sink) = (store.sim.clone(), store.sink.clone());
     let ledger = Ledger::in_memory().unwrap();
     let name = PollSettings::default().checkpoint;
     let chunks = list_into(&s, &ledger, &name).await;
@@ -598,8 +565,8 @@ async fn a_chunk_resolved_ahead_is_kept_when_the_instance_stops() {
 /// resolves it again. Every chunk gets one batch job and every recording one download.
 #[tokio::test]
 async fn a_chunk_held_ahead_keeps_its_lease() {
-    let (s, store, _dir) = slow_store().await;
-    let sink: Arc<dyn ObjectSink> = store.clone();
+    let store = slow_store().await;
+    let (s, sink) = (store.sim.clone(), store.sink.clone());
     let ledger = Ledger::in_memory().unwrap();
     let name = PollSettings::default().checkpoint;
     let chunks = list_into(&s, &ledger, &name).await;
@@ -631,8 +598,8 @@ async fn a_chunk_held_ahead_keeps_its_lease() {
 /// not from when the archiver took the recordings.
 #[tokio::test]
 async fn urls_of_a_chunk_held_ahead_age_from_its_batch_job() {
-    let (s, store, _dir) = slow_store().await;
-    let sink: Arc<dyn ObjectSink> = store.clone();
+    let store = slow_store().await;
+    let (s, sink) = (store.sim.clone(), store.sink.clone());
     let ledger = Ledger::in_memory().unwrap();
     let name = PollSettings::default().checkpoint;
     let chunks = list_into(&s, &ledger, &name).await;

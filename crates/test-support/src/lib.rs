@@ -1,8 +1,13 @@
 //! Helpers shared by the workspace's test suites; not published: a client wired to the
-//! simulator, and recordings as discovery would describe them.
+//! simulator, recordings as discovery would describe them, and a store with hooks
+//! ([`HookedSink`]).
 //!
 //! The simulator cannot build a [`GenesysClient`] itself (genesys-media's own tests depend on
 //! the simulator), so the few lines every suite needs to point a client at it live here.
+
+mod hooked;
+
+pub use hooked::{Hook, HookedSink};
 
 use genesys_media::{
     ClientConfig, DiscoveredRecording, Environment, GenesysClient, MediaAvailability, MediaPolicy,

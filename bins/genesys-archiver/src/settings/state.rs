@@ -121,6 +121,28 @@ impl StateArgs {
             .map_err(|e| config_err(format!("{}: {e}", self.origin(file))))
     }
 
+    /// Opens the ledger for archiving, refused as [`Self::check_knows_index`] says: a new file
+    /// before it is created (a refusal leaves nothing behind), an existing ledger once open.
+    pub(crate) async fn open_knowing_index(
+        &self,
+        file: &FileConfig,
+        create: bool,
+        sink: &dyn sink::ObjectSink,
+        index_prefix: Option<&str>,
+    ) -> Result<archiver::Ledger, ConfigError> {
+        let new_file = self.is_new_file(file);
+        if new_file {
+            self.check_knows_index(file, create, sink, index_prefix, None)
+                .await?;
+        }
+        let ledger = self.open(file).await?;
+        if !new_file {
+            self.check_knows_index(file, create, sink, index_prefix, Some(&ledger))
+                .await?;
+        }
+        Ok(ledger)
+    }
+
     /// Opens an existing ledger to change it (takes the SQLite process lock; never creates
     /// one).
     pub(crate) async fn open_existing(
