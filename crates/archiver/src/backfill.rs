@@ -44,9 +44,10 @@ pub struct SharedBackfill {
     /// its listing and chunks. [`SharedBackfill::for_interval`] names it after the interval.
     pub name: String,
     /// How often an instance with nothing to claim looks again (for chunks the lister
-    /// writes, and whether the chunks other instances hold are done): ledger queries only,
+    /// writes, and whether the chunks other instances hold are done): a few ledger queries,
     /// no API call. Short, so that instances joining a listing start soon after its first
-    /// chunk and the last one ends soon after the last chunk.
+    /// chunk and the last one ends soon after the last chunk; a backfill's instances are
+    /// idle only at its start and end.
     pub check_every: Duration,
     /// The base of a retried chunk's backoff (a chunk whose batch job failed, or whose
     /// recordings were not ready): each retry costs API calls.
@@ -67,7 +68,7 @@ impl SharedBackfill {
         }
         Self {
             name,
-            check_every: Duration::from_secs(1),
+            check_every: Duration::from_millis(250),
             retry_after: Duration::from_secs(5),
         }
     }
