@@ -470,6 +470,20 @@ pub async fn assert_store_holds(
     );
 }
 
+/// `archive` over the simulator's whole interval, its media on loopback allowed: the start
+/// of most archive commands the tests run (more flags follow).
+pub fn archive_whole(sim: &genesys_sim::SimHandle) -> Vec<&'static str> {
+    let (from, to) = sim_window(sim);
+    vec![
+        "archive",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--allow-loopback-media",
+    ]
+}
+
 /// The simulator's generated interval as `--from`/`--to` values (RFC 3339). The strings are
 /// leaked so that tests can keep their argument lists as `&'static str` arrays.
 pub fn sim_window(sim: &genesys_sim::SimHandle) -> (&'static str, &'static str) {

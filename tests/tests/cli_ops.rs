@@ -20,19 +20,10 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
 }
 
 /// `archive` over the simulator's whole interval.
-fn archive_args(s: &SimHandle) -> [&'static str; 9] {
-    let (from, to) = e2e::sim_window(s);
-    [
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--verify-source-etag",
-        "--tag-mode",
-        "disabled",
-    ]
+fn archive_args(s: &SimHandle) -> Vec<&'static str> {
+    let mut args = e2e::archive_whole(s);
+    args.extend(["--verify-source-etag", "--tag-mode", "disabled"]);
+    args
 }
 
 async fn run(mut c: std::process::Command) -> Output {

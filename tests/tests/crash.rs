@@ -25,26 +25,20 @@ async fn sim(n: usize, faults: Vec<FaultSpec>) -> SimHandle {
 }
 
 fn archive_args(s: &SimHandle, state: &std::path::Path) -> Vec<String> {
-    let (from, to) = e2e::sim_window(s);
-    [
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--verify-source-etag",
-        "--tag-mode",
-        "disabled",
-        "--workers",
-        "4",
-        "--create-ledger",
-        "--state",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([state.display().to_string()])
-    .collect()
+    e2e::archive_whole(s)
+        .into_iter()
+        .chain([
+            "--verify-source-etag",
+            "--tag-mode",
+            "disabled",
+            "--workers",
+            "4",
+            "--create-ledger",
+            "--state",
+        ])
+        .map(str::to_string)
+        .chain([state.display().to_string()])
+        .collect()
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -67,22 +67,19 @@ async fn signed_chain_on(server: Server) {
         text(&again)
     );
 
-    let (from, to) = e2e::sim_window(&s);
     let out = run(cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--verify-source-etag",
-        "--tag-mode",
-        "disabled",
-        "--index-signing-key",
-        "index.key",
-        "--report",
-        "run.json",
-    ]))
+        e2e::archive_whole(&s),
+        vec![
+            "--verify-source-etag",
+            "--tag-mode",
+            "disabled",
+            "--index-signing-key",
+            "index.key",
+            "--report",
+            "run.json",
+        ],
+    ]
+    .concat()))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let run_report: serde_json::Value =
@@ -183,7 +180,6 @@ async fn a_bit_flip_after_a_lost_ledger_is_found_by_verify() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
     let cmd = |args: &[&str]| {
         let mut c = archiver_command(s.base_url(), "unused");
         c.current_dir(dir.path())
@@ -192,18 +188,7 @@ async fn a_bit_flip_after_a_lost_ledger_is_found_by_verify() {
             .args(["--out", "store"]);
         c
     };
-    let archive = || {
-        cmd(&[
-            "archive",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--allow-loopback-media",
-            "--tag-mode",
-            "disabled",
-        ])
-    };
+    let archive = || cmd(&[e2e::archive_whole(&s), vec!["--tag-mode", "disabled"]].concat());
     let out = run(archive()).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let agent = s.dataset().conversations[0].user_id.clone();
@@ -283,7 +268,6 @@ async fn an_anchor_file_outside_the_bucket_catches_a_removed_part() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (from, to) = e2e::sim_window(&s);
     let cmd = |args: &[&str]| {
         let mut c = archiver_command(s.base_url(), "unused");
         c.current_dir(dir.path())
@@ -293,17 +277,10 @@ async fn an_anchor_file_outside_the_bucket_catches_a_removed_part() {
         c
     };
     let out = run(cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--tag-mode",
-        "disabled",
-        "--index-anchor",
-        "anchors.jsonl",
-    ]))
+        e2e::archive_whole(&s),
+        vec!["--tag-mode", "disabled", "--index-anchor", "anchors.jsonl"],
+    ]
+    .concat()))
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let anchors = std::fs::read_to_string(dir.path().join("anchors.jsonl")).unwrap();
@@ -412,20 +389,12 @@ async fn an_anchor_in_another_bucket_catches_a_removed_part(server: Server) {
         c
     };
     let anchor = format!("s3://{anchor_bucket}/anchors");
-    let (from, to) = e2e::sim_window(&s);
     let archive = |anchor: &str| {
         cmd(&[
-            "archive",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--allow-loopback-media",
-            "--tag-mode",
-            "disabled",
-            "--index-anchor",
-            anchor,
-        ])
+            e2e::archive_whole(&s),
+            vec!["--tag-mode", "disabled", "--index-anchor", anchor],
+        ]
+        .concat())
     };
     let own = run(archive(&format!("s3://{bucket}/anchors"))).await;
     assert_eq!(own.status.code(), Some(2), "{}", text(&own));

@@ -25,18 +25,9 @@ async fn release_dry_run_execute_verify_and_undo() {
         c.current_dir(dir.path()).args(args);
         c
     };
-    let (from, to) = e2e::sim_window(&s);
-    let out = output_of(cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--late-window",
-        "0s",
-    ]))
-    .await;
+    // Archives the whole interval; the late window off, so that every recording is settled.
+    let archive = || cmd(&[e2e::archive_whole(&s), vec!["--late-window", "0s"]].concat());
+    let out = output_of(archive()).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let n = s.dataset().recordings.len();
     let set = || (0..n).filter(|&i| s.delete_date(i).is_some()).count();
@@ -86,17 +77,7 @@ async fn release_dry_run_execute_verify_and_undo() {
     assert!(first > chrono::Utc::now() + chrono::Duration::days(6));
 
     // The next run writes the releases into the custody index; the chain check reads them.
-    let out = output_of(cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--late-window",
-        "0s",
-    ]))
-    .await;
+    let out = output_of(archive()).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = output_of(cmd(&["verify", "--chain"])).await;
     let text = output_text(&out);

@@ -40,8 +40,11 @@ impl DirArchive {
         }
     }
 
-    fn window(&self) -> (&'static str, &'static str) {
-        e2e::sim_window(&self.sim)
+    /// `archive` of the simulator's whole interval into the store, with `extra` flags.
+    async fn archive(&self, extra: &[&str]) -> std::process::Output {
+        let mut args = e2e::archive_whole(&self.sim);
+        args.extend_from_slice(extra);
+        run(self.cmd(&args)).await
     }
 
     fn cmd(&self, args: &[&str]) -> std::process::Command {
@@ -57,18 +60,8 @@ impl DirArchive {
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_and_find_work_from_the_store_alone() {
     let a = DirArchive::start(10).await;
-    let (dir, (from, to)) = (&a.dir, a.window());
-    let out = run(a.cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--tag-mode",
-        "disabled",
-    ]))
-    .await;
+    let dir = &a.dir;
+    let out = a.archive(&["--tag-mode", "disabled"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let agent = a.sim.dataset().conversations[0].user_id.clone();
     let found = |o: &std::process::Output| {
@@ -131,20 +124,10 @@ async fn verify_and_find_work_from_the_store_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
     let a = DirArchive::start(6).await;
-    let (dir, (from, to)) = (&a.dir, a.window());
+    let dir = &a.dir;
     // The index off, but SHA-256 still computed: --no-index turns both off, so the index
     // prefix goes elsewhere and is removed afterwards.
-    let out = run(a.cmd(&[
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-        "--index-prefix",
-        "gone/",
-    ]))
-    .await;
+    let out = a.archive(&["--index-prefix", "gone/"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::remove_dir_all(dir.path().join("store/gone")).unwrap();
     std::fs::remove_file(dir.path().join("genesys-archiver.db")).unwrap();
@@ -172,16 +155,8 @@ async fn a_rebuilt_ledger_without_an_index_knows_the_digests_the_store_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_digest_that_contradicts_the_index_is_reported_by_rebuild() {
     let a = DirArchive::start(3).await;
-    let (dir, (from, to)) = (&a.dir, a.window());
-    let archive = [
-        "archive",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--allow-loopback-media",
-    ];
-    let out = run(a.cmd(&archive)).await;
+    let dir = &a.dir;
+    let out = a.archive(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let recordings = files_under(&dir.path().join("store/recordings"));
     let sidecar = format!("{}.meta.json", recordings[0].display());
