@@ -36,17 +36,16 @@ where
     S: Stream<Item = genesys_media::Result<T>> + Send,
     T: Into<Discovered>,
 {
-    let source = source.map(|r| r.map(|t| Pulled::Found(t.into())));
+    // The URL's age counts from when the source gave it (this map runs as items are pulled).
+    let source = source.map(|r| r.map(|t| Pulled::Found(t.into(), tokio::time::Instant::now())));
     archive_pulled(client, sink, source, cfg, events).await
 }
 
 /// What the pipeline pulls from its source.
 pub(crate) enum Pulled {
-    /// A discovery item.
-    Found(Discovered),
-    /// A discovery item whose media URL was obtained at that instant (resolved ahead and held
-    /// meanwhile): its age counts from then, so an old URL is refreshed rather than tried.
-    FoundAt(Discovered, tokio::time::Instant),
+    /// A discovery item and when its media URL was obtained (a chunk resolved ahead held it
+    /// a while): its age counts from then, so an old URL is refreshed rather than tried.
+    Found(Discovered, tokio::time::Instant),
     /// A recording named by a ledger row (a retry): it always goes through a claim, so the
     /// ledger records its outcome and charges the attempt, also when the source gave no media
     /// for it; `fail_with` records a failure found before any download.
@@ -218,13 +217,14 @@ where
                     }
                 };
                 let (mut rec, retry, obtained) = match item {
-                    Pulled::Found(Discovered::Recording(r)) => (r, None, None),
-                    Pulled::FoundAt(Discovered::Recording(r), at) => (r, None, Some(at)),
-                    Pulled::Found(other) | Pulled::FoundAt(other, _) => {
+                    Pulled::Found(Discovered::Recording(r), at) => (r, None, at),
+                    Pulled::Found(other, _) => {
                         account_unlisted(&mut summary, &shared.events, other);
                         continue;
                     }
-                    Pulled::Retry { rec, fail_with } => (rec, Some(fail_with), None),
+                    Pulled::Retry { rec, fail_with } => {
+                        (rec, Some(fail_with), tokio::time::Instant::now())
+                    }
                 };
                 // Phone numbers are personal data: dropped on arrival unless asked for.
                 if !shared.cfg.keep_phone_numbers
@@ -238,7 +238,7 @@ where
                 });
                 ready.push_back(Ready {
                     rec,
-                    received_at: obtained.unwrap_or_else(tokio::time::Instant::now),
+                    received_at: obtained,
                     refreshes: 0,
                     attempts: 0,
                     // A retry's URL was just requested, and it goes through a claim.

@@ -383,7 +383,7 @@ async fn archive_chunk(
         futures::stream::iter(
             items
                 .into_iter()
-                .map(move |d| Ok(crate::pipeline::Pulled::FoundAt(d, resolved_at))),
+                .map(move |d| Ok(crate::pipeline::Pulled::Found(d, resolved_at))),
         ),
         cfg.clone(),
         events.clone(),
