@@ -14,11 +14,11 @@ pub(crate) struct ReadyEstimate {
 const SHRINK: f64 = 0.9;
 
 impl ReadyEstimate {
-    /// The wait before a new job's first poll: what was learnt, within `[floor, cap]`;
-    /// `floor` before anything was learnt.
-    pub(crate) fn first_wait(&self, floor: Duration, cap: Duration) -> Duration {
+    /// The wait before a new job's first poll: `start` before anything was learnt, then what
+    /// was learnt, within `[floor, cap]`.
+    pub(crate) fn first_wait(&self, start: Duration, floor: Duration, cap: Duration) -> Duration {
         let learnt = *self.learnt.lock().unwrap_or_else(|p| p.into_inner());
-        learnt.map_or(floor, |l| l.clamp(floor, cap.max(floor)))
+        learnt.map_or(start, |l| l.clamp(floor, cap.max(floor)))
     }
 
     /// A job was found ready `elapsed` after its submission, at its first poll or later.
@@ -41,17 +41,18 @@ mod tests {
     fn learns_the_time_to_ready_and_follows_it_down() {
         let e = ReadyEstimate::default();
         let (floor, cap) = (Duration::from_secs(1), Duration::from_secs(600));
-        assert_eq!(e.first_wait(floor, cap), floor, "nothing learnt yet");
+        let start = Duration::from_secs(2);
+        assert_eq!(e.first_wait(start, floor, cap), start, "nothing learnt yet");
         // Not ready at the first poll: found ready 7 s after submission.
         e.observe(Duration::from_secs(7), false);
-        assert_eq!(e.first_wait(floor, cap), Duration::from_secs(7));
+        assert_eq!(e.first_wait(start, floor, cap), Duration::from_secs(7));
         // Ready at the first poll: the next one comes a little earlier.
         e.observe(Duration::from_secs(7), true);
-        assert_eq!(e.first_wait(floor, cap), Duration::from_millis(6300));
+        assert_eq!(e.first_wait(start, floor, cap), Duration::from_millis(6300));
         // Never below the floor nor above the cap.
         e.observe(Duration::from_millis(100), true);
-        assert_eq!(e.first_wait(floor, cap), floor);
+        assert_eq!(e.first_wait(start, floor, cap), floor);
         e.observe(Duration::from_secs(3600), false);
-        assert_eq!(e.first_wait(floor, cap), cap);
+        assert_eq!(e.first_wait(start, floor, cap), cap);
     }
 }
