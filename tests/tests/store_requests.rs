@@ -145,3 +145,67 @@ async fn multipart_buffers_are_bounded_across_writers() {
     assert_eq!(open, 0, "{log:#?}");
     assert_eq!(most, 1, "{log:#?}");
 }
+
+/// A write that must wait for its share of the part buffers waits with its download closed.
+/// Three recordings of 24 MiB (more than the socket buffers hold), three workers, and a
+/// budget for one multipart upload: before, the two writers waiting held their media
+/// responses open and unread while the first upload ran (a download finished while another
+/// was open, twice); now each lets its download go, waits for its turn, and opens it again,
+/// so no download is open while another finishes. All three are stored and verified.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_waiting_for_part_buffers_does_not_hold_its_download() {
+    use archiver::{ArchiverConfig, Workers, archive};
+    use genesys_media::DiscoveryQuery;
+    use sink::{ObjectSink, S3Sink, TagMode};
+    use std::sync::Arc;
+    let size = 24u64 << 20;
+    let s = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        recordings: 3,
+        size_range: (size, size),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let direct = fresh_sink(Server::S3sFs, "multipart-turns").await;
+    let mut cfg = direct.config().clone();
+    cfg.tag_mode = TagMode::Disabled;
+    cfg.multipart_threshold = 0;
+    cfg.part_size = 5 << 20;
+    cfg.max_parts_in_flight = 1;
+    cfg.multipart_memory = 10 << 20; // one upload: a 5 MiB part in flight and one filling
+    let sink: Arc<dyn ObjectSink> = Arc::new(S3Sink::new(
+        e2e::client_at(&Server::S3sFs.endpoint()).await,
+        cfg,
+    ));
+    let c = test_support::sim_client(&s, |c| {
+        c.poll_initial = std::time::Duration::from_millis(100)
+    });
+    let cfg = ArchiverConfig {
+        workers: Workers::Fixed(3),
+        ..ArchiverConfig::default()
+    };
+    let q = DiscoveryQuery::interval(s.config().start, s.config().end());
+    let summary = archive(
+        c.clone(),
+        sink,
+        c.discover(q),
+        cfg,
+        Arc::new(archiver::NoEvents),
+    )
+    .await;
+    assert_eq!(summary.archived, 3, "{summary:?}");
+    let ids = s
+        .dataset()
+        .recordings
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    e2e::assert_store_holds(&s, &direct, &ids).await;
+    assert_eq!(
+        s.stats().media_overlap,
+        0,
+        "a download was held open while another one finished: {:?}",
+        s.stats()
+    );
+}

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use genesys_media::{DiscoveredRecording, ErrorClass, MediaAvailability, MediaUrl, Wait};
+use genesys_media::{
+    DiscoveredRecording, ErrorClass, MediaAvailability, MediaResponse, MediaUrl, Wait,
+};
 use http_body_util::BodyExt;
 use integrity::{BoxError, Md5Digest};
-use sink::{PutOptions, SinkErrorKind};
+use sink::{PutOptions, Readiness, SinkError, SinkErrorKind};
 
 use crate::adopt::{Proof, check_existing};
 use crate::events::Event;
@@ -330,26 +332,17 @@ pub(crate) async fn attempt_once(
     url: &MediaUrl,
     create_only: bool,
 ) -> Result<(String, u64, Md5Digest, bool, Option<[u8; 32]>), AttemptError> {
-    let resp = match sh.client.open_media(url).await {
-        Ok(r) => r,
-        Err(e) => {
-            let m = e.to_string();
-            return Err(match e.status() {
-                Some(403) => AttemptError::Forbidden(m),
-                Some(429) => {
-                    let d = match &e {
-                        genesys_media::Error::Status { retry_after, .. } => {
-                            retry_after.unwrap_or(Duration::from_secs(1))
-                        }
-                        _ => Duration::from_secs(1),
-                    };
-                    AttemptError::Throttled(d, m)
-                }
-                Some(s) if s >= 500 => AttemptError::Temporary(m),
-                Some(_) => AttemptError::Permanent(m),
-                None if e.class() == ErrorClass::Temporary => AttemptError::Temporary(m),
-                None => AttemptError::Permanent(m),
-            });
+    let mut resp = open(sh, url).await?;
+    // What the store needs held for this write (a multipart upload's share of the sink's part
+    // buffers): waited for with the download let go, not held open and unread meanwhile.
+    let length = resp.content_length.or(rec.expected_size);
+    let reservation = match sh.sink.try_reserve(length) {
+        Readiness::Ready(held) => held,
+        Readiness::Busy => {
+            drop(resp);
+            let held = sh.sink.reserve(length).await.map_err(from_sink)?;
+            resp = open(sh, url).await?;
+            held
         }
     };
     if let (Some(expected), Some(announced)) = (rec.expected_size, resp.content_length)
@@ -401,6 +394,7 @@ pub(crate) async fn attempt_once(
         expected_md5,
         create_only,
         sha256: sh.cfg.sha256,
+        reservation,
         upload_log: sh.cfg.ledger.as_ref().map(|l| {
             sink::UploadLogHandle(std::sync::Arc::new(crate::LedgerUploadLog::new(
                 l.clone(),
@@ -412,19 +406,43 @@ pub(crate) async fn attempt_once(
     let body = resp.body.map_err(|e| Box::new(e) as BoxError).boxed();
     match sh.sink.put(&key, body, opts).await {
         Ok(r) => Ok((key, r.size, r.md5, r.store_verified, r.sha256)),
-        Err(e) => {
-            let m = e.to_string();
-            Err(match e.kind {
-                SinkErrorKind::AlreadyExists => AttemptError::AlreadyExists,
-                SinkErrorKind::Verification => AttemptError::Integrity(m),
-                SinkErrorKind::Source | SinkErrorKind::StoreTemporary | SinkErrorKind::Conflict => {
-                    AttemptError::Temporary(m)
-                }
-                SinkErrorKind::StorePermanent | SinkErrorKind::Invalid => {
-                    AttemptError::Permanent(m)
-                }
-            })
+        Err(e) => Err(from_sink(e)),
+    }
+}
+
+/// Opens the media response of `url`.
+async fn open(sh: &Shared, url: &MediaUrl) -> Result<MediaResponse, AttemptError> {
+    sh.client.open_media(url).await.map_err(|e| {
+        let m = e.to_string();
+        match e.status() {
+            Some(403) => AttemptError::Forbidden(m),
+            Some(429) => {
+                let d = match &e {
+                    genesys_media::Error::Status { retry_after, .. } => {
+                        retry_after.unwrap_or(Duration::from_secs(1))
+                    }
+                    _ => Duration::from_secs(1),
+                };
+                AttemptError::Throttled(d, m)
+            }
+            Some(s) if s >= 500 => AttemptError::Temporary(m),
+            Some(_) => AttemptError::Permanent(m),
+            None if e.class() == ErrorClass::Temporary => AttemptError::Temporary(m),
+            None => AttemptError::Permanent(m),
         }
+    })
+}
+
+/// What a failed write (or reservation) of the sink means for the attempt.
+fn from_sink(e: SinkError) -> AttemptError {
+    let m = e.to_string();
+    match e.kind {
+        SinkErrorKind::AlreadyExists => AttemptError::AlreadyExists,
+        SinkErrorKind::Verification => AttemptError::Integrity(m),
+        SinkErrorKind::Source | SinkErrorKind::StoreTemporary | SinkErrorKind::Conflict => {
+            AttemptError::Temporary(m)
+        }
+        SinkErrorKind::StorePermanent | SinkErrorKind::Invalid => AttemptError::Permanent(m),
     }
 }
 

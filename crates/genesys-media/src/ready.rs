@@ -100,8 +100,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let v = polls.lock().unwrap().clone();
-        v
+        polls.lock().unwrap().clone()
     }
 
     /// Jobs ready after 200 ms with the default first poll at 1 s: before, every job was first

@@ -52,7 +52,13 @@ impl SimHandle {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> SimStats {
-        self.state.lock().stats.clone()
+        let mut stats = self.state.lock().stats.clone();
+        stats.media_overlap = self
+            .state
+            .media_watch
+            .overlap
+            .load(std::sync::atomic::Ordering::SeqCst);
+        stats
     }
 
     /// MD5 of the correct body of a recording.

@@ -1,5 +1,6 @@
 //! Media downloads: signed URLs checked, bodies streamed from their seed, media faults applied.
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -156,9 +157,12 @@ pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> 
     let size = r.size;
     let half = size / 2;
     let cgen = ContentGen::new(r.body_kind(), part_seed(r.body_seed, part), size);
-    let stream = futures::stream::unfold(
-        (cgen, 0u64, mode),
-        move |(mut cgen, pos, mode)| async move {
+    let watch = st.media_watch.clone();
+    // Media bodies finished when this one's headers were sent.
+    let finished_at_open = watch.finished.load(SeqCst);
+    let stream = futures::stream::unfold((cgen, 0u64, mode), move |(mut cgen, pos, mode)| {
+        let watch = watch.clone();
+        async move {
             if let BodyMode::Slow(d) | BodyMode::SlowReset(d) = mode {
                 tokio::time::sleep(d).await;
             }
@@ -192,9 +196,15 @@ pub(crate) async fn media(st: &State, req: Request<Incoming>) -> Response<Body> 
                 chunk = Bytes::from(v);
             }
             let next = pos + chunk.len() as u64;
+            if next == size {
+                // The last bytes (the server stops at `Content-Length`, not at the end of
+                // the stream).
+                let overlap = watch.finished.fetch_add(1, SeqCst) - finished_at_open;
+                watch.overlap.fetch_max(overlap, SeqCst);
+            }
             Some((Ok(Frame::data(chunk)), (cgen, next, mode)))
-        },
-    );
+        }
+    });
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

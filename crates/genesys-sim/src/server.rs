@@ -118,6 +118,7 @@ impl Simulator {
             data,
             by_id,
             key,
+            media_watch: Default::default(),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {

@@ -43,6 +43,18 @@ pub struct SimStats {
     pub retention_updates: u64,
     /// Restorations of archived recordings those PUTs caused (an `archiveDate` changed).
     pub restorations: u64,
+    /// The most media downloads that finished while another one was open (from its headers
+    /// to its last byte). Where writes take turns (a store with one upload slot), a client
+    /// that opens a download before its turn and holds it meanwhile shows here.
+    pub media_overlap: u64,
+}
+
+/// Media bodies sent to the end, and the most of them that finished while one body was open
+/// ([`SimStats::media_overlap`]).
+#[derive(Debug, Default)]
+pub(crate) struct MediaWatch {
+    pub(crate) finished: std::sync::atomic::AtomicU64,
+    pub(crate) overlap: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct TokenInfo {
@@ -168,6 +180,7 @@ pub(crate) struct State {
     /// Where routed API requests are written (`SimConfig::capture_requests`).
     pub(crate) capture: Option<Capture>,
     pub(crate) inner: Mutex<Inner>,
+    pub(crate) media_watch: std::sync::Arc<MediaWatch>,
 }
 
 impl State {

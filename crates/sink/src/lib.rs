@@ -5,6 +5,7 @@ mod body;
 mod error;
 mod key;
 mod local;
+mod reserve;
 mod s3;
 mod tags;
 #[cfg(feature = "testkit")]
@@ -20,6 +21,7 @@ pub use error::{SinkError, SinkErrorKind};
 pub use integrity::Md5Digest;
 pub use key::validate_key;
 pub use local::LocalDirSink;
+pub use reserve::{Readiness, Reservation};
 pub use s3::{
     ATTEMPT_KEY, ChecksumMode, ObjectLock, S3Sink, S3SinkConfig, ServerSideEncryption, TagMode,
 };
@@ -49,6 +51,10 @@ pub struct PutOptions {
     /// Also compute the SHA-256 of the bytes while streaming ([`PutResult::sha256`]), for a
     /// chain-of-custody index.
     pub sha256: bool,
+    /// What this write already holds, from [`ObjectSink::try_reserve`] or
+    /// [`ObjectSink::reserve`] of the same sink for the same `content_length`; without it,
+    /// `put` takes (and may wait for) what it needs itself.
+    pub reservation: Option<Reservation>,
 }
 
 /// What a successful write stored.
@@ -179,6 +185,22 @@ pub trait ObjectSink: std::fmt::Display + std::fmt::Debug + Send + Sync {
     /// to be honoured) answers `false`: its [`SinkErrorKind::AlreadyExists`] says the same.
     fn look_before_create(&self) -> bool {
         true
+    }
+
+    /// Takes, without waiting, what a write of `content_length` bytes (`None`: unknown) must
+    /// hold before it sends (S3: a multipart upload's share of the part-buffer budget), to
+    /// pass in [`PutOptions::reservation`]. [`Readiness::Busy`] when it would have to wait:
+    /// a caller holding a download lets it go and waits in [`Self::reserve`] without it. The
+    /// default needs nothing.
+    fn try_reserve(&self, content_length: Option<u64>) -> Readiness {
+        let _ = content_length;
+        Readiness::Ready(None)
+    }
+
+    /// Waits for what [`Self::try_reserve`] found busy.
+    async fn reserve(&self, content_length: Option<u64>) -> Result<Option<Reservation>, SinkError> {
+        let _ = content_length;
+        Ok(None)
     }
 
     /// Every object whose key starts with `prefix`, in key order, page by page (for audits

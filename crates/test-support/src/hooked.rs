@@ -63,6 +63,15 @@ impl ObjectSink for HookedSink {
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
         self.inner.head(key).await
     }
+    fn try_reserve(&self, content_length: Option<u64>) -> sink::Readiness {
+        self.inner.try_reserve(content_length)
+    }
+    async fn reserve(
+        &self,
+        content_length: Option<u64>,
+    ) -> Result<Option<sink::Reservation>, SinkError> {
+        self.inner.reserve(content_length).await
+    }
     async fn get(&self, key: &str) -> Result<PutBody, SinkError> {
         self.inner.get(key).await
     }

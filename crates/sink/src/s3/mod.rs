@@ -20,8 +20,8 @@ use integrity::{BoxError, Digests, Expectations, HashingBody, IntegrityError, Md
 use crate::local::integrity_err;
 use crate::tags::{encode_tagging, sanitize_all};
 use crate::{
-    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, SinkError, SinkErrorKind,
-    StartedUpload, UploadSweep, validate_key,
+    ObjectMeta, ObjectSink, PutBody, PutOptions, PutResult, Readiness, Reservation, SinkError,
+    SinkErrorKind, StartedUpload, UploadSweep, validate_key,
 };
 
 mod checks;
@@ -135,6 +135,31 @@ impl S3Sink {
             cfg,
             conditions: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CONDITIONS_UNKNOWN)),
         }
+    }
+
+    /// Whether a write of `content_length` bytes (`None`: unknown) is a multipart upload.
+    fn is_multipart(&self, content_length: Option<u64>) -> bool {
+        !matches!(content_length, Some(len) if len <= self.cfg.multipart_threshold)
+    }
+
+    /// Waits for a multipart upload's share of the part-buffer budget (`key` names the write
+    /// in an error).
+    async fn reserve_slot(&self, key: &str) -> Result<Reservation, SinkError> {
+        let permit = self
+            .multipart_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| {
+                SinkError::new(
+                    SinkErrorKind::Invalid,
+                    "put",
+                    key,
+                    self,
+                    format!("multipart slots closed: {e}"),
+                )
+            })?;
+        Ok(Reservation::new(permit))
     }
 
     /// Checks once that the store honours `If-None-Match: *` on PutObject: writes a small
@@ -461,8 +486,7 @@ impl ObjectSink for S3Sink {
         let mut opts = opts;
         opts.metadata
             .insert(ATTEMPT_KEY.into(), format!("{:016x}", fastrand::u64(..)));
-        let single =
-            matches!(opts.content_length, Some(len) if len <= self.cfg.multipart_threshold);
+        let single = !self.is_multipart(opts.content_length);
         // A single PUT with a condition the store honours refuses an existing object itself
         // (412, in the same round trip); a multipart upload looks first, before its parts.
         let look = !(single && self.conditional_proven());
@@ -482,6 +506,25 @@ impl ObjectSink for S3Sink {
 
     fn look_before_create(&self) -> bool {
         !self.conditional_proven()
+    }
+
+    fn try_reserve(&self, content_length: Option<u64>) -> Readiness {
+        if !self.is_multipart(content_length) {
+            return Readiness::Ready(None);
+        }
+        match self.multipart_slots.clone().try_acquire_owned() {
+            Ok(permit) => Readiness::Ready(Some(Reservation::new(permit))),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Readiness::Busy,
+            // Closed: `put` reports it.
+            Err(tokio::sync::TryAcquireError::Closed) => Readiness::Ready(None),
+        }
+    }
+
+    async fn reserve(&self, content_length: Option<u64>) -> Result<Option<Reservation>, SinkError> {
+        if !self.is_multipart(content_length) {
+            return Ok(None);
+        }
+        self.reserve_slot("").await.map(Some)
     }
 
     async fn prepare_writes(&self) -> Result<(), SinkError> {

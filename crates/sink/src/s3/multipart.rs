@@ -75,16 +75,12 @@ impl S3Sink {
         opts: &PutOptions,
     ) -> Result<PutResult, SinkError> {
         // Part buffers are bounded across all writers: past the sink's budget an upload waits
-        // here, before it holds any buffer or opens an upload.
-        let _slot = self.multipart_slots.acquire().await.map_err(|e| {
-            SinkError::new(
-                SinkErrorKind::Invalid,
-                "put",
-                key,
-                self,
-                format!("multipart slots closed: {e}"),
-            )
-        })?;
+        // here, before it holds any buffer or opens an upload, unless its caller reserved its
+        // share before (`try_reserve`, so as not to wait with its source open).
+        let _slot = match opts.reservation.clone() {
+            Some(held) => held,
+            None => self.reserve_slot(key).await?,
+        };
         let tags = sanitize_all(&opts.tags);
         let ws = self.write_settings();
         let created = self
