@@ -51,6 +51,7 @@ impl ObjectSink for MemorySink {
             length: opts.content_length,
             md5: opts.expected_md5,
             sha256: opts.sha256,
+            sha256_expected: opts.expected_sha256,
             crc32c: false,
         };
         let (mut body, digests) = HashingBody::new(body, expect);

@@ -184,6 +184,12 @@ struct RunArgs {
     /// ledger and the index [default: they are dropped on arrival].
     #[arg(long, help_heading = "Run")]
     keep_phone_numbers: bool,
+    /// Read each recording once before writing it, so that the object carries its MD5 and
+    /// SHA-256 in its own metadata from its first byte (S3 user metadata `md5`, `sha256`;
+    /// `ledger rebuild` restores both from the store alone) and the store checks its MD5
+    /// itself. Costs a second download and hashing pass per recording, no API call.
+    #[arg(long, help_heading = "Run")]
+    digests_up_front: bool,
     #[command(flatten, next_help_heading = "Chain-of-custody index")]
     index: IndexArgs,
     #[command(flatten, next_help_heading = "Output")]

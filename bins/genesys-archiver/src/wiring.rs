@@ -134,6 +134,7 @@ pub(crate) async fn wire(run: &RunArgs, file: &FileConfig) -> Result<Wired, Conf
         verify_source_etag: source.verify_source_etag,
         drain_timeout: drain,
         keep_phone_numbers: run.keep_phone_numbers,
+        digests_up_front: run.digests_up_front,
         late_window,
         // SHA-256 serves the chain-of-custody index; without it, MD5 alone.
         sha256: index_prefix.is_some(),

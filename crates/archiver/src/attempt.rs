@@ -9,7 +9,7 @@ use genesys_media::{
     DiscoveredRecording, ErrorClass, MediaAvailability, MediaResponse, MediaUrl, Wait,
 };
 use http_body_util::BodyExt;
-use integrity::{BoxError, Md5Digest};
+use integrity::{BoxError, Digests, Expectations, HashingBody, Md5Digest};
 use sink::{PutOptions, Readiness, SinkError, SinkErrorKind};
 
 use crate::adopt::{Proof, check_existing};
@@ -332,6 +332,12 @@ pub(crate) async fn attempt_once(
     url: &MediaUrl,
     create_only: bool,
 ) -> Result<(String, u64, Md5Digest, bool, Option<[u8; 32]>), AttemptError> {
+    // With `digests_up_front`, a first read for the digests the object carries from its
+    // first byte; the write below must give the same bytes.
+    let up_front = match sh.cfg.digests_up_front {
+        true => Some(read_digests(sh, url, rec).await?),
+        false => None,
+    };
     let mut resp = open(sh, url).await?;
     // What the store needs held for this write (a multipart upload's share of the sink's part
     // buffers): waited for with the download let go, not held open and unread meanwhile.
@@ -363,6 +369,14 @@ pub(crate) async fn attempt_once(
         }
         expected_md5 = Some(etag_md5);
     }
+    if let Some((md5, _)) = up_front {
+        if expected_md5.is_some_and(|m| m != md5) {
+            return Err(AttemptError::Integrity(
+                "the first read's MD5 and the source's disagree".into(),
+            ));
+        }
+        expected_md5 = Some(md5);
+    }
     let content_type = rec.content_type.clone().or(resp.content_type.clone());
     let key_ct = sh
         .cfg
@@ -385,6 +399,9 @@ pub(crate) async fn attempt_once(
     if let Some(m) = expected_md5 {
         metadata.insert("md5".into(), m.to_hex());
     }
+    if let Some((_, sha256)) = up_front {
+        metadata.insert("sha256".into(), hex::encode(sha256));
+    }
     metadata.extend(crate::facts::facts_metadata(&rec.facts));
     let opts = PutOptions {
         content_length: resp.content_length.or(rec.expected_size),
@@ -392,6 +409,7 @@ pub(crate) async fn attempt_once(
         metadata,
         tags: tags_for(rec),
         expected_md5,
+        expected_sha256: up_front.map(|(_, sha256)| sha256),
         create_only,
         sha256: sh.cfg.sha256,
         reservation,
@@ -407,6 +425,41 @@ pub(crate) async fn attempt_once(
     match sh.sink.put(&key, body, opts).await {
         Ok(r) => Ok((key, r.size, r.md5, r.store_verified, r.sha256)),
         Err(e) => Err(from_sink(e)),
+    }
+}
+
+/// Reads the media of `url` to its end without keeping any of it, for the MD5 and SHA-256
+/// of its bytes (`digests_up_front`).
+async fn read_digests(
+    sh: &Shared,
+    url: &MediaUrl,
+    rec: &DiscoveredRecording,
+) -> Result<(Md5Digest, [u8; 32]), AttemptError> {
+    let resp = open(sh, url).await?;
+    let expect = Expectations {
+        length: resp.content_length.or(rec.expected_size),
+        sha256: true,
+        ..Expectations::default()
+    };
+    let (mut body, digests) = HashingBody::new(resp.body, expect);
+    while let Some(frame) = body.frame().await {
+        if let Err(e) = frame {
+            let m = format!("first read for the digests: {e}");
+            return Err(match e.is_verification_failure() {
+                true => AttemptError::Integrity(m),
+                false => AttemptError::Temporary(m),
+            });
+        }
+    }
+    match digests.get() {
+        Some(Digests {
+            md5,
+            sha256: Some(sha256),
+            ..
+        }) => Ok((md5, sha256)),
+        _ => Err(AttemptError::Temporary(
+            "first read for the digests: the body ended without its digests".into(),
+        )),
     }
 }
 

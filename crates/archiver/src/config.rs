@@ -61,6 +61,14 @@ pub struct ArchiverConfig {
     /// Compute each object's SHA-256 while streaming and keep it in the ledger, for the
     /// chain-of-custody index (about a third of MD5's CPU cost with SHA-NI). On by default.
     pub sha256: bool,
+    /// Read each recording once before writing it, to know its MD5 and SHA-256 up front: the
+    /// object then carries both in its own metadata from its first byte (S3 user metadata
+    /// `md5` and `sha256`; a multipart upload too), the store checks the MD5 itself
+    /// (`Content-MD5`), and the write fails and is removed when the second read gives other
+    /// bytes. `ledger rebuild` restores both from the object alone. Costs a second download
+    /// and a second pass of hashing per recording (no buffering, no API call). Off by
+    /// default.
+    pub digests_up_front: bool,
     /// How long after its end a conversation may still gain files: it is resolved again
     /// once this has passed before it settles (see [`crate::LateWindow`]); zero: off.
     pub late_window: Duration,
@@ -111,6 +119,7 @@ impl Default for ArchiverConfig {
             drain_timeout: Duration::from_secs(30),
             keep_phone_numbers: false,
             sha256: true,
+            digests_up_front: false,
             late_window: crate::DEFAULT_LATE_WINDOW,
         }
     }

@@ -98,19 +98,23 @@ pub async fn rebuild_ledger(
             report.foreign += 1;
             continue;
         };
-        // The store's own digest (the directory sink's sidecar, computed from the bytes)
-        // and what the writer declared must agree; when they do not, neither is kept.
-        let declared = meta.metadata.get("md5").map(|m| m.to_ascii_lowercase());
-        let stored = meta.digests.md5.as_ref().map(|m| m.to_ascii_lowercase());
-        let (md5, sha256) = match (&declared, &stored) {
-            (Some(d), Some(s)) if d != s => {
-                report.contradicted.push((
-                    obj.key.clone(),
-                    format!("the store keeps MD5 {s} for it, its metadata says {d}"),
-                ));
+        // The store's own digests (the directory sink's sidecar, computed from the bytes)
+        // and what the writer declared (S3 metadata written with `digests_up_front`) must
+        // agree; when they do not, neither is kept.
+        let agreed = (
+            agree("MD5", meta.metadata.get("md5"), meta.digests.md5.as_ref()),
+            agree(
+                "SHA-256",
+                meta.metadata.get("sha256"),
+                meta.digests.sha256.as_ref(),
+            ),
+        );
+        let (md5, sha256) = match agreed {
+            (Ok(md5), Ok(sha256)) => (md5, sha256),
+            (Err(why), _) | (_, Err(why)) => {
+                report.contradicted.push((obj.key.clone(), why));
                 (None, None)
             }
-            _ => (stored.or(declared), meta.digests.sha256.clone()),
         };
         let changed = ledger
             .adopt(AdoptedObject {
@@ -192,4 +196,21 @@ async fn contradiction(
         ));
     }
     Ok(())
+}
+
+/// The digest `what` of an object: the store's own (`stored`) and the writer's (`declared`)
+/// when they agree, whichever there is; an error naming both when they differ.
+fn agree(
+    what: &str,
+    declared: Option<&String>,
+    stored: Option<&String>,
+) -> Result<Option<String>, String> {
+    let declared = declared.map(|d| d.to_ascii_lowercase());
+    let stored = stored.map(|s| s.to_ascii_lowercase());
+    match (&declared, &stored) {
+        (Some(d), Some(s)) if d != s => Err(format!(
+            "the store keeps {what} {s} for it, its metadata says {d}"
+        )),
+        _ => Ok(stored.or(declared)),
+    }
 }

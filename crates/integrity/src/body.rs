@@ -21,6 +21,9 @@ pub struct Expectations {
     pub md5: Option<Md5Digest>,
     /// Also compute SHA-256.
     pub sha256: bool,
+    /// Expected SHA-256, when known before the bytes (computes it whatever `sha256` says); a
+    /// mismatch fails the body at its end, as a wrong MD5 does.
+    pub sha256_expected: Option<[u8; 32]>,
     /// Also compute CRC32C (the checksum S3 and GCS use for end-to-end checks).
     pub crc32c: bool,
 }
@@ -111,7 +114,7 @@ impl<B> HashingBody<B> {
             inner,
             hashers: Some(Hashers {
                 md5: Md5::new(),
-                sha256: expect.sha256.then(Sha256::new),
+                sha256: (expect.sha256 || expect.sha256_expected.is_some()).then(Sha256::new),
                 crc32c: expect.crc32c.then_some(0),
             }),
             seen: 0,
@@ -159,10 +162,20 @@ fn finalize(
             actual: md5.to_hex(),
         });
     }
+    let sha256: Option<[u8; 32]> = h.sha256.map(|s| s.finalize().into());
+    if let (Some(exp), Some(got)) = (expect.sha256_expected, sha256)
+        && exp != got
+    {
+        return Err(IntegrityError::DigestMismatch {
+            algorithm: "sha256",
+            expected: hex::encode(exp),
+            actual: hex::encode(got),
+        });
+    }
     handle.set(Digests {
         length: seen,
         md5,
-        sha256: h.sha256.map(|s| s.finalize().into()),
+        sha256,
         crc32c: h.crc32c,
     });
     Ok(())
@@ -386,6 +399,30 @@ mod tests {
             assert!(msg.contains(&wrong.to_hex()), "{msg}");
             assert!(msg.contains("5d41402abc4b2a76b9719d911017c592"), "{msg}");
             assert!(h.get().is_none());
+        });
+    }
+
+    #[test]
+    fn a_wrong_expected_sha256_fails_the_body_and_a_right_one_passes() {
+        rt().block_on(async {
+            let right = crate::sha256_of(b"hello");
+            let mut wrong = right;
+            wrong[0] ^= 1;
+            let expect = |sha| Expectations {
+                sha256_expected: Some(sha),
+                ..Expectations::default()
+            };
+            let (b, h) =
+                HashingBody::new(framed(vec![b"hel".to_vec(), b"lo".to_vec()]), expect(wrong));
+            let msg = b.collect().await.unwrap_err().to_string();
+            assert!(
+                msg.contains("sha256") && msg.contains(&hex::encode(right)),
+                "{msg}"
+            );
+            assert!(h.get().is_none());
+            let (b, h) = HashingBody::new(framed(vec![b"hello".to_vec()]), expect(right));
+            b.collect().await.unwrap();
+            assert_eq!(h.get().unwrap().sha256, Some(right));
         });
     }
 

@@ -43,6 +43,9 @@ pub struct PutOptions {
     pub tags: BTreeMap<String, String>,
     /// MD5 the source vouches for; a mismatch fails the write and removes the object.
     pub expected_md5: Option<Md5Digest>,
+    /// SHA-256 known before the bytes (a first pass over the source); a mismatch fails the
+    /// write and removes the object, as a wrong `expected_md5` does.
+    pub expected_sha256: Option<[u8; 32]>,
     /// Fail with [`SinkErrorKind::AlreadyExists`] instead of replacing an existing object.
     pub create_only: bool,
     /// Told of every multipart upload this write starts and ends (S3), so that one left open

@@ -98,6 +98,7 @@ impl LocalDirSink {
             length: opts.content_length,
             md5: opts.expected_md5,
             sha256: opts.sha256,
+            sha256_expected: opts.expected_sha256,
             ..Default::default()
         };
         let (mut body, handle) = HashingBody::new(body, expect);

@@ -232,7 +232,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
                     r.size.unwrap_or(0)
                 ),
             )),
-            Ok(Some(_)) if v.rehash && r.md5.is_none() => {
+            Ok(Some(_)) if v.rehash && r.md5.is_none() && r.sha256.is_none() => {
                 // Nothing to compare the bytes with: size only, never "verified".
                 unproven += 1;
                 println!(
@@ -241,23 +241,17 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
                 );
                 continue;
             }
-            Ok(Some(_)) if v.rehash => match rehash(sink.as_ref(), &r.key).await {
-                Ok(md5)
-                    if r.md5
-                        .as_deref()
-                        .is_some_and(|m| !m.eq_ignore_ascii_case(&md5)) =>
-                {
-                    Some((
-                        "corrupt",
-                        format!(
-                            "MD5 {md5} in the store, {} in the ledger",
-                            r.md5.as_deref().unwrap_or_default()
-                        ),
-                    ))
+            Ok(Some(_)) if v.rehash => {
+                match archiver::read_digests(sink.as_ref(), &r.key, r.sha256.is_some()).await {
+                    Ok(d) => rehash_problem(
+                        &d.md5_hex(),
+                        d.sha256,
+                        r.md5.as_deref(),
+                        r.sha256.as_deref(),
+                    ),
+                    Err(e) => Some(("corrupt", format!("cannot read it back: {e}"))),
                 }
-                Ok(_) => None,
-                Err(e) => Some(("corrupt", format!("cannot read it back: {e}"))),
-            },
+            }
             Ok(Some(_)) => None,
         };
         match problem {
@@ -582,9 +576,27 @@ async fn verify_chain(
     Ok(ExitCode::from(code))
 }
 
-/// Reads an object back through the hashing body and returns its MD5 hex.
-pub(crate) async fn rehash(sink: &dyn ObjectSink, key: &str) -> Result<String, String> {
-    archiver::read_digests(sink, key, false)
-        .await
-        .map(|d| d.md5_hex())
+/// What the bytes read back (their MD5 and SHA-256) say against the digests the ledger
+/// holds: every digest it holds must match (the SHA-256 too: MD5 alone can be forged by
+/// collision).
+fn rehash_problem(
+    ours: &str,
+    our_sha256: Option<[u8; 32]>,
+    md5: Option<&str>,
+    sha256: Option<&str>,
+) -> Option<(&'static str, String)> {
+    if let Some(m) = md5.filter(|m| !m.eq_ignore_ascii_case(ours)) {
+        return Some(("corrupt", format!("MD5 {ours} in the store, {m} in the ledger")));
+    }
+    let got = our_sha256.map(hex::encode);
+    match sha256 {
+        Some(want) if got.as_deref().is_none_or(|g| !g.eq_ignore_ascii_case(want)) => Some((
+            "corrupt",
+            format!(
+                "SHA-256 {} in the store, {want} in the ledger",
+                got.unwrap_or_default()
+            ),
+        )),
+        _ => None,
+    }
 }

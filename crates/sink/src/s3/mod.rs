@@ -357,6 +357,7 @@ impl S3Sink {
             length: Some(len),
             md5: opts.expected_md5,
             sha256: opts.sha256,
+            sha256_expected: opts.expected_sha256,
             crc32c: false,
         };
         let (hashing, handle) = HashingBody::new(body, expect);
@@ -408,7 +409,8 @@ impl S3Sink {
             (len == 0).then(|| Digests {
                 length: 0,
                 md5: Md5Digest::of(b""),
-                sha256: opts.sha256.then(|| integrity::sha256_of(b"")),
+                sha256: (opts.sha256 || opts.expected_sha256.is_some())
+                    .then(|| integrity::sha256_of(b"")),
                 crc32c: None,
             })
         });

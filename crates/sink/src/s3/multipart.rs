@@ -317,6 +317,7 @@ impl S3Sink {
             length: opts.content_length,
             md5: opts.expected_md5,
             sha256: opts.sha256,
+            sha256_expected: opts.expected_sha256,
             crc32c: false,
         };
         let (mut body, handle) = HashingBody::new(body, expect);
