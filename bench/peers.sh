@@ -30,6 +30,8 @@
 # archiver-tuned (also only when named) is genesys-archiver with 16 batch download jobs in
 # flight and a first poll after 250 ms instead of 4 and 1 s; archiver-noindex (also only when
 # named) is genesys-archiver without the chain-of-custody index (no SHA-256 of the bytes);
+# archiver-upfront (only when named) reads each recording once before writing it
+# (--digests-up-front: the digests in the object's metadata);
 # archiver-w32 and boto3-32 (only when named) run 32 workers/threads whatever CONC says;
 # archiver-auto (only when named) is genesys-archiver at its default, adapting worker count.
 # Each tool gets the same list of signed media URLs (`genesys-archiver sim
@@ -124,6 +126,7 @@ tool_cmd() { # tool -> a command line for bash -c, reading the URL list, writing
       --tag-mode disabled --progress never --state $work/state-$B.db $CREATE" ;;
     archiver-tuned) echo "$(tool_cmd genesys-archiver) --batch-parallelism 16 --poll-initial 250ms" ;;
     archiver-noindex) echo "$(tool_cmd genesys-archiver) --no-index" ;;
+    archiver-upfront) echo "$(tool_cmd genesys-archiver) --digests-up-front" ;;
     archiver-w32) CONC=32 tool_cmd genesys-archiver ;;
     archiver-auto) tool_cmd genesys-archiver | sed "s/--workers $CONC //" ;;
     boto3-32) CONC=32 tool_cmd boto3 ;;

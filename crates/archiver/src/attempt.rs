@@ -338,6 +338,8 @@ pub(crate) async fn attempt_once(
         true => Some(read_digests(sh, url, rec).await?),
         false => None,
     };
+    let up_front_len = up_front.map(|(_, _, len)| len);
+    let up_front = up_front.map(|(md5, sha256, _)| (md5, sha256));
     let mut resp = open(sh, url).await?;
     // What the store needs held for this write (a multipart upload's share of the sink's part
     // buffers): waited for with the download let go, not held open and unread meanwhile.
@@ -351,6 +353,15 @@ pub(crate) async fn attempt_once(
             held
         }
     };
+    // The write must give the bytes the first read gave (with `digests_up_front`): the same
+    // length first, then the digests at the end of the stream.
+    if let (Some(read), Some(announced)) = (up_front_len, resp.content_length)
+        && read != announced
+    {
+        return Err(AttemptError::Integrity(format!(
+            "the first read gave {read} bytes but the media response has Content-Length {announced}"
+        )));
+    }
     if let (Some(expected), Some(announced)) = (rec.expected_size, resp.content_length)
         && expected != announced
     {
@@ -404,7 +415,7 @@ pub(crate) async fn attempt_once(
     }
     metadata.extend(crate::facts::facts_metadata(&rec.facts));
     let opts = PutOptions {
-        content_length: resp.content_length.or(rec.expected_size),
+        content_length: resp.content_length.or(rec.expected_size).or(up_front_len),
         content_type,
         metadata,
         tags: tags_for(rec),
@@ -428,16 +439,27 @@ pub(crate) async fn attempt_once(
     }
 }
 
-/// Reads the media of `url` to its end without keeping any of it, for the MD5 and SHA-256
-/// of its bytes (`digests_up_front`).
+/// Reads the media of `url` to its end without keeping any of it, for the MD5, SHA-256 and
+/// length of its bytes (`digests_up_front`); an MD5 the source vouches for (its listing's, or
+/// the media ETag with `verify_source_etag`) is checked already here.
 async fn read_digests(
     sh: &Shared,
     url: &MediaUrl,
     rec: &DiscoveredRecording,
-) -> Result<(Md5Digest, [u8; 32]), AttemptError> {
+) -> Result<(Md5Digest, [u8; 32], u64), AttemptError> {
     let resp = open(sh, url).await?;
+    let etag_md5 = sh
+        .cfg
+        .verify_source_etag
+        .then(|| resp.etag.as_deref().and_then(Md5Digest::from_hex))
+        .flatten();
     let expect = Expectations {
         length: resp.content_length.or(rec.expected_size),
+        md5: rec
+            .expected_md5
+            .as_deref()
+            .and_then(Md5Digest::from_hex)
+            .or(etag_md5),
         sha256: true,
         ..Expectations::default()
     };
@@ -455,8 +477,9 @@ async fn read_digests(
         Some(Digests {
             md5,
             sha256: Some(sha256),
+            length,
             ..
-        }) => Ok((md5, sha256)),
+        }) => Ok((md5, sha256, length)),
         _ => Err(AttemptError::Temporary(
             "first read for the digests: the body ended without its digests".into(),
         )),

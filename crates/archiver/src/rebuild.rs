@@ -207,6 +207,15 @@ fn agree(
 ) -> Result<Option<String>, String> {
     let declared = declared.map(|d| d.to_ascii_lowercase());
     let stored = stored.map(|s| s.to_ascii_lowercase());
+    let hex_len = if what == "MD5" { 32 } else { 64 };
+    for (whose, d) in [("its metadata", &declared), ("the store", &stored)] {
+        if let Some(d) = d
+            .as_ref()
+            .filter(|d| d.len() != hex_len || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!("{whose} gives {what} {d:?}, which is not one"));
+        }
+    }
     match (&declared, &stored) {
         (Some(d), Some(s)) if d != s => Err(format!(
             "the store keeps {what} {s} for it, its metadata says {d}"

@@ -24,7 +24,8 @@ pub(crate) struct VerifyArgs {
     to: Option<String>,
     #[command(flatten)]
     tz: TzArg,
-    /// Read every object back and compare its MD5 with the ledger's (slow; reads all bytes).
+    /// Read every object back and compare its MD5 and SHA-256 with the ledger's (slow; reads
+    /// all bytes).
     #[arg(long)]
     rehash: bool,
     /// Also list the store and report objects under the key prefix the ledger does not know.
@@ -586,7 +587,10 @@ fn rehash_problem(
     sha256: Option<&str>,
 ) -> Option<(&'static str, String)> {
     if let Some(m) = md5.filter(|m| !m.eq_ignore_ascii_case(ours)) {
-        return Some(("corrupt", format!("MD5 {ours} in the store, {m} in the ledger")));
+        return Some((
+            "corrupt",
+            format!("MD5 {ours} in the store, {m} in the ledger"),
+        ));
     }
     let got = our_sha256.map(hex::encode);
     match sha256 {

@@ -290,6 +290,16 @@ impl S3Sink {
             (_, Some(409)) => SinkErrorKind::Conflict,
             // The store gave up waiting for a stalled body: the stream, not the request, failed.
             (_, Some(400)) if e.code() == Some("RequestTimeout") => SinkErrorKind::StoreTemporary,
+            // The store refused the bytes for their digest (Content-MD5, a flexible checksum,
+            // the signed payload hash): an integrity failure, retried as one.
+            (_, Some(400))
+                if matches!(
+                    e.code(),
+                    Some("BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch")
+                ) =>
+            {
+                SinkErrorKind::Verification
+            }
             (_, Some(s)) if s == 429 || s >= 500 => SinkErrorKind::StoreTemporary,
             (SdkError::ServiceError(_), Some(_)) => SinkErrorKind::StorePermanent,
             (SdkError::ConstructionFailure(_), _) => SinkErrorKind::Invalid,
