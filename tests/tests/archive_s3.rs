@@ -9,7 +9,6 @@ use archiver::{ArchiverConfig, KeyTemplate, archive};
 use e2e::{Server, fresh_sink};
 use genesys_media::DiscoveryQuery;
 use genesys_sim::{Fault, FaultSpec, SimConfig, SimHandle, Simulator};
-use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use sink::ObjectSink;
 use test_support::{sim_client, sim_recording};
@@ -92,14 +91,7 @@ async fn archive_into(server: Server) {
         assert_eq!(head.size, r.size);
         assert_eq!(head.content_type.as_deref(), Some(r.native_content_type()));
         assert_eq!(head.metadata.get("recording-id"), Some(&r.id));
-        let bytes = dyn_sink
-            .get(&key)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes();
+        let bytes = test_support::object_bytes(dyn_sink.as_ref(), &key).await;
         assert_eq!(
             <[u8; 16]>::from(Md5::digest(&bytes)),
             s.expected_md5(i),

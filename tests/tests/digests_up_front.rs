@@ -6,7 +6,6 @@
 
 use e2e::{Server, archiver_command, fresh_sink, output_of as run, output_text as text};
 use futures::StreamExt;
-use http_body_util::BodyExt;
 use sink::{ObjectSink, PutOptions};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,14 +37,7 @@ async fn digests_up_front_survive_a_lost_ledger_on_s3() {
     assert_eq!(keys.len(), n, "{keys:?}");
     for key in &keys {
         let meta = store.head(key).await.unwrap().unwrap();
-        let bytes = store
-            .get(key)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes();
+        let bytes = test_support::object_bytes(&store, key).await;
         assert_eq!(
             meta.metadata.get("md5"),
             Some(&sink::Md5Digest::of(&bytes).to_hex()),
@@ -76,15 +68,7 @@ async fn digests_up_front_survive_a_lost_ledger_on_s3() {
     // from the metadata can tell, and it does.
     let key = &keys[0];
     let meta = store.head(key).await.unwrap().unwrap();
-    let mut bytes = store
-        .get(key)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let mut bytes = test_support::object_bytes(&store, key).await;
     bytes[100] ^= 0x01;
     let mut metadata = meta.metadata.clone();
     metadata.remove(sink::ATTEMPT_KEY);
@@ -164,14 +148,7 @@ async fn a_write_that_reads_other_bytes_than_the_first_read_is_refused_and_retri
                 .into_iter()
                 .find(|k| k.contains(&rec.id))
                 .unwrap();
-            let bytes = store
-                .get(&key)
-                .await
-                .unwrap()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes();
+            let bytes = test_support::object_bytes(&store, &key).await;
             assert_eq!(sink::Md5Digest::of(&bytes).to_hex(), right, "{target}");
             let meta = store.head(&key).await.unwrap().unwrap();
             assert_eq!(meta.metadata.get("md5"), Some(&right), "{target}");

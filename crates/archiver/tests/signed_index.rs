@@ -8,21 +8,13 @@ use archiver::{ArchiverConfig, IndexSigner, Ledger, archive};
 use chrono::Utc;
 use genesys_media::DiscoveryQuery;
 use genesys_sim::{SimConfig, Simulator};
-use http_body_util::BodyExt;
 use sink::{LocalDirSink, ObjectSink, PutOptions, full_body};
 use test_support::sim_client;
 
 const PREFIX: &str = archiver::DEFAULT_INDEX_PREFIX;
 
 async fn read(sink: &dyn ObjectSink, key: &str) -> Vec<u8> {
-    sink.get(key)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec()
+    test_support::object_bytes(sink, key).await
 }
 
 async fn put(sink: &dyn ObjectSink, key: &str, bytes: Vec<u8>) {

@@ -14,6 +14,20 @@ use genesys_media::{
 };
 use genesys_sim::SimHandle;
 
+/// The whole object under `key`, read back from `sink` into memory.
+///
+/// # Panics
+/// If it cannot be read; this is a test helper.
+pub async fn object_bytes(sink: &dyn sink::ObjectSink, key: &str) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let body = sink.get(key).await.expect("object to read back");
+    body.collect()
+        .await
+        .expect("object body")
+        .to_bytes()
+        .to_vec()
+}
+
 /// A client for the simulator `sim`: its base URL and client credentials, media URLs on
 /// loopback allowed (the simulator serves them from 127.0.0.1), everything else at the
 /// defaults until `tweak` changes it (poll intervals, retry delays, ...).
