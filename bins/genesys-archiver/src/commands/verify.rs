@@ -124,45 +124,7 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         .clone()
         .unwrap_or_else(|| archiver::DEFAULT_INDEX_PREFIX.to_string());
     if v.chain {
-        // The ledger, when there is one, adds its record of each part; the chain needs only
-        // the store (and, to be proven against a bucket writer, the public key).
-        let location = v.state.location(file);
-        let local_missing =
-            !location.starts_with("postgres") && !std::path::Path::new(&location).exists();
-        let ledger = if local_missing || v.from_store {
-            None
-        } else {
-            Some(v.state.open_shared(file).await?)
-        };
-        let keys = v
-            .public_key
-            .iter()
-            .map(|p| super::index::load_verifier(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut expect = v
-            .expect_head
-            .iter()
-            .map(|e| parse_expect(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(value) = &v.anchor {
-            let anchor = super::index::anchor_from(value, "--anchor", &settings).await?;
-            let records = anchor.read().await.map_err(|e| config_err(e.to_string()))?;
-            if records.is_empty() {
-                return Err(config_err(format!(
-                    "--anchor {value}: holds no anchor (nothing to check against)"
-                )));
-            }
-            expect.extend(records.into_iter().map(|r| (r.seq, r.sha256)));
-        }
-        return verify_chain(
-            sink.as_ref(),
-            &index_prefix,
-            ledger.as_ref(),
-            &keys,
-            &expect,
-            v.json,
-        )
-        .await;
+        return run_chain(&v, file, sink.as_ref(), &settings, &index_prefix).await;
     }
     if v.inventory {
         let ledger = v.state.open_shared(file).await?;
@@ -295,81 +257,9 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
         let (Some(from), Some(to)) = (from, to) else {
             return Err(config_err("--against-source needs --from and --to"));
         };
-        let source = v.source.resolve(file)?;
-        let client = settings::connect_source(&source).await?;
-        let mut query = DiscoveryQuery::interval(from, to);
-        query.media_types = source.media_types.clone();
-        let mut listed = std::pin::pin!(client.discover(query));
-        while let Some(item) = listed.next().await {
-            let item = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
-            let rec = match item {
-                genesys_media::Discovered::Recording(r) => r,
-                genesys_media::Discovered::Pending(p) => {
-                    pending += 1;
-                    println!(
-                        "pending: conversation {}{} is not ready at the source: {}",
-                        p.conversation_id,
-                        p.recording_id
-                            .map(|r| format!(" recording {r}"))
-                            .unwrap_or_default(),
-                        p.reason
-                    );
-                    continue;
-                }
-                genesys_media::Discovered::NotDiscoverable(span) => {
-                    not_discoverable += 1;
-                    println!(
-                        "not discoverable: {} to {}: {}",
-                        span.start.to_rfc3339(),
-                        span.end.to_rfc3339(),
-                        span.reason
-                    );
-                    continue;
-                }
-                genesys_media::Discovered::Unresolved {
-                    conversation_id,
-                    reason,
-                } => {
-                    missing += 1;
-                    println!("missing: conversation {conversation_id}: {reason}");
-                    continue;
-                }
-                // Not produced here: this listing has no memory of conversations.
-                genesys_media::Discovered::Known { .. } => continue,
-            };
-            if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
-                unavailable += 1;
-                println!(
-                    "unavailable: recording {} (conversation {}) at the source: {reason}",
-                    rec.ledger_id(),
-                    rec.conversation_id
-                );
-                continue;
-            }
-            let entry = ledger
-                .entry(&rec.ledger_id())
-                .await
-                .map_err(|e| config_err(e.to_string()))?;
-            match entry {
-                Some(e) if e.status == RecordStatus::Archived => {}
-                other => {
-                    missing += 1;
-                    let why = match other {
-                        Some(e) => format!(
-                            "the ledger has it as {}{}",
-                            e.status,
-                            e.last_error.map(|m| format!(": {m}")).unwrap_or_default()
-                        ),
-                        None => "the ledger does not know it".to_string(),
-                    };
-                    println!(
-                        "missing: recording {} (conversation {}) listed by the source is not archived; {why}",
-                        rec.ledger_id(),
-                        rec.conversation_id
-                    );
-                }
-            }
-        }
+        let c = check_against_source(&v, file, from, to, ledger).await?;
+        missing += c.missing;
+        (unavailable, pending, not_discoverable) = (c.unavailable, c.pending, c.not_discoverable);
     }
     let mut extra = 0u64;
     if v.extra {
@@ -426,6 +316,144 @@ pub(crate) async fn run_verify(v: VerifyArgs, file: &FileConfig) -> Result<ExitC
             ExitCode::SUCCESS
         },
     )
+}
+
+/// `verify --chain`: the ledger, when there is one, adds its record of each part; the chain
+/// needs only the store (and, to be proven against a bucket writer, the public key).
+async fn run_chain(
+    v: &VerifyArgs,
+    file: &FileConfig,
+    sink: &dyn ObjectSink,
+    settings: &settings::StoreSettings,
+    index_prefix: &str,
+) -> Result<ExitCode, ConfigError> {
+    let location = v.state.location(file);
+    let local_missing =
+        !location.starts_with("postgres") && !std::path::Path::new(&location).exists();
+    let ledger = if local_missing || v.from_store {
+        None
+    } else {
+        Some(v.state.open_shared(file).await?)
+    };
+    let keys = v
+        .public_key
+        .iter()
+        .map(|p| super::index::load_verifier(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut expect = v
+        .expect_head
+        .iter()
+        .map(|e| parse_expect(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(value) = &v.anchor {
+        let anchor = super::index::anchor_from(value, "--anchor", settings).await?;
+        let records = anchor.read().await.map_err(|e| config_err(e.to_string()))?;
+        if records.is_empty() {
+            return Err(config_err(format!(
+                "--anchor {value}: holds no anchor (nothing to check against)"
+            )));
+        }
+        expect.extend(records.into_iter().map(|r| (r.seq, r.sha256)));
+    }
+    verify_chain(sink, index_prefix, ledger.as_ref(), &keys, &expect, v.json).await
+}
+
+/// What `--against-source` found: recordings the source lists that are not archived, and
+/// what the source could not give.
+#[derive(Default)]
+struct SourceCheck {
+    missing: u64,
+    unavailable: u64,
+    pending: u64,
+    not_discoverable: u64,
+}
+
+/// `verify --against-source`: lists the interval at the source and checks each recording
+/// against the ledger, printing each finding.
+async fn check_against_source(
+    v: &VerifyArgs,
+    file: &FileConfig,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    ledger: &archiver::Ledger,
+) -> Result<SourceCheck, ConfigError> {
+    let mut found = SourceCheck::default();
+    let source = v.source.resolve(file)?;
+    let client = settings::connect_source(&source).await?;
+    let mut query = DiscoveryQuery::interval(from, to);
+    query.media_types = source.media_types.clone();
+    let mut listed = std::pin::pin!(client.discover(query));
+    while let Some(item) = listed.next().await {
+        let item = item.map_err(|e| config_err(format!("asking the source: {e}")))?;
+        let rec = match item {
+            genesys_media::Discovered::Recording(r) => r,
+            genesys_media::Discovered::Pending(p) => {
+                found.pending += 1;
+                println!(
+                    "pending: conversation {}{} is not ready at the source: {}",
+                    p.conversation_id,
+                    p.recording_id
+                        .map(|r| format!(" recording {r}"))
+                        .unwrap_or_default(),
+                    p.reason
+                );
+                continue;
+            }
+            genesys_media::Discovered::NotDiscoverable(span) => {
+                found.not_discoverable += 1;
+                println!(
+                    "not discoverable: {} to {}: {}",
+                    span.start.to_rfc3339(),
+                    span.end.to_rfc3339(),
+                    span.reason
+                );
+                continue;
+            }
+            genesys_media::Discovered::Unresolved {
+                conversation_id,
+                reason,
+            } => {
+                found.missing += 1;
+                println!("missing: conversation {conversation_id}: {reason}");
+                continue;
+            }
+            // Not produced here: this listing has no memory of conversations.
+            genesys_media::Discovered::Known { .. } => continue,
+        };
+        if let genesys_media::MediaAvailability::Unavailable(reason) = &rec.media {
+            found.unavailable += 1;
+            println!(
+                "unavailable: recording {} (conversation {}) at the source: {reason}",
+                rec.ledger_id(),
+                rec.conversation_id
+            );
+            continue;
+        }
+        let entry = ledger
+            .entry(&rec.ledger_id())
+            .await
+            .map_err(|e| config_err(e.to_string()))?;
+        match entry {
+            Some(e) if e.status == RecordStatus::Archived => {}
+            other => {
+                found.missing += 1;
+                let why = match other {
+                    Some(e) => format!(
+                        "the ledger has it as {}{}",
+                        e.status,
+                        e.last_error.map(|m| format!(": {m}")).unwrap_or_default()
+                    ),
+                    None => "the ledger does not know it".to_string(),
+                };
+                println!(
+                    "missing: recording {} (conversation {}) listed by the source is not archived; {why}",
+                    rec.ledger_id(),
+                    rec.conversation_id
+                );
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What is wrong with a released recording's object, if anything: missing, another size,
