@@ -186,6 +186,49 @@ pub enum ReleaseError {
 pub(crate) const RELEASE_LEASE: &str = "release";
 /// How long the lease lasts unless renewed (it is renewed before each delete date).
 pub(crate) const LEASE_FOR: Duration = Duration::from_secs(300);
+
+/// Paces the writes at the source of a release or an undo (`per_minute`) and keeps the
+/// release lease while they go: renewed when a third of it has passed.
+pub(crate) struct LeaseKeeper {
+    per_minute: u32,
+    /// Made at the first write: an interval's first tick is at once, and one made early would
+    /// let a second write through at once after a long look at the ledger.
+    pace: Option<tokio::time::Interval>,
+    renewed: tokio::time::Instant,
+}
+
+impl LeaseKeeper {
+    /// A keeper of the lease just taken, pacing `per_minute` writes.
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1),
+            pace: None,
+            renewed: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits for the next write's turn and renews the lease when due; false when the lease
+    /// was lost (another run holds it now).
+    pub(crate) async fn next(&mut self, ledger: &Ledger, owner: &str) -> Result<bool, LedgerError> {
+        let per_minute = self.per_minute;
+        let pace = self.pace.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(Duration::from_secs(60) / per_minute);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        pace.tick().await;
+        if self.renewed.elapsed() >= LEASE_FOR / 3 {
+            if !ledger
+                .take_listing(RELEASE_LEASE, owner, LEASE_FOR, Duration::ZERO)
+                .await?
+            {
+                return Ok(false);
+            }
+            self.renewed = tokio::time::Instant::now();
+        }
+        Ok(true)
+    }
+}
 /// The longest grace, lock or keep-for taken (dates beyond are refused, not overflowed).
 pub(crate) const MAX_SPAN: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 
@@ -259,9 +302,8 @@ pub async fn release(
         end_before: now - chrono_of(settle),
         undone,
         earlier,
-        pace: None,
+        lease: LeaseKeeper::new(policy.per_minute),
         started: tokio::time::Instant::now(),
-        renewed: tokio::time::Instant::now(),
     };
     let outcome = run.pages().await;
     if policy.execute {
@@ -343,10 +385,9 @@ struct Run<'a> {
     undone: HashSet<String>,
     /// Source recordings with a release recorded (some file released or intended).
     earlier: HashSet<String>,
-    pace: Option<tokio::time::Interval>,
+    /// Paces the writes at the source and keeps the release lease.
+    lease: LeaseKeeper,
     started: tokio::time::Instant,
-    /// When the release lease was last renewed.
-    renewed: tokio::time::Instant,
 }
 
 impl Run<'_> {
@@ -515,23 +556,9 @@ impl Run<'_> {
     /// grace) at the source, and confirms it.
     /// False when the run must stop (its lease was lost).
     async fn execute(&mut self, rid: &str, files: Vec<Proven>) -> Result<bool, ReleaseError> {
-        let per_minute = self.policy.per_minute.max(1);
-        let pace = self.pace.get_or_insert_with(|| {
-            let mut i = tokio::time::interval(Duration::from_secs(60) / per_minute);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        pace.tick().await;
-        if self.renewed.elapsed() >= LEASE_FOR / 3 {
-            if !self
-                .ledger
-                .take_listing(RELEASE_LEASE, &self.policy.owner, LEASE_FOR, Duration::ZERO)
-                .await?
-            {
-                self.report.lease_lost = true;
-                return Ok(false);
-            }
-            self.renewed = tokio::time::Instant::now();
+        if !self.lease.next(self.ledger, &self.policy.owner).await? {
+            self.report.lease_lost = true;
+            return Ok(false);
         }
         let delete_date = self.client.now() + chrono_of(self.policy.grace);
         let date = genesys_media::api_date(delete_date);

@@ -10,7 +10,8 @@ use ledger::{Ledger, ReleaseState};
 use sink::ObjectSink;
 
 use crate::release::{
-    LEASE_FOR, MAX_SPAN, MIN_GRACE, RELEASE_LEASE, ReleaseError, ReleasePolicy, release, source_id,
+    LEASE_FOR, LeaseKeeper, MAX_SPAN, MIN_GRACE, RELEASE_LEASE, ReleaseError, ReleasePolicy,
+    release, source_id,
 };
 
 /// The daemon's release after a poll: one [`release`] run bounded by the policy's limit and
@@ -155,19 +156,10 @@ async fn undo_groups(
         delete_date: genesys_media::api_date(client.now() + keep),
         ..UndoReport::default()
     };
-    let mut pace = tokio::time::interval(Duration::from_secs(60) / per_minute.max(1));
-    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut renewed = tokio::time::Instant::now();
+    let mut lease = LeaseKeeper::new(per_minute);
     for ((conv, rid), rows) in groups {
-        pace.tick().await;
-        if renewed.elapsed() >= LEASE_FOR / 3 {
-            if !ledger
-                .take_listing(RELEASE_LEASE, owner, LEASE_FOR, Duration::ZERO)
-                .await?
-            {
-                return Err(ReleaseError::Busy);
-            }
-            renewed = tokio::time::Instant::now();
+        if !lease.next(ledger, owner).await? {
+            return Err(ReleaseError::Busy);
         }
         let date = client.now() + keep;
         let text = genesys_media::api_date(date);
