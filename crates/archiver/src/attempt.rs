@@ -9,7 +9,7 @@ use genesys_media::{
     DiscoveredRecording, ErrorClass, MediaAvailability, MediaResponse, MediaUrl, Wait,
 };
 use http_body_util::BodyExt;
-use integrity::{BoxError, Digests, Expectations, HashingBody, Md5Digest};
+use integrity::{BoxError, Digests, Expectations, Md5Digest};
 use sink::{PutOptions, Readiness, SinkError, SinkErrorKind};
 
 use crate::adopt::{Proof, check_existing};
@@ -338,8 +338,6 @@ pub(crate) async fn attempt_once(
         true => Some(read_digests(sh, url, rec).await?),
         false => None,
     };
-    let up_front_len = up_front.map(|(_, _, len)| len);
-    let up_front = up_front.map(|(md5, sha256, _)| (md5, sha256));
     let mut resp = open(sh, url).await?;
     // What the store needs held for this write (a multipart upload's share of the sink's part
     // buffers): waited for with the download let go, not held open and unread meanwhile.
@@ -355,7 +353,8 @@ pub(crate) async fn attempt_once(
     };
     // The write must give the bytes the first read gave (with `digests_up_front`): the same
     // length first, then the digests at the end of the stream.
-    if let (Some(read), Some(announced)) = (up_front_len, resp.content_length)
+    if let (Some(read), Some(announced)) =
+        (up_front.as_ref().map(|d| d.length), resp.content_length)
         && read != announced
     {
         return Err(AttemptError::Integrity(format!(
@@ -369,24 +368,14 @@ pub(crate) async fn attempt_once(
             "the source announced {expected} bytes but the media response has Content-Length {announced}"
         )));
     }
-    let mut expected_md5 = rec.expected_md5.as_deref().and_then(Md5Digest::from_hex);
-    if sh.cfg.verify_source_etag
-        && let Some(etag_md5) = resp.etag.as_deref().and_then(Md5Digest::from_hex)
-    {
-        if expected_md5.is_some_and(|m| m != etag_md5) {
-            return Err(AttemptError::Integrity(
-                "the source's MD5 and its media ETag disagree".into(),
-            ));
-        }
-        expected_md5 = Some(etag_md5);
-    }
-    if let Some((md5, _)) = up_front {
-        if expected_md5.is_some_and(|m| m != md5) {
+    let mut expected_md5 = source_md5(sh, rec, &resp)?;
+    if let Some(d) = &up_front {
+        if expected_md5.is_some_and(|m| m != d.md5) {
             return Err(AttemptError::Integrity(
                 "the first read's MD5 and the source's disagree".into(),
             ));
         }
-        expected_md5 = Some(md5);
+        expected_md5 = Some(d.md5);
     }
     let content_type = rec.content_type.clone().or(resp.content_type.clone());
     let key_ct = sh
@@ -410,17 +399,20 @@ pub(crate) async fn attempt_once(
     if let Some(m) = expected_md5 {
         metadata.insert("md5".into(), m.to_hex());
     }
-    if let Some((_, sha256)) = up_front {
+    if let Some(sha256) = up_front.as_ref().and_then(|d| d.sha256) {
         metadata.insert("sha256".into(), hex::encode(sha256));
     }
     metadata.extend(crate::facts::facts_metadata(&rec.facts));
     let opts = PutOptions {
-        content_length: resp.content_length.or(rec.expected_size).or(up_front_len),
+        content_length: resp
+            .content_length
+            .or(rec.expected_size)
+            .or(up_front.as_ref().map(|d| d.length)),
         content_type,
         metadata,
         tags: tags_for(rec),
         expected_md5,
-        expected_sha256: up_front.map(|(_, sha256)| sha256),
+        expected_sha256: up_front.and_then(|d| d.sha256),
         create_only,
         sha256: sh.cfg.sha256,
         reservation,
@@ -439,50 +431,46 @@ pub(crate) async fn attempt_once(
     }
 }
 
-/// Reads the media of `url` to its end without keeping any of it, for the MD5, SHA-256 and
-/// length of its bytes (`digests_up_front`); an MD5 the source vouches for (its listing's, or
-/// the media ETag with `verify_source_etag`) is checked already here.
+/// Reads the media of `url` to its end without keeping any of it, for the digests and
+/// length of its bytes (`digests_up_front`; the SHA-256 always); an MD5 the source vouches for
+/// is checked already here.
 async fn read_digests(
     sh: &Shared,
     url: &MediaUrl,
     rec: &DiscoveredRecording,
-) -> Result<(Md5Digest, [u8; 32], u64), AttemptError> {
+) -> Result<Digests, AttemptError> {
     let resp = open(sh, url).await?;
-    let etag_md5 = sh
-        .cfg
-        .verify_source_etag
-        .then(|| resp.etag.as_deref().and_then(Md5Digest::from_hex))
-        .flatten();
     let expect = Expectations {
         length: resp.content_length.or(rec.expected_size),
-        md5: rec
-            .expected_md5
-            .as_deref()
-            .and_then(Md5Digest::from_hex)
-            .or(etag_md5),
+        md5: source_md5(sh, rec, &resp)?,
         sha256: true,
         ..Expectations::default()
     };
-    let (mut body, digests) = HashingBody::new(resp.body, expect);
-    while let Some(frame) = body.frame().await {
-        if let Err(e) = frame {
+    integrity::digest_body(resp.body, expect)
+        .await
+        .map_err(|e| {
             let m = format!("first read for the digests: {e}");
-            return Err(match e.is_verification_failure() {
+            match e.is_verification_failure() {
                 true => AttemptError::Integrity(m),
                 false => AttemptError::Temporary(m),
-            });
-        }
-    }
-    match digests.get() {
-        Some(Digests {
-            md5,
-            sha256: Some(sha256),
-            length,
-            ..
-        }) => Ok((md5, sha256, length)),
-        _ => Err(AttemptError::Temporary(
-            "first read for the digests: the body ended without its digests".into(),
+            }
+        })
+}
+
+/// The MD5 the source vouches for: its listing's, or the media response's ETag with
+/// `verify_source_etag`; both must agree when both are there.
+fn source_md5(
+    sh: &Shared,
+    rec: &DiscoveredRecording,
+    resp: &MediaResponse,
+) -> Result<Option<Md5Digest>, AttemptError> {
+    let listed = rec.expected_md5.as_deref().and_then(Md5Digest::from_hex);
+    let etag = resp.etag.as_deref().and_then(Md5Digest::from_hex);
+    match (listed, etag.filter(|_| sh.cfg.verify_source_etag)) {
+        (Some(l), Some(e)) if l != e => Err(AttemptError::Integrity(
+            "the source's MD5 and its media ETag disagree".into(),
         )),
+        (l, e) => Ok(e.or(l)),
     }
 }
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use genesys_media::ConversationFacts;
 use http_body_util::BodyExt;
-use integrity::{Expectations, HashingBody};
+use integrity::Expectations;
 use serde::{Deserialize, Serialize};
 use sink::{ObjectSink, PutOptions, SinkErrorKind};
 
@@ -455,13 +455,9 @@ pub async fn read_digests(
     } else {
         Expectations::default()
     };
-    let (mut hashing, handle) = HashingBody::new(body, expect);
-    while let Some(frame) = hashing.frame().await {
-        frame.map_err(|e| format!("reading {key}: {e}"))?;
-    }
-    handle
-        .get()
-        .ok_or_else(|| format!("reading {key}: the body ended without digests"))
+    integrity::digest_body(body, expect)
+        .await
+        .map_err(|e| format!("reading {key}: {e}"))
 }
 
 /// The parts under `prefix` in the store, each with its bytes' SHA-256 and its header, or why

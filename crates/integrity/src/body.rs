@@ -52,6 +52,28 @@ impl Expectations {
         self.crc32c = true;
         self
     }
+
+    /// Whether the SHA-256 is computed: asked for, or expected.
+    pub fn computes_sha256(&self) -> bool {
+        self.sha256 || self.sha256_expected.is_some()
+    }
+}
+
+/// Reads `body` to its end through a [`HashingBody`] checking `expect`, keeping none of its
+/// bytes: their digests, or the first failure (of the body itself, or of a check).
+pub async fn digest_body<B>(body: B, expect: Expectations) -> Result<Digests, IntegrityError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let (hashing, handle) = HashingBody::new(body, expect);
+    let mut hashing = std::pin::pin!(hashing);
+    while let Some(frame) = std::future::poll_fn(|cx| hashing.as_mut().poll_frame(cx)).await {
+        frame?;
+    }
+    handle
+        .get()
+        .ok_or_else(|| IntegrityError::Inner("the body ended without its digests".into()))
 }
 
 /// A cloneable handle to the digests of a [`HashingBody`], filled in once the body has
@@ -114,7 +136,7 @@ impl<B> HashingBody<B> {
             inner,
             hashers: Some(Hashers {
                 md5: Md5::new(),
-                sha256: (expect.sha256 || expect.sha256_expected.is_some()).then(Sha256::new),
+                sha256: expect.computes_sha256().then(Sha256::new),
                 crc32c: expect.crc32c.then_some(0),
             }),
             seen: 0,
@@ -423,6 +445,36 @@ mod tests {
             let (b, h) = HashingBody::new(framed(vec![b"hello".to_vec()]), expect(right));
             b.collect().await.unwrap();
             assert_eq!(h.get().unwrap().sha256, Some(right));
+        });
+    }
+
+    #[test]
+    fn digest_body_reads_to_the_end_and_reports_the_first_failure() {
+        rt().block_on(async {
+            let d = digest_body(
+                framed(vec![b"hel".to_vec(), b"lo".to_vec()]),
+                Expectations::default().with_sha256(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(d.md5, Md5Digest::of(b"hello"));
+            assert_eq!(d.sha256, Some(crate::sha256_of(b"hello")));
+            let e = digest_body(
+                framed(vec![b"hello".to_vec()]),
+                Expectations::default().length(6),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    IntegrityError::LengthMismatch {
+                        expected: 6,
+                        actual: 5
+                    }
+                ),
+                "{e}"
+            );
         });
     }
 

@@ -370,6 +370,7 @@ impl S3Sink {
             sha256_expected: opts.expected_sha256,
             crc32c: false,
         };
+        let computes_sha256 = expect.computes_sha256();
         let (hashing, handle) = HashingBody::new(body, expect);
         let capture = CaptureBody {
             inner: hashing,
@@ -419,8 +420,7 @@ impl S3Sink {
             (len == 0).then(|| Digests {
                 length: 0,
                 md5: Md5Digest::of(b""),
-                sha256: (opts.sha256 || opts.expected_sha256.is_some())
-                    .then(|| integrity::sha256_of(b"")),
+                sha256: computes_sha256.then(|| integrity::sha256_of(b"")),
                 crc32c: None,
             })
         });
